@@ -1,0 +1,1 @@
+//! A small dense neural network: training on a GEMM with Adam, and export to ONNX.

@@ -1,0 +1,13 @@
+//! The embedded servers that stand in for a cluster on a laptop. Each one speaks the protocol of
+//! the real system it replaces, so the same client code talks to either:
+//!
+//! - [`s3`]: an S3-compatible object store on a local folder (stands in for MinIO);
+//! - [`registry`]: a Kubeflow Model Registry REST server persisted in SQLite;
+//! - [`model_server`]: a KServe v2 / Open Inference Protocol server running ONNX models
+//!   (stands in for OpenVINO Model Server).
+//!
+//! Notebooks never compile this crate; the `jukebox` binary starts these servers.
+
+pub mod model_server;
+pub mod registry;
+pub mod s3;

@@ -1,0 +1,1 @@
+//! TODO(data): filled in by the issue that adds this stage.

@@ -1,0 +1,1 @@
+//! TODO(display): filled in by the issue that adds this stage.

@@ -1,0 +1,1 @@
+//! TODO(evaluate): filled in by the issue that adds this stage.

@@ -1,0 +1,1 @@
+//! TODO(explore): filled in by the issue that adds this stage.

@@ -1,0 +1,1 @@
+//! TODO(export): filled in by the issue that adds this stage.

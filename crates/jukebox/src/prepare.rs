@@ -1,0 +1,1 @@
+//! TODO(prepare): filled in by the issue that adds this stage.

@@ -1,0 +1,1 @@
+//! TODO(registry): filled in by the issue that adds this stage.

@@ -1,0 +1,1 @@
+//! TODO(request): filled in by the issue that adds this stage.

@@ -1,0 +1,1 @@
+//! TODO(storage): filled in by the issue that adds this stage.

@@ -1,0 +1,1 @@
+//! TODO(train): filled in by the issue that adds this stage.
