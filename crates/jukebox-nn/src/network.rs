@@ -419,6 +419,14 @@ mod tests {
     }
 
     #[test]
+    fn serde_round_trip_keeps_every_weight() {
+        let network = Network::workshop(13, 72, 9);
+        let json = serde_json::to_string(&network).unwrap();
+        let back: Network = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, network);
+    }
+
+    #[test]
     fn glorot_weights_stay_within_the_limit_and_spread_out() {
         let network = Network::workshop(13, 72, 7);
         for layer in network.layers() {
