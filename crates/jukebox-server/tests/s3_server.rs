@@ -1,0 +1,199 @@
+//! The embedded S3 server judged by boto3 (the client OpenShift AI workbenches use): a real
+//! server on 127.0.0.1:0 over a temporary folder, and `tests/peers/s3_peer.py` run with the
+//! workspace venv's Python (override with `JUKEBOX_PYTHON`).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use jukebox_server::s3::{serve, S3Config};
+
+const ACCESS_KEY: &str = "jukebox";
+const SECRET_KEY: &str = "jukebox-secret";
+const BUCKET: &str = "models";
+
+/// A server running on its own runtime; dropped = shut down.
+struct RunningS3 {
+    endpoint: String,
+    root: tempfile::TempDir,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    runtime: tokio::runtime::Runtime,
+    task: Option<tokio::task::JoinHandle<Result<(), jukebox_server::s3::S3Error>>>,
+}
+
+impl RunningS3 {
+    fn start() -> Self {
+        let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+        let root = tempfile::tempdir().unwrap();
+        let listener = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
+        let endpoint = format!("http://{}", listener.local_addr().unwrap());
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let config = S3Config::new(root.path().join("s3"), ACCESS_KEY, SECRET_KEY).with_bucket(BUCKET);
+        let task = runtime.spawn(serve(listener, config, async {
+            let _ = stopped.await;
+        }));
+        Self { endpoint, root, stop: Some(stop), runtime, task: Some(task) }
+    }
+
+    fn data_dir(&self) -> PathBuf {
+        self.root.path().join("s3")
+    }
+
+    /// Runs the boto3 peer with this server's data-connection variables; returns its stdout
+    /// after asserting that it succeeded.
+    fn peer(&self, args: &[&str]) -> String {
+        let output = Command::new(python())
+            .arg(peer_script())
+            .args(args)
+            .env("AWS_S3_ENDPOINT", &self.endpoint)
+            .env("AWS_ACCESS_KEY_ID", ACCESS_KEY)
+            .env("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
+            .env("AWS_DEFAULT_REGION", "us-east-1")
+            .env("AWS_S3_BUCKET", BUCKET)
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run {}: {e}", python().display()));
+        let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(output.status.success(), "s3_peer.py {args:?} failed ({})\nstdout:\n{stdout}\nstderr:\n{stderr}", output.status);
+        stdout
+    }
+}
+
+impl Drop for RunningS3 {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            let result = self.runtime.block_on(task);
+            if !std::thread::panicking() {
+                result.expect("server task panicked").expect("server returned an error");
+            }
+        }
+    }
+}
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).ancestors().nth(2).unwrap().to_path_buf()
+}
+
+fn python() -> PathBuf {
+    let python = std::env::var_os("JUKEBOX_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join(".venv/bin/python"));
+    assert!(
+        python.exists(),
+        "no Python interpreter at {}: create the venv with `python3 -m venv .venv && .venv/bin/pip install -r kernel/requirements-test.txt` (needs boto3) or set JUKEBOX_PYTHON",
+        python.display()
+    );
+    let probe = Command::new(&python).args(["-c", "import boto3"]).output().expect("cannot run Python");
+    assert!(
+        probe.status.success(),
+        "{} cannot import boto3: `{} -m pip install boto3` (listed in kernel/requirements-test.txt)",
+        python.display(),
+        python.display()
+    );
+    python
+}
+
+fn peer_script() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/peers/s3_peer.py")
+}
+
+/// A folder shaped like a trained model: model.onnx plus artifacts, one file big enough for
+/// boto3 to upload in several parts. Returns (relative path, bytes) of every file.
+fn write_model_folder(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    let pseudo_random = |len: usize, seed: u64| -> Vec<u8> {
+        let mut state = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        (0..len)
+            .map(|_| {
+                state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                (state >> 33) as u8
+            })
+            .collect()
+    };
+    let files = vec![
+        ("model.onnx".to_string(), pseudo_random(300_000, 1)),
+        ("artifacts/scaler.json".to_string(), br#"{"features":["tempo"],"min":[0.0],"max":[250.0]}"#.to_vec()),
+        ("artifacts/label_encoder.json".to_string(), br#"{"classes":["AE","AR"]}"#.to_vec()),
+        ("artifacts/metrics.json".to_string(), br#"{"accuracy":0.34}"#.to_vec()),
+        ("artifacts/big/weights.bin".to_string(), pseudo_random(6 * 1024 * 1024 + 123, 2)),
+        ("artifacts/empty.txt".to_string(), Vec::new()),
+    ];
+    for (relative, bytes) in &files {
+        let path = dir.join(relative);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, bytes).unwrap();
+    }
+    files
+}
+
+fn md5_hex(bytes: &[u8]) -> String {
+    use s3s::crypto::{Checksum, Md5};
+    Md5::checksum(bytes).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[test]
+fn boto3_uploads_lists_and_downloads_every_object_byte_for_byte() {
+    let server = RunningS3::start();
+    let work = tempfile::tempdir().unwrap();
+    let source = work.path().join("jukebox/1");
+    let files = write_model_folder(&source);
+
+    let upload = server.peer(&["upload-tree", source.to_str().unwrap(), "models/jukebox/1/"]);
+    assert!(upload.contains("ok: uploaded 6 files"), "{upload}");
+
+    let fetched = work.path().join("fetched");
+    let listing = server.peer(&["fetch-tree", "models/jukebox/1/", fetched.to_str().unwrap()]);
+    assert!(listing.contains("ok: fetched 6 objects"), "{listing}");
+    for (relative, bytes) in &files {
+        let got = std::fs::read(fetched.join(relative)).unwrap_or_else(|e| panic!("{relative} not downloaded: {e}"));
+        assert!(got == *bytes, "{relative}: downloaded bytes differ from the uploaded ones");
+        // Single-part uploads carry the MD5 as ETag; the multipart one carries `<md5>-<parts>`.
+        let line = listing.lines().find(|l| l.starts_with(&format!("object models/jukebox/1/{relative} "))).unwrap();
+        let etag = line.rsplit(' ').next().unwrap();
+        if bytes.len() < 1024 * 1024 {
+            assert_eq!(etag, md5_hex(bytes), "{relative}: ETag is not the MD5 of the content");
+        } else {
+            assert!(etag.ends_with("-2"), "{relative}: expected a two-part ETag, got {etag}");
+        }
+    }
+    // The objects are plain files under the data folder (what `jukebox up` users will look at).
+    assert_eq!(std::fs::read(server.data_dir().join("models/models/jukebox/1/model.onnx")).unwrap(), files[0].1);
+}
+
+#[test]
+fn wrong_credentials_are_refused_and_store_nothing() {
+    let server = RunningS3::start();
+    let out = server.peer(&["wrong-credentials"]);
+    assert_eq!(out.matches("refused: 403").count(), 3, "{out}");
+    assert!(!server.data_dir().join("models/intruder").exists(), "a refused upload reached the disk");
+}
+
+#[test]
+fn a_cut_off_or_corrupted_upload_never_becomes_visible() {
+    let server = RunningS3::start();
+    let out = server.peer(&["truncated-put"]);
+    assert!(out.contains("ok: half/cut-off.bin is neither listed nor readable"), "{out}");
+    assert!(out.contains("ok: half/bad-digest.bin is neither listed nor readable"), "{out}");
+    assert!(out.contains("ok: the server still accepts whole uploads"), "{out}");
+    let objects: Vec<_> = std::fs::read_dir(server.data_dir().join("models/half"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    assert_eq!(objects, vec!["whole.bin".to_string()]);
+    // No temporary file is left behind by the failed uploads.
+    let leftovers: Vec<_> = std::fs::read_dir(server.data_dir())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|name| name.starts_with(".tmp."))
+        .collect();
+    assert!(leftovers.is_empty(), "temporary files left: {leftovers:?}");
+}
+
+#[test]
+fn a_bucket_name_that_s3_forbids_is_refused_at_start() {
+    let root = tempfile::tempdir().unwrap();
+    let config = S3Config::new(root.path(), ACCESS_KEY, SECRET_KEY).with_bucket("Not_A_Bucket");
+    let error = jukebox_server::s3::service(&config).err().expect("an invalid bucket name was accepted");
+    assert!(error.to_string().contains("Not_A_Bucket"), "{error}");
+}
