@@ -1,0 +1,556 @@
+//! A KServe v2 / Open Inference Protocol model server for ONNX models: the laptop stand-in for
+//! OpenVINO Model Server behind KServe on OpenShift AI.
+//!
+//! **Model repository.** A folder laid out as OVMS and Triton expect,
+//! `<repository>/<model name>/<integer version>/model.onnx`. Every version is loaded at start;
+//! requests without a version go to the highest one. Other files and folders are ignored.
+//!
+//! **Routes.**
+//!
+//! | method | path | answer |
+//! |---|---|---|
+//! | GET | `/v2` | server metadata |
+//! | GET | `/v2/health/live`, `/v2/health/ready` | 200 once serving |
+//! | GET | `/v2/models/{name}[/versions/{v}]` | model metadata (inputs, outputs, versions) |
+//! | GET | `/v2/models/{name}[/versions/{v}]/ready` | 200 if loaded, 404 otherwise |
+//! | POST | `/v2/models/{name}[/versions/{v}]/infer` | run the model |
+//!
+//! Inference takes JSON tensors (row-major `data`, flat or nested), any batch size, an optional
+//! `outputs` selection, echoes the request `id`, and supports the binary tensor data extension
+//! that `tritonclient` uses by default (see [`jukebox_protocol::inference`]).
+//!
+//! **Errors** are `{"error": "..."}`: 400 for a bad request or tensor (the message names the
+//! tensor), 401 for a missing or wrong bearer token when one is configured (health routes stay
+//! open so probes work), 404 for an unknown model, version or route, 413 for a body over the
+//! configured limit, 500 if ONNX Runtime itself fails. One bad request never stops the server.
+//!
+//! **Speed.** The workshop model runs in tens of microseconds, less than a thread hand-off, so
+//! inference runs inline on the async worker that parsed the request; each model keeps one ONNX
+//! Runtime session per core ([`jukebox_runtime::OnnxModel`]) so workers do not queue on one.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), jukebox_server::model_server::ModelServerError> {
+//! use jukebox_server::model_server::{serve, ModelServerConfig};
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:8000").await?;
+//! serve(listener, ModelServerConfig::new("models"), async {
+//!     tokio::signal::ctrl_c().await.ok();
+//! })
+//! .await
+//! # }
+//! ```
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, Path as UrlPath, Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::serve::ListenerExt;
+use axum::{Json, Router};
+use jukebox_protocol::inference::{
+    ErrorResponse, InferOutput, InferRequest, InferResponse, ModelMetadata, Parameters, ServerMetadata, TensorData,
+    TensorMetadata, HEADER_INFERENCE_CONTENT_LENGTH, PARAM_BINARY_DATA_SIZE, PLATFORM_ONNX,
+};
+use jukebox_runtime::{InputTensor, OnnxModel, RuntimeError};
+
+/// Default request body limit: far above any realistic batch of songs (a 10,000-song JSON
+/// batch is about 2 MB), low enough that a runaway client cannot exhaust memory.
+pub const DEFAULT_MAX_BODY_BYTES: usize = 32 * 1024 * 1024;
+
+/// Environment variable holding the bearer token when none is given in the config.
+pub const TOKEN_ENV: &str = "JUKEBOX_MODEL_TOKEN";
+
+/// Everything the model server can fail with, mapped once to an HTTP status in
+/// [`IntoResponse`].
+#[derive(Debug, thiserror::Error)]
+pub enum ModelServerError {
+    #[error("model repository {path}: {message}")]
+    Repository { path: PathBuf, message: String },
+    #[error("loading model '{name}' version {version}: {source}")]
+    Load { name: String, version: u64, source: RuntimeError },
+    #[error("unknown model '{name}'; this server has: {known}")]
+    UnknownModel { name: String, known: String },
+    #[error("model '{name}' has no version '{version}'; it has: {known}")]
+    UnknownVersion { name: String, version: String, known: String },
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("{0}")]
+    Tensor(RuntimeError),
+    #[error("request body is larger than the limit of {limit} bytes")]
+    BodyTooLarge { limit: usize },
+    #[error("missing or wrong bearer token (send `Authorization: Bearer <token>`)")]
+    Unauthorized,
+    #[error("no route for {method} {path}")]
+    NoRoute { method: String, path: String },
+    #[error("server I/O: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+impl ModelServerError {
+    /// The HTTP status this error answers with.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::UnknownModel { .. } | Self::UnknownVersion { .. } | Self::NoRoute { .. } => StatusCode::NOT_FOUND,
+            Self::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Self::Tensor(e) if e.is_input_error() => StatusCode::BAD_REQUEST,
+            Self::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::Unauthorized => StatusCode::UNAUTHORIZED,
+            Self::Tensor(_) | Self::Repository { .. } | Self::Load { .. } | Self::Io(_) => {
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
+        }
+    }
+}
+
+impl IntoResponse for ModelServerError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        let mut response = (status, Json(ErrorResponse { error: self.to_string() })).into_response();
+        if status == StatusCode::UNAUTHORIZED {
+            response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        response
+    }
+}
+
+/// How to run the model server.
+#[derive(Debug, Clone)]
+pub struct ModelServerConfig {
+    /// Folder holding `<name>/<version>/model.onnx`.
+    pub repository: PathBuf,
+    /// Bearer token required on every route except health; `None` = open.
+    pub token: Option<String>,
+    /// Larger request bodies answer 413.
+    pub max_body_bytes: usize,
+    /// ONNX Runtime sessions per model version (default: one per core).
+    pub sessions_per_model: usize,
+}
+
+impl ModelServerConfig {
+    /// Open server, default body limit, one session per core; the token is taken from
+    /// `JUKEBOX_MODEL_TOKEN` when that is set and not empty.
+    pub fn new(repository: impl Into<PathBuf>) -> Self {
+        Self {
+            repository: repository.into(),
+            token: std::env::var(TOKEN_ENV).ok().filter(|t| !t.is_empty()),
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            sessions_per_model: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+        }
+    }
+}
+
+/// One loaded model version with its precomputed metadata.
+pub struct LoadedModel {
+    pub name: String,
+    pub version: u64,
+    pub model: OnnxModel,
+    inputs: Vec<TensorMetadata>,
+    outputs: Vec<TensorMetadata>,
+}
+
+/// Every model version found in a repository folder.
+#[derive(Default)]
+pub struct ModelRepository {
+    models: BTreeMap<String, BTreeMap<u64, Arc<LoadedModel>>>,
+}
+
+impl ModelRepository {
+    /// Loads `<dir>/<name>/<integer version>/model.onnx` for every name and version.
+    pub fn load(dir: &Path, sessions_per_model: usize) -> Result<Self, ModelServerError> {
+        let repo_error = |message: String| ModelServerError::Repository { path: dir.to_path_buf(), message };
+        let names = std::fs::read_dir(dir).map_err(|e| repo_error(e.to_string()))?;
+        let mut repository = Self::default();
+        for entry in names {
+            let entry = entry.map_err(|e| repo_error(e.to_string()))?;
+            if !entry.path().is_dir() {
+                continue;
+            }
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let versions = std::fs::read_dir(entry.path()).map_err(|e| repo_error(e.to_string()))?;
+            for version_entry in versions.flatten() {
+                let Ok(version) = version_entry.file_name().to_string_lossy().parse::<u64>() else { continue };
+                let path = version_entry.path().join("model.onnx");
+                if !path.is_file() {
+                    continue;
+                }
+                let model = OnnxModel::load_with_sessions(&path, sessions_per_model)
+                    .map_err(|source| ModelServerError::Load { name: name.clone(), version, source })?;
+                repository.insert(&name, version, model);
+            }
+        }
+        Ok(repository)
+    }
+
+    /// Adds (or replaces) one model version.
+    pub fn insert(&mut self, name: &str, version: u64, model: OnnxModel) {
+        let describe = |infos: &[jukebox_runtime::TensorInfo]| {
+            infos
+                .iter()
+                .map(|i| TensorMetadata { name: i.name.clone(), datatype: i.datatype.clone(), shape: i.shape.clone() })
+                .collect()
+        };
+        let loaded = LoadedModel {
+            name: name.to_string(),
+            version,
+            inputs: describe(model.inputs()),
+            outputs: describe(model.outputs()),
+            model,
+        };
+        self.models.entry(name.to_string()).or_default().insert(version, Arc::new(loaded));
+    }
+
+    /// True when no model was found.
+    pub fn is_empty(&self) -> bool {
+        self.models.is_empty()
+    }
+
+    /// `(name, versions)` of every model, sorted.
+    pub fn list(&self) -> Vec<(String, Vec<u64>)> {
+        self.models.iter().map(|(name, versions)| (name.clone(), versions.keys().copied().collect())).collect()
+    }
+
+    /// The model version a request addresses; `None` = the highest version.
+    pub fn get(&self, name: &str, version: Option<&str>) -> Result<&Arc<LoadedModel>, ModelServerError> {
+        let versions = self.models.get(name).ok_or_else(|| ModelServerError::UnknownModel {
+            name: name.to_string(),
+            known: join_or_none(self.models.keys()),
+        })?;
+        let unknown_version = || ModelServerError::UnknownVersion {
+            name: name.to_string(),
+            version: version.unwrap_or_default().to_string(),
+            known: join_or_none(versions.keys()),
+        };
+        match version {
+            None => versions.values().next_back().ok_or_else(unknown_version),
+            Some(v) => v.parse::<u64>().ok().and_then(|v| versions.get(&v)).ok_or_else(unknown_version),
+        }
+    }
+
+    fn metadata(&self, name: &str, version: Option<&str>) -> Result<ModelMetadata, ModelServerError> {
+        let loaded = self.get(name, version)?;
+        let versions = match version {
+            Some(_) => vec![loaded.version.to_string()],
+            None => self.models[name].keys().map(u64::to_string).collect(),
+        };
+        Ok(ModelMetadata {
+            name: loaded.name.clone(),
+            versions,
+            platform: PLATFORM_ONNX.to_string(),
+            inputs: loaded.inputs.clone(),
+            outputs: loaded.outputs.clone(),
+        })
+    }
+}
+
+fn join_or_none<T: std::fmt::Display>(items: impl Iterator<Item = T>) -> String {
+    let joined = items.map(|i| i.to_string()).collect::<Vec<_>>().join(", ");
+    if joined.is_empty() {
+        "(none)".to_string()
+    } else {
+        joined
+    }
+}
+
+struct AppState {
+    repository: ModelRepository,
+    token: Option<String>,
+    max_body_bytes: usize,
+}
+
+/// The routes over an already loaded repository (for tests and for composing with other
+/// servers on one port).
+pub fn router(repository: ModelRepository, token: Option<String>, max_body_bytes: usize) -> Router {
+    let state = Arc::new(AppState { repository, token, max_body_bytes });
+    let guarded = Router::new()
+        .route("/v2", get(server_metadata))
+        .route("/v2/models/{name}", get(model_metadata))
+        .route("/v2/models/{name}/versions/{version}", get(version_metadata))
+        .route("/v2/models/{name}/ready", get(model_ready))
+        .route("/v2/models/{name}/versions/{version}/ready", get(version_ready))
+        .route("/v2/models/{name}/infer", post(infer))
+        .route("/v2/models/{name}/versions/{version}/infer", post(infer_version))
+        .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
+    Router::new()
+        .route("/v2/health/live", get(|| async { Json(serde_json::json!({"live": true})) }))
+        .route("/v2/health/ready", get(|| async { Json(serde_json::json!({"ready": true})) }))
+        .merge(guarded)
+        .fallback(no_route)
+        .method_not_allowed_fallback(no_route)
+        // The body limit is enforced when the body is read (see `read_body`) so the answer is
+        // the protocol's JSON error, not axum's plain-text one.
+        .layer(DefaultBodyLimit::max(max_body_bytes))
+        .with_state(state)
+}
+
+/// Loads the repository and serves until `shutdown` completes, then finishes in-flight
+/// requests and returns.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    config: ModelServerConfig,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ModelServerError> {
+    let repository_path = config.repository.clone();
+    let sessions = config.sessions_per_model;
+    // Loading runs ONNX Runtime's graph optimiser: keep it off the async workers.
+    let repository = tokio::task::spawn_blocking(move || ModelRepository::load(&repository_path, sessions))
+        .await
+        .map_err(|e| ModelServerError::Io(std::io::Error::other(e)))??;
+    let app = router(repository, config.token, config.max_body_bytes);
+    // Small JSON answers: without TCP_NODELAY, Nagle's algorithm adds up to 40 ms per response.
+    let listener = listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
+    axum::serve(listener, app).with_graceful_shutdown(shutdown).await?;
+    Ok(())
+}
+
+async fn require_token(State(state): State<Arc<AppState>>, request: Request, next: Next) -> Response {
+    if let Some(expected) = &state.token {
+        let given = request
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+            .map(str::trim);
+        if !given.is_some_and(|given| constant_time_eq(given.as_bytes(), expected.as_bytes())) {
+            return ModelServerError::Unauthorized.into_response();
+        }
+    }
+    next.run(request).await
+}
+
+/// Compares without an early exit so response time does not reveal how much of a guess was right.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+async fn no_route(method: axum::http::Method, uri: axum::http::Uri) -> ModelServerError {
+    ModelServerError::NoRoute { method: method.to_string(), path: uri.path().to_string() }
+}
+
+async fn server_metadata() -> Json<ServerMetadata> {
+    Json(ServerMetadata {
+        name: "jukebox-model-server".to_string(),
+        version: env!("CARGO_PKG_VERSION").to_string(),
+        extensions: vec!["binary_tensor_data".to_string()],
+    })
+}
+
+async fn model_metadata(
+    State(state): State<Arc<AppState>>,
+    UrlPath(name): UrlPath<String>,
+) -> Result<Json<ModelMetadata>, ModelServerError> {
+    state.repository.metadata(&name, None).map(Json)
+}
+
+async fn version_metadata(
+    State(state): State<Arc<AppState>>,
+    UrlPath((name, version)): UrlPath<(String, String)>,
+) -> Result<Json<ModelMetadata>, ModelServerError> {
+    state.repository.metadata(&name, Some(&version)).map(Json)
+}
+
+fn ready_body(loaded: &LoadedModel) -> Json<serde_json::Value> {
+    Json(serde_json::json!({"name": loaded.name, "version": loaded.version.to_string(), "ready": true}))
+}
+
+async fn model_ready(
+    State(state): State<Arc<AppState>>,
+    UrlPath(name): UrlPath<String>,
+) -> Result<Json<serde_json::Value>, ModelServerError> {
+    state.repository.get(&name, None).map(|m| ready_body(m))
+}
+
+async fn version_ready(
+    State(state): State<Arc<AppState>>,
+    UrlPath((name, version)): UrlPath<(String, String)>,
+) -> Result<Json<serde_json::Value>, ModelServerError> {
+    state.repository.get(&name, Some(&version)).map(|m| ready_body(m))
+}
+
+async fn infer(
+    State(state): State<Arc<AppState>>,
+    UrlPath(name): UrlPath<String>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ModelServerError> {
+    let loaded = state.repository.get(&name, None)?;
+    run_inference(loaded, &headers, read_body(body, state.max_body_bytes)?)
+}
+
+async fn infer_version(
+    State(state): State<Arc<AppState>>,
+    UrlPath((name, version)): UrlPath<(String, String)>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ModelServerError> {
+    let loaded = state.repository.get(&name, Some(&version))?;
+    run_inference(loaded, &headers, read_body(body, state.max_body_bytes)?)
+}
+
+fn read_body(body: Result<Bytes, BytesRejection>, limit: usize) -> Result<Bytes, ModelServerError> {
+    body.map_err(|rejection| {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ModelServerError::BodyTooLarge { limit }
+        } else {
+            ModelServerError::BadRequest(format!("cannot read the request body: {}", rejection.body_text()))
+        }
+    })
+}
+
+/// Parses an infer request (JSON, optionally followed by binary tensor data), runs the model,
+/// and encodes the answer the way the request asked for.
+pub fn run_inference(loaded: &LoadedModel, headers: &HeaderMap, body: Bytes) -> Result<Response, ModelServerError> {
+    let json_length = match headers.get(HEADER_INFERENCE_CONTENT_LENGTH) {
+        None => body.len(),
+        Some(value) => value
+            .to_str()
+            .ok()
+            .and_then(|v| v.trim().parse::<usize>().ok())
+            .filter(|&n| n <= body.len())
+            .ok_or_else(|| {
+                ModelServerError::BadRequest(format!(
+                    "header {HEADER_INFERENCE_CONTENT_LENGTH} must be a byte count no larger than the body ({} bytes)",
+                    body.len()
+                ))
+            })?,
+    };
+    let (json, mut binary) = body.split_at(json_length);
+    let request: InferRequest = serde_json::from_slice(json)
+        .map_err(|e| ModelServerError::BadRequest(format!("invalid inference request JSON: {e}")))?;
+
+    // Decode every input to f32, in request order (binary sections follow that order).
+    let mut values: Vec<Vec<f32>> = Vec::with_capacity(request.inputs.len());
+    for input in &request.inputs {
+        let Some(expected) = loaded.inputs.iter().find(|i| i.name == input.name) else {
+            let known = loaded.inputs.iter().map(|i| i.name.as_str()).collect::<Vec<_>>().join(", ");
+            return Err(ModelServerError::Tensor(RuntimeError::UnknownInput { name: input.name.clone(), expected: known }));
+        };
+        if input.datatype != expected.datatype {
+            return Err(ModelServerError::BadRequest(format!(
+                "input tensor '{}' has datatype {} but the model expects {}",
+                input.name, input.datatype, expected.datatype
+            )));
+        }
+        if let Some(&bad) = input.shape.iter().find(|&&d| d < 0) {
+            return Err(ModelServerError::BadRequest(format!(
+                "input tensor '{}' has a negative dimension ({bad}) in shape {:?}",
+                input.name, input.shape
+            )));
+        }
+        let data = if let Some(size) = input.binary_data_size() {
+            let size = usize::try_from(size).unwrap_or(usize::MAX);
+            if size > binary.len() {
+                return Err(ModelServerError::BadRequest(format!(
+                    "input tensor '{}' declares {size} bytes of binary data but only {} remain in the body",
+                    input.name,
+                    binary.len()
+                )));
+            }
+            if size % 4 != 0 {
+                return Err(ModelServerError::BadRequest(format!(
+                    "input tensor '{}' has {size} bytes of binary data, not a whole number of FP32 values",
+                    input.name
+                )));
+            }
+            let (bytes, rest) = binary.split_at(size);
+            binary = rest;
+            bytes.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect()
+        } else {
+            match &input.data {
+                Some(data) => data.to_f32().ok_or_else(|| {
+                    ModelServerError::BadRequest(format!("input tensor '{}' holds strings, not FP32 numbers", input.name))
+                })?,
+                None => {
+                    return Err(ModelServerError::BadRequest(format!(
+                        "input tensor '{}' has neither `data` nor parameters.{PARAM_BINARY_DATA_SIZE}",
+                        input.name
+                    )))
+                }
+            }
+        };
+        values.push(data);
+    }
+    if !binary.is_empty() {
+        return Err(ModelServerError::BadRequest(format!(
+            "{} bytes of binary data follow the JSON but no input claims them (parameters.{PARAM_BINARY_DATA_SIZE})",
+            binary.len()
+        )));
+    }
+
+    // Which outputs to return, and which of them as binary data; checked before running.
+    let binary_default = request.binary_data_output();
+    let selected: Vec<(usize, bool)> = match &request.outputs {
+        None => (0..loaded.outputs.len()).map(|i| (i, binary_default)).collect(),
+        Some(requested) => requested
+            .iter()
+            .map(|r| {
+                let index = loaded.outputs.iter().position(|o| o.name == r.name).ok_or_else(|| {
+                    let known = loaded.outputs.iter().map(|o| o.name.as_str()).collect::<Vec<_>>().join(", ");
+                    ModelServerError::BadRequest(format!("unknown output tensor '{}'; the model gives: {known}", r.name))
+                })?;
+                Ok((index, r.binary_data().unwrap_or(binary_default)))
+            })
+            .collect::<Result<_, ModelServerError>>()?,
+    };
+
+    let inputs: Vec<InputTensor> = request
+        .inputs
+        .iter()
+        .zip(&values)
+        .map(|(input, data)| InputTensor::new(&input.name, &input.shape, data))
+        .collect();
+    let mut results = loaded.model.run(&inputs).map_err(ModelServerError::Tensor)?;
+
+    let mut outputs = Vec::with_capacity(selected.len());
+    let mut binary_out: Vec<u8> = Vec::new();
+    for (index, as_binary) in selected {
+        let result = std::mem::take(&mut results[index].data);
+        let info = &loaded.outputs[index];
+        let shape = results[index].shape.clone();
+        if as_binary {
+            let mut parameters = Parameters::new();
+            parameters.insert(PARAM_BINARY_DATA_SIZE.to_string(), (result.len() * 4).into());
+            binary_out.extend(result.iter().flat_map(|v| v.to_le_bytes()));
+            outputs.push(InferOutput { name: info.name.clone(), datatype: info.datatype.clone(), shape, parameters: Some(parameters), data: None });
+        } else {
+            outputs.push(InferOutput {
+                name: info.name.clone(),
+                datatype: info.datatype.clone(),
+                shape,
+                parameters: None,
+                data: Some(TensorData::F32(result)),
+            });
+        }
+    }
+    let response = InferResponse {
+        model_name: loaded.name.clone(),
+        model_version: Some(loaded.version.to_string()),
+        id: request.id,
+        parameters: None,
+        outputs,
+    };
+    let mut body = serde_json::to_vec(&response).map_err(|e| ModelServerError::BadRequest(e.to_string()))?;
+    if binary_out.is_empty() {
+        return Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response());
+    }
+    let json_length = body.len();
+    body.extend_from_slice(&binary_out);
+    Ok((
+        [
+            (header::CONTENT_TYPE, HeaderValue::from_static("application/octet-stream")),
+            (
+                header::HeaderName::from_static("inference-header-content-length"),
+                HeaderValue::from(json_length),
+            ),
+        ],
+        body,
+    )
+        .into_response())
+}
