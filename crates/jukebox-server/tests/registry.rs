@@ -1,0 +1,241 @@
+//! The embedded model registry against its real peers: the official `model-registry` Python
+//! client (0.3.18 on `/api/model_registry/v1`, 0.3.7 on `/v1alpha3`), raw HTTP, and headless
+//! Chromium for the web page. Each test starts the real server on 127.0.0.1:0 with its SQLite
+//! database in a temporary folder.
+//!
+//! Interpreters: env `JUKEBOX_PYTHON` (default `<workspace>/.venv/bin/python`, packages in
+//! `kernel/requirements-test.txt`) and `JUKEBOX_PYTHON_MR037` (default
+//! `<workspace>/.venv-mr037/bin/python`, packages in `kernel/requirements-mr037.txt`).
+//! Browser: env `JUKEBOX_CHROMIUM` or `chromium` on the PATH (`apt-get install -y chromium`).
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use jukebox_server::registry::{serve, RegistryConfig, RegistryError};
+use serde_json::json;
+
+fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// A registry server running on its own runtime thread until stopped (or dropped).
+struct RunningRegistry {
+    url: String,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<Result<(), RegistryError>>>,
+}
+
+impl RunningRegistry {
+    fn start(database: &Path) -> Self {
+        let (addr_tx, addr_rx) = std::sync::mpsc::channel::<SocketAddr>();
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let database = database.to_owned();
+        let thread = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+            runtime.block_on(async move {
+                let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+                addr_tx.send(listener.local_addr()?).expect("test is waiting for the address");
+                serve(listener, RegistryConfig::new(database), async {
+                    let _ = stop_rx.await;
+                })
+                .await
+            })
+        });
+        let addr = addr_rx.recv_timeout(Duration::from_secs(20)).expect("the registry server did not start");
+        Self { url: format!("http://{addr}"), stop: Some(stop_tx), thread: Some(thread) }
+    }
+
+    /// Stops the server and waits until it has closed its database.
+    fn stop(mut self) {
+        self.stop.take().map(|s| s.send(()));
+        let result = self.thread.take().unwrap().join().expect("registry thread panicked");
+        result.expect("registry server failed");
+    }
+}
+
+impl Drop for RunningRegistry {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+fn interpreter(env_var: &str, venv: &str, requirements: &str) -> PathBuf {
+    let path = std::env::var_os(env_var).map(PathBuf::from).unwrap_or_else(|| workspace().join(venv).join("bin/python"));
+    assert!(
+        path.exists(),
+        "no Python interpreter at {}: create it with `python3 -m venv {venv} && {venv}/bin/pip install -r {requirements}` \
+         in the workspace, or point {env_var} at one",
+        path.display()
+    );
+    path
+}
+
+fn python_main() -> PathBuf {
+    interpreter("JUKEBOX_PYTHON", ".venv", "kernel/requirements-test.txt")
+}
+
+fn python_mr037() -> PathBuf {
+    interpreter("JUKEBOX_PYTHON_MR037", ".venv-mr037", "kernel/requirements-mr037.txt")
+}
+
+/// Runs the peer script in `mode`; asserts it succeeded and returns its stdout.
+fn run_peer(python: &Path, mode: &str, url: &str, spec: &serde_json::Value) -> String {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/peers/registry_peer.py");
+    let output = Command::new(python)
+        .arg(&script)
+        .arg(mode)
+        .env("JUKEBOX_REGISTRY_URL", url)
+        .env("JUKEBOX_REGISTRY_SPEC", spec.to_string())
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", python.display()));
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success() && stdout.contains(&format!("PEER OK {mode}")),
+        "peer `{mode}` failed ({}):\n--- stdout\n{stdout}\n--- stderr\n{stderr}",
+        output.status
+    );
+    stdout
+}
+
+/// The `IDS {...}` line the peer prints after reading a model back.
+fn ids(stdout: &str) -> serde_json::Value {
+    let line = stdout.lines().find_map(|l| l.strip_prefix("IDS ")).expect("peer printed no IDS line");
+    serde_json::from_str(line).expect("IDS line is JSON")
+}
+
+fn spec(name: &str) -> serde_json::Value {
+    json!({
+        "name": name,
+        "version": "1",
+        "uri": format!("s3://models/models/{name}/1?endpoint=http://127.0.0.1:9000&defaultRegion=us-east-1"),
+        "model_format_name": "onnx",
+        "model_format_version": "1",
+        "storage_key": "workshop-models",
+        "storage_path": format!("models/{name}/1"),
+        "author": "ada",
+        "owner": "team-jukebox",
+        "description": "dense net, 30 epochs",
+        "metadata": {"accuracy": 0.342, "epochs": 30, "converged": true, "framework": "jukebox-nn"},
+    })
+}
+
+#[test]
+fn official_client_0_3_18_registers_reads_back_and_refuses_a_repeat() {
+    let dir = tempfile::tempdir().unwrap();
+    let registry = RunningRegistry::start(&dir.path().join("registry.db"));
+    let out = run_peer(&python_main(), "register", &registry.url, &spec("jukebox"));
+    assert!(out.contains("model-registry 0.3.18, base path /api/model_registry/v1,"), "{out}");
+    assert!(out.contains("ok repeat registration refused"), "{out}");
+    registry.stop();
+}
+
+#[test]
+fn official_client_0_3_7_works_on_the_v1alpha3_base_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let registry = RunningRegistry::start(&dir.path().join("registry.db"));
+    let out = run_peer(&python_mr037(), "register", &registry.url, &spec("jukebox"));
+    assert!(out.contains("model-registry 0.3.7, base path /api/model_registry/v1alpha3,"), "{out}");
+    // Both API versions see the same records.
+    let read_by_new_client = run_peer(&python_main(), "verify", &registry.url, &spec("jukebox"));
+    assert_eq!(ids(&out), ids(&read_by_new_client));
+    registry.stop();
+}
+
+#[test]
+fn records_survive_a_restart_on_the_same_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let database = dir.path().join("state/registry.db");
+    let first = RunningRegistry::start(&database);
+    let written = ids(&run_peer(&python_main(), "register", &first.url, &spec("jukebox")));
+    run_peer(&python_main(), "register", &first.url, &spec("second-model"));
+    first.stop();
+
+    let second = RunningRegistry::start(&database);
+    let read = ids(&run_peer(&python_main(), "verify", &second.url, &spec("jukebox")));
+    assert_eq!(written, read, "ids changed across the restart");
+    run_peer(&python_main(), "verify", &second.url, &spec("second-model"));
+    // New records continue the id sequence instead of reusing ids.
+    let third = ids(&run_peer(&python_main(), "register", &second.url, &spec("third-model")));
+    let first_id: i64 = written["model"].as_str().unwrap().parse().unwrap();
+    let third_id: i64 = third["model"].as_str().unwrap().parse().unwrap();
+    assert!(third_id > first_id + 1, "third model got id {third_id} after {first_id}");
+    second.stop();
+}
+
+#[test]
+fn bad_requests_answer_json_errors_and_change_nothing_on_both_base_paths() {
+    let dir = tempfile::tempdir().unwrap();
+    let registry = RunningRegistry::start(&dir.path().join("registry.db"));
+    run_peer(&python_main(), "register", &registry.url, &spec("jukebox"));
+    let v1 = run_peer(&python_main(), "errors", &registry.url, &spec("jukebox"));
+    assert!(v1.contains("ok malformed JSON: 400"), "{v1}");
+    assert!(v1.contains("ok duplicate version: 409"), "{v1}");
+    let v1alpha3 = run_peer(&python_mr037(), "errors", &registry.url, &spec("jukebox"));
+    assert!(v1alpha3.contains("base path /api/model_registry/v1alpha3,"), "{v1alpha3}");
+    registry.stop();
+}
+
+#[test]
+fn lists_page_with_the_official_pager_and_sort_by_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let registry = RunningRegistry::start(&dir.path().join("registry.db"));
+    let out = run_peer(&python_main(), "paging", &registry.url, &json!({}));
+    assert!(out.contains("ok pager (pageSize 2) saw each of 5 models once"), "{out}");
+    registry.stop();
+}
+
+fn chromium() -> PathBuf {
+    if let Some(path) = std::env::var_os("JUKEBOX_CHROMIUM") {
+        return PathBuf::from(path);
+    }
+    let path_var = std::env::var_os("PATH").unwrap_or_default();
+    for name in ["chromium", "chromium-browser", "google-chrome"] {
+        for folder in std::env::split_paths(&path_var) {
+            let candidate = folder.join(name);
+            if candidate.exists() {
+                return candidate;
+            }
+        }
+    }
+    panic!("no Chromium found: install it (`apt-get install -y chromium`) or point JUKEBOX_CHROMIUM at one");
+}
+
+#[test]
+fn web_page_renders_in_headless_chromium_with_user_text_escaped() {
+    let browser = chromium();
+    let dir = tempfile::tempdir().unwrap();
+    let registry = RunningRegistry::start(&dir.path().join("registry.db"));
+    let model = spec("jukebox");
+    run_peer(&python_main(), "register", &registry.url, &model);
+    let mut hostile = spec("mixtape <i>deluxe</i> & co");
+    hostile["metadata"] = json!({"note": "<script>document.title='owned'</script>"});
+    run_peer(&python_main(), "register", &registry.url, &hostile);
+
+    let profile = tempfile::tempdir().unwrap();
+    let output = Command::new(&browser)
+        .args(["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--dump-dom"])
+        .arg(format!("--user-data-dir={}", profile.path().display()))
+        .arg(format!("{}/", registry.url))
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", browser.display()));
+    let dom = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "chromium failed: {}", String::from_utf8_lossy(&output.stderr));
+
+    assert!(dom.contains("<h2>jukebox</h2>"), "model name missing:\n{dom}");
+    assert!(dom.contains("<tr class=\"version\"><td>1</td>"), "version row missing:\n{dom}");
+    let uri = model["uri"].as_str().unwrap().replace('&', "&amp;");
+    assert!(dom.contains(&uri), "artifact URI {uri} missing:\n{dom}");
+    assert!(dom.contains("<code>accuracy</code> = 0.342"), "metric missing:\n{dom}");
+    assert!(dom.contains("onnx 1"), "model format missing:\n{dom}");
+    // User text arrives as text, never as markup: no element was created from it.
+    assert!(dom.contains("mixtape &lt;i&gt;deluxe&lt;/i&gt; &amp; co"), "escaped name missing:\n{dom}");
+    assert!(!dom.contains("<i>deluxe</i>"), "model name became markup:\n{dom}");
+    assert!(!dom.contains("<script>"), "metadata became a script:\n{dom}");
+    assert!(dom.contains("<title>Model registry</title>"), "the page title changed:\n{dom}");
+    registry.stop();
+}
