@@ -301,7 +301,19 @@ pub async fn serve(
     let repository = tokio::task::spawn_blocking(move || ModelRepository::load(&repository_path, sessions))
         .await
         .map_err(|e| ModelServerError::Io(std::io::Error::other(e)))??;
-    let app = router(repository, config.token, config.max_body_bytes);
+    serve_repository(listener, repository, config.token, config.max_body_bytes, shutdown).await
+}
+
+/// Serves an already loaded repository (so a caller can load first, then announce the URL)
+/// until `shutdown` completes.
+pub async fn serve_repository(
+    listener: tokio::net::TcpListener,
+    repository: ModelRepository,
+    token: Option<String>,
+    max_body_bytes: usize,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ModelServerError> {
+    let app = router(repository, token, max_body_bytes);
     // Small JSON answers: without TCP_NODELAY, Nagle's algorithm adds up to 40 ms per response.
     let listener = listener.tap_io(|tcp| {
         let _ = tcp.set_nodelay(true);
