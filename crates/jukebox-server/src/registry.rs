@@ -88,6 +88,9 @@ pub enum RegistryError {
     /// 400: the request is malformed; the message names the field or parameter at fault.
     #[error("{0}")]
     BadRequest(String),
+    /// 405: the path exists but not with this method.
+    #[error("{0}")]
+    MethodNotAllowed(String),
     #[error("cannot open the registry database {path}: {source}")]
     Open { path: PathBuf, source: rusqlite::Error },
     #[error("registry database error: {0}")]
@@ -106,6 +109,7 @@ impl RegistryError {
             RegistryError::NotFound(_) => StatusCode::NOT_FOUND,
             RegistryError::Conflict(_) => StatusCode::CONFLICT,
             RegistryError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            RegistryError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -198,6 +202,11 @@ fn api_routes() -> Router<AppState> {
         .route("/model_artifacts", get(list_model_artifacts).post(create_model_artifact))
         .route("/model_artifacts/{id}", get(get_model_artifact).patch(update_model_artifact))
         .route("/model_artifact", get(find_model_artifact))
+        .method_not_allowed_fallback(method_not_allowed)
+}
+
+async fn method_not_allowed(request: Request) -> RegistryError {
+    RegistryError::MethodNotAllowed(format!("{} is not allowed on {}", request.method(), request.uri().path()))
 }
 
 /// The whole service on an open store: the API under both base paths, the web page at `/`,
@@ -206,6 +215,7 @@ pub fn router(store: RegistryStore) -> Router {
     let state = AppState { store: Arc::new(Mutex::new(store)) };
     Router::new()
         .route("/", get(index_page))
+        .method_not_allowed_fallback(method_not_allowed)
         .nest(BASE_PATH_V1, api_routes())
         .nest(BASE_PATH_V1ALPHA3, api_routes())
         .fallback(|request: Request| async move {

@@ -217,6 +217,7 @@ def errors(registry):
         ("bad orderBy", "GET", f"{BASE}/registered_models?orderBy=NAME", None, None, 400, "orderBy"),
         ("bad page token", "GET", f"{BASE}/registered_models?nextPageToken=zzz", None, None, 400, "nextPageToken"),
         ("unknown endpoint", "GET", f"{BASE}/no_such_things", None, None, 404, "no_such_things"),
+        ("unsupported method", "DELETE", f"{BASE}/registered_models/{rm.id}", None, None, 405, "DELETE"),
     ]
     for label, method, path, body, raw, status, needle in cases:
         answer = http(method, path, body=body, raw=raw)
