@@ -1,0 +1,236 @@
+//! `jukebox up`: the cluster services of the workshop on this machine, on 127.0.0.1.
+//!
+//! Starts the embedded S3 server (stands in for MinIO) and the model registry (stands in for the
+//! Kubeflow Model Registry) with their data under one folder (default `.jukebox/`: `s3/` and
+//! `registry.db`), then prints the environment a data connection would inject, as lines a shell
+//! can `eval` (and, with `--env-file`, writes them to a file to `source`):
+//!
+//! ```text
+//! export AWS_S3_ENDPOINT=http://127.0.0.1:9000
+//! export AWS_ACCESS_KEY_ID=jukebox
+//! ...
+//! export JUKEBOX_REGISTRY_URL=http://127.0.0.1:8080
+//! ```
+//!
+//! Runs until Ctrl-C or SIGTERM, then lets in-flight requests finish and exits 0.
+
+use std::future::Future;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+
+use anyhow::{bail, Context};
+use jukebox::storage::{ENV_ACCESS_KEY, ENV_BUCKET, ENV_ENDPOINT, ENV_REGION, ENV_SECRET_KEY};
+use jukebox_server::registry::RegistryConfig;
+use jukebox_server::s3::S3Config;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Folder for all server data: `s3/` (one sub-folder per bucket) and `registry.db`.
+    #[arg(long, default_value = ".jukebox", env = "JUKEBOX_DATA_DIR")]
+    pub data_dir: PathBuf,
+    /// Port of the S3 server; 0 picks a free one.
+    #[arg(long, default_value_t = 9000, env = "JUKEBOX_S3_PORT")]
+    pub s3_port: u16,
+    /// Port of the model registry; 0 picks a free one.
+    #[arg(long, default_value_t = 8080, env = "JUKEBOX_REGISTRY_PORT")]
+    pub registry_port: u16,
+    /// The S3 access key clients must sign with.
+    #[arg(long, default_value = "jukebox", env = "JUKEBOX_S3_ACCESS_KEY")]
+    pub access_key: String,
+    /// Its secret.
+    #[arg(long, default_value = "jukebox-secret", env = "JUKEBOX_S3_SECRET_KEY", hide_env_values = true)]
+    pub secret_key: String,
+    /// Bucket created at start and announced as AWS_S3_BUCKET.
+    #[arg(long, default_value = "models")]
+    pub bucket: String,
+    /// Region announced as AWS_DEFAULT_REGION (the embedded server accepts any).
+    #[arg(long, default_value = "us-east-1")]
+    pub region: String,
+    /// Also write the `export` lines to this file (removed again on shutdown).
+    #[arg(long)]
+    pub env_file: Option<PathBuf>,
+}
+
+/// A running server: its name for messages and the task serving it.
+struct Service {
+    name: &'static str,
+    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+pub fn run(args: Args) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the async runtime")?;
+    runtime.block_on(up(args))
+}
+
+async fn up(args: Args) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&args.data_dir).with_context(|| format!("cannot create the data folder {}", args.data_dir.display()))?;
+    let (stop, stopped) = watch::channel(false);
+    let shutdown = move || {
+        let mut stopped = stopped.clone();
+        async move {
+            let _ = stopped.wait_for(|stop| *stop).await;
+        }
+    };
+    let mut services = Vec::new();
+    let mut exports: Vec<(&str, String)> = Vec::new();
+
+    // S3 storage.
+    let s3_listener = bind(args.s3_port, "S3", "--s3-port").await?;
+    let s3_url = url_of(&s3_listener)?;
+    let s3_config = S3Config::new(args.data_dir.join("s3"), &args.access_key, &args.secret_key).with_bucket(&args.bucket);
+    // Checks the configuration (bucket name, folder) now, so a mistake fails before anything is printed.
+    jukebox_server::s3::service(&s3_config)?;
+    services.push(spawn("S3", jukebox_server::s3::serve(s3_listener, s3_config, shutdown())));
+    exports.extend([
+        (ENV_ENDPOINT, s3_url),
+        (ENV_ACCESS_KEY, args.access_key.clone()),
+        (ENV_SECRET_KEY, args.secret_key.clone()),
+        (ENV_REGION, args.region.clone()),
+        (ENV_BUCKET, args.bucket.clone()),
+    ]);
+
+    // Model registry.
+    let registry_listener = bind(args.registry_port, "model registry", "--registry-port").await?;
+    let registry_url = url_of(&registry_listener)?;
+    let registry_config = RegistryConfig::new(args.data_dir.join("registry.db"));
+    services.push(spawn("model registry", jukebox_server::registry::serve(registry_listener, registry_config, shutdown())));
+    exports.push((jukebox::registry::URL_ENV, registry_url));
+
+    // The model server joins here: bind its port, spawn `jukebox_server::model_server::serve`
+    // with `shutdown()`, and push its URL variable onto `exports`.
+
+    let lines: String = exports.iter().map(|(name, value)| format!("export {name}={}\n", shell_quote(value))).collect();
+    if let Some(path) = &args.env_file {
+        write_atomically(path, &lines)?;
+    }
+    print!("{lines}");
+    use std::io::Write as _;
+    std::io::stdout().flush()?;
+    eprintln!(
+        "jukebox up: {} serving from {}; Ctrl-C to stop",
+        services.iter().map(|s| s.name).collect::<Vec<_>>().join(", "),
+        args.data_dir.display()
+    );
+
+    // Run until a signal arrives or a server stops by itself (which is an error).
+    let failure = tokio::select! {
+        signal = termination() => { signal?; None }
+        (index, finished) = first_to_finish(&mut services) => Some((index, finished)),
+    };
+    let _ = stop.send(true);
+    let mut result = Ok(());
+    if let Some((index, finished)) = &failure {
+        let name = services[*index].name;
+        result = Err(match finished {
+            Ok(Ok(())) => anyhow::anyhow!("the {name} server stopped unexpectedly"),
+            Ok(Err(e)) => anyhow::anyhow!("the {name} server failed: {e:#}"),
+            Err(e) => anyhow::anyhow!("the {name} server crashed: {e}"),
+        });
+    }
+    for (index, service) in services.into_iter().enumerate() {
+        if matches!(failure, Some((failed, _)) if failed == index) {
+            continue; // already finished and reported above
+        }
+        match service.task.await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => eprintln!("jukebox up: the {} server reported an error while stopping: {e:#}", service.name),
+            Err(e) => eprintln!("jukebox up: the {} server crashed while stopping: {e}", service.name),
+        }
+    }
+    if let Some(path) = &args.env_file {
+        // Stale variables would point scripts at servers that are gone.
+        let _ = std::fs::remove_file(path);
+    }
+    eprintln!("jukebox up: stopped");
+    result
+}
+
+fn spawn<E>(name: &'static str, server: impl Future<Output = Result<(), E>> + Send + 'static) -> Service
+where
+    E: std::error::Error + Send + Sync + 'static,
+{
+    Service { name, task: tokio::spawn(async move { server.await.map_err(anyhow::Error::from) }) }
+}
+
+/// Waits for the first service task to finish: `(its index, its result)`.
+fn first_to_finish(
+    services: &mut [Service],
+) -> impl Future<Output = (usize, Result<anyhow::Result<()>, tokio::task::JoinError>)> + '_ {
+    std::future::poll_fn(move |cx| {
+        for (index, service) in services.iter_mut().enumerate() {
+            if let std::task::Poll::Ready(result) = Pin::new(&mut service.task).poll(cx) {
+                return std::task::Poll::Ready((index, result));
+            }
+        }
+        std::task::Poll::Pending
+    })
+}
+
+async fn bind(port: u16, what: &str, flag: &str) -> anyhow::Result<TcpListener> {
+    let address = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+    TcpListener::bind(address).await.map_err(|e| {
+        if e.kind() == std::io::ErrorKind::AddrInUse {
+            anyhow::anyhow!("cannot start the {what} server: port {port} on 127.0.0.1 is in use (pass {flag} 0 to pick a free port)")
+        } else {
+            anyhow::anyhow!("cannot start the {what} server on {address}: {e}")
+        }
+    })
+}
+
+fn url_of(listener: &TcpListener) -> anyhow::Result<String> {
+    Ok(format!("http://{}", listener.local_addr()?))
+}
+
+/// Ctrl-C, or SIGTERM on Unix.
+async fn termination() -> anyhow::Result<()> {
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        tokio::select! {
+            r = tokio::signal::ctrl_c() => r?,
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    tokio::signal::ctrl_c().await?;
+    Ok(())
+}
+
+/// Quotes a value for POSIX shells when it holds anything beyond a safe set.
+fn shell_quote(value: &str) -> String {
+    let safe = |c: char| c.is_ascii_alphanumeric() || "-_./:@%+=,".contains(c);
+    if !value.is_empty() && value.chars().all(safe) {
+        value.to_string()
+    } else {
+        format!("'{}'", value.replace('\'', r"'\''"))
+    }
+}
+
+/// Writes through a temporary file and a rename, so a script sourcing the file never reads half.
+fn write_atomically(path: &Path, text: &str) -> anyhow::Result<()> {
+    if path.is_dir() {
+        bail!("--env-file {} is a folder", path.display());
+    }
+    let folder = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    std::fs::create_dir_all(folder).with_context(|| format!("cannot create {}", folder.display()))?;
+    let temp = folder.join(format!(".{}.tmp-{}", path.file_name().and_then(|n| n.to_str()).unwrap_or("env"), std::process::id()));
+    std::fs::write(&temp, text).with_context(|| format!("cannot write {}", temp.display()))?;
+    std::fs::rename(&temp, path).with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::shell_quote;
+
+    #[test]
+    fn values_are_quoted_only_when_needed() {
+        assert_eq!(shell_quote("http://127.0.0.1:9000"), "http://127.0.0.1:9000");
+        assert_eq!(shell_quote("se cret"), "'se cret'");
+        assert_eq!(shell_quote("it's"), r"'it'\''s'");
+        assert_eq!(shell_quote(""), "''");
+    }
+}

@@ -1,0 +1,198 @@
+//! `jukebox up` and `jukebox save` as a user runs them: the real binary starts the servers on
+//! free ports, `save` uploads and registers a model folder using the printed environment, boto3
+//! and the official `model-registry` client (`tests/peers/save_peer.py`, venv Python or
+//! `JUKEBOX_PYTHON`) check the result, a repeat is refused, and SIGTERM stops everything.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+const JUKEBOX: &str = env!("CARGO_BIN_EXE_jukebox");
+
+fn python() -> PathBuf {
+    let python = std::env::var_os("JUKEBOX_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.venv/bin/python"));
+    assert!(
+        python.exists(),
+        "no Python at {}: create .venv with kernel/requirements-test.txt (boto3, model-registry) or set JUKEBOX_PYTHON",
+        python.display()
+    );
+    python
+}
+
+/// `jukebox up` running in the background; killed on drop if a test fails midway.
+struct Up {
+    child: Child,
+    env: BTreeMap<String, String>,
+}
+
+impl Up {
+    fn start(data_dir: &Path, env_file: &Path) -> Self {
+        let mut child = Command::new(JUKEBOX)
+            .args(["up", "--s3-port", "0", "--registry-port", "0", "--data-dir"])
+            .arg(data_dir)
+            .arg("--env-file")
+            .arg(env_file)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("cannot start `jukebox up`");
+        // The six export lines arrive once both servers listen.
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let mut env = BTreeMap::new();
+        while env.len() < 6 {
+            let line = lines.next().expect("`jukebox up` closed its output early").unwrap();
+            let (name, value) = line.strip_prefix("export ").and_then(|l| l.split_once('=')).unwrap_or_else(|| panic!("not an export line: {line}"));
+            env.insert(name.to_string(), value.to_string());
+        }
+        Self { child, env }
+    }
+
+    /// SIGTERM, then the exit status (within 15 s).
+    fn terminate(mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        let sent = Command::new("kill").args(["-TERM", &pid]).status().expect("cannot run kill");
+        assert!(sent.success());
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "`jukebox up` did not stop within 15 s of SIGTERM");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Up {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn save(env: &BTreeMap<String, String>, model_dir: &Path, version: &str) -> Output {
+    Command::new(JUKEBOX)
+        .args(["save", "--name", "jukebox", "--version", version, "--description", "dense net, 30 epochs", "--author", "ada"])
+        .arg("--model-dir")
+        .arg(model_dir)
+        .envs(env)
+        .env("JUKEBOX_STORAGE_KEY", "workshop-models")
+        .output()
+        .expect("cannot run `jukebox save`")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[test]
+fn up_serves_save_uploads_and_registers_and_a_repeat_is_refused() {
+    let work = tempfile::tempdir().unwrap();
+    let model_dir = work.path().join("models/jukebox/1");
+    std::fs::create_dir_all(model_dir.join("artifacts")).unwrap();
+    let onnx: Vec<u8> = (0..50_000u32).map(|i| (i * 7 % 251) as u8).collect();
+    std::fs::write(model_dir.join("model.onnx"), &onnx).unwrap();
+    std::fs::write(model_dir.join("artifacts/scaler.json"), r#"{"features":["tempo"],"min":[0.0],"max":[250.0]}"#).unwrap();
+    std::fs::write(
+        model_dir.join("artifacts/metrics.json"),
+        r#"{"accuracy":0.342,"precision_macro":0.3,"recall_macro":0.31,"f1_macro":0.332,"f1_weighted":0.34,
+            "epochs":30,"batch_size":32,"seed":42,"data_rows":19699,"training_seconds":12.5}"#,
+    )
+    .unwrap();
+
+    let data_dir = work.path().join("state");
+    let env_file = work.path().join("jukebox.env");
+    let up = Up::start(&data_dir, &env_file);
+    let endpoint = up.env["AWS_S3_ENDPOINT"].clone();
+    assert!(endpoint.starts_with("http://127.0.0.1:") && !endpoint.ends_with(":0"), "{endpoint}");
+    assert_eq!(up.env["AWS_S3_BUCKET"], "models");
+    assert_eq!(up.env["AWS_DEFAULT_REGION"], "us-east-1");
+    assert!(up.env["JUKEBOX_REGISTRY_URL"].starts_with("http://127.0.0.1:"));
+    let written = std::fs::read_to_string(&env_file).unwrap();
+    assert!(written.contains(&format!("export AWS_S3_ENDPOINT={endpoint}\n")), "{written}");
+
+    let first = save(&up.env, &model_dir, "0.0.1");
+    assert!(first.status.success(), "save failed:\n{}\n{}", text(&first.stdout), text(&first.stderr));
+    let stdout = text(&first.stdout);
+    assert!(stdout.contains("3 objects") && stdout.contains("s3://models/models/jukebox/1/"), "{stdout}");
+
+    let peer = Command::new(python())
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/peers/save_peer.py"))
+        .args(["jukebox", "0.0.1", "models/jukebox/1/"])
+        .envs(&up.env)
+        .output()
+        .unwrap();
+    let seen = text(&peer.stdout);
+    assert!(peer.status.success(), "peer failed:\n{seen}\n{}", text(&peer.stderr));
+    assert!(seen.contains(&format!("object models/jukebox/1/model.onnx {}", onnx.len())), "{seen}");
+    assert!(seen.contains("object models/jukebox/1/artifacts/metrics.json"), "{seen}");
+    let uri = format!("s3://models/models/jukebox/1?endpoint={endpoint}&defaultRegion=us-east-1");
+    for expected in [
+        format!("field uri {uri}"),
+        "field model_format_name onnx".into(),
+        "field model_format_version 1".into(),
+        "field storage_key workshop-models".into(),
+        "field storage_path models/jukebox/1".into(),
+        "field author ada".into(),
+        "field description dense net, 30 epochs".into(),
+        "field meta.accuracy 0.342".into(),
+        "field meta.epochs 30".into(),
+        "field meta.data_rows 19699".into(),
+        "field meta.license 'Apache-2.0'".into(),
+    ] {
+        assert!(seen.contains(&expected), "missing `{expected}` in:\n{seen}");
+    }
+    assert!(!seen.contains("meta.batch_size"), "only the chosen metrics are recorded:\n{seen}");
+
+    // A repeat of the same version is refused before uploading anything.
+    let stored = data_dir.join("s3/models/models/jukebox/1/model.onnx");
+    let before = std::fs::metadata(&stored).unwrap().modified().unwrap();
+    std::thread::sleep(Duration::from_millis(20));
+    let second = save(&up.env, &model_dir, "0.0.1");
+    assert!(!second.status.success(), "a duplicate version was accepted");
+    let message = text(&second.stderr);
+    assert!(message.contains("already registered") && message.contains("nothing was uploaded"), "{message}");
+    assert_eq!(std::fs::metadata(&stored).unwrap().modified().unwrap(), before, "the model was uploaded again");
+
+    let status = up.terminate();
+    assert!(status.success(), "`jukebox up` exited with {status} on SIGTERM");
+    assert!(!env_file.exists(), "the env file outlived the servers");
+    assert!(data_dir.join("registry.db").is_file());
+}
+
+#[test]
+fn up_refuses_a_busy_port_with_a_hint() {
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = busy.local_addr().unwrap().port().to_string();
+    let work = tempfile::tempdir().unwrap();
+    let output = Command::new(JUKEBOX)
+        .args(["up", "--registry-port", "0", "--s3-port", &port, "--data-dir"])
+        .arg(work.path())
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let message = text(&output.stderr);
+    assert!(message.contains(&format!("port {port} on 127.0.0.1 is in use")) && message.contains("--s3-port 0"), "{message}");
+}
+
+#[test]
+fn save_names_the_missing_variable() {
+    let work = tempfile::tempdir().unwrap();
+    let model_dir = work.path().join("jukebox/1");
+    std::fs::create_dir_all(model_dir.join("artifacts")).unwrap();
+    std::fs::write(model_dir.join("model.onnx"), b"onnx").unwrap();
+    std::fs::write(model_dir.join("artifacts/metrics.json"), r#"{"accuracy":0.5}"#).unwrap();
+    let output = Command::new(JUKEBOX)
+        .args(["save", "--version", "1"])
+        .arg("--model-dir")
+        .arg(&model_dir)
+        .env_remove("JUKEBOX_REGISTRY_URL")
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    assert!(text(&output.stderr).contains("JUKEBOX_REGISTRY_URL is not set"), "{}", text(&output.stderr));
+}
