@@ -5,6 +5,7 @@
 //! ```text
 //! cargo bench -p jukebox-server --bench serve_load -- [--url URL | --model-repository DIR]
 //!     [--model jukebox] [--requests 10000] [--concurrency 64] [--latency-requests 2000] [--label NAME]
+//!     [--sessions N (ONNX Runtime sessions per model, in-process server only)]
 //! ```
 //!
 //! Without `--url` the jukebox model server runs in this process (2 worker threads) on a
@@ -34,6 +35,7 @@ struct Options {
     concurrency: usize,
     latency_requests: usize,
     label: String,
+    sessions: Option<usize>,
 }
 
 fn options() -> Options {
@@ -45,6 +47,7 @@ fn options() -> Options {
         concurrency: 64,
         latency_requests: 2_000,
         label: "jukebox".into(),
+        sessions: None,
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -57,6 +60,7 @@ fn options() -> Options {
             "--concurrency" => o.concurrency = value().parse().expect("--concurrency N"),
             "--latency-requests" => o.latency_requests = value().parse().expect("--latency-requests N"),
             "--label" => o.label = value(),
+            "--sessions" => o.sessions = Some(value().parse().expect("--sessions N")),
             "--bench" => {} // added by `cargo bench`
             other => panic!("unknown argument {other}"),
         }
@@ -82,7 +86,7 @@ fn python() -> PathBuf {
 }
 
 /// Starts the jukebox model server in this process and returns its URL.
-fn start_local_server(repository: Option<PathBuf>, keep: &mut Option<tempfile::TempDir>) -> String {
+fn start_local_server(repository: Option<PathBuf>, sessions: Option<usize>, keep: &mut Option<tempfile::TempDir>) -> String {
     let repository = repository.unwrap_or_else(|| {
         let dir = tempfile::tempdir().expect("temp dir");
         let maker = Path::new(env!("CARGO_MANIFEST_DIR")).join("../jukebox-runtime/tests/peers/make_model.py");
@@ -95,7 +99,10 @@ fn start_local_server(repository: Option<PathBuf>, keep: &mut Option<tempfile::T
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     let listener = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
-    let config = jukebox_server::model_server::ModelServerConfig::new(repository);
+    let mut config = jukebox_server::model_server::ModelServerConfig::new(repository);
+    if let Some(n) = sessions {
+        config.sessions_per_model = n;
+    }
     std::thread::spawn(move || {
         runtime
             .block_on(jukebox_server::model_server::serve(listener, config, std::future::pending()))
@@ -221,7 +228,7 @@ fn main() {
     let mut keep = None;
     let url = match &o.url {
         Some(url) => url.trim_end_matches('/').to_string(),
-        None => start_local_server(o.repository.clone(), &mut keep),
+        None => start_local_server(o.repository.clone(), o.sessions, &mut keep),
     };
     let host = url.strip_prefix("http://").expect("--url must be http://HOST:PORT").to_string();
     let path = format!("/v2/models/{}/infer", o.model);
