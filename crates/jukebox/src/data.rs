@@ -1,1 +1,575 @@
-//! TODO(data): filled in by the issue that adds this stage.
+//! Stage 1: get the Spotify chart data and shape it into one table.
+//!
+//! The workshop uses two tables, published as parquet files next to the upstream workshop:
+//!
+//! - **song_properties**: one row per song (`spotify_id`) with its audio features
+//!   (danceability, energy, loudness, ...);
+//! - **song_rankings**: one row per chart entry: a song's daily position in a country's Top-50
+//!   (`country` is null for the global chart).
+//!
+//! [`DataLocator`] finds the files (an explicit folder, then `JUKEBOX_DATA_DIR`, then a local
+//! cache, then a download from the upstream URLs into that cache). [`Dataset`] loads and checks
+//! them (or splits the raw Kaggle CSV into the same two tables), and [`Dataset::merge`] joins them
+//! into the [`ChartData`] every later stage works on, with the country codes numbered in
+//! first-seen order by a [`CountryIndex`].
+
+use std::fs::File;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+
+use polars::prelude::*;
+
+/// The 13 audio features the model reads, in the order its inputs are declared.
+pub const FEATURES: [&str; 13] = [
+    "is_explicit",
+    "duration_ms",
+    "danceability",
+    "energy",
+    "key",
+    "loudness",
+    "mode",
+    "speechiness",
+    "acousticness",
+    "instrumentalness",
+    "liveness",
+    "valence",
+    "tempo",
+];
+
+/// File names of the two tables, as the upstream workshop publishes them.
+pub const PROPERTIES_FILE: &str = "song_properties.parquet";
+pub const RANKINGS_FILE: &str = "song_rankings.parquet";
+/// The raw Kaggle export ("Top Spotify Songs in 73 Countries"), one row per chart entry.
+pub const KAGGLE_CSV_FILE: &str = "universal_top_spotify_songs.csv";
+/// Where the upstream workshop publishes the two parquet files.
+pub const UPSTREAM_BASE_URL: &str =
+    "https://github.com/rhoai-mlops/jukebox/raw/refs/heads/main/99-data_prep";
+
+/// Why data could not be found or loaded. Every variant names the file and, where it applies,
+/// the column at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum DataError {
+    #[error("data file not found: {path}")]
+    MissingFile { path: PathBuf },
+    #[error("{file}: required column `{column}` is missing (columns present: {present})")]
+    MissingColumn { file: PathBuf, column: String, present: String },
+    #[error("{file}: column `{column}` has type {found}, expected {expected}")]
+    WrongType { file: PathBuf, column: String, expected: &'static str, found: String },
+    #[error("{file}: not a readable {format} file: {reason}")]
+    Unreadable { file: PathBuf, format: &'static str, reason: String },
+    #[error(
+        "no chart data found and it could not be downloaded.\n  tried: {tried}\n  download from \
+         {url} failed: {reason}\n  Point jukebox at the data: pass a folder holding \
+         {PROPERTIES_FILE} and {RANKINGS_FILE} (or {KAGGLE_CSV_FILE}), or set JUKEBOX_DATA_DIR."
+    )]
+    NoData { tried: String, url: String, reason: String },
+    #[error("download of {url} failed: {reason}")]
+    Download { url: String, reason: String },
+    #[error("{context}: {source}")]
+    Polars { context: String, source: PolarsError },
+    #[error("{path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+}
+
+pub type Result<T, E = DataError> = std::result::Result<T, E>;
+
+fn polars_err(context: impl Into<String>) -> impl FnOnce(PolarsError) -> DataError {
+    let context = context.into();
+    move |source| DataError::Polars { context, source }
+}
+
+/// Finds the folder that holds the chart data, in this order of precedence:
+/// an explicit folder; `JUKEBOX_DATA_DIR`; the local cache (`JUKEBOX_CACHE_DIR`, else
+/// `$XDG_CACHE_HOME/jukebox/data`, else `~/.cache/jukebox/data`); a download of the upstream
+/// files into that cache.
+#[derive(Debug, Clone)]
+pub struct DataLocator {
+    pub explicit_dir: Option<PathBuf>,
+    pub env_dir: Option<PathBuf>,
+    pub cache_dir: PathBuf,
+    pub base_url: String,
+}
+
+impl DataLocator {
+    /// The locator a notebook or the CLI uses: `explicit_dir` (if any) and the environment.
+    pub fn from_env(explicit_dir: Option<&Path>) -> Self {
+        let env_path = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty()).map(PathBuf::from);
+        let cache_dir = env_path("JUKEBOX_CACHE_DIR")
+            .or_else(|| env_path("XDG_CACHE_HOME").map(|d| d.join("jukebox").join("data")))
+            .or_else(|| env_path("HOME").map(|d| d.join(".cache").join("jukebox").join("data")))
+            .unwrap_or_else(|| PathBuf::from(".jukebox-data"));
+        DataLocator {
+            explicit_dir: explicit_dir.map(Path::to_path_buf),
+            env_dir: env_path("JUKEBOX_DATA_DIR"),
+            cache_dir,
+            base_url: std::env::var("JUKEBOX_DATA_URL").unwrap_or_else(|_| UPSTREAM_BASE_URL.into()),
+        }
+    }
+
+    /// The folder to load from, downloading into the cache when no local copy exists.
+    /// An explicit folder or `JUKEBOX_DATA_DIR` is used as given: when it lacks the files, the
+    /// error says so rather than silently falling back to other data.
+    pub fn resolve(&self) -> Result<PathBuf> {
+        if let Some(dir) = self.explicit_dir.as_ref().or(self.env_dir.as_ref()) {
+            return if holds_data(dir) {
+                Ok(dir.clone())
+            } else {
+                Err(DataError::MissingFile { path: dir.join(PROPERTIES_FILE) })
+            };
+        }
+        if holds_data(&self.cache_dir) {
+            return Ok(self.cache_dir.clone());
+        }
+        let download = || -> Result<()> {
+            for file in [PROPERTIES_FILE, RANKINGS_FILE] {
+                download_atomically(&format!("{}/{file}", self.base_url), &self.cache_dir.join(file))?;
+            }
+            Ok(())
+        };
+        match download() {
+            Ok(()) => Ok(self.cache_dir.clone()),
+            Err(err) => Err(DataError::NoData {
+                tried: format!("no explicit folder, JUKEBOX_DATA_DIR unset, cache {}", self.cache_dir.display()),
+                url: self.base_url.clone(),
+                reason: match err {
+                    DataError::Download { reason, .. } => reason,
+                    other => other.to_string(),
+                },
+            }),
+        }
+    }
+}
+
+fn holds_data(dir: &Path) -> bool {
+    (dir.join(PROPERTIES_FILE).is_file() && dir.join(RANKINGS_FILE).is_file())
+        || dir.join(KAGGLE_CSV_FILE).is_file()
+}
+
+/// Downloads `url` to `dest` with a progress bar. The bytes go to a `.part` file that is renamed
+/// into place only once complete, so an interrupted download is never mistaken for data.
+pub fn download_atomically(url: &str, dest: &Path) -> Result<()> {
+    let fail = |reason: String| DataError::Download { url: url.to_string(), reason };
+    let io = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| DataError::Io { path, source }
+    };
+    if let Some(parent) = dest.parent() {
+        std::fs::create_dir_all(parent).map_err(io(parent))?;
+    }
+    let response = ureq::get(url).call().map_err(|e| fail(e.to_string()))?;
+    let expected_len: Option<u64> = response
+        .headers()
+        .get("content-length")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok());
+    let progress = match expected_len {
+        Some(len) => indicatif::ProgressBar::new(len),
+        None => indicatif::ProgressBar::new_spinner(),
+    };
+    progress.set_message(dest.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default());
+    let part = dest.with_extension("parquet.part");
+    let result = (|| -> Result<u64> {
+        let mut out = File::create(&part).map_err(io(&part))?;
+        let mut body = response.into_body().into_reader();
+        let mut buffer = vec![0u8; 64 * 1024];
+        let mut written = 0u64;
+        loop {
+            let n = body.read(&mut buffer).map_err(|e| fail(e.to_string()))?;
+            if n == 0 {
+                break;
+            }
+            out.write_all(&buffer[..n]).map_err(io(&part))?;
+            written += n as u64;
+            progress.set_position(written);
+        }
+        if let Some(len) = expected_len {
+            if written != len {
+                return Err(fail(format!("connection closed after {written} of {len} bytes")));
+            }
+        }
+        out.sync_all().map_err(io(&part))?;
+        Ok(written)
+    })();
+    progress.finish_and_clear();
+    match result {
+        Ok(_) => std::fs::rename(&part, dest).map_err(io(dest)),
+        Err(err) => {
+            let _ = std::fs::remove_file(&part);
+            Err(err)
+        }
+    }
+}
+
+/// The kind of values a column must hold; any physical type of that kind is accepted.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Kind {
+    Text,
+    Integer,
+    Number,
+    Boolean,
+    Date,
+}
+
+impl Kind {
+    fn describe(self) -> &'static str {
+        match self {
+            Kind::Text => "a string",
+            Kind::Integer => "an integer",
+            Kind::Number => "a number",
+            Kind::Boolean => "a boolean",
+            Kind::Date => "a date, datetime or date string",
+        }
+    }
+    fn accepts(self, dtype: &DataType) -> bool {
+        match self {
+            Kind::Text => matches!(dtype, DataType::String),
+            Kind::Integer => dtype.is_integer(),
+            Kind::Number => dtype.is_primitive_numeric(),
+            // Some exports store booleans as 0/1 integers.
+            Kind::Boolean => matches!(dtype, DataType::Boolean) || dtype.is_integer(),
+            Kind::Date => matches!(dtype, DataType::Date | DataType::Datetime(..) | DataType::String),
+        }
+    }
+}
+
+const PROPERTY_COLUMNS: [(&str, Kind); 17] = [
+    ("spotify_id", Kind::Text),
+    ("name", Kind::Text),
+    ("artists", Kind::Text),
+    ("is_explicit", Kind::Boolean),
+    ("duration_ms", Kind::Number),
+    ("danceability", Kind::Number),
+    ("energy", Kind::Number),
+    ("key", Kind::Number),
+    ("loudness", Kind::Number),
+    ("mode", Kind::Number),
+    ("speechiness", Kind::Number),
+    ("acousticness", Kind::Number),
+    ("instrumentalness", Kind::Number),
+    ("liveness", Kind::Number),
+    ("valence", Kind::Number),
+    ("tempo", Kind::Number),
+    ("time_signature", Kind::Number),
+];
+
+const RANKING_COLUMNS: [(&str, Kind); 8] = [
+    ("spotify_id", Kind::Text),
+    ("name", Kind::Text),
+    ("artists", Kind::Text),
+    ("popularity", Kind::Integer),
+    ("daily_rank", Kind::Integer),
+    ("daily_movement", Kind::Integer),
+    ("weekly_movement", Kind::Integer),
+    ("country", Kind::Text),
+];
+
+/// Ranking columns the full upstream file has and the sample lacks.
+const OPTIONAL_RANKING_COLUMNS: [(&str, Kind); 3] =
+    [("snapshot_date", Kind::Date), ("album_name", Kind::Text), ("album_release_date", Kind::Date)];
+
+/// Older copies of song_properties call the first-seen date `snapshot_date`.
+const PROPERTY_DATE_COLUMNS: [&str; 2] = ["event_timestamp", "snapshot_date"];
+
+fn check_columns(df: &DataFrame, file: &Path, required: &[(&str, Kind)]) -> Result<()> {
+    let schema = df.schema();
+    for &(column, kind) in required {
+        match schema.get(column) {
+            None => {
+                return Err(DataError::MissingColumn {
+                    file: file.to_path_buf(),
+                    column: column.into(),
+                    present: df.get_column_names().iter().map(|c| c.as_str()).collect::<Vec<_>>().join(", "),
+                })
+            }
+            Some(dtype) if !kind.accepts(dtype) => {
+                return Err(DataError::WrongType {
+                    file: file.to_path_buf(),
+                    column: column.into(),
+                    expected: kind.describe(),
+                    found: dtype.to_string(),
+                })
+            }
+            Some(_) => {}
+        }
+    }
+    Ok(())
+}
+
+fn read_parquet(path: &Path) -> Result<DataFrame> {
+    let file = File::open(path).map_err(|source| match source.kind() {
+        std::io::ErrorKind::NotFound => DataError::MissingFile { path: path.to_path_buf() },
+        _ => DataError::Io { path: path.to_path_buf(), source },
+    })?;
+    ParquetReader::new(file).finish().map_err(|e| DataError::Unreadable {
+        file: path.to_path_buf(),
+        format: "parquet",
+        reason: e.to_string(),
+    })
+}
+
+/// An expression turning a date-like column (date, datetime or `YYYY-MM-DD` text) into a date.
+fn as_date(name: &str, dtype: &DataType) -> Expr {
+    match dtype {
+        DataType::String => col(name).str().to_date(StrptimeOptions {
+            format: Some("%Y-%m-%d".into()),
+            strict: false,
+            ..Default::default()
+        }),
+        _ => col(name).cast(DataType::Date),
+    }
+}
+
+/// The two raw tables, checked: every required column is present with a usable type.
+#[derive(Clone)]
+pub struct Dataset {
+    /// One row per song: `spotify_id`, name, artists, first-seen date (if any) and audio features.
+    pub properties: DataFrame,
+    /// One row per chart entry; `country` null means the global Top-50.
+    pub rankings: DataFrame,
+    /// Where the tables were read from (a folder or the Kaggle CSV).
+    pub source: PathBuf,
+}
+
+impl Dataset {
+    /// Finds the data as [`DataLocator::from_env`] does and loads it.
+    pub fn load(explicit_dir: Option<&Path>) -> Result<Dataset> {
+        Self::from_dir(&DataLocator::from_env(explicit_dir).resolve()?)
+    }
+
+    /// Loads `song_properties.parquet` and `song_rankings.parquet` from `dir`, or the Kaggle CSV
+    /// when the folder holds only that.
+    pub fn from_dir(dir: &Path) -> Result<Dataset> {
+        let properties = dir.join(PROPERTIES_FILE);
+        let csv = dir.join(KAGGLE_CSV_FILE);
+        if !properties.exists() && csv.exists() {
+            return Self::from_kaggle_csv(&csv);
+        }
+        let mut dataset = Self::from_files(&properties, &dir.join(RANKINGS_FILE))?;
+        dataset.source = dir.to_path_buf();
+        Ok(dataset)
+    }
+
+    /// Loads the two parquet files and checks their columns.
+    pub fn from_files(properties_path: &Path, rankings_path: &Path) -> Result<Dataset> {
+        let properties = read_parquet(properties_path)?;
+        check_columns(&properties, properties_path, &PROPERTY_COLUMNS)?;
+        let rankings = read_parquet(rankings_path)?;
+        check_columns(&rankings, rankings_path, &RANKING_COLUMNS)?;
+        let present: Vec<_> = OPTIONAL_RANKING_COLUMNS
+            .iter()
+            .copied()
+            .filter(|(c, _)| rankings.schema().contains(c))
+            .collect();
+        check_columns(&rankings, rankings_path, &present)?;
+        let source = properties_path.parent().map(Path::to_path_buf).unwrap_or_default();
+        Ok(Dataset { properties, rankings, source })
+    }
+
+    /// Splits the raw Kaggle CSV (one row per chart entry, features inline) into the same two
+    /// tables: the chart entries, and one row per song with the date it was first seen.
+    pub fn from_kaggle_csv(path: &Path) -> Result<Dataset> {
+        if !path.is_file() {
+            return Err(DataError::MissingFile { path: path.to_path_buf() });
+        }
+        let raw = CsvReadOptions::default()
+            .with_has_header(true)
+            .with_infer_schema_length(Some(10_000))
+            .try_into_reader_with_file_path(Some(path.to_path_buf()))
+            .and_then(|reader| reader.finish())
+            .map_err(|e| DataError::Unreadable { file: path.to_path_buf(), format: "CSV", reason: e.to_string() })?;
+        let mut required: Vec<(&str, Kind)> = RANKING_COLUMNS.to_vec();
+        required.extend(PROPERTY_COLUMNS.iter().skip(3).copied());
+        required.push(("snapshot_date", Kind::Date));
+        check_columns(&raw, path, &required)?;
+
+        let date = as_date("snapshot_date", raw.column("snapshot_date").map_err(polars_err("snapshot_date"))?.dtype());
+        // The CSV writes the global chart's country as an empty field.
+        let entries = raw.lazy().with_columns([
+            date.alias("snapshot_date"),
+            when(col("country").eq(lit("")))
+                .then(lit(NULL).cast(DataType::String))
+                .otherwise(col("country"))
+                .alias("country"),
+        ]);
+        let mut ranking_cols: Vec<Expr> = RANKING_COLUMNS.iter().map(|(c, _)| col(*c)).collect();
+        ranking_cols.push(col("snapshot_date"));
+        for (optional, _) in &OPTIONAL_RANKING_COLUMNS[1..] {
+            ranking_cols.push(col(*optional));
+        }
+        let rankings = entries.clone().select(ranking_cols).collect().map_err(polars_err(path.display().to_string()))?;
+
+        let mut property_cols: Vec<Expr> = PROPERTY_COLUMNS.iter().map(|(c, _)| col(*c)).collect();
+        property_cols.push(col("snapshot_date").cast(DataType::Datetime(TimeUnit::Nanoseconds, None)).alias("event_timestamp"));
+        let properties = entries
+            .sort(["snapshot_date"], SortMultipleOptions::default().with_maintain_order(true))
+            .unique_stable(Some(cols(["spotify_id"])), UniqueKeepStrategy::First)
+            .select(property_cols)
+            .collect()
+            .map_err(polars_err(path.display().to_string()))?;
+        Ok(Dataset { properties, rankings, source: path.to_path_buf() })
+    }
+
+    /// Joins chart entries with song properties: rankings left-joined on `spotify_id` (the
+    /// properties' own name/artists/date columns dropped), rows with a null in any column the
+    /// workshop uses dropped (this removes the global chart), `snapshot_date` as a date when
+    /// present, and `country_index` numbering the countries in first-seen order.
+    pub fn merge(&self) -> Result<ChartData> {
+        let drop_from_properties: Vec<&str> = ["name", "artists"]
+            .into_iter()
+            .chain(PROPERTY_DATE_COLUMNS)
+            .filter(|c| self.properties.schema().contains(c))
+            .collect();
+        let properties = self.properties.clone().lazy().drop(cols(drop_from_properties)).with_columns(
+            FEATURES
+                .iter()
+                .chain(["time_signature"].iter())
+                .map(|c| col(*c).cast(DataType::Float64))
+                .collect::<Vec<_>>(),
+        );
+        let mut rankings = self.rankings.clone().lazy();
+        if let Some(dtype) = self.rankings.schema().get("snapshot_date") {
+            rankings = rankings.with_column(as_date("snapshot_date", dtype).alias("snapshot_date"));
+        }
+        let used: Vec<&str> = RANKING_COLUMNS.iter().map(|(c, _)| *c).chain(FEATURES).collect();
+        let frame = rankings
+            .join(
+                properties,
+                [col("spotify_id")],
+                [col("spotify_id")],
+                JoinArgs { maintain_order: MaintainOrderJoin::Left, ..JoinArgs::new(JoinType::Left) },
+            )
+            .drop_nulls(Some(cols(used)))
+            .collect()
+            .map_err(polars_err("merging song_rankings with song_properties"))?;
+
+        let countries = CountryIndex::first_seen(&frame)?;
+        let frame = countries.add_index_column(frame)?;
+        Ok(ChartData { frame, countries })
+    }
+}
+
+/// Country codes numbered in the order they first appear in the data (as the upstream notebook
+/// does), and back.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CountryIndex {
+    codes: Vec<String>,
+}
+
+impl CountryIndex {
+    /// Numbers the distinct values of the `country` column in first-seen order.
+    pub fn first_seen(frame: &DataFrame) -> Result<CountryIndex> {
+        let unique = frame
+            .clone()
+            .lazy()
+            .select([col("country").drop_nulls().unique_stable()])
+            .collect()
+            .map_err(polars_err("listing countries"))?;
+        let column = unique.column("country").map_err(polars_err("listing countries"))?;
+        let codes = column
+            .str()
+            .map_err(polars_err("listing countries"))?
+            .iter()
+            .flatten()
+            .map(str::to_string)
+            .collect();
+        Ok(CountryIndex { codes })
+    }
+
+    pub fn from_codes(codes: Vec<String>) -> CountryIndex {
+        CountryIndex { codes }
+    }
+    /// The index of a country code, if the data has it.
+    pub fn index_of(&self, code: &str) -> Option<u32> {
+        self.codes.iter().position(|c| c == code).map(|i| i as u32)
+    }
+    /// The country code of an index.
+    pub fn code_of(&self, index: u32) -> Option<&str> {
+        self.codes.get(index as usize).map(String::as_str)
+    }
+    pub fn codes(&self) -> &[String] {
+        &self.codes
+    }
+    pub fn len(&self) -> usize {
+        self.codes.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.codes.is_empty()
+    }
+
+    /// Adds `country_index` (UInt32) computed from `country` with this mapping.
+    pub fn add_index_column(&self, frame: DataFrame) -> Result<DataFrame> {
+        let codes = Series::new("codes".into(), &self.codes);
+        let indices = Series::new("indices".into(), (0..self.codes.len() as u32).collect::<Vec<_>>());
+        frame
+            .lazy()
+            .with_column(
+                col("country")
+                    .replace_strict(lit(codes), lit(indices), None::<Expr>, Some(DataType::UInt32))
+                    .alias("country_index"),
+            )
+            .collect()
+            .map_err(polars_err("numbering countries"))
+    }
+
+    /// The mapping as a two-column table (`country`, `country_index`).
+    pub fn table(&self) -> crate::display::Table {
+        crate::display::Table::new(
+            vec!["country".into(), "country_index".into()],
+            self.codes.iter().enumerate().map(|(i, c)| vec![c.clone().into(), (i as f64).into()]).collect(),
+        )
+    }
+}
+
+/// The merged chart data every later stage works on.
+#[derive(Clone)]
+pub struct ChartData {
+    /// Chart entries with their songs' audio features and `country_index`.
+    pub frame: DataFrame,
+    /// The country-code numbering used for `country_index`.
+    pub countries: CountryIndex,
+}
+
+impl ChartData {
+    /// Loads and merges in one step, finding the data as [`DataLocator::from_env`] does.
+    pub fn load(explicit_dir: Option<&Path>) -> Result<ChartData> {
+        Dataset::load(explicit_dir)?.merge()
+    }
+    pub fn rows(&self) -> usize {
+        self.frame.height()
+    }
+    /// Whether the data carries chart dates (the full upstream file does, the sample does not).
+    pub fn has_dates(&self) -> bool {
+        self.frame.schema().contains("snapshot_date")
+    }
+    /// The first rows as an inline table.
+    pub fn head(&self, n: usize) -> crate::display::Table {
+        crate::display::Table::from_frame(&self.frame.head(Some(n)))
+    }
+}
+
+impl Dataset {
+    /// The first `n` songs of song_properties as an inline table.
+    pub fn properties_head(&self, n: usize) -> crate::display::Table {
+        crate::display::Table::from_frame(&self.properties.head(Some(n))).with_caption("song_properties")
+    }
+    /// The first `n` chart entries of song_rankings as an inline table.
+    pub fn rankings_head(&self, n: usize) -> crate::display::Table {
+        crate::display::Table::from_frame(&self.rankings.head(Some(n))).with_caption("song_rankings")
+    }
+
+    /// A short text summary: where the data came from, table sizes and merged size.
+    pub fn summary(&self) -> Result<String> {
+        let merged = self.merge()?;
+        Ok(format!(
+            "source:          {}\nsong_properties: {} songs, columns: {}\nsong_rankings:   {} chart entries, columns: {}\nmerged:          {} rows with a country, {} countries{}",
+            self.source.display(),
+            self.properties.height(),
+            self.properties.get_column_names().iter().map(|c| c.as_str()).collect::<Vec<_>>().join(", "),
+            self.rankings.height(),
+            self.rankings.get_column_names().iter().map(|c| c.as_str()).collect::<Vec<_>>().join(", "),
+            merged.rows(),
+            merged.countries.len(),
+            if merged.has_dates() { "" } else { " (no chart dates in this data)" },
+        ))
+    }
+}

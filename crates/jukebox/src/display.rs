@@ -1,1 +1,400 @@
-//! TODO(display): filled in by the issue that adds this stage.
+//! Tables and plots that render inline in Jupyter.
+//!
+//! The evcxr kernel shows a value richly when its type has a method `evcxr_display(&self)` that
+//! prints `EVCXR_BEGIN_CONTENT <mime type>`, the content, and `EVCXR_END_CONTENT`. [`Table`]
+//! renders as `text/html` and [`Plot`] as `image/svg+xml`; papermill stores both in the executed
+//! notebook. Plots are drawn with plotters' SVG backend, which needs no system fonts.
+
+use std::fmt::{self, Write as _};
+
+use polars::prelude::{AnyValue, DataFrame};
+
+/// An RGB colour, used for cell backgrounds and heatmaps.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Rgb(pub u8, pub u8, pub u8);
+
+impl Rgb {
+    fn css(self) -> String {
+        format!("#{:02x}{:02x}{:02x}", self.0, self.1, self.2)
+    }
+    /// Black or white, whichever reads better on this background.
+    pub fn text_colour(self) -> Rgb {
+        let luma = 0.299 * self.0 as f64 + 0.587 * self.1 as f64 + 0.114 * self.2 as f64;
+        if luma > 140.0 { Rgb(0, 0, 0) } else { Rgb(255, 255, 255) }
+    }
+}
+
+/// A colour scale interpolated between evenly spaced stops (ColorBrewer palettes).
+#[derive(Clone, Copy, Debug)]
+pub struct ColourScale {
+    stops: &'static [Rgb],
+}
+
+impl ColourScale {
+    /// Red (low) - yellow - blue (high), for correlations from -1 to 1.
+    pub const RED_YELLOW_BLUE: ColourScale = ColourScale {
+        stops: &[
+            Rgb(165, 0, 38),
+            Rgb(215, 48, 39),
+            Rgb(244, 109, 67),
+            Rgb(253, 174, 97),
+            Rgb(254, 224, 144),
+            Rgb(255, 255, 191),
+            Rgb(224, 243, 248),
+            Rgb(171, 217, 233),
+            Rgb(116, 173, 209),
+            Rgb(69, 117, 180),
+            Rgb(49, 54, 149),
+        ],
+    };
+    /// White (low) to dark blue (high), for counts such as a confusion matrix.
+    pub const BLUES: ColourScale = ColourScale {
+        stops: &[
+            Rgb(247, 251, 255),
+            Rgb(222, 235, 247),
+            Rgb(198, 219, 239),
+            Rgb(158, 202, 225),
+            Rgb(107, 174, 214),
+            Rgb(66, 146, 198),
+            Rgb(33, 113, 181),
+            Rgb(8, 81, 156),
+            Rgb(8, 48, 107),
+        ],
+    };
+
+    /// The colour of `value` on a scale from `low` to `high` (clamped).
+    pub fn colour(&self, value: f64, low: f64, high: f64) -> Rgb {
+        let t = if high > low && value.is_finite() { ((value - low) / (high - low)).clamp(0.0, 1.0) } else { 0.5 };
+        let position = t * (self.stops.len() - 1) as f64;
+        let i = (position.floor() as usize).min(self.stops.len() - 2);
+        let f = position - i as f64;
+        let (a, b) = (self.stops[i], self.stops[i + 1]);
+        let mix = |x: u8, y: u8| (x as f64 + (y as f64 - x as f64) * f).round() as u8;
+        Rgb(mix(a.0, b.0), mix(a.1, b.1), mix(a.2, b.2))
+    }
+}
+
+/// One table cell.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Cell {
+    Text(String),
+    Number(f64),
+    Empty,
+}
+
+impl From<String> for Cell {
+    fn from(v: String) -> Self {
+        Cell::Text(v)
+    }
+}
+impl From<&str> for Cell {
+    fn from(v: &str) -> Self {
+        Cell::Text(v.to_string())
+    }
+}
+impl From<f64> for Cell {
+    fn from(v: f64) -> Self {
+        Cell::Number(v)
+    }
+}
+
+impl fmt::Display for Cell {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Cell::Text(s) => f.write_str(s),
+            Cell::Number(v) if v.fract() == 0.0 && v.abs() < 1e15 => write!(f, "{v:.0}"),
+            Cell::Number(v) if v.abs() >= 1e5 || (v.abs() < 1e-3 && *v != 0.0) => write!(f, "{v:.4e}"),
+            Cell::Number(v) => write!(f, "{v:.4}"),
+            Cell::Empty => Ok(()),
+        }
+    }
+}
+
+/// A table with an optional caption and optional per-cell background colours.
+#[derive(Clone, Debug, Default)]
+pub struct Table {
+    pub caption: Option<String>,
+    pub columns: Vec<String>,
+    pub rows: Vec<Vec<Cell>>,
+    /// Same shape as `rows` when present.
+    pub backgrounds: Option<Vec<Vec<Option<Rgb>>>>,
+}
+
+impl Table {
+    pub fn new(columns: Vec<String>, rows: Vec<Vec<Cell>>) -> Table {
+        Table { columns, rows, ..Default::default() }
+    }
+
+    /// A table showing every row of `frame` (take `head` first for big frames).
+    pub fn from_frame(frame: &DataFrame) -> Table {
+        let columns: Vec<String> = frame.get_column_names().iter().map(|c| c.to_string()).collect();
+        let rows = (0..frame.height())
+            .map(|i| {
+                frame
+                    .columns()
+                    .iter()
+                    .map(|column| match column.get(i) {
+                        Ok(AnyValue::Null) | Err(_) => Cell::Empty,
+                        Ok(AnyValue::String(s)) => Cell::Text(s.to_string()),
+                        Ok(AnyValue::Boolean(b)) => Cell::Text(b.to_string()),
+                        Ok(v) if v.is_primitive_numeric() => v.extract::<f64>().map(Cell::Number).unwrap_or(Cell::Empty),
+                        Ok(v) => Cell::Text(v.to_string()),
+                    })
+                    .collect()
+            })
+            .collect();
+        Table::new(columns, rows)
+    }
+
+    pub fn with_caption(mut self, caption: impl Into<String>) -> Table {
+        self.caption = Some(caption.into());
+        self
+    }
+
+    /// Colours every numeric cell of the columns `from_column..` by its value on `scale`.
+    pub fn with_colour_scale(mut self, scale: ColourScale, low: f64, high: f64, from_column: usize) -> Table {
+        self.backgrounds = Some(
+            self.rows
+                .iter()
+                .map(|row| {
+                    row.iter()
+                        .enumerate()
+                        .map(|(j, cell)| match cell {
+                            Cell::Number(v) if j >= from_column => Some(scale.colour(*v, low, high)),
+                            _ => None,
+                        })
+                        .collect()
+                })
+                .collect(),
+        );
+        self
+    }
+
+    pub fn height(&self) -> usize {
+        self.rows.len()
+    }
+
+    /// The numeric value at (`row`, `column name`), if any.
+    pub fn number(&self, row: usize, column: &str) -> Option<f64> {
+        let j = self.columns.iter().position(|c| c == column)?;
+        match self.rows.get(row)?.get(j)? {
+            Cell::Number(v) => Some(*v),
+            _ => None,
+        }
+    }
+
+    /// The table as an HTML fragment (text escaped).
+    pub fn to_html(&self) -> String {
+        let mut html = String::from("<table class=\"jukebox\" style=\"border-collapse:collapse;font-size:12px\">");
+        if let Some(caption) = &self.caption {
+            let _ = write!(html, "<caption style=\"font-weight:bold;text-align:left\">{}</caption>", escape(caption));
+        }
+        html.push_str("<thead><tr>");
+        for column in &self.columns {
+            let _ = write!(html, "<th style=\"padding:2px 6px;border-bottom:1px solid #888\">{}</th>", escape(column));
+        }
+        html.push_str("</tr></thead><tbody>");
+        for (i, row) in self.rows.iter().enumerate() {
+            html.push_str("<tr>");
+            for (j, cell) in row.iter().enumerate() {
+                let background = self.backgrounds.as_ref().and_then(|b| b.get(i)?.get(j).copied().flatten());
+                let align = if matches!(cell, Cell::Number(_)) { "right" } else { "left" };
+                let style = match background {
+                    Some(bg) => format!(
+                        "padding:2px 6px;text-align:{align};background:{};color:{}",
+                        bg.css(),
+                        bg.text_colour().css()
+                    ),
+                    None => format!("padding:2px 6px;text-align:{align}"),
+                };
+                let _ = write!(html, "<td style=\"{style}\">{}</td>", escape(&cell.to_string()));
+            }
+            html.push_str("</tr>");
+        }
+        html.push_str("</tbody></table>");
+        html
+    }
+
+    /// Renders inline in Jupyter (evcxr's display convention).
+    pub fn evcxr_display(&self) {
+        println!("EVCXR_BEGIN_CONTENT text/html\n{}\nEVCXR_END_CONTENT", self.to_html());
+    }
+}
+
+/// Plain-text rendering, for the CLI and for `{:?}`-free printing in notebooks.
+impl fmt::Display for Table {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let cells: Vec<Vec<String>> = self.rows.iter().map(|r| r.iter().map(|c| c.to_string()).collect()).collect();
+        let widths: Vec<usize> = (0..self.columns.len())
+            .map(|j| cells.iter().filter_map(|r| r.get(j)).map(|s| s.chars().count()).chain([self.columns[j].chars().count()]).max().unwrap_or(0))
+            .collect();
+        if let Some(caption) = &self.caption {
+            writeln!(f, "{caption}")?;
+        }
+        let line = |f: &mut fmt::Formatter<'_>, values: &[String]| -> fmt::Result {
+            let parts: Vec<String> = values.iter().zip(&widths).map(|(v, w)| format!("{v:>w$}")).collect();
+            writeln!(f, "{}", parts.join("  ").trim_end())
+        };
+        line(f, &self.columns)?;
+        for row in &cells {
+            line(f, row)?;
+        }
+        Ok(())
+    }
+}
+
+/// An SVG image.
+#[derive(Clone, Debug)]
+pub struct Plot {
+    pub svg: String,
+}
+
+impl Plot {
+    /// Draws with plotters on an SVG canvas of `width` x `height` pixels.
+    pub fn draw<E: std::fmt::Debug>(
+        width: u32,
+        height: u32,
+        draw: impl FnOnce(&plotters::drawing::DrawingArea<plotters::prelude::SVGBackend, plotters::coord::Shift>) -> Result<(), E>,
+    ) -> Result<Plot, PlotError> {
+        use plotters::prelude::*;
+        let mut svg = String::new();
+        {
+            let root = SVGBackend::with_string(&mut svg, (width, height)).into_drawing_area();
+            root.fill(&WHITE).map_err(|e| PlotError(format!("{e:?}")))?;
+            draw(&root).map_err(|e| PlotError(format!("{e:?}")))?;
+            root.present().map_err(|e| PlotError(format!("{e:?}")))?;
+        }
+        Ok(Plot { svg })
+    }
+
+    /// Writes the SVG to a file.
+    pub fn save(&self, path: impl AsRef<std::path::Path>) -> std::io::Result<()> {
+        std::fs::write(path, &self.svg)
+    }
+
+    /// Renders inline in Jupyter (evcxr's display convention).
+    pub fn evcxr_display(&self) {
+        println!("EVCXR_BEGIN_CONTENT image/svg+xml\n{}\nEVCXR_END_CONTENT", self.svg);
+    }
+}
+
+/// A plot could not be drawn (plotters' own error, as text).
+#[derive(Debug, thiserror::Error)]
+#[error("drawing failed: {0}")]
+pub struct PlotError(pub String);
+
+/// Escapes text for HTML.
+pub fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// A heatmap of a square or rectangular matrix with labelled axes and each value written in its
+/// cell. Used for correlations (red-yellow-blue) and the confusion matrix (blues).
+pub fn heatmap(
+    title: &str,
+    row_labels: &[String],
+    column_labels: &[String],
+    values: &[Vec<f64>],
+    scale: ColourScale,
+    (low, high): (f64, f64),
+    value_format: impl Fn(f64) -> String,
+) -> Result<Plot, PlotError> {
+    use plotters::prelude::*;
+    let (n_rows, n_cols) = (row_labels.len(), column_labels.len());
+    let cell = if n_rows.max(n_cols) > 30 { 14 } else { 44 };
+    let label_space = 12 + 7 * row_labels.iter().chain(column_labels).map(|l| l.chars().count()).max().unwrap_or(4) as u32;
+    let width = label_space + cell * n_cols as u32 + 30;
+    let height = label_space + cell * n_rows as u32 + 50;
+    let font_size = if cell > 20 { 11 } else { 8 };
+    Plot::draw(width, height, |root| {
+        root.draw(&Text::new(title.to_string(), (10, 8), ("sans-serif", 16).into_font()))?;
+        let (x0, y0) = (label_space as i32, 40i32);
+        for (i, row) in values.iter().enumerate().take(n_rows) {
+            for (j, value) in row.iter().enumerate().take(n_cols) {
+                let colour = scale.colour(*value, low, high);
+                let (x, y) = (x0 + j as i32 * cell as i32, y0 + i as i32 * cell as i32);
+                root.draw(&Rectangle::new(
+                    [(x, y), (x + cell as i32, y + cell as i32)],
+                    RGBColor(colour.0, colour.1, colour.2).filled(),
+                ))?;
+                let text = value_format(*value);
+                if !text.is_empty() {
+                    let ink = colour.text_colour();
+                    let style = ("sans-serif", font_size)
+                        .into_font()
+                        .color(&RGBColor(ink.0, ink.1, ink.2))
+                        .pos(plotters::style::text_anchor::Pos::new(
+                            plotters::style::text_anchor::HPos::Center,
+                            plotters::style::text_anchor::VPos::Center,
+                        ));
+                    root.draw(&Text::new(text, (x + cell as i32 / 2, y + cell as i32 / 2), style))?;
+                }
+            }
+        }
+        let label_font = ("sans-serif", font_size + 1).into_font().color(&BLACK);
+        for (i, label) in row_labels.iter().enumerate() {
+            let style = label_font.clone().pos(plotters::style::text_anchor::Pos::new(
+                plotters::style::text_anchor::HPos::Right,
+                plotters::style::text_anchor::VPos::Center,
+            ));
+            root.draw(&Text::new(label.clone(), (x0 - 4, y0 + i as i32 * cell as i32 + cell as i32 / 2), style))?;
+        }
+        for (j, label) in column_labels.iter().enumerate() {
+            let style = label_font.clone().transform(FontTransform::Rotate90).pos(plotters::style::text_anchor::Pos::new(
+                plotters::style::text_anchor::HPos::Left,
+                plotters::style::text_anchor::VPos::Center,
+            ));
+            root.draw(&Text::new(
+                label.clone(),
+                (x0 + j as i32 * cell as i32 + cell as i32 / 2, y0 + n_rows as i32 * cell as i32 + 4),
+                style,
+            ))?;
+        }
+        Ok::<(), DrawingAreaErrorKind<std::io::Error>>(())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn colour_scale_ends_and_middle() {
+        let s = ColourScale::RED_YELLOW_BLUE;
+        assert_eq!(s.colour(-1.0, -1.0, 1.0), Rgb(165, 0, 38));
+        assert_eq!(s.colour(1.0, -1.0, 1.0), Rgb(49, 54, 149));
+        assert_eq!(s.colour(0.0, -1.0, 1.0), Rgb(255, 255, 191));
+        assert_eq!(s.colour(5.0, -1.0, 1.0), Rgb(49, 54, 149), "clamped");
+    }
+
+    #[test]
+    fn html_escapes_and_colours() {
+        let t = Table::new(vec!["name".into(), "r".into()], vec![vec!["<b>&".into(), 0.5.into()]])
+            .with_colour_scale(ColourScale::BLUES, 0.0, 1.0, 1);
+        let html = t.to_html();
+        assert!(html.contains("&lt;b&gt;&amp;"));
+        assert!(html.contains("background:#"));
+        assert!(html.contains(">0.5000<"));
+        assert_eq!(t.number(0, "r"), Some(0.5));
+    }
+
+    #[test]
+    fn heatmap_writes_values_in_cells() {
+        let labels = vec!["a".to_string(), "b".to_string()];
+        let plot = heatmap("t", &labels, &labels, &[vec![1.0, -0.25], vec![-0.25, 1.0]], ColourScale::RED_YELLOW_BLUE, (-1.0, 1.0), |v| format!("{v:.2}")).unwrap();
+        assert!(plot.svg.starts_with("<svg"));
+        assert!(plot.svg.contains(">-0.25<"), "{}", &plot.svg[..400.min(plot.svg.len())]);
+        assert_eq!(plot.svg.matches("<rect").count(), 5, "background + 4 cells");
+    }
+}

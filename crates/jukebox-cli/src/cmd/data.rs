@@ -1,8 +1,23 @@
 //! `jukebox data`: load the dataset and print what it holds.
 
-#[derive(clap::Args)]
-pub struct Args {}
+use std::path::PathBuf;
 
-pub fn run(_args: Args) -> anyhow::Result<()> {
+#[derive(clap::Args)]
+pub struct Args {
+    /// Folder with song_properties.parquet and song_rankings.parquet (or the Kaggle CSV).
+    /// Default: JUKEBOX_DATA_DIR, else the local cache, else a download of the workshop's files.
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Also print summary statistics of every numeric column.
+    #[arg(long)]
+    pub describe: bool,
+}
+
+pub fn run(args: Args) -> anyhow::Result<()> {
+    let dataset = jukebox::data::Dataset::load(args.data_dir.as_deref())?;
+    println!("{}", dataset.summary()?);
+    if args.describe {
+        println!("\n{}", jukebox::explore::describe(&dataset.merge()?.frame)?);
+    }
     Ok(())
 }
