@@ -1,1 +1,485 @@
-//! TODO(request): filled in by the issue that adds this stage.
+//! Stage 4: ask a KServe v2 model server which country a song would chart in.
+//!
+//! This is what the workshop's request notebook does, step by step:
+//!
+//! 1. load the scaler and label encoder saved next to the model
+//!    ([`ModelArtifacts::load`], from `<model>/<version>/artifacts/`);
+//! 2. take a song's 13 audio features, by name from the song_properties table
+//!    ([`song_by_name`]) or as raw values ([`Song::from_features`]);
+//! 3. scale them with the saved min/max and build the v2 request: 13 FP32 inputs named after
+//!    the features, each of shape `[1, 1]` ([`InferenceClient::build_request`]);
+//! 4. post it (optionally with a bearer token) and map the returned probabilities to country
+//!    codes ([`Prediction`]: top country, top-k, an HTML table, an SVG bar chart).
+//!
+//! ```no_run
+//! use jukebox::request::{InferenceClient, ModelArtifacts, Song};
+//! let artifacts = ModelArtifacts::load("models/jukebox/1")?;
+//! let client = InferenceClient::new("http://127.0.0.1:8000", "jukebox");
+//! let song = Song::from_features("demo", &[0.0, 200000.0, 0.6, 0.7, 5.0, -6.0, 1.0, 0.05, 0.1, 0.0, 0.1, 0.5, 120.0]);
+//! let prediction = client.predict(&artifacts, &song)?;
+//! println!("{} ({:.1}%)", prediction.top().0, prediction.top().1 * 100.0);
+//! # Ok::<(), jukebox::request::RequestError>(())
+//! ```
+//!
+//! The HTTP client is blocking (`ureq`) so notebook cells stay plain function calls.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use jukebox_protocol::inference::{ErrorResponse, InferInput, InferRequest, InferResponse};
+use polars::prelude::{DataFrame, DataType};
+use serde::Deserialize;
+
+use crate::display::{escape, Cell, Plot, Table};
+
+/// Environment variable naming the model server (what `jukebox serve` prints).
+pub const URL_ENV: &str = "JUKEBOX_MODEL_URL";
+/// Environment variable holding the model server's bearer token.
+pub const TOKEN_ENV: &str = "JUKEBOX_MODEL_TOKEN";
+/// The output tensor holding the class probabilities.
+pub const OUTPUT: &str = "output";
+
+/// Everything that can go wrong preparing, sending or reading a prediction request.
+#[derive(Debug, thiserror::Error)]
+pub enum RequestError {
+    #[error("cannot read {path}: {message}")]
+    Artifact { path: PathBuf, message: String },
+    #[error("scaler {path}: {message}")]
+    Scaler { path: PathBuf, message: String },
+    #[error("no song named '{name}' in song_properties{}", suggestions_text(.suggestions))]
+    UnknownSong { name: String, suggestions: Vec<String> },
+    #[error("song_properties: {message}")]
+    Data { message: String },
+    #[error("song '{song}' has {actual} feature values but the scaler expects {expected} ({features})")]
+    FeatureCount { song: String, actual: usize, expected: usize, features: String },
+    #[error("song '{song}': feature '{feature}' is missing or not a finite number")]
+    BadFeature { song: String, feature: String },
+    #[error("model server {url} is unreachable: {message} (is `jukebox serve` running? is JUKEBOX_MODEL_URL right?)")]
+    Unreachable { url: String, message: String },
+    #[error("model server {url} answered {status}: {message}")]
+    Http { url: String, status: u16, message: String },
+    #[error("model server {url} sent an answer that is not a v2 inference response: {message}")]
+    BadResponse { url: String, message: String },
+    #[error("JUKEBOX_MODEL_URL is not set; start `jukebox serve` and eval the line it prints, or pass the URL")]
+    NoUrl,
+}
+
+fn suggestions_text(suggestions: &[String]) -> String {
+    if suggestions.is_empty() {
+        String::new()
+    } else {
+        format!("; similar names: {}", suggestions.join(", "))
+    }
+}
+
+/// `scaler.json`: min-max scaling to [0, 1] per feature, in model input order.
+#[derive(Debug, Clone, PartialEq, Deserialize, serde::Serialize)]
+pub struct Scaler {
+    pub features: Vec<String>,
+    pub min: Vec<f64>,
+    pub max: Vec<f64>,
+}
+
+impl Scaler {
+    /// Scales raw feature values (in `features` order): `(x - min) / (max - min)`, and 0 for
+    /// a feature that never varied in training (what scikit-learn's MinMaxScaler does).
+    pub fn transform(&self, raw: &[f64]) -> Vec<f32> {
+        raw.iter()
+            .zip(self.min.iter().zip(&self.max))
+            .map(|(&x, (&lo, &hi))| if hi > lo { ((x - lo) / (hi - lo)) as f32 } else { 0.0 })
+            .collect()
+    }
+}
+
+/// `label_encoder.json`: class index -> country code.
+#[derive(Debug, Clone, PartialEq, Deserialize, serde::Serialize)]
+pub struct LabelEncoder {
+    pub classes: Vec<String>,
+}
+
+/// The scaler and label encoder saved with a model version.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModelArtifacts {
+    pub scaler: Scaler,
+    pub labels: LabelEncoder,
+}
+
+impl ModelArtifacts {
+    /// Loads `scaler.json` and `label_encoder.json` from `dir`, which may be the model version
+    /// folder (`models/jukebox/1`) or its `artifacts` folder.
+    pub fn load(dir: impl AsRef<Path>) -> Result<Self, RequestError> {
+        let dir = dir.as_ref();
+        let dir = if dir.join("artifacts").is_dir() { dir.join("artifacts") } else { dir.to_path_buf() };
+        let scaler_path = dir.join("scaler.json");
+        let scaler: Scaler = read_json(&scaler_path)?;
+        let n = scaler.features.len();
+        if scaler.min.len() != n || scaler.max.len() != n {
+            return Err(RequestError::Scaler {
+                path: scaler_path,
+                message: format!(
+                    "{n} features but {} min and {} max values",
+                    scaler.min.len(),
+                    scaler.max.len()
+                ),
+            });
+        }
+        let labels: LabelEncoder = read_json(&dir.join("label_encoder.json"))?;
+        Ok(Self { scaler, labels })
+    }
+}
+
+fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, RequestError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| RequestError::Artifact { path: path.to_path_buf(), message: e.to_string() })?;
+    serde_json::from_str(&text).map_err(|e| RequestError::Artifact { path: path.to_path_buf(), message: e.to_string() })
+}
+
+/// A song to predict: its name (for display) and raw feature values in the scaler's order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Song {
+    pub name: String,
+    pub artists: Option<String>,
+    pub features: Vec<f64>,
+}
+
+impl Song {
+    /// A song from raw (unscaled) feature values, in the model's feature order
+    /// (`is_explicit, duration_ms, danceability, energy, key, loudness, mode, speechiness,
+    /// acousticness, instrumentalness, liveness, valence, tempo`).
+    pub fn from_features(name: impl Into<String>, features: &[f64]) -> Self {
+        Self { name: name.into(), artists: None, features: features.to_vec() }
+    }
+}
+
+/// Every song called `name` (exact match) in a song_properties table, features in `features`
+/// order (booleans as 0/1).
+pub fn songs_by_name(properties: &DataFrame, name: &str, features: &[String]) -> Result<Vec<Song>, RequestError> {
+    let data_error = |e: polars::prelude::PolarsError| RequestError::Data { message: e.to_string() };
+    let names = properties.column("name").map_err(data_error)?.str().map_err(data_error)?;
+    let rows: Vec<usize> = (0..names.len()).filter(|&i| names.get(i) == Some(name)).collect();
+    if rows.is_empty() {
+        let wanted = name.to_lowercase();
+        let mut suggestions: Vec<String> = (0..names.len())
+            .filter_map(|i| names.get(i))
+            .filter(|n| n.to_lowercase().contains(&wanted) || (!n.is_empty() && wanted.contains(&n.to_lowercase())))
+            .map(str::to_string)
+            .collect();
+        suggestions.sort();
+        suggestions.dedup();
+        suggestions.truncate(5);
+        return Err(RequestError::UnknownSong { name: name.to_string(), suggestions });
+    }
+    let artists = properties.column("artists").ok().and_then(|c| c.str().ok().cloned());
+    let mut columns = Vec::with_capacity(features.len());
+    for feature in features {
+        let column = properties
+            .column(feature)
+            .and_then(|c| c.cast(&DataType::Float64))
+            .map_err(|e| RequestError::Data { message: format!("column '{feature}': {e}") })?;
+        columns.push(column);
+    }
+    rows.into_iter()
+        .map(|row| {
+            let mut values = Vec::with_capacity(features.len());
+            for (feature, column) in features.iter().zip(&columns) {
+                let value = column.f64().ok().and_then(|c| c.get(row)).filter(|v| v.is_finite());
+                values.push(value.ok_or_else(|| RequestError::BadFeature { song: name.to_string(), feature: feature.clone() })?);
+            }
+            Ok(Song {
+                name: name.to_string(),
+                artists: artists.as_ref().and_then(|a| a.get(row)).map(str::to_string),
+                features: values,
+            })
+        })
+        .collect()
+}
+
+/// The first song called `name` in a song_properties table; an unknown name is an error
+/// listing similar names.
+pub fn song_by_name(properties: &DataFrame, name: &str, features: &[String]) -> Result<Song, RequestError> {
+    Ok(songs_by_name(properties, name, features)?.remove(0))
+}
+
+/// A blocking client for one model on a KServe v2 server.
+#[derive(Debug, Clone)]
+pub struct InferenceClient {
+    base_url: String,
+    model: String,
+    version: Option<String>,
+    token: Option<String>,
+    agent: ureq::Agent,
+}
+
+impl InferenceClient {
+    /// A client for `model` at `base_url` (e.g. `http://127.0.0.1:8000`; a trailing `/v2` or
+    /// `/` is tolerated).
+    pub fn new(base_url: &str, model: &str) -> Self {
+        let config = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(Duration::from_secs(60)))
+            .build();
+        let base_url = base_url.trim_end_matches('/').trim_end_matches("/v2").to_string();
+        Self { base_url, model: model.to_string(), version: None, token: None, agent: ureq::Agent::new_with_config(config) }
+    }
+
+    /// A client from `JUKEBOX_MODEL_URL` and (if set) `JUKEBOX_MODEL_TOKEN`.
+    pub fn from_env(model: &str) -> Result<Self, RequestError> {
+        let url = std::env::var(URL_ENV).map_err(|_| RequestError::NoUrl)?;
+        let client = Self::new(&url, model);
+        Ok(match std::env::var(TOKEN_ENV) {
+            Ok(token) if !token.is_empty() => client.with_token(token),
+            _ => client,
+        })
+    }
+
+    /// Sends `Authorization: Bearer <token>` with every request.
+    pub fn with_token(mut self, token: impl Into<String>) -> Self {
+        self.token = Some(token.into());
+        self
+    }
+
+    /// Addresses one model version instead of the server's default.
+    pub fn with_version(mut self, version: impl Into<String>) -> Self {
+        self.version = Some(version.into());
+        self
+    }
+
+    /// The infer endpoint this client posts to.
+    pub fn infer_url(&self) -> String {
+        match &self.version {
+            Some(v) => format!("{}/v2/models/{}/versions/{v}/infer", self.base_url, self.model),
+            None => format!("{}/v2/models/{}/infer", self.base_url, self.model),
+        }
+    }
+
+    /// The workshop's request body for these songs: one FP32 input per feature, named after
+    /// it, of shape `[songs, 1]` (so `[1, 1]` for one song), holding scaled values.
+    pub fn build_request(&self, artifacts: &ModelArtifacts, songs: &[Song]) -> Result<InferRequest, RequestError> {
+        let scaler = &artifacts.scaler;
+        let mut columns = vec![Vec::with_capacity(songs.len()); scaler.features.len()];
+        for song in songs {
+            if song.features.len() != scaler.features.len() {
+                return Err(RequestError::FeatureCount {
+                    song: song.name.clone(),
+                    actual: song.features.len(),
+                    expected: scaler.features.len(),
+                    features: scaler.features.join(", "),
+                });
+            }
+            if let Some(i) = song.features.iter().position(|v| !v.is_finite()) {
+                return Err(RequestError::BadFeature { song: song.name.clone(), feature: scaler.features[i].clone() });
+            }
+            for (column, value) in columns.iter_mut().zip(scaler.transform(&song.features)) {
+                column.push(value);
+            }
+        }
+        let inputs = scaler
+            .features
+            .iter()
+            .zip(columns)
+            .map(|(name, data)| InferInput::fp32(name.clone(), vec![songs.len() as i64, 1], data))
+            .collect();
+        Ok(InferRequest { inputs, ..Default::default() })
+    }
+
+    /// Posts a v2 request and returns the parsed response; a 4xx/5xx answer is an error
+    /// carrying the status and the server's message.
+    pub fn infer(&self, request: &InferRequest) -> Result<InferResponse, RequestError> {
+        let url = self.infer_url();
+        let mut call = self.agent.post(&url).header("Content-Type", "application/json");
+        if let Some(token) = &self.token {
+            call = call.header("Authorization", &format!("Bearer {token}"));
+        }
+        let body = serde_json::to_vec(request).map_err(|e| RequestError::BadResponse { url: url.clone(), message: e.to_string() })?;
+        let mut response = call
+            .send(&body[..])
+            .map_err(|e| RequestError::Unreachable { url: url.clone(), message: e.to_string() })?;
+        let status = response.status().as_u16();
+        let text = response
+            .body_mut()
+            .with_config()
+            .limit(256 * 1024 * 1024)
+            .read_to_string()
+            .map_err(|e| RequestError::Unreachable { url: url.clone(), message: e.to_string() })?;
+        if status >= 400 {
+            // KServe/OVMS/Triton answer {"error": "..."}; anything else is shown as it came.
+            let message = serde_json::from_str::<ErrorResponse>(&text).map(|e| e.error).unwrap_or(text);
+            return Err(RequestError::Http { url, status, message });
+        }
+        serde_json::from_str(&text).map_err(|e| RequestError::BadResponse { url, message: e.to_string() })
+    }
+
+    /// Predicts one song.
+    pub fn predict(&self, artifacts: &ModelArtifacts, song: &Song) -> Result<Prediction, RequestError> {
+        Ok(self.predict_batch(artifacts, std::slice::from_ref(song))?.0.remove(0))
+    }
+
+    /// Predicts many songs in one request.
+    pub fn predict_batch(&self, artifacts: &ModelArtifacts, songs: &[Song]) -> Result<Predictions, RequestError> {
+        let response = self.infer(&self.build_request(artifacts, songs)?)?;
+        let url = self.infer_url();
+        let bad = |message: String| RequestError::BadResponse { url: url.clone(), message };
+        let output = response.output(OUTPUT).or(response.outputs.first()).ok_or_else(|| bad("no outputs".into()))?;
+        let data = output
+            .data
+            .as_ref()
+            .and_then(|d| d.to_f32())
+            .ok_or_else(|| bad(format!("output '{}' has no numeric data", output.name)))?;
+        let classes = &artifacts.labels.classes;
+        if data.len() != songs.len() * classes.len() {
+            return Err(bad(format!(
+                "output '{}' has {} values for {} songs, but the label encoder has {} countries",
+                output.name,
+                data.len(),
+                songs.len(),
+                classes.len()
+            )));
+        }
+        Ok(Predictions(
+            songs
+                .iter()
+                .zip(data.chunks(classes.len()))
+                .map(|(song, row)| Prediction {
+                    song: song.name.clone(),
+                    artists: song.artists.clone(),
+                    probabilities: classes.iter().cloned().zip(row.iter().copied()).collect(),
+                })
+                .collect(),
+        ))
+    }
+}
+
+/// One song's probability per country (label encoder order).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Prediction {
+    pub song: String,
+    pub artists: Option<String>,
+    pub probabilities: Vec<(String, f32)>,
+}
+
+impl Prediction {
+    /// The most likely country and its probability (argmax; the first wins a tie).
+    pub fn top(&self) -> (&str, f32) {
+        let (code, p) = self
+            .probabilities
+            .iter()
+            .fold(None::<&(String, f32)>, |best, item| match best {
+                Some(b) if b.1 >= item.1 => Some(b),
+                _ => Some(item),
+            })
+            .expect("a prediction has at least one class");
+        (code.as_str(), *p)
+    }
+
+    /// The `k` most likely countries, most likely first.
+    pub fn top_k(&self, k: usize) -> Vec<(String, f32)> {
+        let mut sorted = self.probabilities.clone();
+        sorted.sort_by(|a, b| b.1.total_cmp(&a.1));
+        sorted.truncate(k);
+        sorted
+    }
+
+    /// The top `k` countries as a table.
+    pub fn table(&self, k: usize) -> Table {
+        let rows = self
+            .top_k(k)
+            .into_iter()
+            .enumerate()
+            .map(|(i, (code, p))| vec![Cell::Number((i + 1) as f64), Cell::Text(code), Cell::Number(p as f64)])
+            .collect();
+        let title = match &self.artists {
+            Some(a) => format!("{} ({a})", self.song),
+            None => self.song.clone(),
+        };
+        Table::new(vec!["rank".into(), "country".into(), "probability".into()], rows)
+            .with_caption(format!("Most likely countries for {title}"))
+    }
+
+    /// A bar chart of the probability per country (SVG, no system fonts needed).
+    pub fn chart(&self) -> Result<Plot, crate::display::PlotError> {
+        use plotters::prelude::*;
+        let n = self.probabilities.len();
+        let top = self.probabilities.iter().map(|p| p.1).fold(0f32, f32::max).max(1e-6) as f64;
+        let title = format!("Prediction over countries: {}", self.song);
+        let labels: Vec<String> = self.probabilities.iter().map(|p| p.0.clone()).collect();
+        let values: Vec<f64> = self.probabilities.iter().map(|p| p.1 as f64).collect();
+        let best = self.top().0.to_string();
+        Plot::draw(960, 420, move |root| {
+            let mut chart = ChartBuilder::on(root)
+                .caption(title, ("sans-serif", 18))
+                .margin(10)
+                .x_label_area_size(40)
+                .y_label_area_size(50)
+                .build_cartesian_2d((0..n).into_segmented(), 0f64..top * 1.1)?;
+            chart
+                .configure_mesh()
+                .disable_x_mesh()
+                .x_labels(n)
+                .x_label_formatter(&|x| match x {
+                    SegmentValue::CenterOf(i) => labels.get(*i).cloned().unwrap_or_default(),
+                    _ => String::new(),
+                })
+                .x_label_style(("sans-serif", 9).into_font().transform(FontTransform::Rotate90))
+                .y_desc("probability")
+                .draw()?;
+            chart.draw_series(values.iter().enumerate().map(|(i, &v)| {
+                let colour = if labels[i] == best { RGBColor(214, 39, 40) } else { RGBColor(31, 119, 180) };
+                let mut bar = Rectangle::new([(SegmentValue::Exact(i), 0.0), (SegmentValue::Exact(i + 1), v)], colour.filled());
+                bar.set_margin(0, 0, 1, 1);
+                bar
+            }))?;
+            Ok::<(), DrawingAreaErrorKind<std::io::Error>>(())
+        })
+    }
+
+    /// The top-5 table as HTML, with the most likely country spelled out first.
+    pub fn to_html(&self) -> String {
+        let (code, p) = self.top();
+        format!(
+            "<p>The most likely country for <b>{}</b> is <b>{}</b> ({:.1}%).</p>{}",
+            escape(&self.song),
+            escape(code),
+            p * 100.0,
+            self.table(5).to_html()
+        )
+    }
+
+    /// Renders inline in Jupyter (evcxr's display convention).
+    pub fn evcxr_display(&self) {
+        println!("EVCXR_BEGIN_CONTENT text/html\n{}\nEVCXR_END_CONTENT", self.to_html());
+    }
+}
+
+/// Predictions for a batch of songs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Predictions(pub Vec<Prediction>);
+
+impl Predictions {
+    /// One row per song: top country, its probability, and the next two.
+    pub fn table(&self) -> Table {
+        let rows = self
+            .0
+            .iter()
+            .map(|p| {
+                let top = p.top_k(3);
+                let rest = top.iter().skip(1).map(|(c, v)| format!("{c} {:.1}%", v * 100.0)).collect::<Vec<_>>().join(", ");
+                vec![
+                    Cell::Text(p.song.clone()),
+                    p.artists.clone().map(Cell::Text).unwrap_or(Cell::Empty),
+                    Cell::Text(top[0].0.clone()),
+                    Cell::Number(top[0].1 as f64),
+                    Cell::Text(rest),
+                ]
+            })
+            .collect();
+        Table::new(
+            vec!["song".into(), "artists".into(), "country".into(), "probability".into(), "next".into()],
+            rows,
+        )
+    }
+
+    /// Renders inline in Jupyter.
+    pub fn evcxr_display(&self) {
+        println!("EVCXR_BEGIN_CONTENT text/html\n{}\nEVCXR_END_CONTENT", self.table().to_html());
+    }
+}

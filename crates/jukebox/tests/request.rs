@@ -1,0 +1,155 @@
+//! `jukebox::request` against the real model server (started in-process on 127.0.0.1:0 with a
+//! bearer token) on a workshop-shaped model, with songs from the shared sample data: the
+//! answer matches ONNX Runtime run in-process on the same scaled features, and every failure
+//! (unknown song, wrong or missing token, unknown model, unreachable server) is a clear error.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+
+use jukebox::data::Dataset;
+use jukebox::request::{song_by_name, InferenceClient, ModelArtifacts, RequestError, Song};
+use jukebox_runtime::{InputTensor, OnnxModel};
+
+const TOKEN: &str = "workshop-token";
+
+/// Writes models/jukebox/1 with the runtime crate's maker; returns the repository folder.
+fn model_repository() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let maker = Path::new(env!("CARGO_MANIFEST_DIR")).join("../jukebox-runtime/tests/peers/make_model.py");
+    let out = Command::new(common::python()).arg(maker).arg(dir.path()).output().unwrap();
+    assert!(out.status.success(), "make_model.py failed (pip install onnx numpy): {}", String::from_utf8_lossy(&out.stderr));
+    dir
+}
+
+/// Starts the model server on its own runtime thread and returns its URL.
+fn start_server(repository: &Path) -> String {
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let listener = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let mut config = jukebox_server::model_server::ModelServerConfig::new(repository);
+    config.token = Some(TOKEN.to_string());
+    std::thread::spawn(move || {
+        runtime.block_on(jukebox_server::model_server::serve(listener, config, std::future::pending())).unwrap();
+    });
+    // Ready once the health route answers.
+    let agent = ureq::Agent::new_with_defaults();
+    for _ in 0..200 {
+        if agent.get(format!("{url}/v2/health/ready")).call().is_ok() {
+            return url;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    panic!("model server at {url} never became ready");
+}
+
+/// The probabilities ONNX Runtime gives in-process for these songs.
+fn in_process(model: &OnnxModel, artifacts: &ModelArtifacts, songs: &[Song]) -> Vec<Vec<f32>> {
+    let scaled: Vec<Vec<f32>> = songs.iter().map(|s| artifacts.scaler.transform(&s.features)).collect();
+    let columns: Vec<Vec<f32>> = (0..13).map(|f| scaled.iter().map(|row| row[f]).collect()).collect();
+    let inputs: Vec<InputTensor> =
+        artifacts.scaler.features.iter().zip(&columns).map(|(n, c)| InputTensor::column(n, c)).collect();
+    let out = model.run(&inputs).unwrap();
+    out[0].data.chunks(artifacts.labels.classes.len()).map(<[f32]>::to_vec).collect()
+}
+
+#[test]
+fn songs_from_the_sample_data_are_predicted_like_onnxruntime_does() {
+    let repository = model_repository();
+    let version = repository.path().join("jukebox/1");
+    let artifacts = ModelArtifacts::load(&version).unwrap();
+    assert_eq!(artifacts.scaler.features.len(), 13);
+    assert_eq!(artifacts.labels.classes.len(), 72);
+    let url = start_server(repository.path());
+    let client = InferenceClient::new(&url, "jukebox").with_token(TOKEN);
+    let data = common::sample_dir();
+    let dataset = Dataset::from_files(&data.join("song_properties.parquet"), &data.join("song_rankings_sample.parquet")).unwrap();
+    let features = &artifacts.scaler.features;
+
+    let song = song_by_name(&dataset.properties, "Not Like Us", features).unwrap();
+    assert_eq!(song.artists.as_deref(), Some("Kendrick Lamar"));
+
+    // The request is the workshop's: 13 FP32 inputs named after the features, each [1, 1].
+    let request = client.build_request(&artifacts, std::slice::from_ref(&song)).unwrap();
+    let body = serde_json::to_value(&request).unwrap();
+    let inputs = body["inputs"].as_array().unwrap();
+    assert_eq!(inputs.len(), 13);
+    for (input, name) in inputs.iter().zip(features) {
+        assert_eq!(input["name"], name.as_str());
+        assert_eq!(input["shape"], serde_json::json!([1, 1]));
+        assert_eq!(input["datatype"], "FP32");
+        let v = input["data"][0].as_f64().unwrap();
+        assert!((0.0..=1.0).contains(&v), "{name} scaled to {v}");
+    }
+    assert_eq!(body.as_object().unwrap().len(), 1, "only `inputs`, as the workshop sends: {body}");
+
+    let model = OnnxModel::load(version.join("model.onnx")).unwrap();
+    let prediction = client.predict(&artifacts, &song).unwrap();
+    let expected = &in_process(&model, &artifacts, std::slice::from_ref(&song))[0];
+    let max_diff = prediction.probabilities.iter().zip(expected).map(|(p, e)| (p.1 - e).abs()).fold(0f32, f32::max);
+    assert!(max_diff < 1e-6, "server and in-process ONNX Runtime differ by {max_diff}");
+    let argmax = expected.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).unwrap().0;
+    assert_eq!(prediction.top().0, artifacts.labels.classes[argmax]);
+    let top3 = prediction.top_k(3);
+    assert_eq!(top3[0].0, prediction.top().0);
+    assert!(top3[0].1 >= top3[1].1 && top3[1].1 >= top3[2].1);
+    let total: f32 = prediction.probabilities.iter().map(|p| p.1).sum();
+    assert!((total - 1.0).abs() < 1e-4);
+    assert!(prediction.to_html().contains(prediction.top().0));
+    assert_eq!(prediction.table(5).height(), 5);
+    let chart = prediction.chart().unwrap();
+    assert!(chart.svg.contains("<svg") && chart.svg.contains(prediction.top().0), "bar chart names the countries");
+
+    // A batch in one request gives the same answers as one request per song.
+    let songs: Vec<Song> = ["Not Like Us", "Espresso"]
+        .iter()
+        .map(|n| song_by_name(&dataset.properties, n, features).unwrap())
+        .chain([Song::from_features("raw", &[1.0, 180000.0, 0.7, 0.6, 2.0, -5.0, 1.0, 0.1, 0.2, 0.0, 0.1, 0.4, 128.0])])
+        .collect();
+    let batch = client.predict_batch(&artifacts, &songs).unwrap();
+    let expected = in_process(&model, &artifacts, &songs);
+    for ((p, e), song) in batch.0.iter().zip(&expected).zip(&songs) {
+        assert_eq!(p.song, song.name);
+        let single = client.predict(&artifacts, song).unwrap();
+        for ((a, b), c) in p.probabilities.iter().zip(&single.probabilities).zip(e) {
+            assert!((a.1 - b.1).abs() < 1e-6 && (a.1 - c).abs() < 1e-6);
+        }
+    }
+    assert_eq!(batch.table().height(), 3);
+
+    // Failures name what is wrong.
+    match song_by_name(&dataset.properties, "Espress", features) {
+        Err(RequestError::UnknownSong { name, suggestions }) => {
+            assert_eq!(name, "Espress");
+            assert!(suggestions.contains(&"Espresso".to_string()), "{suggestions:?}");
+        }
+        other => panic!("expected UnknownSong, got {other:?}"),
+    }
+    let no_token = InferenceClient::new(&url, "jukebox");
+    match no_token.predict(&artifacts, &song) {
+        Err(RequestError::Http { status: 401, message, .. }) => assert!(message.contains("token"), "{message}"),
+        other => panic!("expected 401, got {other:?}"),
+    }
+    match InferenceClient::new(&url, "jukebox").with_token("wrong").predict(&artifacts, &song) {
+        Err(RequestError::Http { status: 401, .. }) => {}
+        other => panic!("expected 401, got {other:?}"),
+    }
+    match InferenceClient::new(&url, "jukebox-v9").with_token(TOKEN).predict(&artifacts, &song) {
+        Err(e @ RequestError::Http { status: 404, .. }) => assert!(e.to_string().contains("jukebox-v9"), "{e}"),
+        other => panic!("expected 404, got {other:?}"),
+    }
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    match InferenceClient::new(&format!("http://{closed}"), "jukebox").predict(&artifacts, &song) {
+        Err(e @ RequestError::Unreachable { .. }) => assert!(e.to_string().contains(&closed.to_string()), "{e}"),
+        other => panic!("expected Unreachable, got {other:?}"),
+    }
+    let short = Song::from_features("short", &[1.0, 2.0]);
+    assert!(matches!(client.predict(&artifacts, &short), Err(RequestError::FeatureCount { actual: 2, expected: 13, .. })));
+}
+
+#[test]
+fn missing_artifacts_are_named() {
+    let err = ModelArtifacts::load("/nonexistent/jukebox/1").unwrap_err();
+    assert!(err.to_string().contains("/nonexistent/jukebox/1/scaler.json"), "{err}");
+}
