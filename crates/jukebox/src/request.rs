@@ -161,7 +161,7 @@ pub fn songs_by_name(properties: &DataFrame, name: &str, features: &[String]) ->
         let wanted = name.to_lowercase();
         let mut suggestions: Vec<String> = (0..names.len())
             .filter_map(|i| names.get(i))
-            .filter(|n| n.to_lowercase().contains(&wanted) || (!n.is_empty() && wanted.contains(&n.to_lowercase())))
+            .filter(|n| n.to_lowercase().contains(&wanted) || (n.chars().count() >= 4 && wanted.contains(&n.to_lowercase())))
             .map(str::to_string)
             .collect();
         suggestions.sort();
