@@ -1,0 +1,160 @@
+//! `jukebox serve`: run the KServe v2 model server on a model repository.
+//!
+//! The repository is a local folder (`<name>/<version>/model.onnx`), an `s3://bucket/prefix`
+//! downloaded first (credentials from the data-connection variables `AWS_*`; an
+//! `?endpoint=...` in the URI wins over `AWS_S3_ENDPOINT`), or the artifact URI that the model
+//! registry holds for `--model`/`--version`. Once listening it prints
+//! `export JUKEBOX_MODEL_URL=http://127.0.0.1:PORT` (eval-able) and serves until Ctrl-C or
+//! SIGTERM, finishing in-flight requests.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context};
+use jukebox_server::model_server::{serve_repository, ModelRepository, DEFAULT_MAX_BODY_BYTES, TOKEN_ENV};
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Model repository: a folder holding <name>/<version>/model.onnx, or s3://bucket/prefix.
+    #[arg(long, conflicts_with = "registry")]
+    pub model_repository: Option<String>,
+    /// Model registry URL: serve the artifact registered for --model and --version.
+    #[arg(long, env = "JUKEBOX_REGISTRY_URL", requires = "version")]
+    pub registry: Option<String>,
+    /// Registered model name (with --registry), or the name given to a single-version s3 prefix.
+    #[arg(long, default_value = "jukebox")]
+    pub model: String,
+    /// Registered model version name (with --registry).
+    #[arg(long)]
+    pub version: Option<String>,
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1")]
+    pub host: String,
+    /// Port to listen on (0 = any free port).
+    #[arg(long, default_value_t = 8000)]
+    pub port: u16,
+    /// Require `Authorization: Bearer <token>` (health routes stay open).
+    #[arg(long, env = TOKEN_ENV, hide_env_values = true)]
+    pub token: Option<String>,
+    /// Larger request bodies are refused with 413.
+    #[arg(long, default_value_t = DEFAULT_MAX_BODY_BYTES)]
+    pub max_body_bytes: usize,
+    /// Where s3 and registry models are downloaded to (default: a temporary folder).
+    #[arg(long)]
+    pub download_dir: Option<PathBuf>,
+}
+
+pub fn run(args: Args) -> anyhow::Result<()> {
+    let mut _temporary = None;
+    let mut download_dir = || -> anyhow::Result<PathBuf> {
+        Ok(match &args.download_dir {
+            Some(dir) => dir.clone(),
+            None => {
+                let dir = tempfile::tempdir().context("creating a download folder")?;
+                let path = dir.path().to_path_buf();
+                _temporary = Some(dir);
+                path
+            }
+        })
+    };
+    let repository_dir = match (&args.model_repository, &args.registry) {
+        (Some(location), None) if location.starts_with("s3://") => {
+            download_s3(location, &args.model, &download_dir()?)?
+        }
+        (Some(dir), None) => PathBuf::from(dir),
+        (None, Some(registry)) => {
+            let version = args.version.as_deref().unwrap_or_default();
+            let artifact = jukebox::registry::ModelRegistry::new(registry)
+                .get_model_artifact(&args.model, version)
+                .with_context(|| format!("looking up {} version {version} in {registry}", args.model))?;
+            let uri = artifact.fields.uri.with_context(|| format!("{} version {version} has no artifact URI", args.model))?;
+            eprintln!("# registry: {} {version} -> {uri}", args.model);
+            if !uri.starts_with("s3://") {
+                bail!("artifact URI {uri} is not s3://; only S3 artifacts can be served");
+            }
+            download_s3(&uri, &args.model, &download_dir()?)?
+        }
+        _ => bail!("give --model-repository DIR|s3://bucket/prefix, or --registry URL --model NAME --version V"),
+    };
+
+    let repository = ModelRepository::load(&repository_dir, std::thread::available_parallelism().map_or(1, |n| n.get()))
+        .with_context(|| format!("loading models from {}", repository_dir.display()))?;
+    if repository.is_empty() {
+        bail!("no models in {} (expected <name>/<integer version>/model.onnx)", repository_dir.display());
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(async {
+        let listener = tokio::net::TcpListener::bind((args.host.as_str(), args.port))
+            .await
+            .with_context(|| format!("listening on {}:{}", args.host, args.port))?;
+        let address = listener.local_addr()?;
+        for (name, versions) in repository.list() {
+            let versions: Vec<String> = versions.iter().map(u64::to_string).collect();
+            eprintln!("# serving {name} (versions {}) from {}", versions.join(", "), repository_dir.display());
+        }
+        if args.token.is_some() {
+            eprintln!("# bearer token required");
+        }
+        println!("export JUKEBOX_MODEL_URL=http://{address}");
+        use std::io::Write;
+        std::io::stdout().flush().ok();
+        serve_repository(listener, repository, args.token.clone(), args.max_body_bytes, shutdown_signal()).await?;
+        eprintln!("# model server stopped");
+        Ok(())
+    })
+}
+
+/// Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("installing a SIGTERM handler");
+        tokio::select! {
+            _ = interrupt => {}
+            _ = terminate.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    interrupt.await.ok();
+}
+
+/// Downloads `s3://bucket/prefix[?endpoint=..&defaultRegion=..]` into a repository layout under
+/// `into` and returns the repository folder. A prefix holding `model.onnx` directly is one
+/// version: it lands in `<name>/<version>/`, named by the prefix's last two segments when the
+/// last is an integer (`models/jukebox/1`), else `<model>/1`.
+fn download_s3(uri: &str, model: &str, into: &Path) -> anyhow::Result<PathBuf> {
+    let rest = uri.strip_prefix("s3://").context("not an s3:// URI")?;
+    let (location, query) = rest.split_once('?').unwrap_or((rest, ""));
+    let (bucket, prefix) = location.split_once('/').unwrap_or((location, ""));
+    let query_value = |key: &str| {
+        query.split('&').find_map(|kv| kv.split_once('=').filter(|(k, _)| *k == key).map(|(_, v)| v.to_string()))
+    };
+    let endpoint = query_value("endpoint");
+    let region = query_value("defaultRegion");
+    let config = jukebox::storage::StorageConfig::from_lookup(|name| match name {
+        jukebox::storage::ENV_BUCKET => Some(bucket.to_string()),
+        jukebox::storage::ENV_ENDPOINT if endpoint.is_some() => endpoint.clone(),
+        jukebox::storage::ENV_REGION if region.is_some() => region.clone(),
+        other => std::env::var(other).ok(),
+    })
+    .context("S3 settings for the model repository")?;
+    let storage = jukebox::storage::Storage::open(config)?;
+    let staging = into.join(".download");
+    let report = storage.download_prefix(prefix, &staging).with_context(|| format!("downloading {uri}"))?;
+    eprintln!("# downloaded {} files ({} bytes) from {}", report.objects.len(), report.total_bytes(), uri.split('?').next().unwrap_or(uri));
+    let repository = into.join("repository");
+    if staging.join("model.onnx").is_file() {
+        let segments: Vec<&str> = prefix.trim_matches('/').split('/').filter(|s| !s.is_empty()).collect();
+        let (name, version) = match segments.as_slice() {
+            [.., name, version] if version.parse::<u64>().is_ok() => (name.to_string(), version.to_string()),
+            _ => (model.to_string(), "1".to_string()),
+        };
+        let target = repository.join(&name).join(&version);
+        std::fs::create_dir_all(target.parent().expect("has a parent"))?;
+        std::fs::rename(&staging, &target).with_context(|| format!("moving the download to {}", target.display()))?;
+    } else {
+        std::fs::rename(&staging, &repository).with_context(|| format!("moving the download to {}", repository.display()))?;
+    }
+    Ok(repository)
+}
