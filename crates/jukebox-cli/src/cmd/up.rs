@@ -49,6 +49,16 @@ pub struct Args {
     /// Region announced as AWS_DEFAULT_REGION (the embedded server accepts any).
     #[arg(long, default_value = "us-east-1")]
     pub region: String,
+    /// Port of the KServe v2 model server; 0 picks a free one.
+    #[arg(long, default_value_t = 8000, env = "JUKEBOX_MODEL_PORT")]
+    pub model_port: u16,
+    /// Model repository the model server serves (<name>/<version>/model.onnx); the model
+    /// server starts only when it holds a model (else run `jukebox serve` after training).
+    #[arg(long, default_value = "models")]
+    pub model_repository: PathBuf,
+    /// Bearer token the model server requires (default: none).
+    #[arg(long, env = "JUKEBOX_MODEL_TOKEN", hide_env_values = true)]
+    pub model_token: Option<String>,
     /// Also write the `export` lines to this file (removed again on shutdown).
     #[arg(long)]
     pub env_file: Option<PathBuf>,
@@ -99,8 +109,39 @@ async fn up(args: Args) -> anyhow::Result<()> {
     services.push(spawn("model registry", jukebox_server::registry::serve(registry_listener, registry_config, shutdown())));
     exports.push((jukebox::registry::URL_ENV, registry_url));
 
-    // The model server joins here: bind its port, spawn `jukebox_server::model_server::serve`
-    // with `shutdown()`, and push its URL variable onto `exports`.
+    // Model server, when the repository already holds a model (it loads models at start).
+    let repository_path = args.model_repository.clone();
+    let sessions = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let repository = match tokio::task::spawn_blocking(move || {
+        jukebox_server::model_server::ModelRepository::load(&repository_path, sessions)
+    })
+    .await?
+    {
+        Ok(repository) if !repository.is_empty() => Some(repository),
+        Ok(_) | Err(jukebox_server::model_server::ModelServerError::Repository { .. }) => None,
+        Err(e) => return Err(e.into()),
+    };
+    match repository {
+        Some(repository) => {
+            let model_listener = bind(args.model_port, "model", "--model-port").await?;
+            let model_url = url_of(&model_listener)?;
+            services.push(spawn(
+                "model",
+                jukebox_server::model_server::serve_repository(
+                    model_listener,
+                    repository,
+                    args.model_token.clone(),
+                    jukebox_server::model_server::DEFAULT_MAX_BODY_BYTES,
+                    shutdown(),
+                ),
+            ));
+            exports.push((jukebox::request::URL_ENV, model_url));
+        }
+        None => eprintln!(
+            "jukebox up: no model in {} yet, so no model server; run `jukebox serve --model-repository {0}` after training",
+            args.model_repository.display()
+        ),
+    }
 
     let lines: String = exports.iter().map(|(name, value)| format!("export {name}={}\n", shell_quote(value))).collect();
     if let Some(path) = &args.env_file {
