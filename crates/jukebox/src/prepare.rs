@@ -1,1 +1,508 @@
-//! TODO(prepare): filled in by the issue that adds this stage.
+//! Stage 2a: turn the merged chart data into what a model learns from.
+//!
+//! The model reads the 13 audio features ([`FEATURES`], in model order) and predicts the chart's
+//! `country`. Preparing the data takes four steps, each a type here:
+//!
+//! 1. [`LabelEncoder`] numbers the countries in sorted order (as scikit-learn's `LabelEncoder`
+//!    does), so class `i` is the `i`-th country code alphabetically, and maps back.
+//! 2. [`SplitOptions`] splits the rows into train, validation and test sets: by default 20 % of
+//!    each country's rows go to test, then 20 % of the rest to validation, chosen by a seeded
+//!    shuffle so the same seed always gives the same split. When the data carries chart dates
+//!    ([`SplitStrategy::LatestDates`]) the most recent days can be held out as test instead,
+//!    which asks the harder question "does it work on charts it has not seen yet?".
+//! 3. [`MinMaxScaler`] maps every feature to `[0, 1]` using the minimum and maximum of the
+//!    **training rows only**: the test rows stand for data the model has never seen, so nothing
+//!    about them may leak into the preparation (the scaler is part of the model).
+//! 4. [`PreparedData`] holds the three splits as row-major `f32` matrices with their labels,
+//!    plus the encoder and scaler, and [`PreparedData::save`] writes them as JSON and parquet so
+//!    later notebooks, and other languages, can read exactly what the model saw.
+//!
+//! All data work is done with polars expressions; only the final matrices are copied out of the
+//! columns.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+use polars::prelude::*;
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+
+use crate::data::{ChartData, FEATURES};
+use crate::display::{Cell, Table};
+
+/// The column the model predicts.
+pub const TARGET: &str = "country";
+
+/// Names of the helper columns added while splitting (removed again afterwards).
+const LABEL: &str = "__label";
+const SHUFFLE_KEY: &str = "__shuffle_key";
+const HELD_OUT: &str = "__held_out";
+
+/// Why the data could not be prepared or saved. Variants name the column, class or file at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum PrepareError {
+    #[error("column `{0}` is not in the data")]
+    MissingColumn(String),
+    #[error("column `{column}` holds {nulls} missing values; drop or fill them before preparing")]
+    Nulls { column: String, nulls: usize },
+    #[error("label `{label}` is not one of the {n_classes} known classes")]
+    UnknownLabel { label: String, n_classes: usize },
+    #[error("class index {index} is out of range: there are {n_classes} classes")]
+    UnknownIndex { index: u32, n_classes: usize },
+    #[error("invalid split option `{option}`: {reason}")]
+    InvalidOption { option: &'static str, reason: String },
+    #[error("the data has no `snapshot_date` column, so the latest dates cannot be held out; use SplitStrategy::Stratified")]
+    NoDates,
+    #[error("the {split} split is empty ({rows} rows in the data)")]
+    EmptySplit { split: &'static str, rows: usize },
+    #[error("{context}: {source}")]
+    Polars { context: String, source: PolarsError },
+    #[error("{path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+    #[error("{path}: {source}")]
+    Json { path: PathBuf, source: serde_json::Error },
+}
+
+pub type Result<T, E = PrepareError> = std::result::Result<T, E>;
+
+fn polars_err(context: impl Into<String>) -> impl FnOnce(PolarsError) -> PrepareError {
+    let context = context.into();
+    move |source| PrepareError::Polars { context, source }
+}
+
+fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> PrepareError + '_ {
+    move |source| PrepareError::Io { path: path.to_path_buf(), source }
+}
+
+/// Class names in sorted order; class `i` is `classes[i]` (scikit-learn's `LabelEncoder`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LabelEncoder {
+    classes: Vec<String>,
+}
+
+impl LabelEncoder {
+    /// The distinct non-null values of the string column `column`, sorted.
+    pub fn fit(frame: &DataFrame, column: &str) -> Result<LabelEncoder> {
+        let unique = frame
+            .clone()
+            .lazy()
+            .select([col(column).drop_nulls().unique().sort(SortOptions::default())])
+            .collect()
+            .map_err(polars_err(format!("listing the classes of `{column}`")))?;
+        let classes = unique
+            .column(column)
+            .and_then(|c| c.str().cloned())
+            .map_err(polars_err(format!("column `{column}` must hold text")))?
+            .iter()
+            .flatten()
+            .map(str::to_string)
+            .collect();
+        Ok(LabelEncoder { classes })
+    }
+
+    /// An encoder for known classes; they are sorted and deduplicated.
+    pub fn from_classes(classes: impl IntoIterator<Item = impl Into<String>>) -> LabelEncoder {
+        let mut classes: Vec<String> = classes.into_iter().map(Into::into).collect();
+        classes.sort();
+        classes.dedup();
+        LabelEncoder { classes }
+    }
+
+    pub fn classes(&self) -> &[String] {
+        &self.classes
+    }
+    pub fn len(&self) -> usize {
+        self.classes.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.classes.is_empty()
+    }
+
+    /// The class index of each label.
+    pub fn transform<S: AsRef<str>>(&self, labels: &[S]) -> Result<Vec<u32>> {
+        labels
+            .iter()
+            .map(|label| {
+                let label = label.as_ref();
+                self.classes
+                    .binary_search_by(|c| c.as_str().cmp(label))
+                    .map(|i| i as u32)
+                    .map_err(|_| PrepareError::UnknownLabel { label: label.to_string(), n_classes: self.len() })
+            })
+            .collect()
+    }
+
+    /// The label of each class index.
+    pub fn inverse_transform(&self, indices: &[u32]) -> Result<Vec<&str>> {
+        indices
+            .iter()
+            .map(|&index| {
+                self.classes
+                    .get(index as usize)
+                    .map(String::as_str)
+                    .ok_or(PrepareError::UnknownIndex { index, n_classes: self.len() })
+            })
+            .collect()
+    }
+
+    /// An expression mapping the string column `column` to class indices (UInt32); an unknown
+    /// value makes the query fail.
+    pub fn encode_expr(&self, column: &str) -> Expr {
+        let classes = Series::new("classes".into(), &self.classes);
+        let indices = Series::new("indices".into(), (0..self.classes.len() as u32).collect::<Vec<_>>());
+        col(column).replace_strict(lit(classes), lit(indices), None::<Expr>, Some(DataType::UInt32))
+    }
+}
+
+/// Scales each feature to `[0, 1]` with the minimum and maximum seen when fitting
+/// (scikit-learn's `MinMaxScaler`; a constant feature is shifted to 0, not divided by zero).
+///
+/// Hand-rolled rather than linfa-preprocessing's `LinearScaler::min_max`: the artifacts must
+/// carry the raw minimum and maximum (linfa keeps only offsets and scales), and scaling as a
+/// polars expression keeps the data in the frame.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct MinMaxScaler {
+    pub features: Vec<String>,
+    pub min: Vec<f64>,
+    pub max: Vec<f64>,
+}
+
+impl MinMaxScaler {
+    /// Learns each feature's minimum and maximum from `frame` (pass the training rows only).
+    pub fn fit(frame: &DataFrame, features: &[&str]) -> Result<MinMaxScaler> {
+        for feature in features {
+            check_column(frame, feature)?;
+        }
+        let as_f64 = |f: &str| col(f).cast(DataType::Float64);
+        let mut aggregates: Vec<Expr> = features.iter().map(|f| as_f64(f).min().alias(format!("min:{f}"))).collect();
+        aggregates.extend(features.iter().map(|f| as_f64(f).max().alias(format!("max:{f}"))));
+        let row = frame.clone().lazy().select(aggregates).collect().map_err(polars_err("fitting the min-max scaler"))?;
+        let value = |name: String| -> Result<f64> {
+            let value = row.column(&name).and_then(|c| c.get(0).map(|v| v.extract::<f64>())).map_err(polars_err(name.clone()))?;
+            value.ok_or_else(|| PrepareError::EmptySplit { split: "train", rows: frame.height() })
+        };
+        Ok(MinMaxScaler {
+            features: features.iter().map(|f| f.to_string()).collect(),
+            min: features.iter().map(|f| value(format!("min:{f}"))).collect::<Result<_>>()?,
+            max: features.iter().map(|f| value(format!("max:{f}"))).collect::<Result<_>>()?,
+        })
+    }
+
+    /// The divisor for feature `i`: its range, or 1 for a constant feature (as scikit-learn).
+    fn range(&self, i: usize) -> f64 {
+        let range = self.max[i] - self.min[i];
+        if range == 0.0 { 1.0 } else { range }
+    }
+
+    /// One expression per feature computing its scaled value (Float64, same name).
+    pub fn exprs(&self) -> Vec<Expr> {
+        self.features
+            .iter()
+            .enumerate()
+            .map(|(i, f)| ((col(f.as_str()).cast(DataType::Float64) - lit(self.min[i])) / lit(self.range(i))).alias(f.as_str()))
+            .collect()
+    }
+
+    /// `frame` with every feature column replaced by its scaled value.
+    pub fn transform(&self, frame: &DataFrame) -> Result<DataFrame> {
+        for feature in &self.features {
+            check_column(frame, feature)?;
+        }
+        frame.clone().lazy().with_columns(self.exprs()).collect().map_err(polars_err("scaling the features"))
+    }
+
+    /// Scales row-major raw feature rows in place (for single songs sent to a model).
+    pub fn transform_rows(&self, rows: &mut [f32]) {
+        let n = self.features.len();
+        for row in rows.chunks_exact_mut(n) {
+            for (i, v) in row.iter_mut().enumerate() {
+                *v = ((*v as f64 - self.min[i]) / self.range(i)) as f32;
+            }
+        }
+    }
+
+    /// Minimum and maximum per feature, as a table.
+    pub fn table(&self) -> Table {
+        Table::new(
+            vec!["feature".into(), "min".into(), "max".into()],
+            self.features.iter().enumerate().map(|(i, f)| vec![f.clone().into(), self.min[i].into(), self.max[i].into()]).collect(),
+        )
+        .with_caption("min-max scaler (fitted on the training rows)")
+    }
+}
+
+/// How the test rows are chosen.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum SplitStrategy {
+    /// A seeded random `test_fraction` of each class (scikit-learn's `stratify=y`).
+    #[default]
+    Stratified,
+    /// The rows of the most recent chart dates, about `test_fraction` of all rows (whole days:
+    /// every row of the boundary day goes to test). Needs `snapshot_date`.
+    LatestDates,
+}
+
+/// How [`PreparedData::new`] splits the rows.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SplitOptions {
+    /// Share of all rows held out as test (0.2).
+    pub test_fraction: f64,
+    /// Share of the remaining rows held out as validation (0.2).
+    pub validation_fraction: f64,
+    /// Seeds the shuffle; the same seed gives the same split.
+    pub seed: u64,
+    pub strategy: SplitStrategy,
+}
+
+impl Default for SplitOptions {
+    fn default() -> Self {
+        SplitOptions { test_fraction: 0.2, validation_fraction: 0.2, seed: 42, strategy: SplitStrategy::Stratified }
+    }
+}
+
+impl SplitOptions {
+    pub fn with_seed(seed: u64) -> Self {
+        SplitOptions { seed, ..Default::default() }
+    }
+
+    fn check(&self) -> Result<()> {
+        for (option, value) in [("test_fraction", self.test_fraction), ("validation_fraction", self.validation_fraction)] {
+            if !(0.0..1.0).contains(&value) {
+                return Err(PrepareError::InvalidOption { option, reason: format!("{value} is not in [0, 1)") });
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The rows of each split, unscaled and with every column of the merged data (song names,
+/// artists, ...), in the order the matrices of [`PreparedData`] hold them.
+#[derive(Clone)]
+pub struct Splits {
+    pub train: DataFrame,
+    pub validation: DataFrame,
+    pub test: DataFrame,
+}
+
+/// Features and labels of the three splits, ready for training.
+///
+/// Matrices are row-major `f32`, `rows x features.len()`, scaled by `scaler`; labels are class
+/// indices of `encoder`.
+#[derive(Clone)]
+pub struct PreparedData {
+    pub features: Vec<String>,
+    pub encoder: LabelEncoder,
+    pub scaler: MinMaxScaler,
+    pub x_train: Vec<f32>,
+    pub y_train: Vec<u32>,
+    pub x_val: Vec<f32>,
+    pub y_val: Vec<u32>,
+    pub x_test: Vec<f32>,
+    pub y_test: Vec<u32>,
+    pub splits: Splits,
+    pub options: SplitOptions,
+}
+
+/// Marks, per class (`LABEL`), the first `fraction` of rows in shuffle-key order as held out.
+/// At least one row of every class stays in.
+fn mark_stratified_holdout(frame: LazyFrame, fraction: f64) -> Result<LazyFrame> {
+    let window = |e: Expr| e.over([col(LABEL)]).map_err(polars_err("per-class window"));
+    let class_size = window(len())?.cast(DataType::Float64);
+    let wanted = (class_size.clone() * lit(fraction) + lit(0.5)).floor();
+    let cap = class_size - lit(1.0);
+    let held_out_count = when(wanted.clone().lt(cap.clone())).then(wanted).otherwise(cap);
+    let position_in_class = (col("__position") - window(col("__position").min())?).cast(DataType::Float64);
+    Ok(frame
+        .sort([LABEL, SHUFFLE_KEY], SortMultipleOptions::default())
+        .with_row_index("__position", None)
+        .with_column(position_in_class.lt(held_out_count).alias(HELD_OUT))
+        .drop(cols(["__position"])))
+}
+
+fn check_column(frame: &DataFrame, column: &str) -> Result<()> {
+    let c = frame.column(column).map_err(|_| PrepareError::MissingColumn(column.to_string()))?;
+    if c.null_count() > 0 {
+        return Err(PrepareError::Nulls { column: column.to_string(), nulls: c.null_count() });
+    }
+    Ok(())
+}
+
+/// The feature columns of `frame` as a row-major f32 matrix.
+pub fn feature_matrix(frame: &DataFrame, features: &[String]) -> Result<Vec<f32>> {
+    let (rows, width) = (frame.height(), features.len());
+    let mut matrix = vec![0f32; rows * width];
+    for (j, feature) in features.iter().enumerate() {
+        check_column(frame, feature)?;
+        let column = frame
+            .column(feature)
+            .and_then(|c| c.cast(&DataType::Float32))
+            .map_err(polars_err(format!("column `{feature}` as f32")))?;
+        let values = column.f32().map_err(polars_err(feature.clone()))?;
+        for (i, v) in values.into_no_null_iter().enumerate() {
+            matrix[i * width + j] = v;
+        }
+    }
+    Ok(matrix)
+}
+
+fn label_vector(frame: &DataFrame) -> Result<Vec<u32>> {
+    let labels = frame.column(LABEL).and_then(|c| c.u32().cloned()).map_err(polars_err("class labels"))?;
+    Ok(labels.into_no_null_iter().collect())
+}
+
+impl PreparedData {
+    /// Encodes, splits and scales the merged data with the 13 workshop features.
+    pub fn new(data: &ChartData, options: &SplitOptions) -> Result<PreparedData> {
+        Self::from_frame(&data.frame, &FEATURES, options)
+    }
+
+    /// Same as [`PreparedData::new`] on any frame with the given feature columns and `country`.
+    pub fn from_frame(frame: &DataFrame, features: &[&str], options: &SplitOptions) -> Result<PreparedData> {
+        options.check()?;
+        check_column(frame, TARGET)?;
+        for feature in features {
+            check_column(frame, feature)?;
+        }
+        let rows = frame.height();
+        let encoder = LabelEncoder::fit(frame, TARGET)?;
+
+        // A seeded permutation decides the order within each class (and of the final rows).
+        let mut shuffle: Vec<u32> = (0..rows as u32).collect();
+        shuffle.shuffle(&mut ChaCha8Rng::seed_from_u64(options.seed));
+        let keyed = frame
+            .hstack(&[Column::new(SHUFFLE_KEY.into(), shuffle)])
+            .map_err(polars_err("adding the shuffle key"))?
+            .lazy()
+            .with_column(encoder.encode_expr(TARGET).alias(LABEL));
+
+        let with_test = match options.strategy {
+            SplitStrategy::Stratified => mark_stratified_holdout(keyed, options.test_fraction)?,
+            SplitStrategy::LatestDates => {
+                if !frame.schema().contains("snapshot_date") {
+                    return Err(PrepareError::NoDates);
+                }
+                let cutoff = latest_dates_cutoff(frame, options.test_fraction)?;
+                keyed.with_column(col("snapshot_date").cast(DataType::Int32).gt_eq(lit(cutoff)).alias(HELD_OUT))
+            }
+        };
+        let with_test = with_test.collect().map_err(polars_err("choosing the test rows"))?;
+        let in_order = |lf: LazyFrame, held_out: bool| {
+            lf.filter(col(HELD_OUT).eq(lit(held_out))).sort([SHUFFLE_KEY], SortMultipleOptions::default()).drop(cols([HELD_OUT]))
+        };
+        let test = in_order(with_test.clone().lazy(), true);
+        let rest = mark_stratified_holdout(in_order(with_test.lazy(), false), options.validation_fraction)?
+            .collect()
+            .map_err(polars_err("choosing the validation rows"))?;
+        let validation = in_order(rest.clone().lazy(), true);
+        let train = in_order(rest.lazy(), false);
+        let collect = |lf: LazyFrame, split: &'static str| -> Result<DataFrame> {
+            let frame = lf.collect().map_err(polars_err(format!("collecting the {split} split")))?;
+            if frame.height() == 0 && split == "train" {
+                return Err(PrepareError::EmptySplit { split, rows });
+            }
+            Ok(frame)
+        };
+        let (train, validation, test) = (collect(train, "train")?, collect(validation, "validation")?, collect(test, "test")?);
+
+        let scaler = MinMaxScaler::fit(&train, features)?;
+        let features: Vec<String> = features.iter().map(|f| f.to_string()).collect();
+        let matrix = |frame: &DataFrame| feature_matrix(&scaler.transform(frame)?, &features);
+        let strip = |frame: DataFrame| frame.drop_many([LABEL, SHUFFLE_KEY]);
+        Ok(PreparedData {
+            x_train: matrix(&train)?,
+            y_train: label_vector(&train)?,
+            x_val: matrix(&validation)?,
+            y_val: label_vector(&validation)?,
+            x_test: matrix(&test)?,
+            y_test: label_vector(&test)?,
+            splits: Splits { train: strip(train), validation: strip(validation), test: strip(test) },
+            features,
+            encoder,
+            scaler,
+            options: options.clone(),
+        })
+    }
+
+    pub fn n_features(&self) -> usize {
+        self.features.len()
+    }
+    pub fn n_classes(&self) -> usize {
+        self.encoder.len()
+    }
+    pub fn n_train(&self) -> usize {
+        self.y_train.len()
+    }
+    pub fn n_val(&self) -> usize {
+        self.y_val.len()
+    }
+    pub fn n_test(&self) -> usize {
+        self.y_test.len()
+    }
+    /// Rows in all three splits together.
+    pub fn n_rows(&self) -> usize {
+        self.n_train() + self.n_val() + self.n_test()
+    }
+
+    /// Rows per split and the number of classes, as a table.
+    pub fn summary(&self) -> Table {
+        let n = self.n_rows().max(1) as f64;
+        let row = |name: &str, rows: usize| vec![Cell::from(name), (rows as f64).into(), (rows as f64 / n).into()];
+        Table::new(
+            vec!["split".into(), "rows".into(), "share".into()],
+            vec![row("train", self.n_train()), row("validation", self.n_val()), row("test", self.n_test()), row("all", self.n_rows())],
+        )
+        .with_caption(format!("{} features, {} classes", self.n_features(), self.n_classes()))
+    }
+
+    /// Writes `<dir>/artifacts/`: `scaler.json`, `label_encoder.json`, `X_train.parquet`,
+    /// `X_test.parquet` (scaled features, one column per feature) and `y_test.json`
+    /// (`{"country": [codes], "label": [class indices]}`). Returns the artifacts folder.
+    pub fn save(&self, dir: impl AsRef<Path>) -> Result<PathBuf> {
+        let artifacts = dir.as_ref().join("artifacts");
+        std::fs::create_dir_all(&artifacts).map_err(io_err(&artifacts))?;
+        write_json(&artifacts.join("scaler.json"), &self.scaler)?;
+        write_json(&artifacts.join("label_encoder.json"), &self.encoder)?;
+        self.write_matrix(&artifacts.join("X_train.parquet"), &self.x_train)?;
+        self.write_matrix(&artifacts.join("X_test.parquet"), &self.x_test)?;
+        let codes = self.encoder.inverse_transform(&self.y_test)?;
+        write_json(&artifacts.join("y_test.json"), &serde_json::json!({ "country": codes, "label": self.y_test }))?;
+        Ok(artifacts)
+    }
+
+    fn write_matrix(&self, path: &Path, matrix: &[f32]) -> Result<()> {
+        let width = self.n_features();
+        let rows = matrix.len() / width;
+        let columns = self
+            .features
+            .iter()
+            .enumerate()
+            .map(|(j, f)| Column::new(f.as_str().into(), matrix.iter().skip(j).step_by(width).copied().collect::<Vec<f32>>()))
+            .collect();
+        let mut frame = DataFrame::new(rows, columns).map_err(polars_err(path.display().to_string()))?;
+        let file = File::create(path).map_err(io_err(path))?;
+        ParquetWriter::new(file).finish(&mut frame).map_err(polars_err(path.display().to_string()))?;
+        Ok(())
+    }
+}
+
+/// The earliest date (days since 1970, as polars stores dates) of the most recent chart days
+/// that together hold at least `fraction` of the rows.
+fn latest_dates_cutoff(frame: &DataFrame, fraction: f64) -> Result<i32> {
+    check_column(frame, "snapshot_date")?;
+    let wanted = ((frame.height() as f64 * fraction).round() as usize).clamp(1, frame.height().max(1));
+    let dates = frame
+        .clone()
+        .lazy()
+        .select([col("snapshot_date").cast(DataType::Int32).sort(SortOptions::default().with_order_descending(true))])
+        .collect()
+        .map_err(polars_err("sorting snapshot_date"))?;
+    let value = dates.column("snapshot_date").and_then(|c| c.get(wanted - 1).map(|v| v.extract::<i32>())).map_err(polars_err("snapshot_date"))?;
+    value.ok_or(PrepareError::EmptySplit { split: "test", rows: frame.height() })
+}
+
+fn write_json(path: &Path, value: &impl Serialize) -> Result<()> {
+    let file = File::create(path).map_err(io_err(path))?;
+    serde_json::to_writer_pretty(std::io::BufWriter::new(file), value).map_err(|source| PrepareError::Json { path: path.to_path_buf(), source })
+}

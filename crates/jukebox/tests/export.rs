@@ -1,0 +1,80 @@
+//! Exporting the trained network: layout, artifacts, parity through ONNX Runtime (Rust, via
+//! jukebox-runtime), bit-identical files for the same seed, and the reference tools in Python
+//! (`onnx.checker` full check, onnxruntime, OpenVINO) reading the model and the artifacts.
+
+mod common;
+
+use std::process::Command;
+
+use jukebox::evaluate::Metrics;
+use jukebox::export::export;
+use jukebox::prepare::{PreparedData, SplitOptions};
+use jukebox::train::{Learner, NeuralNetwork, Progress, TrainedModel};
+
+fn train(data: &PreparedData, seed: u64) -> TrainedModel {
+    NeuralNetwork { epochs: 1, batch_size: 32, seed, progress: Progress::Silent }.fit(data).unwrap()
+}
+
+fn metrics(model: &TrainedModel, data: &PreparedData) -> Metrics {
+    Metrics::new(&model.test_report(data).unwrap(), &model.training_info(data))
+}
+
+#[test]
+fn exported_model_matches_the_network_through_onnx_runtime() {
+    let data = PreparedData::new(&common::chart(), &SplitOptions::default()).unwrap();
+    let model = train(&data, 42);
+    let dir = tempfile::tempdir().unwrap();
+    let exported = export(&model, &data, &metrics(&model, &data), dir.path(), 1).unwrap();
+    assert_eq!(exported.model_path, dir.path().join("jukebox/1/model.onnx"));
+    for file in ["scaler.json", "label_encoder.json", "X_train.parquet", "X_test.parquet", "y_test.json", "metrics.json"] {
+        assert!(exported.artifacts_dir.join(file).is_file(), "artifacts/{file} missing");
+    }
+    let saved = Metrics::load(exported.artifacts_dir.join("metrics.json")).unwrap();
+    assert_eq!(saved.data_rows, 19_699);
+    assert_eq!(saved.epochs, 1);
+
+    let evaluation = exported.evaluate(&data).unwrap();
+    let parity = evaluation.parity(&model, &data);
+    println!("{}", parity.table());
+    assert_eq!(parity.rows, data.n_test());
+    assert!(parity.max_abs_diff < 1e-5, "max abs diff {}", parity.max_abs_diff);
+    assert_eq!(parity.class_mismatches, 0);
+    assert!(parity.holds(1e-5));
+    assert_eq!(evaluation.report.accuracy(), saved.accuracy, "ONNX Runtime scores what metrics.json says");
+}
+
+#[test]
+fn same_seed_gives_a_bit_identical_model_file() {
+    let data = PreparedData::new(&common::chart(), &SplitOptions::default()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let files: Vec<Vec<u8>> = [("a", 7), ("b", 7), ("c", 8)]
+        .iter()
+        .map(|(name, seed)| {
+            let model = train(&data, *seed);
+            let exported = export(&model, &data, &metrics(&model, &data), dir.path().join(name), 1).unwrap();
+            std::fs::read(exported.model_path).unwrap()
+        })
+        .collect();
+    assert!(files[0] == files[1], "same seed, different bytes");
+    assert!(files[0] != files[2], "another seed should give other weights");
+}
+
+#[test]
+fn reference_tools_accept_the_export() {
+    let data = PreparedData::new(&common::chart(), &SplitOptions::default()).unwrap();
+    let model = train(&data, 42);
+    let dir = tempfile::tempdir().unwrap();
+    let exported = export(&model, &data, &metrics(&model, &data), dir.path(), 3).unwrap();
+    let rows = 500.min(data.n_test());
+    let probabilities = model.predict_proba(&data.x_test[..rows * data.n_features()], rows);
+    let expected = dir.path().join("expected.json");
+    std::fs::write(&expected, serde_json::json!({"rows": rows, "probabilities": probabilities, "tolerance": 1e-5}).to_string()).unwrap();
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/check_export.py");
+    let output = Command::new(common::python()).arg(script).arg(&exported.version_dir).arg(&expected).output().unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "check_export.py failed:\n{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
+    println!("{stdout}");
+    let report: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+    assert_eq!(report["onnxruntime_class_mismatches"], 0);
+    assert_eq!(report["openvino_class_mismatches"], 0);
+}
