@@ -1,1 +1,43 @@
-fn main() {}
+//! `jukebox`: the command-line face of the workshop. Every subcommand is a thin shell over the
+//! `jukebox` (stages) and `jukebox-server` (embedded servers) libraries.
+
+mod cmd;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "jukebox", version, about = "The data-science inner loop on Spotify chart data, in Rust")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Load the chart data and print a summary of it.
+    Data(cmd::data::Args),
+    /// Prepare, train (network and baselines), export as ONNX and evaluate the export.
+    Train(cmd::train::Args),
+    /// Start the local S3 server and model registry; print their environment.
+    Up(cmd::up::Args),
+    /// Upload a model folder to S3 and register it in the model registry.
+    Save(cmd::save::Args),
+    /// Serve models over KServe v2 (local folder, s3:// prefix or registry entry).
+    Serve(cmd::serve::Args),
+    /// Ask a model server which country a song would chart in.
+    Request(cmd::request::Args),
+    /// Print the OpenShift AI InferenceService and OpenVINO ServingRuntime YAML for a model.
+    Deploy(cmd::deploy::Args),
+}
+
+fn main() -> anyhow::Result<()> {
+    match Cli::parse().command {
+        Command::Data(args) => cmd::data::run(args),
+        Command::Train(args) => cmd::train::run(args),
+        Command::Up(args) => cmd::up::run(args),
+        Command::Save(args) => cmd::save::run(args),
+        Command::Serve(args) => cmd::serve::run(args),
+        Command::Request(args) => cmd::request::run(args),
+        Command::Deploy(args) => cmd::deploy::run(args),
+    }
+}

@@ -39,6 +39,8 @@ pub const FEATURES: [&str; 13] = [
 /// File names of the two tables, as the upstream workshop publishes them.
 pub const PROPERTIES_FILE: &str = "song_properties.parquet";
 pub const RANKINGS_FILE: &str = "song_rankings.parquet";
+/// The smaller rankings sample the upstream workshop also publishes; used when the full file is absent.
+pub const RANKINGS_SAMPLE_FILE: &str = "song_rankings_sample.parquet";
 /// The raw Kaggle export ("Top Spotify Songs in 73 Countries"), one row per chart entry.
 pub const KAGGLE_CSV_FILE: &str = "universal_top_spotify_songs.csv";
 /// Where the upstream workshop publishes the two parquet files.
@@ -141,8 +143,14 @@ impl DataLocator {
 }
 
 fn holds_data(dir: &Path) -> bool {
-    (dir.join(PROPERTIES_FILE).is_file() && dir.join(RANKINGS_FILE).is_file())
-        || dir.join(KAGGLE_CSV_FILE).is_file()
+    (dir.join(PROPERTIES_FILE).is_file() && rankings_path(dir).is_file()) || dir.join(KAGGLE_CSV_FILE).is_file()
+}
+
+/// The rankings file in `dir`: the full `song_rankings.parquet`, else the sample.
+pub fn rankings_path(dir: &Path) -> PathBuf {
+    let full = dir.join(RANKINGS_FILE);
+    let sample = dir.join(RANKINGS_SAMPLE_FILE);
+    if !full.exists() && sample.exists() { sample } else { full }
 }
 
 /// Downloads `url` to `dest` with a progress bar. The bytes go to a `.part` file that is renamed
@@ -344,7 +352,7 @@ impl Dataset {
         if !properties.exists() && csv.exists() {
             return Self::from_kaggle_csv(&csv);
         }
-        let mut dataset = Self::from_files(&properties, &dir.join(RANKINGS_FILE))?;
+        let mut dataset = Self::from_files(&properties, &rankings_path(dir))?;
         dataset.source = dir.to_path_buf();
         Ok(dataset)
     }

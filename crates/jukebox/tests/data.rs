@@ -154,7 +154,7 @@ fn wrong_type_is_named_with_expected_and_found() {
 fn corrupt_parquet_is_reported_as_unreadable() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join(PROPERTIES_FILE), b"PAR1 this is not parquet").unwrap();
-    std::fs::copy(sample_dir().join(RANKINGS_FILE), dir.path().join(RANKINGS_FILE)).unwrap();
+    std::fs::copy(jukebox::data::rankings_path(&sample_dir()), dir.path().join(RANKINGS_FILE)).unwrap();
     let message = error_text(Dataset::from_dir(dir.path()));
     assert!(message.contains("not a readable parquet file") && message.contains(PROPERTIES_FILE), "{message}");
 }
