@@ -1,0 +1,71 @@
+//! `jukebox train`: prepare the data, train the network and the baselines, export the network
+//! as ONNX with its artifacts, check the export through ONNX Runtime, and print the scores.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use jukebox::data::ChartData;
+use jukebox::evaluate::Metrics;
+use jukebox::export::export;
+use jukebox::prepare::{PreparedData, SplitOptions, SplitStrategy};
+use jukebox::train::{Classifier, Comparison, DecisionTree, Learner, LogisticRegression, NeuralNetwork, Progress};
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Folder holding song_properties.parquet and song_rankings.parquet (default: JUKEBOX_DATA_DIR, the cache, or a download).
+    #[arg(long)]
+    data: Option<PathBuf>,
+    /// Model repository to write `jukebox/<version>/model.onnx` and its artifacts into.
+    #[arg(long)]
+    model_dir: PathBuf,
+    #[arg(long, default_value_t = 2)]
+    epochs: usize,
+    #[arg(long, default_value_t = 32)]
+    batch_size: usize,
+    /// Seeds the split, the initial weights and the shuffling.
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    /// Version folder to write.
+    #[arg(long, default_value_t = 1)]
+    version: u64,
+    /// Hold out the latest chart dates as test instead of a stratified random 20 % (needs snapshot_date).
+    #[arg(long)]
+    latest_dates_as_test: bool,
+    /// Skip the logistic-regression and decision-tree baselines.
+    #[arg(long)]
+    no_baselines: bool,
+}
+
+pub fn run(args: Args) -> anyhow::Result<()> {
+    let chart = ChartData::load(args.data.as_deref()).context("loading the chart data")?;
+    let strategy = if args.latest_dates_as_test { SplitStrategy::LatestDates } else { SplitStrategy::Stratified };
+    let data = PreparedData::new(&chart, &SplitOptions { seed: args.seed, strategy, ..Default::default() }).context("preparing the data")?;
+    println!("{}", data.summary());
+
+    let learner = NeuralNetwork { epochs: args.epochs, batch_size: args.batch_size, seed: args.seed, progress: Progress::Auto };
+    println!("{}\n", learner.network(&data).summary());
+    let model = learner.fit(&data).context("training the network")?;
+    println!("trained in {:.2} s ({:.0} samples/s)\n", model.training_seconds, model.history.samples_per_second);
+
+    let mut fitted: Vec<Box<dyn Classifier>> = Vec::new();
+    if !args.no_baselines {
+        println!("fitting baselines (logistic regression, decision tree) ...");
+        fitted.push(Box::new(LogisticRegression::default().fit(&data).context("fitting logistic regression")?));
+        fitted.push(Box::new(DecisionTree::default().fit(&data).context("fitting the decision tree")?));
+    }
+    let mut models: Vec<&dyn Classifier> = vec![&model];
+    models.extend(fitted.iter().map(|m| m.as_ref()));
+    let comparison = Comparison::new(&models, &data)?;
+    println!("{}", comparison.table());
+
+    let metrics = Metrics::new(&comparison.models[0].report, &model.training_info(&data));
+    let exported = export(&model, &data, &metrics, &args.model_dir, args.version).context("exporting the model")?;
+    println!("wrote {} and {}", exported.model_path.display(), exported.artifacts_dir.display());
+
+    let evaluation = exported.evaluate(&data).context("running the exported model in ONNX Runtime")?;
+    let parity = evaluation.parity(&model, &data);
+    println!("{}", parity.table());
+    println!("exported model test accuracy (ONNX Runtime): {:.4}", evaluation.report.accuracy());
+    anyhow::ensure!(parity.holds(1e-5), "the exported model disagrees with the trained network: {parity:?}");
+    Ok(())
+}
