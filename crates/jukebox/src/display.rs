@@ -394,7 +394,7 @@ mod tests {
         let labels = vec!["a".to_string(), "b".to_string()];
         let plot = heatmap("t", &labels, &labels, &[vec![1.0, -0.25], vec![-0.25, 1.0]], ColourScale::RED_YELLOW_BLUE, (-1.0, 1.0), |v| format!("{v:.2}")).unwrap();
         assert!(plot.svg.starts_with("<svg"));
-        assert!(plot.svg.contains(">-0.25<"), "{}", &plot.svg[..400.min(plot.svg.len())]);
+        assert!(plot.svg.contains("\n-0.25\n"), "{}", &plot.svg[..400.min(plot.svg.len())]);
         assert_eq!(plot.svg.matches("<rect").count(), 5, "background + 4 cells");
     }
 }
