@@ -32,7 +32,7 @@ struct Up {
 impl Up {
     fn start(data_dir: &Path, env_file: &Path) -> Self {
         let mut child = Command::new(JUKEBOX)
-            .args(["up", "--s3-port", "0", "--registry-port", "0", "--data-dir"])
+            .args(["up", "--s3-port", "0", "--registry-port", "0", "--model-port", "0", "--data-dir"])
             .arg(data_dir)
             .arg("--env-file")
             .arg(env_file)
@@ -40,10 +40,10 @@ impl Up {
             .stderr(Stdio::inherit())
             .spawn()
             .expect("cannot start `jukebox up`");
-        // The six export lines arrive once both servers listen.
+        // The seven export lines arrive once the three servers listen.
         let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
         let mut env = BTreeMap::new();
-        while env.len() < 6 {
+        while env.len() < 7 {
             let line = lines.next().expect("`jukebox up` closed its output early").unwrap();
             let (name, value) = line.strip_prefix("export ").and_then(|l| l.split_once('=')).unwrap_or_else(|| panic!("not an export line: {line}"));
             env.insert(name.to_string(), value.to_string());
@@ -93,10 +93,10 @@ fn text(bytes: &[u8]) -> String {
 fn up_serves_save_uploads_and_registers_and_a_repeat_is_refused() {
     let work = tempfile::tempdir().unwrap();
     let model_dir = work.path().join("models/jukebox/1");
-    std::fs::create_dir_all(model_dir.join("artifacts")).unwrap();
-    let onnx: Vec<u8> = (0..50_000u32).map(|i| (i * 7 % 251) as u8).collect();
-    std::fs::write(model_dir.join("model.onnx"), &onnx).unwrap();
-    std::fs::write(model_dir.join("artifacts/scaler.json"), r#"{"features":["tempo"],"min":[0.0],"max":[250.0]}"#).unwrap();
+    let maker = Path::new(env!("CARGO_MANIFEST_DIR")).join("../jukebox-runtime/tests/peers/make_model.py");
+    let made = Command::new(python()).arg(&maker).arg(work.path().join("models")).args(["--version", "1"]).output().unwrap();
+    assert!(made.status.success(), "make_model.py failed: {}", text(&made.stderr));
+    let onnx = std::fs::read(model_dir.join("model.onnx")).unwrap();
     std::fs::write(
         model_dir.join("artifacts/metrics.json"),
         r#"{"accuracy":0.342,"precision_macro":0.3,"recall_macro":0.31,"f1_macro":0.332,"f1_weighted":0.34,
@@ -118,7 +118,15 @@ fn up_serves_save_uploads_and_registers_and_a_repeat_is_refused() {
     let first = save(&up.env, &model_dir, "0.0.1");
     assert!(first.status.success(), "save failed:\n{}\n{}", text(&first.stdout), text(&first.stderr));
     let stdout = text(&first.stdout);
-    assert!(stdout.contains("3 objects") && stdout.contains("s3://models/models/jukebox/1/"), "{stdout}");
+    assert!(stdout.contains("4 objects") && stdout.contains("s3://models/models/jukebox/1/"), "{stdout}");
+
+    // The model server of `up` serves what was just uploaded, without a restart.
+    let ready = format!("{}/v2/models/jukebox/ready", up.env["JUKEBOX_MODEL_URL"]);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while ureq::get(&ready).call().is_err() {
+        assert!(Instant::now() < deadline, "the uploaded model was not served within 20 s ({ready})");
+        std::thread::sleep(Duration::from_millis(100));
+    }
 
     let peer = Command::new(python())
         .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/peers/save_peer.py"))

@@ -3,7 +3,9 @@
 //!
 //! **Model repository.** A folder laid out as OVMS and Triton expect,
 //! `<repository>/<model name>/<integer version>/model.onnx`. Every version is loaded at start;
-//! requests without a version go to the highest one. Other files and folders are ignored.
+//! requests without a version go to the highest one. Other files and folders are ignored. With a
+//! poll interval ([`RepositoryWatch`]), versions that appear in the folder later are loaded while
+//! serving and removed ones unloaded, as OpenVINO Model Server does with its model folders.
 //!
 //! **Routes.**
 //!
@@ -42,7 +44,8 @@
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
@@ -130,6 +133,8 @@ pub struct ModelServerConfig {
     pub max_body_bytes: usize,
     /// ONNX Runtime sessions per model version (default: one per core).
     pub sessions_per_model: usize,
+    /// How often to look for new or removed versions in the folder; `None` = load once.
+    pub poll_interval: Option<Duration>,
 }
 
 impl ModelServerConfig {
@@ -141,6 +146,7 @@ impl ModelServerConfig {
             token: std::env::var(TOKEN_ENV).ok().filter(|t| !t.is_empty()),
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             sessions_per_model: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+            poll_interval: None,
         }
     }
 }
@@ -163,28 +169,49 @@ pub struct ModelRepository {
 impl ModelRepository {
     /// Loads `<dir>/<name>/<integer version>/model.onnx` for every name and version.
     pub fn load(dir: &Path, sessions_per_model: usize) -> Result<Self, ModelServerError> {
-        let repo_error = |message: String| ModelServerError::Repository { path: dir.to_path_buf(), message };
-        let names = std::fs::read_dir(dir).map_err(|e| repo_error(e.to_string()))?;
         let mut repository = Self::default();
-        for entry in names {
-            let entry = entry.map_err(|e| repo_error(e.to_string()))?;
-            if !entry.path().is_dir() {
-                continue;
-            }
-            let name = entry.file_name().to_string_lossy().into_owned();
-            let versions = std::fs::read_dir(entry.path()).map_err(|e| repo_error(e.to_string()))?;
-            for version_entry in versions.flatten() {
-                let Ok(version) = version_entry.file_name().to_string_lossy().parse::<u64>() else { continue };
-                let path = version_entry.path().join("model.onnx");
-                if !path.is_file() {
-                    continue;
-                }
-                let model = OnnxModel::load_with_sessions(&path, sessions_per_model)
-                    .map_err(|source| ModelServerError::Load { name: name.clone(), version, source })?;
-                repository.insert(&name, version, model);
-            }
+        for (name, version, path) in model_files(dir)? {
+            let model = OnnxModel::load_with_sessions(&path, sessions_per_model)
+                .map_err(|source| ModelServerError::Load { name: name.clone(), version, source })?;
+            repository.insert(&name, version, model);
         }
         Ok(repository)
+    }
+
+    /// Compares the repository with what `dir` holds now, as OpenVINO Model Server does when it
+    /// polls its model folders: loads versions that appeared, drops versions that disappeared,
+    /// keeps the rest as loaded. A missing `dir` counts as empty. `None` when nothing changed.
+    ///
+    /// A version that fails to load is left out (the others still serve), so a broken file never
+    /// takes the server down; it is noted in `broken` with its modification time and reported
+    /// once in `failures`, and tried again only when the file changes.
+    pub fn refresh(
+        &self,
+        dir: &Path,
+        sessions_per_model: usize,
+        broken: &mut BTreeMap<PathBuf, std::time::SystemTime>,
+        failures: &mut Vec<ModelServerError>,
+    ) -> Result<Option<Self>, ModelServerError> {
+        let found = if dir.exists() { model_files(dir)? } else { Vec::new() };
+        let modified = |path: &Path| std::fs::metadata(path).and_then(|m| m.modified()).ok();
+        broken.retain(|path, when| modified(path) == Some(*when));
+        let mut next = Self::default();
+        for (name, version, path) in found {
+            if let Some(existing) = self.models.get(&name).and_then(|versions| versions.get(&version)) {
+                next.models.entry(name).or_default().insert(version, existing.clone());
+            } else if !broken.contains_key(&path) {
+                match OnnxModel::load_with_sessions(&path, sessions_per_model) {
+                    Ok(model) => next.insert(&name, version, model),
+                    Err(source) => {
+                        if let Some(when) = modified(&path) {
+                            broken.insert(path, when);
+                        }
+                        failures.push(ModelServerError::Load { name, version, source });
+                    }
+                }
+            }
+        }
+        Ok((next.list() != self.list()).then_some(next))
     }
 
     /// Adds (or replaces) one model version.
@@ -248,6 +275,30 @@ impl ModelRepository {
     }
 }
 
+/// `(name, version, path of model.onnx)` for every `<dir>/<name>/<integer version>/model.onnx`,
+/// sorted by name and version; other files and folders are ignored.
+fn model_files(dir: &Path) -> Result<Vec<(String, u64, PathBuf)>, ModelServerError> {
+    let repo_error = |message: String| ModelServerError::Repository { path: dir.to_path_buf(), message };
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(|e| repo_error(e.to_string()))? {
+        let entry = entry.map_err(|e| repo_error(e.to_string()))?;
+        if !entry.path().is_dir() {
+            continue;
+        }
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let versions = std::fs::read_dir(entry.path()).map_err(|e| repo_error(e.to_string()))?;
+        for version_entry in versions.flatten() {
+            let Ok(version) = version_entry.file_name().to_string_lossy().parse::<u64>() else { continue };
+            let path = version_entry.path().join("model.onnx");
+            if path.is_file() {
+                found.push((name.clone(), version, path));
+            }
+        }
+    }
+    found.sort();
+    Ok(found)
+}
+
 fn join_or_none<T: std::fmt::Display>(items: impl Iterator<Item = T>) -> String {
     let joined = items.map(|i| i.to_string()).collect::<Vec<_>>().join(", ");
     if joined.is_empty() {
@@ -258,15 +309,33 @@ fn join_or_none<T: std::fmt::Display>(items: impl Iterator<Item = T>) -> String 
 }
 
 struct AppState {
-    repository: ModelRepository,
+    /// Swapped whole when a watched repository changes; requests keep the snapshot they took.
+    repository: RwLock<Arc<ModelRepository>>,
     token: Option<String>,
     max_body_bytes: usize,
+}
+
+impl AppState {
+    fn repository(&self) -> Arc<ModelRepository> {
+        self.repository.read().unwrap_or_else(|poisoned| poisoned.into_inner()).clone()
+    }
+}
+
+/// Watch a repository folder for new and removed versions, every `interval`.
+#[derive(Debug, Clone)]
+pub struct RepositoryWatch {
+    pub dir: PathBuf,
+    pub interval: Duration,
+    pub sessions_per_model: usize,
 }
 
 /// The routes over an already loaded repository (for tests and for composing with other
 /// servers on one port).
 pub fn router(repository: ModelRepository, token: Option<String>, max_body_bytes: usize) -> Router {
-    let state = Arc::new(AppState { repository, token, max_body_bytes });
+    router_with_state(Arc::new(AppState { repository: RwLock::new(Arc::new(repository)), token, max_body_bytes }))
+}
+
+fn router_with_state(state: Arc<AppState>) -> Router {
     let guarded = Router::new()
         .route("/v2", get(server_metadata))
         .route("/v2/models/{name}", get(model_metadata))
@@ -284,7 +353,7 @@ pub fn router(repository: ModelRepository, token: Option<String>, max_body_bytes
         .method_not_allowed_fallback(no_route)
         // The body limit is enforced when the body is read (see `read_body`) so the answer is
         // the protocol's JSON error, not axum's plain-text one.
-        .layer(DefaultBodyLimit::max(max_body_bytes))
+        .layer(DefaultBodyLimit::max(state.max_body_bytes))
         .with_state(state)
 }
 
@@ -301,25 +370,86 @@ pub async fn serve(
     let repository = tokio::task::spawn_blocking(move || ModelRepository::load(&repository_path, sessions))
         .await
         .map_err(|e| ModelServerError::Io(std::io::Error::other(e)))??;
-    serve_repository(listener, repository, config.token, config.max_body_bytes, shutdown).await
+    let watch = config.poll_interval.map(|interval| RepositoryWatch {
+        dir: config.repository.clone(),
+        interval,
+        sessions_per_model: config.sessions_per_model,
+    });
+    serve_repository(listener, repository, watch, config.token, config.max_body_bytes, shutdown).await
 }
 
 /// Serves an already loaded repository (so a caller can load first, then announce the URL)
-/// until `shutdown` completes.
+/// until `shutdown` completes; with `watch`, versions added to or removed from its folder are
+/// picked up while serving.
 pub async fn serve_repository(
     listener: tokio::net::TcpListener,
     repository: ModelRepository,
+    watch: Option<RepositoryWatch>,
     token: Option<String>,
     max_body_bytes: usize,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ModelServerError> {
-    let app = router(repository, token, max_body_bytes);
+    let state = Arc::new(AppState { repository: RwLock::new(Arc::new(repository)), token, max_body_bytes });
+    let watcher = watch.map(|watch| tokio::spawn(watch_repository(state.clone(), watch)));
+    let app = router_with_state(state);
     // Small JSON answers: without TCP_NODELAY, Nagle's algorithm adds up to 40 ms per response.
     let listener = listener.tap_io(|tcp| {
         let _ = tcp.set_nodelay(true);
     });
-    axum::serve(listener, app).with_graceful_shutdown(shutdown).await?;
-    Ok(())
+    let served = axum::serve(listener, app).with_graceful_shutdown(shutdown).await;
+    if let Some(watcher) = watcher {
+        watcher.abort();
+    }
+    Ok(served?)
+}
+
+/// Polls the repository folder and swaps in a new repository when versions come or go.
+async fn watch_repository(state: Arc<AppState>, watch: RepositoryWatch) {
+    let mut ticks = tokio::time::interval(watch.interval);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let broken = Arc::new(std::sync::Mutex::new(BTreeMap::new()));
+    let mut last_error = String::new();
+    loop {
+        ticks.tick().await;
+        let current = state.repository();
+        let (dir, sessions, broken) = (watch.dir.clone(), watch.sessions_per_model, broken.clone());
+        // Loading runs ONNX Runtime's graph optimiser: keep it off the async workers.
+        let refreshed = tokio::task::spawn_blocking(move || {
+            let mut failures = Vec::new();
+            let mut broken = broken.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            let result = current.refresh(&dir, sessions, &mut broken, &mut failures);
+            (result, failures)
+        })
+        .await;
+        let Ok((result, failures)) = refreshed else { continue };
+        for failure in failures {
+            eprintln!("model server: {failure}; serving the other versions");
+        }
+        match result {
+            Ok(Some(next)) => {
+                let listing: Vec<String> = next
+                    .list()
+                    .into_iter()
+                    .map(|(name, versions)| {
+                        let versions: Vec<String> = versions.iter().map(u64::to_string).collect();
+                        format!("{name} (versions {})", versions.join(", "))
+                    })
+                    .collect();
+                eprintln!("model server: now serving {}", if listing.is_empty() { "no models".to_string() } else { listing.join(", ") });
+                *state.repository.write().unwrap_or_else(|poisoned| poisoned.into_inner()) = Arc::new(next);
+                last_error.clear();
+            }
+            Ok(None) => last_error.clear(),
+            Err(e) => {
+                // An unreadable folder is reported once, not at every tick.
+                let message = e.to_string();
+                if message != last_error {
+                    eprintln!("model server: {message}");
+                    last_error = message;
+                }
+            }
+        }
+    }
 }
 
 async fn require_token(State(state): State<Arc<AppState>>, request: Request, next: Next) -> Response {
@@ -358,14 +488,14 @@ async fn model_metadata(
     State(state): State<Arc<AppState>>,
     UrlPath(name): UrlPath<String>,
 ) -> Result<Json<ModelMetadata>, ModelServerError> {
-    state.repository.metadata(&name, None).map(Json)
+    state.repository().metadata(&name, None).map(Json)
 }
 
 async fn version_metadata(
     State(state): State<Arc<AppState>>,
     UrlPath((name, version)): UrlPath<(String, String)>,
 ) -> Result<Json<ModelMetadata>, ModelServerError> {
-    state.repository.metadata(&name, Some(&version)).map(Json)
+    state.repository().metadata(&name, Some(&version)).map(Json)
 }
 
 fn ready_body(loaded: &LoadedModel) -> Json<serde_json::Value> {
@@ -376,14 +506,14 @@ async fn model_ready(
     State(state): State<Arc<AppState>>,
     UrlPath(name): UrlPath<String>,
 ) -> Result<Json<serde_json::Value>, ModelServerError> {
-    state.repository.get(&name, None).map(|m| ready_body(m))
+    state.repository().get(&name, None).map(|m| ready_body(m))
 }
 
 async fn version_ready(
     State(state): State<Arc<AppState>>,
     UrlPath((name, version)): UrlPath<(String, String)>,
 ) -> Result<Json<serde_json::Value>, ModelServerError> {
-    state.repository.get(&name, Some(&version)).map(|m| ready_body(m))
+    state.repository().get(&name, Some(&version)).map(|m| ready_body(m))
 }
 
 async fn infer(
@@ -392,8 +522,8 @@ async fn infer(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ModelServerError> {
-    let loaded = state.repository.get(&name, None)?;
-    run_inference(loaded, &headers, read_body(body, state.max_body_bytes)?)
+    let loaded = state.repository().get(&name, None)?.clone();
+    run_inference(&loaded, &headers, read_body(body, state.max_body_bytes)?)
 }
 
 async fn infer_version(
@@ -402,8 +532,8 @@ async fn infer_version(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ModelServerError> {
-    let loaded = state.repository.get(&name, Some(&version))?;
-    run_inference(loaded, &headers, read_body(body, state.max_body_bytes)?)
+    let loaded = state.repository().get(&name, Some(&version))?.clone();
+    run_inference(&loaded, &headers, read_body(body, state.max_body_bytes)?)
 }
 
 fn read_body(body: Result<Bytes, BytesRejection>, limit: usize) -> Result<Bytes, ModelServerError> {

@@ -19,19 +19,18 @@ fn python() -> PathBuf {
     python
 }
 
-/// Writes jukebox/1 and jukebox/2 (different weights) with the runtime crate's model maker.
+/// Writes `<root>/jukebox/<version>/model.onnx` with the runtime crate's model maker.
+fn make_model(root: &Path, version: &str, seed: &str) {
+    let maker = Path::new(env!("CARGO_MANIFEST_DIR")).join("../jukebox-runtime/tests/peers/make_model.py");
+    let out = Command::new(python()).arg(&maker).arg(root).args(["--version", version, "--seed", seed]).output().unwrap();
+    assert!(out.status.success(), "make_model.py failed (pip install onnx numpy?): {}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// Writes jukebox/1 and jukebox/2 (different weights).
 fn model_repository() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
-    let maker = Path::new(env!("CARGO_MANIFEST_DIR")).join("../jukebox-runtime/tests/peers/make_model.py");
-    for (version, seed) in [("1", "1"), ("2", "2")] {
-        let out = Command::new(python())
-            .arg(&maker)
-            .arg(dir.path())
-            .args(["--version", version, "--seed", seed])
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "make_model.py failed (pip install onnx numpy?): {}", String::from_utf8_lossy(&out.stderr));
-    }
+    make_model(dir.path(), "1", "1");
+    make_model(dir.path(), "2", "2");
     dir
 }
 
@@ -90,4 +89,72 @@ async fn missing_repository_is_named() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let err = serve(listener, ModelServerConfig::new("/nonexistent/models"), async {}).await.unwrap_err();
     assert!(err.to_string().contains("/nonexistent/models"), "{err}");
+}
+
+/// GET `url`: (status, body); error statuses are answers here, not failures.
+fn get(url: &str) -> (u16, String) {
+    let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
+    let mut response = agent.get(url).call().unwrap_or_else(|e| panic!("GET {url}: {e}"));
+    (response.status().as_u16(), response.body_mut().read_to_string().unwrap())
+}
+
+/// Polls `url` until it answers `status` (the watcher looks every 100 ms here).
+fn wait_for(url: &str, status: u16) -> String {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let (got, body) = get(url);
+        if got == status {
+            return body;
+        }
+        assert!(std::time::Instant::now() < deadline, "GET {url} still answers {got} ({body}), expected {status}");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+/// Versions copied into a watched folder are served without a restart; a broken file is left out
+/// while the other versions keep serving; a removed version is unloaded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watched_repository_serves_versions_as_they_arrive() {
+    let root = tempfile::tempdir().unwrap();
+    let repository = root.path().join("models"); // does not exist yet: an empty bucket
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let mut config = ModelServerConfig::new(&repository);
+    config.poll_interval = Some(std::time::Duration::from_millis(100));
+    config.token = None;
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    std::fs::create_dir_all(&repository).unwrap();
+    let server = tokio::spawn(serve(listener, config, async {
+        stopped.await.ok();
+    }));
+
+    let checks = tokio::task::spawn_blocking(move || {
+        wait_for(&format!("{url}/v2/health/ready"), 200);
+        let (status, body) = get(&format!("{url}/v2/models/jukebox/ready"));
+        assert_eq!(status, 404, "{body}");
+
+        make_model(&repository, "1", "1");
+        wait_for(&format!("{url}/v2/models/jukebox/ready"), 200);
+
+        // A broken version 2 is reported and skipped; version 1 keeps serving as the latest.
+        std::fs::create_dir_all(repository.join("jukebox/2")).unwrap();
+        std::fs::write(repository.join("jukebox/2/model.onnx"), b"not an onnx file").unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(400));
+        let body = wait_for(&format!("{url}/v2/models/jukebox"), 200);
+        let metadata: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(metadata["versions"], serde_json::json!(["1"]), "{body}");
+
+        // Fixed: version 2 arrives and becomes the default.
+        std::fs::remove_dir_all(repository.join("jukebox/2")).unwrap();
+        make_model(&repository, "2", "2");
+        wait_for(&format!("{url}/v2/models/jukebox/versions/2/ready"), 200);
+        let (_, body) = get(&format!("{url}/v2/models/jukebox/ready"));
+        assert!(body.contains(r#""version":"2""#), "{body}");
+
+        std::fs::remove_dir_all(repository.join("jukebox/1")).unwrap();
+        wait_for(&format!("{url}/v2/models/jukebox/versions/1/ready"), 404);
+    });
+    checks.await.unwrap();
+    stop.send(()).unwrap();
+    server.await.unwrap().unwrap();
 }

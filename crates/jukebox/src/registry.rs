@@ -39,6 +39,8 @@ use jukebox_protocol::registry::{
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use crate::storage::{model_folder_identity, model_prefix, Storage, StorageError, TransferReport};
+
 /// Environment variable holding the registry's URL (`jukebox up` prints it).
 pub const URL_ENV: &str = "JUKEBOX_REGISTRY_URL";
 /// Environment variable holding a bearer token for a cluster registry (optional).
@@ -101,6 +103,10 @@ pub enum RegistryError {
     /// The client is misconfigured (missing URL, bad API version, unreadable metadata file).
     #[error("{0}")]
     Config(String),
+    /// Uploading the model folder failed in [`ModelRegistry::upload_and_register`]; nothing was
+    /// registered.
+    #[error("nothing was registered: {0}")]
+    Storage(#[from] StorageError),
 }
 
 impl RegistryError {
@@ -209,6 +215,83 @@ impl RegisterModel {
             .map_err(|e| RegistryError::Config(format!("metadata file {} is not JSON: {e}", path.display())))?;
         self.metadata_from_json(&value)
             .map_err(|e| RegistryError::Config(format!("metadata file {}: {e}", path.display())))
+    }
+}
+
+/// The entries of `metrics.json` copied into a version's metadata by
+/// [`ModelRegistry::upload_and_register`] (the rest of the file stays beside the model in S3).
+pub const RECORDED_METRICS: [&str; 6] = ["accuracy", "f1_macro", "epochs", "seed", "data_rows", "training_seconds"];
+
+/// A trained model folder to upload and register: what the Python client's
+/// `upload_artifact_and_register_model` takes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModelUpload {
+    /// `<root>/<name>/<integer version>` holding `model.onnx` and `artifacts/metrics.json`.
+    pub model_dir: std::path::PathBuf,
+    /// Registered model name (also the folder under `models/` in the bucket).
+    pub name: String,
+    /// Version name to register, e.g. `0.0.1`.
+    pub version: String,
+    pub description: Option<String>,
+    /// Defaults to the client's author.
+    pub author: Option<String>,
+    /// Recorded as the `license` metadata entry.
+    pub license: String,
+    /// Name of the data connection holding the S3 credentials (the artifact's storage key).
+    pub storage_key: String,
+}
+
+impl ModelUpload {
+    /// Folder `model_dir` as version `version` of model `name`, Apache-2.0, storage key `models`.
+    pub fn new(model_dir: impl Into<std::path::PathBuf>, name: impl Into<String>, version: impl Into<String>) -> Self {
+        Self {
+            model_dir: model_dir.into(),
+            name: name.into(),
+            version: version.into(),
+            description: None,
+            author: None,
+            license: "Apache-2.0".into(),
+            storage_key: "models".into(),
+        }
+    }
+
+    pub fn description(mut self, text: impl Into<String>) -> Self {
+        self.description = Some(text.into());
+        self
+    }
+
+    pub fn author(mut self, author: impl Into<String>) -> Self {
+        self.author = Some(author.into());
+        self
+    }
+
+    pub fn license(mut self, license: impl Into<String>) -> Self {
+        self.license = license.into();
+        self
+    }
+
+    pub fn storage_key(mut self, key: impl Into<String>) -> Self {
+        self.storage_key = key.into();
+        self
+    }
+}
+
+/// What [`ModelRegistry::upload_and_register`] did: the files it uploaded and the records it
+/// created.
+#[derive(Debug, Clone)]
+pub struct SavedModel {
+    pub upload: TransferReport,
+    pub registered: RegisteredVersion,
+}
+
+impl SavedModel {
+    pub fn to_html(&self) -> String {
+        format!("{}\n{}", self.upload.to_html(), self.registered.to_html())
+    }
+
+    /// Renders inline in a Jupyter notebook (evcxr kernel).
+    pub fn evcxr_display(&self) {
+        print_evcxr_html(&self.to_html());
     }
 }
 
@@ -459,6 +542,39 @@ impl ModelRegistry {
         Ok(RegisteredVersion { model, version, artifact })
     }
 
+    /// Uploads a trained model folder to `storage` under `models/<name>/<folder version>/` and
+    /// registers it as `upload.version`, with the [`RECORDED_METRICS`] of its
+    /// `artifacts/metrics.json` and `license` as metadata: the Python client's
+    /// `upload_artifact_and_register_model`.
+    ///
+    /// A version that is already registered is refused with [`RegistryError::AlreadyExists`]
+    /// *before* anything is uploaded, so the stored files of the existing version stay as they
+    /// were. Every uploaded object is verified (size and checksum) before the version is
+    /// registered, so the registry never points at a half-written model.
+    pub fn upload_and_register(&self, storage: &Storage, upload: &ModelUpload) -> Result<SavedModel, RegistryError> {
+        let (_, folder_version) = model_folder_identity(&upload.model_dir)?;
+        let metrics_path = upload.model_dir.join("artifacts").join("metrics.json");
+        let metrics = recorded_metrics(&metrics_path)?;
+        match self.get_model_version(&upload.name, &upload.version) {
+            Ok(existing) => {
+                return Err(RegistryError::AlreadyExists { model: upload.name.clone(), existing: Box::new(existing) })
+            }
+            Err(e) if e.is_not_found() => {}
+            Err(e) => return Err(e),
+        }
+        let prefix = model_prefix(&upload.name, folder_version);
+        let report = storage.upload_dir(&upload.model_dir, Some(&prefix))?;
+        let mut request = RegisterModel::new(&upload.name, &upload.version, storage.config().registry_uri(&prefix))
+            .model_format("onnx", "1")
+            .storage(&upload.storage_key, prefix.trim_end_matches('/'))
+            .metadata("license", upload.license.as_str());
+        request.metadata.extend(metrics);
+        request.description = upload.description.clone();
+        request.author = upload.author.clone();
+        let registered = self.register_model(&request)?;
+        Ok(SavedModel { upload: report, registered })
+    }
+
     /// The registered model named `name`.
     pub fn get_registered_model(&self, name: &str) -> Result<RegisteredModel, RegistryError> {
         self.find_registered_model(name)?.ok_or_else(|| RegistryError::NotFound {
@@ -635,6 +751,26 @@ fn truncate(text: &str) -> String {
         Some((cut, _)) => format!("{}...", &text[..cut]),
         None => text.to_owned(),
     }
+}
+
+/// The [`RECORDED_METRICS`] entries of a `metrics.json`, typed as the registry stores them.
+fn recorded_metrics(path: &Path) -> Result<CustomProperties, RegistryError> {
+    let config = |message: String| RegistryError::Config(format!("{}: {message}", path.display()));
+    let text = std::fs::read_to_string(path).map_err(|e| config(format!("cannot read the model's metrics: {e}")))?;
+    let json: serde_json::Value = serde_json::from_str(&text).map_err(|e| config(format!("not JSON: {e}")))?;
+    let mut metrics = CustomProperties::new();
+    for key in RECORDED_METRICS {
+        match json.get(key) {
+            None | Some(serde_json::Value::Null) => {}
+            Some(value) => match MetadataValue::from_json(value) {
+                Some(typed) => {
+                    metrics.insert(key.to_string(), typed);
+                }
+                None => return Err(config(format!("field {key:?} is {value}, expected a number"))),
+            },
+        }
+    }
+    Ok(metrics)
 }
 
 #[cfg(test)]

@@ -11,14 +11,11 @@
 //! `AWS_*_KEY*`, `JUKEBOX_REGISTRY_URL`). A version that is already registered is refused before
 //! anything is uploaded.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-use anyhow::{bail, Context};
-use jukebox::registry::{MetadataValue, ModelRegistry, RegisterModel, RegistryError};
-use jukebox::storage::{model_folder_identity, model_prefix, Storage, StorageConfig};
-
-/// The metrics copied from `metrics.json` into the version's metadata (the rest stays in S3).
-const METRICS_RECORDED: [&str; 6] = ["accuracy", "f1_macro", "epochs", "seed", "data_rows", "training_seconds"];
+use anyhow::bail;
+use jukebox::registry::{ModelRegistry, ModelUpload, RegistryError};
+use jukebox::storage::{model_folder_identity, Storage, StorageConfig};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -46,79 +43,40 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let (folder_name, folder_version) = model_folder_identity(&args.model_dir)?;
+    let (folder_name, _) = model_folder_identity(&args.model_dir)?;
     if folder_name != args.name {
         eprintln!(
             "jukebox save: note: the folder says model {folder_name:?}, saving it as {:?} (--name)",
             args.name
         );
     }
-    let metadata = recorded_metrics(&args.model_dir.join("artifacts/metrics.json"))?;
-
     let registry = ModelRegistry::from_env()?;
-    // Refuse a duplicate before touching storage, so nothing is re-uploaded.
-    match registry.get_model_version(&args.name, &args.version) {
-        Ok(existing) => bail!(
+    let storage = Storage::connect(StorageConfig::from_env()?)?;
+    let mut upload = ModelUpload::new(&args.model_dir, &args.name, &args.version)
+        .license(&args.license)
+        .storage_key(&args.storage_key);
+    upload.description = args.description;
+    upload.author = args.author;
+    let saved = match registry.upload_and_register(&storage, &upload) {
+        Ok(saved) => saved,
+        Err(RegistryError::AlreadyExists { existing, .. }) => bail!(
             "model {:?} version {:?} is already registered (version id {}); nothing was uploaded. \
              Register a new version with --version.",
             args.name,
             args.version,
             existing.id
         ),
-        Err(e) if e.is_not_found() => {}
-        Err(e) => return Err(e).context("cannot check the model registry before uploading"),
-    }
-
-    let storage = Storage::connect(StorageConfig::from_env()?)?;
-    let prefix = model_prefix(&args.name, folder_version);
-    let report = storage.upload_dir(&args.model_dir, Some(&prefix))?;
-    print!("{report}");
-
-    let mut request = RegisterModel::new(&args.name, &args.version, storage.config().registry_uri(&prefix))
-        .model_format("onnx", "1")
-        .storage(&args.storage_key, prefix.trim_end_matches('/'))
-        .metadata("license", args.license.as_str());
-    for (key, value) in metadata {
-        request = request.metadata(key, value);
-    }
-    if let Some(description) = &args.description {
-        request = request.description(description);
-    }
-    if let Some(author) = &args.author {
-        request = request.author(author);
-    }
-    let registered = match registry.register_model(&request) {
-        Ok(registered) => registered,
-        Err(e @ RegistryError::AlreadyExists { .. }) => {
-            // Someone registered the same version between our check and now.
-            bail!("{e}; the files uploaded to {} are left in place", report.uri)
-        }
-        Err(e) => return Err(e).context(format!("uploaded to {} but could not register it", report.uri)),
+        Err(e) => return Err(e.into()),
     };
+    print!("{}", saved.upload);
+    let registered = &saved.registered;
     println!(
         "registered model {:?} (id {}) version {:?} (id {}) at {}",
         registered.model.name,
         registered.model.id,
         registered.version.name,
         registered.version.id,
-        registered.artifact.fields.uri.as_deref().unwrap_or(&request.uri)
+        registered.artifact.fields.uri.as_deref().unwrap_or(&saved.upload.uri)
     );
     Ok(())
-}
-
-/// The [`METRICS_RECORDED`] entries of a `metrics.json`, typed as the registry stores them.
-fn recorded_metrics(path: &Path) -> anyhow::Result<Vec<(&'static str, MetadataValue)>> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let json: serde_json::Value = serde_json::from_str(&text).with_context(|| format!("{} is not JSON", path.display()))?;
-    let mut out = Vec::new();
-    for key in METRICS_RECORDED {
-        match json.get(key) {
-            None | Some(serde_json::Value::Null) => {}
-            Some(value) => match MetadataValue::from_json(value) {
-                Some(typed) => out.push((key, typed)),
-                None => bail!("{}: field {key:?} is {value}, expected a number", path.display()),
-            },
-        }
-    }
-    Ok(out)
 }

@@ -10,7 +10,9 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
-use jukebox_server::model_server::{serve_repository, ModelRepository, DEFAULT_MAX_BODY_BYTES, TOKEN_ENV};
+use jukebox_server::model_server::{
+    serve_repository, ModelRepository, RepositoryWatch, DEFAULT_MAX_BODY_BYTES, TOKEN_ENV,
+};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -41,6 +43,9 @@ pub struct Args {
     /// Where s3 and registry models are downloaded to (default: a temporary folder).
     #[arg(long)]
     pub download_dir: Option<PathBuf>,
+    /// For a local folder: look for new or removed versions every N seconds (0 = load once).
+    #[arg(long, default_value_t = 1)]
+    pub poll_seconds: u64,
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
@@ -56,11 +61,16 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             }
         })
     };
+    // Only a local folder can change under us; a download is a snapshot.
+    let mut watched = false;
     let repository_dir = match (&args.model_repository, &args.registry) {
         (Some(location), None) if location.starts_with("s3://") => {
             download_s3(location, &args.model, &download_dir()?)?
         }
-        (Some(dir), None) => PathBuf::from(dir),
+        (Some(dir), None) => {
+            watched = args.poll_seconds > 0;
+            PathBuf::from(dir)
+        }
         (None, Some(registry)) => {
             let version = args.version.as_deref().unwrap_or_default();
             let artifact = jukebox::registry::ModelRegistry::new(registry)
@@ -76,7 +86,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         _ => bail!("give --model-repository DIR|s3://bucket/prefix, or --registry URL --model NAME --version V"),
     };
 
-    let repository = ModelRepository::load(&repository_dir, std::thread::available_parallelism().map_or(1, |n| n.get()))
+    let sessions = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let repository = ModelRepository::load(&repository_dir, sessions)
         .with_context(|| format!("loading models from {}", repository_dir.display()))?;
     if repository.is_empty() {
         bail!("no models in {} (expected <name>/<integer version>/model.onnx)", repository_dir.display());
@@ -97,7 +108,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         println!("export JUKEBOX_MODEL_URL=http://{address}");
         use std::io::Write;
         std::io::stdout().flush().ok();
-        serve_repository(listener, repository, args.token.clone(), args.max_body_bytes, shutdown_signal()).await?;
+        let watch = watched.then(|| RepositoryWatch {
+            dir: repository_dir.clone(),
+            interval: std::time::Duration::from_secs(args.poll_seconds),
+            sessions_per_model: sessions,
+        });
+        serve_repository(listener, repository, watch, args.token.clone(), args.max_body_bytes, shutdown_signal()).await?;
         eprintln!("# model server stopped");
         Ok(())
     })

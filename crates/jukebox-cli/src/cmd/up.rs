@@ -1,8 +1,11 @@
 //! `jukebox up`: the cluster services of the workshop on this machine, on 127.0.0.1.
 //!
-//! Starts the embedded S3 server (stands in for MinIO) and the model registry (stands in for the
-//! Kubeflow Model Registry) with their data under one folder (default `.jukebox/`: `s3/` and
-//! `registry.db`), then prints the environment a data connection would inject, as lines a shell
+//! Starts the embedded S3 server (stands in for MinIO), the model registry (stands in for the
+//! Kubeflow Model Registry) and the KServe v2 model server (stands in for OpenVINO Model Server)
+//! with their data under one folder (default `.jukebox/`: `s3/` and `registry.db`). The model
+//! server serves what the bucket holds under `models/` (`models/<name>/<version>/model.onnx`, the
+//! layout `jukebox save` and notebook 3 upload to) and picks up new versions as they are uploaded,
+//! as KServe's OVMS does with its storage. Then it prints the environment a data connection would inject, as lines a shell
 //! can `eval` (and, with `--env-file`, writes them to a file to `source`):
 //!
 //! ```text
@@ -52,10 +55,10 @@ pub struct Args {
     /// Port of the KServe v2 model server; 0 picks a free one.
     #[arg(long, default_value_t = 8000, env = "JUKEBOX_MODEL_PORT")]
     pub model_port: u16,
-    /// Model repository the model server serves (<name>/<version>/model.onnx); the model
-    /// server starts only when it holds a model (else run `jukebox serve` after training).
-    #[arg(long, default_value = "models")]
-    pub model_repository: PathBuf,
+    /// Model repository the model server serves (<name>/<version>/model.onnx), watched for new
+    /// versions; default: the bucket's `models/` folder, so uploaded models are served.
+    #[arg(long)]
+    pub model_repository: Option<PathBuf>,
     /// Bearer token the model server requires (default: none).
     #[arg(long, env = "JUKEBOX_MODEL_TOKEN", hide_env_values = true)]
     pub model_token: Option<String>,
@@ -109,39 +112,29 @@ async fn up(args: Args) -> anyhow::Result<()> {
     services.push(spawn("model registry", jukebox_server::registry::serve(registry_listener, registry_config, shutdown())));
     exports.push((jukebox::registry::URL_ENV, registry_url));
 
-    // Model server, when the repository already holds a model (it loads models at start).
-    let repository_path = args.model_repository.clone();
+    // Model server, on the bucket's models/ folder (or --model-repository), watching for new
+    // versions, so a model uploaded after start is served without a restart.
+    let repository_dir = args.model_repository.clone().unwrap_or_else(|| args.data_dir.join("s3").join(&args.bucket).join("models"));
     let sessions = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let repository = match tokio::task::spawn_blocking(move || {
-        jukebox_server::model_server::ModelRepository::load(&repository_path, sessions)
-    })
-    .await?
-    {
-        Ok(repository) if !repository.is_empty() => Some(repository),
-        Ok(_) | Err(jukebox_server::model_server::ModelServerError::Repository { .. }) => None,
-        Err(e) => return Err(e.into()),
-    };
-    match repository {
-        Some(repository) => {
-            let model_listener = bind(args.model_port, "model", "--model-port").await?;
-            let model_url = url_of(&model_listener)?;
-            services.push(spawn(
-                "model",
-                jukebox_server::model_server::serve_repository(
-                    model_listener,
-                    repository,
-                    args.model_token.clone(),
-                    jukebox_server::model_server::DEFAULT_MAX_BODY_BYTES,
-                    shutdown(),
-                ),
-            ));
-            exports.push((jukebox::request::URL_ENV, model_url));
-        }
-        None => eprintln!(
-            "jukebox up: no model in {} yet, so no model server; run `jukebox serve --model-repository {0}` after training",
-            args.model_repository.display()
+    let model_listener = bind(args.model_port, "model", "--model-port").await?;
+    let model_url = url_of(&model_listener)?;
+    services.push(spawn(
+        "model",
+        jukebox_server::model_server::serve_repository(
+            model_listener,
+            jukebox_server::model_server::ModelRepository::default(),
+            Some(jukebox_server::model_server::RepositoryWatch {
+                dir: repository_dir.clone(),
+                interval: std::time::Duration::from_secs(1),
+                sessions_per_model: sessions,
+            }),
+            args.model_token.clone(),
+            jukebox_server::model_server::DEFAULT_MAX_BODY_BYTES,
+            shutdown(),
         ),
-    }
+    ));
+    exports.push((jukebox::request::URL_ENV, model_url));
+    eprintln!("jukebox up: the model server serves {} (new versions load within a second)", repository_dir.display());
 
     let lines: String = exports.iter().map(|(name, value)| format!("export {name}={}\n", shell_quote(value))).collect();
     if let Some(path) = &args.env_file {
