@@ -62,6 +62,10 @@ pub enum RequestError {
     BadResponse { url: String, message: String },
     #[error("JUKEBOX_MODEL_URL is not set; start `jukebox serve` and eval the line it prints, or pass the URL")]
     NoUrl,
+    #[error("registered model artifact {name:?} has no storage path, so its scaler and classes cannot be fetched")]
+    NotStored { name: String },
+    #[error("fetching the model's artifacts: {0}")]
+    Storage(#[from] crate::storage::StorageError),
 }
 
 fn suggestions_text(suggestions: &[String]) -> String {
@@ -125,6 +129,21 @@ impl ModelArtifacts {
         }
         let labels: LabelEncoder = read_json(&dir.join("label_encoder.json"))?;
         Ok(Self { scaler, labels })
+    }
+
+    /// Fetches the artifacts of a registered model version from where the registry says it is
+    /// stored (`<storage path>/artifacts/` in the bucket) into `into`, and loads them: what a
+    /// client that never saw the training run needs to talk to the served model.
+    pub fn download(
+        storage: &crate::storage::Storage,
+        artifact: &crate::registry::ModelArtifact,
+        into: impl AsRef<Path>,
+    ) -> Result<Self, RequestError> {
+        let name = artifact.fields.name.clone().unwrap_or_default();
+        let stored_at = artifact.fields.storage_path.as_deref().filter(|p| !p.is_empty()).ok_or(RequestError::NotStored { name })?;
+        let into = into.as_ref();
+        storage.download_prefix(&format!("{}/artifacts", stored_at.trim_end_matches('/')), into.join("artifacts"))?;
+        Self::load(into)
     }
 }
 
