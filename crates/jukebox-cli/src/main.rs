@@ -30,8 +30,20 @@ enum Command {
     Deploy(cmd::deploy::Args),
 }
 
-fn main() -> anyhow::Result<()> {
-    match Cli::parse().command {
+fn main() -> std::process::ExitCode {
+    // `{:#}` prints the error and its causes on one line; returning the error from main would
+    // print it with `{:?}`, which adds a backtrace whenever RUST_BACKTRACE is set.
+    match run(Cli::parse().command) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("jukebox: error: {error:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(command: Command) -> anyhow::Result<()> {
+    match command {
         Command::Data(args) => cmd::data::run(args),
         Command::Train(args) => cmd::train::run(args),
         Command::Up(args) => cmd::up::run(args),
