@@ -1,7 +1,9 @@
 //! `jukebox up` and `jukebox save` as a user runs them: the real binary starts the servers on
 //! free ports, `save` uploads and registers a model folder using the printed environment, boto3
 //! and the official `model-registry` client (`tests/peers/save_peer.py`, venv Python or
-//! `JUKEBOX_PYTHON`) check the result, a repeat is refused, and SIGTERM stops everything.
+//! `JUKEBOX_PYTHON`) check the result, a repeat is refused, the model server of `up` and a
+//! separate `jukebox serve` (from the registry entry, and from the s3:// prefix) serve the
+//! uploaded model, and SIGTERM stops everything.
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
@@ -85,6 +87,53 @@ fn save(env: &BTreeMap<String, String>, model_dir: &Path, version: &str) -> Outp
         .expect("cannot run `jukebox save`")
 }
 
+/// `jukebox serve ARGS` on a free port with `env`: the child (killed on drop) and its URL.
+struct Serve {
+    child: Child,
+    url: String,
+}
+
+impl Serve {
+    fn start(args: &[&str], env: &BTreeMap<String, String>) -> Self {
+        let mut command = Command::new(JUKEBOX);
+        command.args(["serve", "--port", "0"]).args(args).envs(env);
+        if !env.contains_key("JUKEBOX_REGISTRY_URL") {
+            // `--registry` takes its default from there and conflicts with --model-repository.
+            command.env_remove("JUKEBOX_REGISTRY_URL");
+        }
+        let mut child = command
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("cannot start `jukebox serve`");
+        let lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let url = lines
+            .map_while(Result::ok)
+            .find_map(|line| line.strip_prefix("export JUKEBOX_MODEL_URL=").map(str::to_string))
+            .unwrap_or_else(|| panic!("`jukebox serve {}` ended without printing its URL", args.join(" ")));
+        Self { child, url }
+    }
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// GET `url`, waiting up to 20 s for a 200: its body.
+fn wait_until_ok(url: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        match ureq::get(url).call() {
+            Ok(mut response) => return response.body_mut().read_to_string().unwrap(),
+            Err(e) => assert!(Instant::now() < deadline, "GET {url} still fails after 20 s: {e}"),
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
@@ -121,11 +170,21 @@ fn up_serves_save_uploads_and_registers_and_a_repeat_is_refused() {
     assert!(stdout.contains("4 objects") && stdout.contains("s3://models/models/jukebox/1/"), "{stdout}");
 
     // The model server of `up` serves what was just uploaded, without a restart.
-    let ready = format!("{}/v2/models/jukebox/ready", up.env["JUKEBOX_MODEL_URL"]);
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while ureq::get(&ready).call().is_err() {
-        assert!(Instant::now() < deadline, "the uploaded model was not served within 20 s ({ready})");
-        std::thread::sleep(Duration::from_millis(100));
+    let ready = wait_until_ok(&format!("{}/v2/models/jukebox/ready", up.env["JUKEBOX_MODEL_URL"]));
+    assert!(ready.contains(r#""version":"1""#), "{ready}");
+
+    // `jukebox serve` fetches the same model as KServe's storage initializer would: through the
+    // registry entry (its artifact URI), or straight from the s3:// prefix.
+    let mut storage_env = up.env.clone();
+    storage_env.remove("JUKEBOX_REGISTRY_URL");
+    let registry_url = up.env["JUKEBOX_REGISTRY_URL"].clone();
+    for (how, args) in [
+        ("registry", vec!["--registry", registry_url.as_str(), "--model", "jukebox", "--version", "0.0.1"]),
+        ("s3", vec!["--model-repository", "s3://models/models/jukebox/1"]),
+    ] {
+        let server = Serve::start(&args, &storage_env);
+        let metadata = wait_until_ok(&format!("{}/v2/models/jukebox", server.url));
+        assert!(metadata.contains(r#""versions":["1"]"#) && metadata.contains("danceability"), "{how}: {metadata}");
     }
 
     let peer = Command::new(python())
