@@ -1,16 +1,9 @@
 //! `jukebox deploy` prints YAML that PyYAML parses and that carries every form field.
 
+use jukebox_testkit::python;
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
-
-fn python() -> PathBuf {
-    let python = std::env::var_os("JUKEBOX_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.venv/bin/python"));
-    assert!(python.exists(), "Python {} not found: create .venv (kernel/requirements-test.txt) or set JUKEBOX_PYTHON", python.display());
-    python
-}
 
 #[test]
 fn deploy_yaml_carries_every_form_field() {

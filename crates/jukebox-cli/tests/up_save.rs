@@ -7,23 +7,13 @@
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 const JUKEBOX: &str = env!("CARGO_BIN_EXE_jukebox");
 
-fn python() -> PathBuf {
-    let python = std::env::var_os("JUKEBOX_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.venv/bin/python"));
-    assert!(
-        python.exists(),
-        "no Python at {}: create .venv with kernel/requirements-test.txt (boto3, model-registry) or set JUKEBOX_PYTHON",
-        python.display()
-    );
-    python
-}
+use jukebox_testkit::python;
 
 /// `jukebox up` running in the background; killed on drop if a test fails midway.
 struct Up {

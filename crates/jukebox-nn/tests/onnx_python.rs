@@ -6,6 +6,7 @@
 
 mod common;
 
+use jukebox_testkit::python;
 use std::path::PathBuf;
 use std::process::Command;
 
@@ -27,19 +28,6 @@ const FEATURES: [&str; 13] = [
     "valence",
     "tempo",
 ];
-
-fn python() -> PathBuf {
-    let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let python = std::env::var_os("JUKEBOX_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| manifest.join("../../.venv/bin/python"));
-    assert!(
-        python.exists(),
-        "Python interpreter {} not found: create the workspace venv (.venv with onnx, onnxruntime, openvino) or set JUKEBOX_PYTHON",
-        python.display()
-    );
-    python
-}
 
 /// Writes model and case into a tempdir and runs the checker; panics with its stderr on failure.
 fn check_with_python(network: &Network, spec: &OnnxSpec, x: &[f32], n_rows: usize) {

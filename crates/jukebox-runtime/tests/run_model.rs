@@ -2,6 +2,7 @@
 //! runtime agrees with the Python onnxruntime, reports the model's signature, rejects bad
 //! tensors with errors naming them, and gives the same answers from many threads at once.
 
+use jukebox_testkit::python;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
@@ -11,18 +12,6 @@ const FEATURES: [&str; 13] = [
     "is_explicit", "duration_ms", "danceability", "energy", "key", "loudness", "mode",
     "speechiness", "acousticness", "instrumentalness", "liveness", "valence", "tempo",
 ];
-
-fn python() -> PathBuf {
-    let python = std::env::var_os("JUKEBOX_PYTHON").map(PathBuf::from).unwrap_or_else(|| {
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.venv/bin/python")
-    });
-    assert!(
-        python.exists(),
-        "Python interpreter {} not found: create the venv with `python3 -m venv .venv && .venv/bin/pip install -r kernel/requirements-test.txt` or set JUKEBOX_PYTHON",
-        python.display()
-    );
-    python
-}
 
 fn peer(script: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/peers").join(script)

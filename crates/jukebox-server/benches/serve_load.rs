@@ -16,6 +16,7 @@
 //! The client is deliberately plain: one blocking keep-alive HTTP/1.1 connection per thread, so
 //! it costs the same for every server it measures. Prints one `RESULT` line per phase.
 
+use jukebox_testkit::python;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
@@ -77,12 +78,6 @@ fn workshop_body() -> String {
         .map(|(name, v)| format!(r#"{{"name": "{name}", "shape": [1, 1], "datatype": "FP32", "data": [{v}]}}"#))
         .collect();
     format!(r#"{{"inputs": [{}]}}"#, inputs.join(", "))
-}
-
-fn python() -> PathBuf {
-    std::env::var_os("JUKEBOX_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.venv/bin/python"))
 }
 
 /// Starts the jukebox model server in this process and returns its URL.

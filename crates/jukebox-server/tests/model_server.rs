@@ -2,29 +2,11 @@
 //! (`tritonclient[http]`, plain `requests`) in `tests/peers/model_server_peer.py`, against the
 //! Python onnxruntime on the same model files.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use jukebox_server::model_server::{serve, ModelServerConfig};
-
-fn python() -> PathBuf {
-    let python = std::env::var_os("JUKEBOX_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.venv/bin/python"));
-    assert!(
-        python.exists(),
-        "Python interpreter {} not found: create the venv (python3 -m venv .venv && .venv/bin/pip install -r kernel/requirements-test.txt) or set JUKEBOX_PYTHON",
-        python.display()
-    );
-    python
-}
-
-/// Writes `<root>/jukebox/<version>/model.onnx` with the runtime crate's model maker.
-fn make_model(root: &Path, version: &str, seed: &str) {
-    let maker = Path::new(env!("CARGO_MANIFEST_DIR")).join("../jukebox-runtime/tests/peers/make_model.py");
-    let out = Command::new(python()).arg(&maker).arg(root).args(["--version", version, "--seed", seed]).output().unwrap();
-    assert!(out.status.success(), "make_model.py failed (pip install onnx numpy?): {}", String::from_utf8_lossy(&out.stderr));
-}
+use jukebox_testkit::{make_model, python};
 
 /// Writes jukebox/1 and jukebox/2 (different weights).
 fn model_repository() -> tempfile::TempDir {

@@ -16,10 +16,6 @@ use std::time::Duration;
 use jukebox_server::registry::{serve, RegistryConfig, RegistryError};
 use serde_json::json;
 
-fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
 /// A registry server running on its own runtime thread until stopped (or dropped).
 struct RunningRegistry {
     url: String,
@@ -63,23 +59,12 @@ impl Drop for RunningRegistry {
     }
 }
 
-fn interpreter(env_var: &str, venv: &str, requirements: &str) -> PathBuf {
-    let path = std::env::var_os(env_var).map(PathBuf::from).unwrap_or_else(|| workspace().join(venv).join("bin/python"));
-    assert!(
-        path.exists(),
-        "no Python interpreter at {}: create it with `python3 -m venv {venv} && {venv}/bin/pip install -r {requirements}` \
-         in the workspace, or point {env_var} at one",
-        path.display()
-    );
-    path
-}
-
 fn python_main() -> PathBuf {
-    interpreter("JUKEBOX_PYTHON", ".venv", "kernel/requirements-test.txt")
+    jukebox_testkit::venv_python("JUKEBOX_PYTHON", ".venv", "kernel/requirements-test.txt")
 }
 
 fn python_mr037() -> PathBuf {
-    interpreter("JUKEBOX_PYTHON_MR037", ".venv-mr037", "kernel/requirements-mr037.txt")
+    jukebox_testkit::venv_python("JUKEBOX_PYTHON_MR037", ".venv-mr037", "kernel/requirements-mr037.txt")
 }
 
 /// Runs the peer script in `mode`; asserts it succeeded and returns its stdout.

@@ -72,19 +72,8 @@ impl Drop for RunningS3 {
     }
 }
 
-fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).ancestors().nth(2).unwrap().to_path_buf()
-}
-
 fn python() -> PathBuf {
-    let python = std::env::var_os("JUKEBOX_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| workspace_root().join(".venv/bin/python"));
-    assert!(
-        python.exists(),
-        "no Python interpreter at {}: create the venv with `python3 -m venv .venv && .venv/bin/pip install -r kernel/requirements-test.txt` (needs boto3) or set JUKEBOX_PYTHON",
-        python.display()
-    );
+    let python = jukebox_testkit::python();
     let probe = Command::new(&python).args(["-c", "import boto3"]).output().expect("cannot run Python");
     assert!(
         probe.status.success(),

@@ -7,10 +7,10 @@
 //! on the sample; the large input always trains one epoch. Keras is not run here (tensorflow is
 //! not in the workspace venv); its figures measured on this kind of machine are printed beside.
 
-use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use jukebox::data::{ChartData, Dataset, PROPERTIES_FILE, RANKINGS_FILE};
+use jukebox_testkit::sample_data_dir as sample_dir;
 use jukebox::prepare::{PreparedData, SplitOptions};
 use jukebox::train::{Classifier, Learner, NeuralNetwork, Progress};
 use polars::prelude::*;
@@ -20,14 +20,6 @@ use polars::prelude::*;
 const KERAS_SAMPLES_PER_SECOND: f64 = 9_300.0;
 const KERAS_ACCURACY_30_EPOCHS: f64 = 0.342;
 
-fn sample_dir() -> PathBuf {
-    let dir = std::env::var_os("JUKEBOX_TEST_DATA")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data"));
-    assert!(dir.join(PROPERTIES_FILE).is_file(), "sample data not found in {}: set JUKEBOX_TEST_DATA", dir.display());
-    dir
-}
-
 /// Peak resident memory of this process so far, in MiB (Linux `VmHWM`).
 fn peak_memory_mib() -> Option<f64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
@@ -36,14 +28,8 @@ fn peak_memory_mib() -> Option<f64> {
     Some(kib / 1024.0)
 }
 
-fn python() -> PathBuf {
-    std::env::var_os("JUKEBOX_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.venv/bin/python"))
-}
-
 fn keras_available() -> bool {
-    std::process::Command::new(python())
+    std::process::Command::new(jukebox_testkit::python_path())
         .args(["-c", "import tensorflow"])
         .output()
         .map(|o| o.status.success())

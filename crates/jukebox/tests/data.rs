@@ -2,19 +2,11 @@
 
 use std::io::{Read, Write};
 use std::net::TcpListener;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use jukebox::data::{DataError, DataLocator, Dataset, PROPERTIES_FILE, RANKINGS_FILE};
+use jukebox_testkit::sample_data_dir as sample_dir;
 use polars::prelude::*;
-
-/// The shared sample data (never copied into the repo): `JUKEBOX_TEST_DATA` or ../shared/data.
-fn sample_dir() -> PathBuf {
-    let dir = std::env::var_os("JUKEBOX_TEST_DATA")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data"));
-    assert!(dir.join(PROPERTIES_FILE).is_file(), "sample data not found in {}: set JUKEBOX_TEST_DATA", dir.display());
-    dir
-}
 
 fn write_parquet(path: &Path, mut frame: DataFrame) {
     ParquetWriter::new(std::fs::File::create(path).unwrap()).finish(&mut frame).unwrap();

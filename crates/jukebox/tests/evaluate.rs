@@ -1,7 +1,7 @@
 //! Metrics against scikit-learn: a fixed example with numbers recorded from scikit-learn, and a
 //! live comparison on random labels with the workspace venv's scikit-learn.
 
-use std::path::PathBuf;
+use jukebox_testkit::python;
 use std::process::Command;
 
 use jukebox::evaluate::{ClassificationReport, EvaluateError, Metrics, TrainingInfo};
@@ -84,14 +84,6 @@ fn tables_heatmap_and_metrics_json() {
     assert_eq!(json["per_class"][3]["class"], "DE");
     assert_eq!(json["per_class"][3]["precision"], 0.0);
     assert_eq!(Metrics::load(&path).unwrap(), metrics);
-}
-
-fn python() -> PathBuf {
-    let python = std::env::var_os("JUKEBOX_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../.venv/bin/python"));
-    assert!(python.exists(), "Python {} not found: create .venv (scikit-learn) or set JUKEBOX_PYTHON", python.display());
-    python
 }
 
 /// A small xorshift so the test needs no extra crate; the labels only need to vary.

@@ -1,15 +1,10 @@
 //! The exploration tables and plots on the shared sample.
 
-use std::path::{Path, PathBuf};
-
 use jukebox::data::{ChartData, Dataset};
 use jukebox::explore;
 
 fn charts() -> ChartData {
-    let dir = std::env::var_os("JUKEBOX_TEST_DATA")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data"));
-    Dataset::from_dir(&dir).unwrap().merge().unwrap()
+    Dataset::from_dir(&jukebox_testkit::sample_data_dir()).unwrap().merge().unwrap()
 }
 
 #[test]

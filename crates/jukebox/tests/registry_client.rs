@@ -8,17 +8,13 @@
 //! registry server's: `crates/jukebox-server/tests/peers/registry_peer.py`.
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
 use jukebox::registry::{ApiVersion, MetadataValue, ModelRegistry, RegisterModel, RegistryError};
 use jukebox_server::registry::{serve, RegistryConfig};
 use serde_json::json;
-
-fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
 
 /// The registry server on its own runtime thread; stopped when dropped.
 struct RunningRegistry {
@@ -60,19 +56,8 @@ impl Drop for RunningRegistry {
     }
 }
 
-fn interpreter(env_var: &str, venv: &str, requirements: &str) -> PathBuf {
-    let path = std::env::var_os(env_var).map(PathBuf::from).unwrap_or_else(|| workspace().join(venv).join("bin/python"));
-    assert!(
-        path.exists(),
-        "no Python interpreter at {}: create it with `python3 -m venv {venv} && {venv}/bin/pip install -r {requirements}` \
-         in the workspace, or point {env_var} at one",
-        path.display()
-    );
-    path
-}
-
 fn run_peer(python: &Path, mode: &str, url: &str, spec: &serde_json::Value) -> String {
-    let script = workspace().join("crates/jukebox-server/tests/peers/registry_peer.py");
+    let script = jukebox_testkit::workspace_root().join("crates/jukebox-server/tests/peers/registry_peer.py");
     let output = Command::new(python)
         .arg(&script)
         .arg(mode)
@@ -124,7 +109,7 @@ fn our_client_reads_what_the_python_client_wrote() {
     let dir = tempfile::tempdir().unwrap();
     let server = RunningRegistry::start(&dir.path().join("registry.db"));
     let spec = spec("jukebox");
-    run_peer(&interpreter("JUKEBOX_PYTHON", ".venv", "kernel/requirements-test.txt"), "register", &server.url, &spec);
+    run_peer(&jukebox_testkit::venv_python("JUKEBOX_PYTHON", ".venv", "kernel/requirements-test.txt"), "register", &server.url, &spec);
 
     let registry = ModelRegistry::new(&server.url);
     let model = registry.get_registered_model("jukebox").unwrap();
@@ -164,14 +149,14 @@ fn the_python_clients_read_what_our_client_wrote_on_both_api_versions() {
     let v1 = spec("written-by-rust");
     let registered = ModelRegistry::new(&server.url).register_model(&request_from(&v1)).unwrap();
     assert_eq!(registered.version.registered_model_id, registered.model.id);
-    run_peer(&interpreter("JUKEBOX_PYTHON", ".venv", "kernel/requirements-test.txt"), "verify", &server.url, &v1);
+    run_peer(&jukebox_testkit::venv_python("JUKEBOX_PYTHON", ".venv", "kernel/requirements-test.txt"), "verify", &server.url, &v1);
 
     let v1alpha3 = spec("written-by-rust-v1alpha3");
     ModelRegistry::new(&server.url)
         .with_api_version(ApiVersion::V1Alpha3)
         .register_model(&request_from(&v1alpha3))
         .unwrap();
-    let python037 = interpreter("JUKEBOX_PYTHON_MR037", ".venv-mr037", "kernel/requirements-mr037.txt");
+    let python037 = jukebox_testkit::venv_python("JUKEBOX_PYTHON_MR037", ".venv-mr037", "kernel/requirements-mr037.txt");
     let out = run_peer(&python037, "verify", &server.url, &v1alpha3);
     assert!(out.contains("base path /api/model_registry/v1alpha3,"), "{out}");
 }

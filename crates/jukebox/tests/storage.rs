@@ -3,6 +3,7 @@
 //! free port). boto3 (`tests/peers/storage_peer.py`, run with `JUKEBOX_PYTHON` or the workspace
 //! venv) reads what our client wrote and writes what it reads.
 
+use jukebox_testkit::python;
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -14,28 +15,6 @@ use jukebox_server::s3::{serve, S3Config};
 const ACCESS_KEY: &str = "jukebox";
 const SECRET_KEY: &str = "jukebox-secret";
 const BUCKET: &str = "models";
-
-fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn venv_bin(name: &str) -> PathBuf {
-    match (name, std::env::var_os("JUKEBOX_PYTHON")) {
-        ("python", Some(python)) => PathBuf::from(python),
-        (_, Some(python)) => PathBuf::from(python).with_file_name(name),
-        (_, None) => workspace().join(".venv/bin").join(name),
-    }
-}
-
-fn python() -> PathBuf {
-    let python = venv_bin("python");
-    assert!(
-        python.exists(),
-        "no Python at {}: `python3 -m venv .venv && .venv/bin/pip install -r kernel/requirements-test.txt` (boto3, moto[server]) or set JUKEBOX_PYTHON",
-        python.display()
-    );
-    python
-}
 
 /// The embedded server on its own runtime; shut down on drop.
 struct EmbeddedS3 {
@@ -85,7 +64,7 @@ struct Moto {
 
 impl Moto {
     fn start() -> Self {
-        let moto = venv_bin("moto_server");
+        let moto = jukebox_testkit::venv_program("moto_server");
         assert!(moto.exists(), "{} not found: install `moto[server]` into the venv (kernel/requirements-test.txt)", moto.display());
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let child = Command::new(&moto)
