@@ -18,7 +18,7 @@ enum Command {
     Data(cmd::data::Args),
     /// Prepare, train (network and baselines), export as ONNX and evaluate the export.
     Train(cmd::train::Args),
-    /// Start the local S3 server and model registry; print their environment.
+    /// Start the local S3 server, model registry and model server; print their environment.
     Up(cmd::up::Args),
     /// Upload a model folder to S3 and register it in the model registry.
     Save(cmd::save::Args),

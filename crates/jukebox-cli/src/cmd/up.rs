@@ -32,7 +32,8 @@ use tokio::sync::watch;
 #[derive(clap::Args)]
 pub struct Args {
     /// Folder for all server data: `s3/` (one sub-folder per bucket) and `registry.db`.
-    #[arg(long, default_value = ".jukebox", env = "JUKEBOX_DATA_DIR")]
+    // Not JUKEBOX_DATA_DIR: that names the chart data folder, which must never receive server state.
+    #[arg(long, default_value = ".jukebox", env = "JUKEBOX_STATE_DIR")]
     pub data_dir: PathBuf,
     /// Port of the S3 server; 0 picks a free one.
     #[arg(long, default_value_t = 9000, env = "JUKEBOX_S3_PORT")]
