@@ -14,6 +14,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use jukebox_server::registry::{serve, RegistryConfig, RegistryError};
+use jukebox_testkit::registry_spec as spec;
 use serde_json::json;
 
 /// A registry server running on its own runtime thread until stopped (or dropped).
@@ -91,22 +92,6 @@ fn run_peer(python: &Path, mode: &str, url: &str, spec: &serde_json::Value) -> S
 fn ids(stdout: &str) -> serde_json::Value {
     let line = stdout.lines().find_map(|l| l.strip_prefix("IDS ")).expect("peer printed no IDS line");
     serde_json::from_str(line).expect("IDS line is JSON")
-}
-
-fn spec(name: &str) -> serde_json::Value {
-    json!({
-        "name": name,
-        "version": "1",
-        "uri": format!("s3://models/models/{name}/1?endpoint=http://127.0.0.1:9000&defaultRegion=us-east-1"),
-        "model_format_name": "onnx",
-        "model_format_version": "1",
-        "storage_key": "workshop-models",
-        "storage_path": format!("models/{name}/1"),
-        "author": "ada",
-        "owner": "team-jukebox",
-        "description": "dense net, 30 epochs",
-        "metadata": {"accuracy": 0.342, "epochs": 30, "converged": true, "framework": "jukebox-nn"},
-    })
 }
 
 #[test]

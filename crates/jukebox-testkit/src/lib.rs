@@ -8,7 +8,8 @@
 //! - [`venv_python`]: another venv's (e.g. `.venv-mr037` for the 0.3.7 registry client);
 //! - [`sample_data_dir`]: the shared sample data (`JUKEBOX_TEST_DATA`, or `../shared/data`
 //!   beside the workspace), never copied into the repo;
-//! - [`make_model`]: a workshop-shaped ONNX model folder written by a Python script.
+//! - [`make_model`]: a workshop-shaped ONNX model folder written by a Python script;
+//! - [`registry_spec`]: the model version the registry tests register with either client.
 //!
 //! It is a dev-dependency only; a missing piece fails the test with a message saying how to
 //! provide it (`kernel/setup.sh --with-tests` creates the venvs).
@@ -75,4 +76,22 @@ pub fn make_model(root: &Path, version: &str, seed: &str) {
         .output()
         .expect("cannot run Python");
     assert!(out.status.success(), "make_model.py failed (pip install onnx numpy?): {}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// The model version both registry test suites register (with the Python clients and ours):
+/// name `name`, version 1, every artifact field and typed metadata set.
+pub fn registry_spec(name: &str) -> serde_json::Value {
+    serde_json::json!({
+        "name": name,
+        "version": "1",
+        "uri": format!("s3://models/models/{name}/1?endpoint=http://127.0.0.1:9000&defaultRegion=us-east-1"),
+        "model_format_name": "onnx",
+        "model_format_version": "1",
+        "storage_key": "workshop-models",
+        "storage_path": format!("models/{name}/1"),
+        "author": "ada",
+        "owner": "team-jukebox",
+        "description": "dense net, 30 epochs",
+        "metadata": {"accuracy": 0.342, "epochs": 30, "converged": true, "framework": "jukebox-nn"},
+    })
 }

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use jukebox::registry::{ApiVersion, MetadataValue, ModelRegistry, RegisterModel, RegistryError};
 use jukebox_server::registry::{serve, RegistryConfig};
-use serde_json::json;
+use jukebox_testkit::registry_spec as spec;
 
 /// The registry server on its own runtime thread; stopped when dropped.
 struct RunningRegistry {
@@ -73,22 +73,6 @@ fn run_peer(python: &Path, mode: &str, url: &str, spec: &serde_json::Value) -> S
         String::from_utf8_lossy(&output.stderr)
     );
     stdout
-}
-
-fn spec(name: &str) -> serde_json::Value {
-    json!({
-        "name": name,
-        "version": "1",
-        "uri": format!("s3://models/models/{name}/1?endpoint=http://127.0.0.1:9000&defaultRegion=us-east-1"),
-        "model_format_name": "onnx",
-        "model_format_version": "1",
-        "storage_key": "workshop-models",
-        "storage_path": format!("models/{name}/1"),
-        "author": "ada",
-        "owner": "team-jukebox",
-        "description": "dense net, 30 epochs",
-        "metadata": {"accuracy": 0.342, "epochs": 30, "converged": true, "framework": "jukebox-nn"},
-    })
 }
 
 /// The registration `spec` describes, made with our client.
