@@ -2,21 +2,29 @@
 # One-time (and idempotent) setup of everything the notebooks need:
 #   - a Python venv in the repo (.venv) with JupyterLab, papermill and the onnxruntime wheel,
 #     whose shared library is what the `ort` crate loads at run time;
-#   - the papermill translator for Rust (kernel/papermill_rust);
+#   - papermill support for Rust (kernel/papermill_rust: typed parameters, failed cells stop a run);
 #   - evcxr_jupyter (pinned), installed with cargo only when missing or another version;
-#   - the `rust` kernelspec inside the venv, launching kernel/evcxr-kernel with ORT_DYLIB_PATH and
-#     the evcxr config dir set, so notebooks need no manual setup.
-# Usage: kernel/setup.sh [--with-tests]   (--with-tests adds the peer clients the tests use)
+#   - the workspace built once with the flags of kernel/env.sh: the `jukebox` command and
+#     libjukebox.so, the helper library every notebook cell is linked against;
+#   - the `rust` kernelspec inside the venv, launching kernel/evcxr-kernel;
+#   - a first kernel started once, so that the notebooks' first cells find a warm build slot.
+# Usage: kernel/setup.sh [--with-tests]   (--with-tests adds the peer clients and the Chromium
+#                                          the tests use)
 set -euo pipefail
 
 EVCXR_VERSION=0.22.0
-repo=$(cd "$(dirname "$0")/.." && pwd)
+here=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=env.sh
+source "$here/env.sh"
+repo=$jukebox_repo
 venv="$repo/.venv"
 python=${PYTHON:-python3}
 with_tests=false
 [[ "${1:-}" == "--with-tests" ]] && with_tests=true
 
 say() { printf '[setup] %s\n' "$*"; }
+started=$SECONDS
+phase() { say "$1 ($((SECONDS - started)) s so far)"; }
 
 # 1. Python venv. pip skips what is already satisfied, so re-runs take seconds.
 if [[ ! -x "$venv/bin/python" ]]; then
@@ -25,7 +33,7 @@ if [[ ! -x "$venv/bin/python" ]]; then
 fi
 requirements="$repo/kernel/requirements.txt"
 $with_tests && requirements="$repo/kernel/requirements-test.txt"
-say "installing Python packages from ${requirements#$repo/}"
+say "installing Python packages from ${requirements#"$repo"/}"
 "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$requirements"
 "$venv/bin/pip" install --quiet --disable-pip-version-check -e "$repo/kernel/papermill_rust"
 if $with_tests && [[ -f "$repo/kernel/requirements-mr037.txt" ]]; then
@@ -33,43 +41,54 @@ if $with_tests && [[ -f "$repo/kernel/requirements-mr037.txt" ]]; then
   [[ -x "$repo/.venv-mr037/bin/python" ]] || "$python" -m venv "$repo/.venv-mr037"
   "$repo/.venv-mr037/bin/pip" install --quiet --disable-pip-version-check -r "$repo/kernel/requirements-mr037.txt"
 fi
+# Headless Chromium renders the registry's web page in a test (Debian's package; nothing else
+# downloads a browser here).
+if $with_tests && ! command -v chromium >/dev/null 2>&1; then
+  say "installing Chromium for the browser test"
+  if [[ $(id -u) -eq 0 ]]; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+  else
+    sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+  fi
+fi
+[[ -n "$(jukebox_ort_lib)" ]] || { echo "onnxruntime's shared library not found in $venv" >&2; exit 1; }
+phase "Python ready"
 
-ort_lib=$(ls "$venv"/lib/python3*/site-packages/onnxruntime/capi/libonnxruntime.so.* 2>/dev/null | head -n1 || true)
-[[ -n "$ort_lib" ]] || { echo "onnxruntime's shared library not found in $venv" >&2; exit 1; }
-
-# 2. evcxr_jupyter, the Rust kernel (about 12 minutes to build on 2 cores, so only when needed).
-# evcxr_jupyter has no --version; cargo's install list has it.
+# 2. evcxr_jupyter, the Rust kernel (about 10 minutes to build on 2 cores, so only when needed).
+# evcxr_jupyter has no --version; cargo's install list has it. Built in its own target folder
+# (cargo install's default), without our flags.
 installed=$(cargo install --list 2>/dev/null | sed -n 's/^evcxr_jupyter v\([0-9.]*\):$/\1/p')
 if [[ "$installed" != "$EVCXR_VERSION" ]]; then
   say "installing evcxr_jupyter $EVCXR_VERSION (found: ${installed:-none}); this takes a while"
-  cargo install --locked evcxr_jupyter --version "$EVCXR_VERSION"
+  (unset CARGO_TARGET_DIR CARGO_BUILD_TARGET CARGO_ENCODED_RUSTFLAGS; cargo install --locked evcxr_jupyter --version "$EVCXR_VERSION")
+  phase "evcxr_jupyter installed"
 fi
 evcxr_bin=$(command -v evcxr_jupyter || echo "$HOME/.cargo/bin/evcxr_jupyter")
 
-# evcxr loads each cell as a shared library linked against the toolchain's libstd-*.so. Its
-# relative RUNPATH is computed from cargo's deps/ folder but the library is loaded from one level
-# up, which breaks when the build folder shares a path prefix with the toolchain (~/.cache and
-# ~/.rustup): the kernel then dies with "dlopen failed". LD_LIBRARY_PATH points at libstd directly.
-rust_libdir="$(rustc --print sysroot)/lib/rustlib/$(rustc -vV | sed -n 's/^host: //p')/lib"
+# 3. The workspace: the `jukebox` command and libjukebox.so (about 25 minutes the first time).
+say "building the workspace into $CARGO_TARGET_DIR"
+jukebox_build --quiet
+phase "workspace built"
 
-# 3. The kernelspec, where the venv's Jupyter looks first (sys.prefix/share/jupyter/kernels).
+# 4. The kernelspec, where the venv's Jupyter looks first (sys.prefix/share/jupyter/kernels).
 spec="$venv/share/jupyter/kernels/rust"
 mkdir -p "$spec"
-"$venv/bin/python" - "$spec/kernel.json" "$repo" "$evcxr_bin" "$ort_lib" "$rust_libdir" <<'PY'
+"$venv/bin/python" - "$spec/kernel.json" "$repo" "$evcxr_bin" <<'PY'
 import json, sys
-path, repo, evcxr, ort, rust_libdir = sys.argv[1:]
+path, repo, evcxr = sys.argv[1:]
 json.dump({
     "argv": [f"{repo}/kernel/evcxr-kernel", "--control_file", "{connection_file}"],
     "display_name": "Rust (jukebox)",
     "language": "rust",
     "interrupt_mode": "message",
-    "env": {
-        "EVCXR_JUPYTER": evcxr,
-        "EVCXR_CONFIG_DIR": f"{repo}/kernel/evcxr",
-        "ORT_DYLIB_PATH": ort,
-        "LD_LIBRARY_PATH": rust_libdir,
-    },
+    "env": {"EVCXR_JUPYTER": evcxr},
 }, open(path, "w"), indent=2)
 PY
 say "kernelspec 'rust' written to $spec"
-say "ready: ORT_DYLIB_PATH=$ort_lib"
+
+# 5. Warm the first two build slots (each compiles the small cell crate once), so that the first
+# notebook, and a second one opened beside it, start warm.
+if [[ -z "${JUKEBOX_NO_WARM:-}" && ! -d "$JUKEBOX_CACHE/evcxr/slot-1/build/target" ]]; then
+  JUPYTER_PATH="$venv/share/jupyter" "$venv/bin/python" "$repo/kernel/warm_kernel.py" --kernels 2
+fi
+phase "ready"

@@ -1,7 +1,7 @@
 """Tests of the papermill translator for Rust: generated code, compiled with rustc, and a real
 papermill run against the evcxr kernel with a parameter of each type."""
-import json
 import os
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -11,7 +11,7 @@ import papermill
 import pytest
 from papermill.translators import papermill_translators
 
-from papermill_rust.translator import PRELUDE, RustTranslator
+from papermill_rust.translator import ParameterTypeError, RustTranslator
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -22,31 +22,50 @@ def test_registered_for_kernel_name_and_language():
 
 
 @pytest.mark.parametrize(
-    "value, rust",
+    "value, rust_type, rust",
     [
-        (5, "5i64"),
-        (-3, "-3i64"),
-        (0.5, "0.5f64"),
-        (2.0, "2.0f64"),
-        (1e-7, "1e-07f64"),
-        (True, "true"),
-        (None, "PapermillNone"),
-        ('a "quoted"\\ path\n', '"a \\"quoted\\"\\\\ path\\n"'),
-        ([1, 2.5], "vec![1.0f64, 2.5f64]"),
-        ([], "PapermillEmpty"),
-        ({"a": 1}, 'vec![("a", 1i64)]'),
+        (5, "usize", "5"),
+        (-3, "i64", "-3"),
+        (4.0, "u32", "4"),
+        (0.5, "f64", "0.5"),
+        (2, "f32", "2.0"),
+        (1e-7, "f64", "1e-07"),
+        (float("nan"), "f32", "f32::NAN"),
+        (True, "bool", "true"),
+        (None, "Option<String>", "None"),
+        ("x", "Option<String>", 'Some("x".to_string())'),
+        (3, "Option<usize>", "Some(3)"),
+        ('a "quoted"\\ path\n\x01 ü', "String", '"a \\"quoted\\"\\\\ path\\n\\u{1} ü".to_string()'),
+        ("0.0.2", "String", '"0.0.2".to_string()'),
+        (1.0, "String", '"1.0".to_string()'),
+        ("models", "std::path::PathBuf", 'std::path::PathBuf::from("models")'),
+        ("x", "&str", '"x"'),
+        ([1, 2.5], "Vec<f64>", "vec![1.0, 2.5]"),
+        ([], "Vec<String>", "vec![]"),
+        ({"a": 1}, "BTreeMap<String, u32>", '<BTreeMap<String, u32>>::from([("a".to_string(), 1)])'),
+        ({}, "std::collections::HashMap<String, f64>", "<std::collections::HashMap<String, f64>>::new()"),
     ],
 )
-def test_translate_values(value, rust):
-    assert RustTranslator.translate(value) == rust
+def test_literal_of_declared_type(value, rust_type, rust):
+    assert RustTranslator.literal("p", value, rust_type) == rust
 
 
-def test_assign_keeps_declared_type_and_rejects_bad_names():
-    assert RustTranslator.assign("epochs", "5i64") == "let epochs = papermill_set(epochs, 5i64);"
-    with pytest.raises(ValueError, match="not a Rust identifier"):
-        RustTranslator.assign("bad-name", "1i64")
-    with pytest.raises(ValueError, match="one element type"):
-        RustTranslator.translate([1, "x"])
+@pytest.mark.parametrize(
+    "value, rust_type, message",
+    [
+        (None, "usize", "only an Option"),
+        ("five", "usize", "an integer is expected"),
+        (2.5, "u64", "an integer is expected"),
+        (True, "i32", "an integer is expected"),
+        ("x", "bool", "true or false"),
+        ([1], "String", "a text is expected"),
+        ("x", "Vec<u8>", "a list is expected"),
+        (1, "MyType", "the Rust translator writes"),
+    ],
+)
+def test_literal_refuses_values_that_do_not_fit(value, rust_type, message):
+    with pytest.raises(ParameterTypeError, match=f"parameter 'p' is declared as {re.escape(rust_type)}.*{message}"):
+        RustTranslator.literal("p", value, rust_type)
 
 
 def test_inspect_reads_parameters_cell():
@@ -56,6 +75,23 @@ def test_inspect_reads_parameters_cell():
         ("epochs", "usize", "2", "training epochs"),
         ("name", "String", '"x".to_string()', ""),
     ]
+
+
+def test_injected_cell_is_plain_typed_lets():
+    cell = nbformat.v4.new_code_cell("let epochs: usize = 2;\nlet data_dir: Option<String> = None; // data")
+    RustTranslator.inspect(cell)
+    assert RustTranslator.codify({"epochs": 30, "data_dir": "/data"}) == (
+        "// Parameters\nlet epochs: usize = 30;\nlet data_dir: Option<String> = Some(\"/data\".to_string());\n"
+    )
+    # The declarations were for that notebook only.
+    with pytest.raises(ParameterTypeError, match="'epochs' is not declared in the notebook's parameters cell"):
+        RustTranslator.codify({"epochs": 30})
+
+
+def test_bad_parameter_names_are_refused():
+    RustTranslator.declared = {"bad-name": "usize"}
+    with pytest.raises(ValueError, match="not a Rust identifier"):
+        RustTranslator.codify({"bad-name": 1})
 
 
 DECLARATIONS = """
@@ -90,12 +126,12 @@ def test_generated_code_compiles_and_keeps_types(tmp_path):
         "names": [],
         "counts": {"a": 1, "b": 2},
     }
+    RustTranslator.inspect(nbformat.v4.new_code_cell(DECLARATIONS))
     code = RustTranslator.codify(params)
     program = (
-        PRELUDE
-        + "\nfn main() {\n"
+        "fn main() {\n"
         + DECLARATIONS
-        + "\n".join(line for line in code.splitlines() if line.startswith("let "))
+        + code
         + "\nlet _: usize = top_n; let _: f32 = rate;"  # the declared types survive
         + '\nprintln!("{:?}|{:?}|{:?}|{}|{}|{}|{}|{:?}|{:?}|{:?}|{:?}|{:?}", data_dir, out, title, top_n, seed, rate, ok, missing, limit, weights, names, counts);\n}\n'
     )

@@ -1,107 +1,132 @@
 """The Rust translator itself; see the package docstring."""
-import json
 import math
 import re
 
 from papermill.models import Parameter
 from papermill.translators import Translator, papermill_translators
 
-# Defined in every injected cell so that the notebook needs no extra crate. Re-running the cell
-# redefines the same items, which evcxr allows.
-PRELUDE = r"""
-#[allow(dead_code)]
-struct PapermillNone;
-#[allow(dead_code)]
-struct PapermillEmpty;
-trait FromPapermill<S> { fn from_papermill(value: S) -> Self; }
-fn papermill_set<T: FromPapermill<S>, S>(_declared: T, value: S) -> T { T::from_papermill(value) }
-macro_rules! papermill_numbers { ($src:ty => $($t:ty),*) => { $(
-    impl FromPapermill<$src> for $t { fn from_papermill(v: $src) -> Self { v as $t } }
-    impl FromPapermill<$src> for Option<$t> { fn from_papermill(v: $src) -> Self { Some(v as $t) } }
-    impl FromPapermill<PapermillNone> for Option<$t> { fn from_papermill(_: PapermillNone) -> Self { None } }
-)* } }
-papermill_numbers!(i64 => i8, i16, i32, i64, i128, isize, u8, u16, u32, u64, u128, usize);
-macro_rules! papermill_floats { ($($t:ty),*) => { $(
-    impl FromPapermill<i64> for $t { fn from_papermill(v: i64) -> Self { v as $t } }
-    impl FromPapermill<f64> for $t { fn from_papermill(v: f64) -> Self { v as $t } }
-    impl FromPapermill<i64> for Option<$t> { fn from_papermill(v: i64) -> Self { Some(v as $t) } }
-    impl FromPapermill<f64> for Option<$t> { fn from_papermill(v: f64) -> Self { Some(v as $t) } }
-    impl FromPapermill<PapermillNone> for Option<$t> { fn from_papermill(_: PapermillNone) -> Self { None } }
-)* } }
-papermill_floats!(f32, f64);
-macro_rules! papermill_texts { ($($t:ty),*) => { $(
-    impl FromPapermill<&'static str> for $t { fn from_papermill(v: &'static str) -> Self { v.into() } }
-    impl FromPapermill<&'static str> for Option<$t> { fn from_papermill(v: &'static str) -> Self { Some(v.into()) } }
-    impl FromPapermill<PapermillNone> for Option<$t> { fn from_papermill(_: PapermillNone) -> Self { None } }
-)* } }
-papermill_texts!(String, std::path::PathBuf);
-impl FromPapermill<bool> for bool { fn from_papermill(v: bool) -> Self { v } }
-impl FromPapermill<bool> for Option<bool> { fn from_papermill(v: bool) -> Self { Some(v) } }
-impl FromPapermill<PapermillNone> for Option<bool> { fn from_papermill(_: PapermillNone) -> Self { None } }
-impl<T: FromPapermill<S>, S> FromPapermill<Vec<S>> for Vec<T> {
-    fn from_papermill(v: Vec<S>) -> Self { v.into_iter().map(T::from_papermill).collect() }
-}
-impl<T> FromPapermill<PapermillEmpty> for Vec<T> { fn from_papermill(_: PapermillEmpty) -> Self { Vec::new() } }
-impl<T: FromPapermill<S>, S> FromPapermill<Vec<(&'static str, S)>> for std::collections::HashMap<String, T> {
-    fn from_papermill(v: Vec<(&'static str, S)>) -> Self { v.into_iter().map(|(k, x)| (k.to_string(), T::from_papermill(x))).collect() }
-}
-impl<T: FromPapermill<S>, S> FromPapermill<Vec<(&'static str, S)>> for std::collections::BTreeMap<String, T> {
-    fn from_papermill(v: Vec<(&'static str, S)>) -> Self { v.into_iter().map(|(k, x)| (k.to_string(), T::from_papermill(x))).collect() }
-}
-""".strip()
-
 RUST_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+# `let name: Type = default; // help` in the notebook's parameters cell.
+DECLARATION = re.compile(
+    r"^\s*let\s+(?:mut\s+)?(?P<name>[A-Za-z_]\w*)\s*:\s*(?P<type>[^=]+?)\s*=\s*(?P<default>.+?);\s*(?://\s*(?P<help>.*))?$"
+)
+INTEGERS = {"i8", "i16", "i32", "i64", "i128", "isize", "u8", "u16", "u32", "u64", "u128", "usize"}
+FLOATS = {"f32", "f64"}
+TEXTS = {"String", "std::string::String"}
+STRS = {"&str", "&'staticstr"}
+PATHS = {"PathBuf", "std::path::PathBuf"}
+MAPS = ("HashMap", "BTreeMap", "std::collections::HashMap", "std::collections::BTreeMap")
+
+
+class ParameterTypeError(ValueError):
+    """A parameter value that cannot be written as the type its `let` declares."""
+
+
+def _generic(rust_type, names):
+    """`Option<T>` -> `T` when the type's outer name is one of `names`."""
+    for name in names:
+        if rust_type.startswith(f"{name}<") and rust_type.endswith(">"):
+            return rust_type[len(name) + 1 : -1]
+    return None
+
+
+def _split_top_level(arguments):
+    """`String,Vec<u8>` -> [`String`, `Vec<u8>`]: split at commas outside angle brackets."""
+    depth, parts, current = 0, [], ""
+    for ch in arguments:
+        if ch == "<":
+            depth += 1
+        elif ch == ">":
+            depth -= 1
+        if ch == "," and depth == 0:
+            parts.append(current)
+            current = ""
+        else:
+            current += ch
+    parts.append(current)
+    return parts
 
 
 class RustTranslator(Translator):
+    # The declared types of the parameters of the notebook being parameterized. papermill reads the
+    # parameters cell through `inspect` right before it asks for the injected cell (`codify`), which
+    # has no access to the notebook: this is how the injected `let`s keep the declared types.
+    declared = {}
+
     @classmethod
     def translate_escaped_str(cls, str_val):
-        # JSON string escapes (\" \\ \n \t \uXXXX) are valid Rust escapes except \uXXXX, which Rust
-        # writes \u{XXXX}; keep non-ASCII text as is instead of escaping it.
-        body = json.dumps(str_val, ensure_ascii=False)[1:-1]
+        """A Rust string literal; non-ASCII text stays as it is, control characters become \\u{..}."""
+        escapes = {'"': '\\"', "\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\t"}
+        body = "".join(
+            escapes.get(ch) or (f"\\u{{{ord(ch):x}}}" if ord(ch) < 0x20 or ord(ch) == 0x7F else ch) for ch in str_val
+        )
         return '"' + body + '"'
 
     @classmethod
-    def translate_none(cls, val):
-        return "PapermillNone"
+    def literal(cls, name, value, rust_type):
+        """`value` written as a Rust expression of type `rust_type`, e.g. `Some("x".to_string())`."""
+        t = rust_type.replace(" ", "")
 
-    @classmethod
-    def translate_int(cls, val):
-        return f"{val}i64"
+        def wrong(expected):
+            return ParameterTypeError(
+                f"parameter {name!r} is declared as {rust_type} but got {type(value).__name__} {value!r}"
+                + (f" ({expected})" if expected else "")
+            )
 
-    @classmethod
-    def translate_float(cls, val):
-        if math.isnan(val):
-            return "f64::NAN"
-        if math.isinf(val):
-            return "f64::INFINITY" if val > 0 else "f64::NEG_INFINITY"
-        return f"{val!r}f64" if ("." in repr(val) or "e" in repr(val)) else f"{val!r}.0f64"
-
-    @classmethod
-    def _unify(cls, values):
-        # Rust needs one element type: a list of ints and floats becomes a list of floats.
-        kinds = {type(v) for v in values}
-        if kinds <= {int, float} and float in kinds:
-            return [float(v) for v in values]
-        if len({(bool if isinstance(v, bool) else type(v)) for v in values}) > 1:
-            raise ValueError(f"Rust parameters need one element type, got {values!r}")
-        return values
-
-    @classmethod
-    def translate_list(cls, val):
-        if not val:
-            return "PapermillEmpty"
-        items = ", ".join(cls.translate(v) for v in cls._unify(list(val)))
-        return f"vec![{items}]"
-
-    @classmethod
-    def translate_dict(cls, val):
-        keys = list(val.keys())
-        values = cls._unify(list(val.values()))
-        items = ", ".join(
-            f"({cls.translate_escaped_str(str(k))}, {cls.translate(v)})" for k, v in zip(keys, values)
-        )
-        return f"vec![{items}]"
+        inner = _generic(t, ("Option", "std::option::Option"))
+        if inner is not None:
+            return "None" if value is None else f"Some({cls.literal(name, value, inner)})"
+        if value is None:
+            raise wrong("only an Option<...> parameter can be None")
+        if t in INTEGERS:
+            if isinstance(value, float) and value.is_integer():
+                value = int(value)
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise wrong("an integer is expected")
+            return str(value)
+        if t in FLOATS:
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise wrong("a number is expected")
+            if math.isnan(value):
+                return f"{t}::NAN"
+            if math.isinf(value):
+                return f"{t}::INFINITY" if value > 0 else f"{t}::NEG_INFINITY"
+            text = repr(float(value))
+            return text if ("." in text or "e" in text) else f"{text}.0"
+        if t == "bool":
+            if not isinstance(value, bool):
+                raise wrong("true or false is expected")
+            return "true" if value else "false"
+        if t in TEXTS | STRS | PATHS:
+            if isinstance(value, bool):
+                value = "true" if value else "false"
+            elif isinstance(value, (int, float)):
+                value = repr(value)  # `-p version 1.0` means the text 1.0 for a String parameter
+            if not isinstance(value, str):
+                raise wrong("a text is expected")
+            text = cls.translate_escaped_str(value)
+            if t in TEXTS:
+                return f"{text}.to_string()"
+            if t in PATHS:
+                return f"std::path::PathBuf::from({text})"
+            return text
+        element = _generic(t, ("Vec", "std::vec::Vec"))
+        if element is not None:
+            if not isinstance(value, (list, tuple)):
+                raise wrong("a list is expected")
+            return "vec![" + ", ".join(cls.literal(name, v, element) for v in value) + "]"
+        for map_name in MAPS:
+            if t.startswith(map_name + "<") and t.endswith(">"):
+                if not isinstance(value, dict):
+                    raise wrong("a mapping is expected")
+                key_type, value_type = _split_top_level(t[len(map_name) + 1 : -1])
+                if not value:
+                    return f"<{rust_type}>::new()"
+                pairs = ", ".join(
+                    f"({cls.literal(name, k, key_type)}, {cls.literal(name, v, value_type)})" for k, v in value.items()
+                )
+                return f"<{rust_type}>::from([{pairs}])"
+        raise wrong("the Rust translator writes integers, floats, bool, String, &str, PathBuf, Option, Vec and maps")
 
     @classmethod
     def comment(cls, cmt_str):
@@ -111,23 +136,34 @@ class RustTranslator(Translator):
     def assign(cls, name, str_val):
         if not RUST_IDENTIFIER.match(name):
             raise ValueError(f"parameter name {name!r} is not a Rust identifier")
-        return f"let {name} = papermill_set({name}, {str_val});"
+        rust_type = cls.declared.get(name)
+        if rust_type is None:
+            raise ParameterTypeError(
+                f"parameter {name!r} is not declared in the notebook's parameters cell "
+                f"(as `let {name}: TYPE = ...;`), so its Rust type is unknown"
+            )
+        return f"let {name}: {rust_type} = {str_val};"
 
     @classmethod
     def codify(cls, parameters, comment="Parameters"):
-        lines = [cls.comment(comment), PRELUDE]
-        lines += [cls.assign(name, cls.translate(val)) for name, val in parameters.items()]
-        return "\n".join(lines) + "\n"
+        """The injected cell: one typed `let` per parameter, as a person would write it."""
+        try:
+            lines = [cls.comment(comment)]
+            for name, value in parameters.items():
+                rust_type = cls.declared.get(name)
+                value_code = cls.literal(name, value, rust_type) if rust_type is not None else ""
+                lines.append(cls.assign(name, value_code))
+            return "\n".join(lines) + "\n"
+        finally:
+            # Declarations belong to one notebook: never reuse them for the next one.
+            cls.declared = {}
 
     @classmethod
     def inspect(cls, parameters_cell):
         """Read `let name: Type = default; // help` lines of a parameters cell."""
-        pattern = re.compile(
-            r"^\s*let\s+(?:mut\s+)?(?P<name>[A-Za-z_]\w*)\s*:\s*(?P<type>[^=]+?)\s*=\s*(?P<default>.+?);\s*(?://\s*(?P<help>.*))?$"
-        )
         params = []
         for line in parameters_cell.source.splitlines():
-            m = pattern.match(line)
+            m = DECLARATION.match(line)
             if m:
                 params.append(
                     Parameter(
@@ -137,6 +173,7 @@ class RustTranslator(Translator):
                         help=(m.group("help") or "").strip(),
                     )
                 )
+        cls.declared = {p.name: p.inferred_type_name for p in params}
         return params
 
 

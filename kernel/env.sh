@@ -1,0 +1,47 @@
+# The one build configuration every jukebox build shares (sourced by setup.sh, run-notebooks, test,
+# bench-notebooks and the kernel launcher; never run on its own).
+#
+# Why one configuration: polars and the rest of the helper crate's dependencies take most of a cold
+# build (about 20 minutes on two cores). The Rust kernel links every notebook cell against the
+# helper crate's shared library, libjukebox.so, which must link the Rust standard library
+# dynamically (-Cprefer-dynamic, as evcxr compiles cells). If the tests and the `jukebox` command
+# were built with other flags, cargo would compile all of it again. So every build uses:
+#   - one target folder outside the clone ($CARGO_TARGET_DIR), kept between runs and clones;
+#   - the host target given explicitly (CARGO_BUILD_TARGET), so the flags below apply to our
+#     code and not to build scripts and proc macros, which cargo then builds as usual;
+#   - -Cprefer-dynamic, plus run paths so that binaries find libstd (in the toolchain) and
+#     libjukebox.so (beside them in deps/) without LD_LIBRARY_PATH;
+#   - the release profile (opt-level 3): notebooks run the helper crate's code at full speed.
+# What makes this cache cold again: another toolchain (`rustc --version`), a change of these flags,
+# a change of dependencies or features in Cargo.toml/Cargo.lock.
+jukebox_repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+export JUKEBOX_CACHE=${JUKEBOX_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/jukebox}
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$JUKEBOX_CACHE/target}
+jukebox_host=$(rustc -vV | sed -n 's/^host: //p')
+export CARGO_BUILD_TARGET=$jukebox_host
+# The toolchain's libstd-*.so, which -Cprefer-dynamic binaries and every notebook cell load.
+export JUKEBOX_RUST_LIBDIR
+JUKEBOX_RUST_LIBDIR="$(rustc --print sysroot)/lib/rustlib/$jukebox_host/lib"
+# Flags separated by 0x1f (cargo's encoded form), so paths with spaces survive. $ORIGIN is for the
+# dynamic loader, not the shell.
+sep=$'\x1f'
+export CARGO_ENCODED_RUSTFLAGS="-Cprefer-dynamic${sep}-Clink-arg=-Wl,-rpath,$JUKEBOX_RUST_LIBDIR${sep}-Clink-arg=-Wl,-rpath,\$ORIGIN${sep}-Clink-arg=-Wl,-rpath,\$ORIGIN/deps"
+unset sep RUSTFLAGS
+# Where release builds land: the `jukebox` command, and deps/libjukebox.so with the metadata of
+# every crate it was built from (what the kernel hands to rustc for each cell).
+export JUKEBOX_BUILD_DIR=$CARGO_TARGET_DIR/$jukebox_host/release
+export JUKEBOX_BIN=$JUKEBOX_BUILD_DIR/jukebox
+export JUKEBOX_LIB=$JUKEBOX_BUILD_DIR/deps/libjukebox.so
+# Touched after each successful jukebox_build: the kernel compares the sources against it.
+export JUKEBOX_BUILT_STAMP=$JUKEBOX_BUILD_DIR/.jukebox-built
+
+# Builds what the notebooks and `jukebox up` need: every library (libjukebox.so among them) and
+# binary of the workspace. The tests (`cargo test --release --workspace`) reuse all of it.
+jukebox_build() {
+  (cd "$jukebox_repo" && cargo build --release --workspace --lib --bins "$@") && touch "$JUKEBOX_BUILT_STAMP"
+}
+
+# The onnxruntime wheel's shared library, which the `ort` crate loads at run time.
+jukebox_ort_lib() {
+  ls "$jukebox_repo"/.venv/lib/python3*/site-packages/onnxruntime/capi/libonnxruntime.so.* 2>/dev/null | head -n1
+}
