@@ -1,6 +1,6 @@
 """The papermill engine for Rust notebooks, through the real Rust kernel: a cell whose `?` fails
 shows its error and stops the run there (evcxr itself reports such a cell as a success)."""
-import os
+import json
 import socket
 from pathlib import Path
 
@@ -12,11 +12,18 @@ from papermill.exceptions import PapermillExecutionError
 REPO = Path(__file__).resolve().parents[2]
 
 
+KERNEL_JSON = REPO / ".venv/share/jupyter/kernels/rust/kernel.json"
+
+
 @pytest.fixture(autouse=True)
 def our_kernelspec(monkeypatch):
-    if not (REPO / ".venv/share/jupyter/kernels/rust/kernel.json").exists():
+    if not KERNEL_JSON.exists():
         pytest.fail("the rust kernelspec is missing: run kernel/setup.sh")
     monkeypatch.setenv("JUPYTER_PATH", str(REPO / ".venv/share/jupyter"))
+    yield
+    # evcxr_jupyter rewrites a kernelspec whose version.txt it finds out of date when it starts;
+    # ours must survive the kernels the test started.
+    assert json.loads(KERNEL_JSON.read_text())["argv"][0].endswith("kernel/evcxr-kernel")
 
 
 def rust_notebook(*sources):
