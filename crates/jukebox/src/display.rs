@@ -278,6 +278,39 @@ impl Plot {
     }
 }
 
+/// A block of text in a given language (YAML, JSON), shown as it is: a manifest or a request body
+/// a reader may copy.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Code {
+    pub language: String,
+    pub text: String,
+}
+
+impl Code {
+    pub fn new(language: impl Into<String>, text: impl Into<String>) -> Code {
+        Code { language: language.into(), text: text.into() }
+    }
+
+    pub fn to_html(&self) -> String {
+        format!(
+            "<pre class=\"jukebox language-{}\" style=\"font-size:12px;line-height:1.3\">{}</pre>",
+            escape(&self.language),
+            escape(&self.text)
+        )
+    }
+
+    /// Renders inline in Jupyter (evcxr's display convention).
+    pub fn evcxr_display(&self) {
+        println!("EVCXR_BEGIN_CONTENT text/html\n{}\nEVCXR_END_CONTENT", self.to_html());
+    }
+}
+
+impl fmt::Display for Code {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
 /// A plot could not be drawn (plotters' own error, as text).
 #[derive(Debug, thiserror::Error)]
 #[error("drawing failed: {0}")]

@@ -165,17 +165,19 @@ pub fn correlation_heatmap(frame: &DataFrame) -> Result<Plot> {
     )?)
 }
 
-/// The mean of every model feature per country, countries sorted by code.
+/// The mean of every model feature, and of popularity, per country, countries sorted by code.
 pub fn country_means(frame: &DataFrame) -> Result<Table> {
+    // Popularity last: not an audio feature, but what "which country has the best taste?" asks.
+    let columns = FEATURES.iter().copied().chain(["popularity"]);
     let means = frame
         .clone()
         .lazy()
         .group_by([col("country")])
-        .agg(FEATURES.iter().map(|f| as_number(f).mean().alias(*f)).collect::<Vec<_>>())
+        .agg(columns.map(|f| as_number(f).mean().alias(f)).collect::<Vec<_>>())
         .sort(["country"], Default::default())
         .collect()
         .map_err(polars_err("per-country means"))?;
-    Ok(Table::from_frame(&means).with_caption("Mean of each feature per country"))
+    Ok(Table::from_frame(&means).with_caption("Mean of each audio feature, and of popularity, per country"))
 }
 
 /// The `n` songs with the highest mean popularity between `start` and `end` (inclusive,

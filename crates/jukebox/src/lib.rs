@@ -14,12 +14,14 @@
 //! | 2 | [`export`] | write the model as ONNX with its artifacts |
 //! | 3 | [`storage`] | upload and download model folders to S3-compatible storage |
 //! | 3 | [`registry`] | register and look up models in a Kubeflow-compatible model registry |
+//! | 4 | [`deploy`] | the OpenShift AI deploy form and the KServe manifests it creates |
 //! | 4 | [`request`] | ask a KServe v2 model server for predictions |
 //!
 //! [`display`] holds the table and plot types that render inline in Jupyter (evcxr's
 //! `evcxr_display` convention): every stage returns them so notebook cells stay one line long.
 
 pub mod data;
+pub mod deploy;
 pub mod display;
 pub mod evaluate;
 pub mod explore;
@@ -33,7 +35,7 @@ pub mod train;
 /// The workshop stages and the modules that implement them, as a table (each notebook's first
 /// cell, which also shows that the helper crate is loaded).
 pub fn about() -> display::Table {
-    const STAGES: [(&str, &str, &str); 10] = [
+    const STAGES: [(&str, &str, &str); 11] = [
         ("1 explore", "data", "find, download and load the Spotify chart tables; merge them"),
         ("1 explore", "explore", "summary statistics, correlations, heatmaps, histograms"),
         ("2 train", "prepare", "features and target, label encoding, stratified split, min-max scaling"),
@@ -42,7 +44,8 @@ pub fn about() -> display::Table {
         ("2 train", "export", "write the model as ONNX with its artifacts"),
         ("3 save", "storage", "upload and download model folders to S3-compatible storage"),
         ("3 save", "registry", "register and look up models in a Kubeflow-compatible model registry"),
-        ("4 request", "request", "ask a KServe v2 model server for predictions"),
+        ("4 serve", "deploy", "the OpenShift AI deploy form and the KServe manifests it creates"),
+        ("4 serve", "request", "ask a KServe v2 model server for predictions"),
         ("all", "display", "the tables and plots that render inline in Jupyter"),
     ];
     let rows = STAGES.iter().map(|(stage, module, what)| vec![(*stage).into(), format!("jukebox::{module}").into(), (*what).into()]).collect();

@@ -242,6 +242,26 @@ pub enum SplitStrategy {
     /// The rows of the most recent chart dates, about `test_fraction` of all rows (whole days:
     /// every row of the boundary day goes to test). Needs `snapshot_date`.
     LatestDates,
+    /// The last `test_fraction` of the rows in the data's own order, as the Python workshop does
+    /// (scikit-learn's `train_test_split(shuffle=False)`); validation is still stratified.
+    Ordered,
+}
+
+impl std::str::FromStr for SplitStrategy {
+    type Err = PrepareError;
+
+    /// `stratified`, `ordered` or `latest-dates` (the notebook's `split` parameter).
+    fn from_str(name: &str) -> Result<Self> {
+        match name {
+            "stratified" => Ok(SplitStrategy::Stratified),
+            "ordered" => Ok(SplitStrategy::Ordered),
+            "latest-dates" => Ok(SplitStrategy::LatestDates),
+            other => Err(PrepareError::InvalidOption {
+                option: "split",
+                reason: format!("'{other}' is not a split; use stratified, ordered or latest-dates"),
+            }),
+        }
+    }
 }
 
 /// How [`PreparedData::new`] splits the rows.
@@ -385,6 +405,12 @@ impl PreparedData {
                 }
                 let cutoff = latest_dates_cutoff(frame, options.test_fraction)?;
                 keyed.with_column(col("snapshot_date").cast(DataType::Int32).gt_eq(lit(cutoff)).alias(HELD_OUT))
+            }
+            SplitStrategy::Ordered => {
+                // scikit-learn rounds the test share up: ceil(0.2 * rows) rows.
+                let first_test_row = rows - (rows as f64 * options.test_fraction).ceil() as usize;
+                let held_out: Vec<bool> = (0..rows).map(|row| row >= first_test_row).collect();
+                keyed.with_column(lit(Series::new(HELD_OUT.into(), held_out)).alias(HELD_OUT))
             }
         };
         let with_test = with_test.collect().map_err(polars_err("choosing the test rows"))?;

@@ -477,6 +477,13 @@ impl ModelRegistry {
         format!("{}{}", self.base_url, self.api.base_path())
     }
 
+    /// The page people read: `jukebox up`'s registry lists every registered model and version at
+    /// the root of its URL. (On OpenShift AI the REST route has no page; open the dashboard's
+    /// *Model Registry* section instead.)
+    pub fn web_page(&self) -> String {
+        format!("{}/", self.base_url)
+    }
+
     /// Registers version `request.version` of model `request.name`, as the Python client's
     /// `register_model` does: finds the model or creates it, refuses a version that already
     /// exists ([`RegistryError::AlreadyExists`]), then creates the version and its artifact.

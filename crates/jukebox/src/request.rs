@@ -30,7 +30,7 @@ use jukebox_protocol::inference::{ErrorResponse, InferInput, InferRequest, Infer
 use polars::prelude::{DataFrame, DataType};
 use serde::Deserialize;
 
-use crate::display::{escape, Cell, Plot, Table};
+use crate::display::{escape, Cell, Code, Plot, Table};
 
 /// Environment variable naming the model server (what `jukebox serve` prints).
 pub const URL_ENV: &str = "JUKEBOX_MODEL_URL";
@@ -301,6 +301,12 @@ impl InferenceClient {
         Ok(InferRequest { inputs, ..Default::default() })
     }
 
+    /// The request [`InferenceClient::predict_batch`] sends for these songs, to look at before
+    /// sending it.
+    pub fn request_body(&self, artifacts: &ModelArtifacts, songs: &[Song]) -> Result<RequestBody, RequestError> {
+        Ok(RequestBody { url: self.infer_url(), request: self.build_request(artifacts, songs)? })
+    }
+
     /// Posts a v2 request and returns the parsed response; a 4xx/5xx answer is an error
     /// carrying the status and the server's message.
     pub fn infer(&self, request: &InferRequest) -> Result<InferResponse, RequestError> {
@@ -365,6 +371,38 @@ impl InferenceClient {
                 })
                 .collect(),
         ))
+    }
+}
+
+/// A v2 request as a reader looks at it: where it goes, one row per input tensor, and the JSON.
+#[derive(Debug, Clone)]
+pub struct RequestBody {
+    pub url: String,
+    pub request: InferRequest,
+}
+
+impl RequestBody {
+    /// One row per input: name, datatype, shape and its values.
+    pub fn table(&self) -> Table {
+        let rows = self
+            .request
+            .inputs
+            .iter()
+            .map(|input| {
+                let values = match &input.data {
+                    Some(data) => serde_json::to_string(data).unwrap_or_default(),
+                    None => String::new(),
+                };
+                vec![Cell::from(input.name.as_str()), Cell::from(input.datatype.as_str()), Cell::from(format!("{:?}", input.shape)), Cell::from(values)]
+            })
+            .collect();
+        Table::new(vec!["input".into(), "datatype".into(), "shape".into(), "data (scaled)".into()], rows)
+            .with_caption(format!("POST {}: {} inputs", self.url, self.request.inputs.len()))
+    }
+
+    /// The JSON body exactly as it is sent, pretty-printed.
+    pub fn json(&self) -> Code {
+        Code::new("json", serde_json::to_string_pretty(&self.request).unwrap_or_default())
     }
 }
 

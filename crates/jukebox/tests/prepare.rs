@@ -129,6 +129,30 @@ fn latest_dates_are_held_out_when_the_data_has_dates() {
 }
 
 #[test]
+fn ordered_split_holds_out_the_last_rows_like_the_python_workshop() {
+    let chart = common::chart();
+    let options = SplitOptions { strategy: "ordered".parse().unwrap(), ..Default::default() };
+    let data = PreparedData::new(&chart, &options).unwrap();
+    // train_test_split(test_size=0.2, shuffle=False): the last ceil(0.2 * 19,699) = 3,940 rows.
+    assert_eq!(data.n_test(), 3_940);
+    assert_eq!(data.n_rows(), 19_699);
+    let key = |frame: &DataFrame| -> Vec<String> {
+        let names = frame.column("name").unwrap().str().unwrap();
+        let countries = frame.column("country").unwrap().str().unwrap();
+        names.iter().zip(countries.iter()).map(|(n, c)| format!("{}|{}", n.unwrap_or(""), c.unwrap_or(""))).collect()
+    };
+    let mut last_rows = key(&chart.frame.slice(19_699 - 3_940, 3_940));
+    let mut test_rows = key(&data.splits.test);
+    last_rows.sort();
+    test_rows.sort();
+    assert_eq!(test_rows, last_rows, "the test rows are the data's last rows");
+    // Validation stays stratified over the remaining rows: every class keeps training rows.
+    assert!(counts(&data.y_train).len() >= counts(&data.y_val).len());
+    let err = "shuffled".parse::<SplitStrategy>().unwrap_err();
+    assert_eq!(err.to_string(), "invalid split option `split`: 'shuffled' is not a split; use stratified, ordered or latest-dates");
+}
+
+#[test]
 fn bad_options_and_columns_are_named() {
     let chart = common::chart();
     let err = PreparedData::new(&chart, &SplitOptions { test_fraction: 1.5, ..Default::default() }).err().unwrap();
