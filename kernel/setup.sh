@@ -70,7 +70,7 @@ if ! rustup component list --installed 2>/dev/null | grep -q '^rust-src'; then
   rustup component add rust-src >/dev/null 2>&1 || say "rust-src not installed (no connection to rustup's server): kernels start without std type inference"
 fi
 
-# 3. evcxr_jupyter, the Rust kernel (about 10 minutes to build on 2 cores, so only when needed).
+# 3. evcxr_jupyter, the Rust kernel (about 8 minutes to build on 2 cores, so only when needed).
 # evcxr_jupyter has no --version; cargo's install list has it. Built in its own target folder
 # (cargo install's default), without our flags.
 installed=$(cargo install --list 2>/dev/null | sed -n 's/^evcxr_jupyter v\([0-9.]*\):$/\1/p')
@@ -81,7 +81,7 @@ if [[ "$installed" != "$EVCXR_VERSION" ]]; then
 fi
 evcxr_bin=$(command -v evcxr_jupyter || echo "$HOME/.cargo/bin/evcxr_jupyter")
 
-# 4. The workspace: the `jukebox` command and libjukebox.so (about 25 minutes the first time).
+# 4. The workspace: the `jukebox` command and libjukebox.so (about 20 minutes the first time).
 say "building the workspace into $CARGO_TARGET_DIR"
 jukebox_build --quiet
 phase "workspace built"
