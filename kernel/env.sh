@@ -32,13 +32,20 @@ unset sep RUSTFLAGS
 export JUKEBOX_BUILD_DIR=$CARGO_TARGET_DIR/$jukebox_host/release
 export JUKEBOX_BIN=$JUKEBOX_BUILD_DIR/jukebox
 export JUKEBOX_LIB=$JUKEBOX_BUILD_DIR/deps/libjukebox.so
-# Touched after each successful jukebox_build: the kernel compares the sources against it.
+# Written after each successful jukebox_build, naming the checkout it built: the kernel compares
+# the sources' times against it.
 export JUKEBOX_BUILT_STAMP=$JUKEBOX_BUILD_DIR/.jukebox-built
 
 # Builds what the notebooks and `jukebox up` need: every library (libjukebox.so among them) and
 # binary of the workspace. The tests (`cargo test --release --workspace`) reuse all of it.
 jukebox_build() {
-  (cd "$jukebox_repo" && cargo build --release --workspace --lib --bins "$@") && touch "$JUKEBOX_BUILT_STAMP"
+  # libjukebox.so and the `jukebox` binary have no hash in their names, so every checkout using
+  # this cache writes the same files, and cargo can take another checkout's newer files for ours:
+  # after another checkout built here, rebuild our two (a minute or two; the dependencies stay).
+  if [[ -f "$JUKEBOX_BUILT_STAMP" && "$(cat "$JUKEBOX_BUILT_STAMP")" != "$jukebox_repo" ]]; then
+    (cd "$jukebox_repo" && cargo clean --release --target "$CARGO_BUILD_TARGET" --quiet -p jukebox -p jukebox-cli)
+  fi
+  (cd "$jukebox_repo" && cargo build --release --workspace --lib --bins "$@") && echo "$jukebox_repo" >"$JUKEBOX_BUILT_STAMP"
 }
 
 # The onnxruntime wheel's shared library, which the `ort` crate loads at run time.

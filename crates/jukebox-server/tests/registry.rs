@@ -197,7 +197,8 @@ fn web_page_renders_in_headless_chromium_with_user_text_escaped() {
     assert!(output.status.success(), "chromium failed: {}", String::from_utf8_lossy(&output.stderr));
 
     assert!(dom.contains("<h2>jukebox</h2>"), "model name missing:\n{dom}");
-    assert!(dom.contains("<tr class=\"version\"><td>1</td>"), "version row missing:\n{dom}");
+    assert!(dom.contains("<tr class=\"version\" id=\"version-"), "version row (with its anchor) missing:\n{dom}");
+    assert!(dom.contains("\"><td>1</td>"), "version 1 missing:\n{dom}");
     let uri = model["uri"].as_str().unwrap().replace('&', "&amp;");
     assert!(dom.contains(&uri), "artifact URI {uri} missing:\n{dom}");
     assert!(dom.contains("<code>accuracy</code> = 0.342"), "metric missing:\n{dom}");

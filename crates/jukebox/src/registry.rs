@@ -484,6 +484,11 @@ impl ModelRegistry {
         format!("{}/", self.base_url)
     }
 
+    /// The row of `version` on [`ModelRegistry::web_page`].
+    pub fn web_page_of(&self, version: &ModelVersion) -> String {
+        format!("{}/#version-{}", self.base_url, version.id)
+    }
+
     /// Registers version `request.version` of model `request.name`, as the Python client's
     /// `register_model` does: finds the model or creates it, refuses a version that already
     /// exists ([`RegistryError::AlreadyExists`]), then creates the version and its artifact.

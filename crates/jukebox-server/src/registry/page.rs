@@ -73,7 +73,9 @@ pub fn render(trees: &[ModelTree]) -> String {
                 .and_then(|v| v.as_str().map(str::to_owned))
                 .unwrap_or_default();
             html.push_str(&format!(
-                "<tr class=\"version\"><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>\n",
+                "<tr class=\"version\" id=\"version-{}\"><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>\n",
+                // The anchor a client links to (`ModelRegistry::web_page_of`).
+                escape_html(&version.id),
                 escape_html(&version.name),
                 escape_html(version.author.as_deref().unwrap_or("")),
                 escape_html(&format_epoch_millis(version.create_time_since_epoch.as_deref())),
