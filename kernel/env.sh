@@ -39,11 +39,15 @@ export JUKEBOX_BUILT_STAMP=$JUKEBOX_BUILD_DIR/.jukebox-built
 # Builds what the notebooks and `jukebox up` need: every library (libjukebox.so among them) and
 # binary of the workspace. The tests (`cargo test --release --workspace`) reuse all of it.
 jukebox_build() {
-  # libjukebox.so and the `jukebox` binary have no hash in their names, so every checkout using
-  # this cache writes the same files, and cargo can take another checkout's newer files for ours:
-  # after another checkout built here, rebuild our two (a minute or two; the dependencies stay).
+  # Cargo hashes workspace crates by their path *inside* the workspace, so every checkout using
+  # this cache writes the same files (libjukebox.so and `jukebox` have no hash at all), and cargo
+  # takes another checkout's newer files for ours, with that checkout's paths compiled in
+  # (env!("CARGO_MANIFEST_DIR") in the test kit, the tests and `about()`). After another checkout
+  # built here, rebuild the workspace's own crates (a few minutes; the dependencies stay).
   if [[ -f "$JUKEBOX_BUILT_STAMP" && "$(cat "$JUKEBOX_BUILT_STAMP")" != "$jukebox_repo" ]]; then
-    (cd "$jukebox_repo" && cargo clean --release --target "$CARGO_BUILD_TARGET" --quiet -p jukebox -p jukebox-cli)
+    local members=() dir
+    for dir in "$jukebox_repo"/crates/*/; do members+=(-p "$(basename "$dir")"); done
+    (cd "$jukebox_repo" && cargo clean --release --target "$CARGO_BUILD_TARGET" --quiet "${members[@]}")
   fi
   (cd "$jukebox_repo" && cargo build --release --workspace --lib --bins "$@") && echo "$jukebox_repo" >"$JUKEBOX_BUILT_STAMP"
 }

@@ -18,6 +18,8 @@ enum Command {
     Data(cmd::data::Args),
     /// Prepare, train (network and baselines), export as ONNX and evaluate the export.
     Train(cmd::train::Args),
+    /// Sweep a grid of network settings on a grouped split, choose by validation score, export and register the choice.
+    Refine(cmd::refine::Args),
     /// Start the local S3 server, model registry and model server; print their environment.
     Up(cmd::up::Args),
     /// Upload a model folder to S3 and register it in the model registry.
@@ -46,6 +48,7 @@ fn run(command: Command) -> anyhow::Result<()> {
     match command {
         Command::Data(args) => cmd::data::run(args),
         Command::Train(args) => cmd::train::run(args),
+        Command::Refine(args) => cmd::refine::run(args),
         Command::Up(args) => cmd::up::run(args),
         Command::Save(args) => cmd::save::run(args),
         Command::Serve(args) => cmd::serve::run(args),

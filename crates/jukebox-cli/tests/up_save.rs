@@ -203,7 +203,7 @@ fn up_serves_save_uploads_and_registers_and_a_repeat_is_refused() {
     ] {
         assert!(seen.contains(&expected), "missing `{expected}` in:\n{seen}");
     }
-    assert!(!seen.contains("meta.batch_size"), "only the chosen metrics are recorded:\n{seen}");
+    assert!(!seen.contains("meta.precision_macro"), "only the chosen metrics are recorded:\n{seen}");
 
     // A repeat of the same version is refused before uploading anything.
     let stored = data_dir.join("s3/models/models/jukebox/1/model.onnx");
@@ -219,6 +219,73 @@ fn up_serves_save_uploads_and_registers_and_a_repeat_is_refused() {
     assert!(status.success(), "`jukebox up` exited with {status} on SIGTERM");
     assert!(!env_file.exists(), "the env file outlived the servers");
     assert!(data_dir.join("registry.db").is_file());
+}
+
+/// `field meta.KEY VALUE` lines of save_peer.py's output, by key (values as Python's repr).
+fn peer_metadata(seen: &str) -> BTreeMap<String, String> {
+    seen.lines()
+        .filter_map(|line| line.strip_prefix("field meta.")?.split_once(' '))
+        .map(|(key, value)| (key.to_string(), value.to_string()))
+        .collect()
+}
+
+#[test]
+fn refine_registers_the_run_chosen_by_validation_score_with_its_settings() {
+    let work = tempfile::tempdir().unwrap();
+    let up = Up::start(&work.path().join("state"), &work.path().join("jukebox.env"));
+    let models = work.path().join("models");
+    let grid = r#"{"epochs":[2, 4],"hidden_layers":[[16],[32, 32]],"learning_rate":[0.003],"batch_size":[64]}"#;
+    let refine = Command::new(JUKEBOX)
+        .args(["refine", "--no-comparison", "--grid", grid, "--register", "0.0.2", "--data"])
+        .arg(jukebox_testkit::sample_data_dir())
+        .arg("--model-dir")
+        .arg(&models)
+        .envs(&up.env)
+        .output()
+        .expect("cannot run `jukebox refine`");
+    let stdout = text(&refine.stdout);
+    assert!(refine.status.success(), "refine failed:\n{stdout}\n{}", text(&refine.stderr));
+    assert!(stdout.contains("sweep: 4 runs on the grouped split, seed 42"), "{stdout}");
+
+    // The run log holds every run; the chosen one has the best validation accuracy.
+    let records: Vec<serde_json::Value> = std::fs::read_to_string(models.join("runs.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    assert_eq!(records.len(), 4);
+    let chosen: Vec<&serde_json::Value> = records.iter().filter(|r| r["chosen"] == true).collect();
+    assert_eq!(chosen.len(), 1, "exactly one run is chosen");
+    let chosen = chosen[0];
+    let best_validation = records.iter().map(|r| r["val_accuracy"].as_f64().unwrap()).fold(f64::MIN, f64::max);
+    assert_eq!(chosen["val_accuracy"].as_f64().unwrap(), best_validation);
+    assert!(stdout.contains(&format!("chosen: run {} ", chosen["run"])), "{stdout}");
+
+    // The official Kubeflow client reads 0.0.2 back with the chosen run's settings and scores.
+    let peer = Command::new(python())
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/peers/save_peer.py"))
+        .args(["jukebox", "0.0.2", "models/jukebox/2/"])
+        .envs(&up.env)
+        .output()
+        .unwrap();
+    let seen = text(&peer.stdout);
+    assert!(peer.status.success(), "peer failed:\n{seen}\n{}", text(&peer.stderr));
+    assert!(seen.contains("object models/jukebox/2/model.onnx"), "{seen}");
+    let meta = peer_metadata(&seen);
+    let number = |key: &str| meta.get(key).unwrap_or_else(|| panic!("no meta.{key} in:\n{seen}")).parse::<f64>().unwrap();
+    assert_eq!(meta["split"], "'grouped'");
+    assert_eq!(meta["hidden_layers"], format!("'{}'", chosen["hidden_layers"].as_str().unwrap()));
+    assert_eq!(number("val_accuracy"), chosen["val_accuracy"].as_f64().unwrap());
+    assert_eq!(number("accuracy"), chosen["test_accuracy"].as_f64().unwrap());
+    assert_eq!(number("learning_rate"), 0.003);
+    assert_eq!(number("batch_size"), 64.0);
+    assert_eq!(number("epochs"), chosen["epochs"].as_f64().unwrap());
+    assert_eq!(number("seed"), 42.0);
+
+    // The model server of `up` serves version 2 next to nothing else.
+    let ready = wait_until_ok(&format!("{}/v2/models/jukebox/versions/2/ready", up.env["JUKEBOX_MODEL_URL"]));
+    assert!(ready.contains("true"), "{ready}");
+    assert!(up.terminate().success());
 }
 
 #[test]

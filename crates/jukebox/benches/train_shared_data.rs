@@ -38,7 +38,7 @@ fn keras_available() -> bool {
 
 /// Trains and reports samples/s and test accuracy.
 fn run(label: &str, data: &PreparedData, epochs: usize) -> f64 {
-    let learner = NeuralNetwork { epochs, batch_size: 32, seed: 42, progress: Progress::Silent };
+    let learner = NeuralNetwork { epochs, batch_size: 32, seed: 42, progress: Progress::Silent, ..Default::default() };
     let started = Instant::now();
     let model = learner.fit(data).expect("training");
     let wall = started.elapsed().as_secs_f64();

@@ -256,6 +256,14 @@ pub struct TrainingInfo {
     /// Rows of prepared data (train + validation + test).
     pub data_rows: usize,
     pub training_seconds: f64,
+    /// Hidden layer widths, e.g. `32-64-128-256`.
+    pub hidden_layers: String,
+    pub learning_rate: f64,
+    /// How the rows were split (`stratified`, `grouped`, ...): scores on different splits do not
+    /// compare.
+    pub split: String,
+    /// Accuracy on the validation rows after the last epoch (what a sweep picks by).
+    pub val_accuracy: Option<f64>,
 }
 
 /// The contents of `metrics.json`. Other stages read the top-level keys by name.
@@ -273,6 +281,15 @@ pub struct Metrics {
     pub seed: u64,
     pub data_rows: usize,
     pub training_seconds: f64,
+    // Added with the refinement stage; absent from older files.
+    #[serde(default)]
+    pub hidden_layers: String,
+    #[serde(default)]
+    pub learning_rate: f64,
+    #[serde(default)]
+    pub split: String,
+    #[serde(default)]
+    pub val_accuracy: Option<f64>,
     pub per_class: Vec<ClassMetrics>,
 }
 
@@ -291,6 +308,10 @@ impl Metrics {
             seed: training.seed,
             data_rows: training.data_rows,
             training_seconds: training.training_seconds,
+            hidden_layers: training.hidden_layers.clone(),
+            learning_rate: training.learning_rate,
+            split: training.split.clone(),
+            val_accuracy: training.val_accuracy,
             per_class: report.per_class(),
         }
     }

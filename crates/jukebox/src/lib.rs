@@ -16,6 +16,7 @@
 //! | 3 | [`registry`] | register and look up models in a Kubeflow-compatible model registry |
 //! | 4 | [`deploy`] | the OpenShift AI deploy form and the KServe manifests it creates |
 //! | 4 | [`request`] | ask a KServe v2 model server for predictions |
+//! | 5 | [`refine`] | grouped split, sweeps chosen by validation score, the run log |
 //!
 //! [`display`] holds the table and plot types that render inline in Jupyter (evcxr's
 //! `evcxr_display` convention): every stage returns them so notebook cells stay one line long.
@@ -27,6 +28,7 @@ pub mod evaluate;
 pub mod explore;
 pub mod export;
 pub mod prepare;
+pub mod refine;
 pub mod registry;
 pub mod request;
 pub mod storage;
@@ -35,7 +37,7 @@ pub mod train;
 /// The workshop stages and the modules that implement them, as a table (each notebook's first
 /// cell, which also shows that the helper crate is loaded).
 pub fn about() -> display::Table {
-    const STAGES: [(&str, &str, &str); 11] = [
+    const STAGES: [(&str, &str, &str); 12] = [
         ("1 explore", "data", "find, download and load the Spotify chart tables; merge them"),
         ("1 explore", "explore", "summary statistics, correlations, heatmaps, histograms"),
         ("2 train", "prepare", "features and target, label encoding, stratified split, min-max scaling"),
@@ -46,6 +48,7 @@ pub fn about() -> display::Table {
         ("3 save", "registry", "register and look up models in a Kubeflow-compatible model registry"),
         ("4 serve", "deploy", "the OpenShift AI deploy form and the KServe manifests it creates"),
         ("4 serve", "request", "ask a KServe v2 model server for predictions"),
+        ("5 refine", "refine", "grouped split, sweeps chosen by validation score, the run log"),
         ("all", "display", "the tables and plots that render inline in Jupyter"),
     ];
     let rows = STAGES.iter().map(|(stage, module, what)| vec![(*stage).into(), format!("jukebox::{module}").into(), (*what).into()]).collect();

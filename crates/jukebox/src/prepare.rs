@@ -9,7 +9,9 @@
 //!    each country's rows go to test, then 20 % of the rest to validation, chosen by a seeded
 //!    shuffle so the same seed always gives the same split. When the data carries chart dates
 //!    ([`SplitStrategy::LatestDates`]) the most recent days can be held out as test instead,
-//!    which asks the harder question "does it work on charts it has not seen yet?".
+//!    which asks the harder question "does it work on charts it has not seen yet?". And because a
+//!    song stays in a chart for many days, [`SplitStrategy::Grouped`] keeps every song (all rows
+//!    of one `spotify_id`) in a single split, so the test rows are songs the model never saw.
 //! 3. [`MinMaxScaler`] maps every feature to `[0, 1]` using the minimum and maximum of the
 //!    **training rows only**: the test rows stand for data the model has never seen, so nothing
 //!    about them may leak into the preparation (the scaler is part of the model).
@@ -34,11 +36,15 @@ use crate::display::{Cell, Table};
 
 /// The column the model predicts.
 pub const TARGET: &str = "country";
+/// The column that identifies a song: [`SplitStrategy::Grouped`] keeps its rows together.
+pub const SONG: &str = "spotify_id";
 
 /// Names of the helper columns added while splitting (removed again afterwards).
 const LABEL: &str = "__label";
 const SHUFFLE_KEY: &str = "__shuffle_key";
 const HELD_OUT: &str = "__held_out";
+const VALIDATION_SONG: &str = "__validation_song";
+const ROWS: &str = "__rows";
 
 /// Why the data could not be prepared or saved. Variants name the column, class or file at fault.
 #[derive(Debug, thiserror::Error)]
@@ -55,6 +61,8 @@ pub enum PrepareError {
     InvalidOption { option: &'static str, reason: String },
     #[error("the data has no `snapshot_date` column, so the latest dates cannot be held out; use SplitStrategy::Stratified")]
     NoDates,
+    #[error("the data has no `spotify_id` column, so rows cannot be grouped by song; use SplitStrategy::Stratified")]
+    NoSongIds,
     #[error("the {split} split is empty ({rows} rows in the data)")]
     EmptySplit { split: &'static str, rows: usize },
     #[error("{context}: {source}")]
@@ -245,20 +253,45 @@ pub enum SplitStrategy {
     /// The last `test_fraction` of the rows in the data's own order, as the Python workshop does
     /// (scikit-learn's `train_test_split(shuffle=False)`); validation is still stratified.
     Ordered,
+    /// Whole songs: every row of one `spotify_id` lands in the same split, so no song the model
+    /// trained on is scored as test or validation. Songs are shuffled (seeded) and stratified by
+    /// their main country (the one whose chart holds most of their rows), so every country with
+    /// enough songs keeps some in each split. Needs `spotify_id`.
+    Grouped,
+}
+
+impl SplitStrategy {
+    /// The name [`FromStr`](std::str::FromStr) reads: `stratified`, `ordered`, `latest-dates`
+    /// or `grouped`.
+    pub fn name(self) -> &'static str {
+        match self {
+            SplitStrategy::Stratified => "stratified",
+            SplitStrategy::LatestDates => "latest-dates",
+            SplitStrategy::Ordered => "ordered",
+            SplitStrategy::Grouped => "grouped",
+        }
+    }
+}
+
+impl std::fmt::Display for SplitStrategy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
 }
 
 impl std::str::FromStr for SplitStrategy {
     type Err = PrepareError;
 
-    /// `stratified`, `ordered` or `latest-dates` (the notebook's `split` parameter).
+    /// `stratified`, `ordered`, `latest-dates` or `grouped` (the notebooks' `split` parameter).
     fn from_str(name: &str) -> Result<Self> {
         match name {
             "stratified" => Ok(SplitStrategy::Stratified),
             "ordered" => Ok(SplitStrategy::Ordered),
             "latest-dates" => Ok(SplitStrategy::LatestDates),
+            "grouped" => Ok(SplitStrategy::Grouped),
             other => Err(PrepareError::InvalidOption {
                 option: "split",
-                reason: format!("'{other}' is not a split; use stratified, ordered or latest-dates"),
+                reason: format!("'{other}' is not a split; use stratified, ordered, latest-dates or grouped"),
             }),
         }
     }
@@ -412,15 +445,27 @@ impl PreparedData {
                 let held_out: Vec<bool> = (0..rows).map(|row| row >= first_test_row).collect();
                 keyed.with_column(lit(Series::new(HELD_OUT.into(), held_out)).alias(HELD_OUT))
             }
+            SplitStrategy::Grouped => {
+                if !frame.schema().contains(SONG) {
+                    return Err(PrepareError::NoSongIds);
+                }
+                check_column(frame, SONG)?;
+                let songs = song_assignment(frame, &encoder, options)?;
+                keyed.join(songs, [col(SONG)], [col(SONG)], JoinArgs::new(JoinType::Left))
+            }
         };
         let with_test = with_test.collect().map_err(polars_err("choosing the test rows"))?;
         let in_order = |lf: LazyFrame, held_out: bool| {
             lf.filter(col(HELD_OUT).eq(lit(held_out))).sort([SHUFFLE_KEY], SortMultipleOptions::default()).drop(cols([HELD_OUT]))
         };
         let test = in_order(with_test.clone().lazy(), true);
-        let rest = mark_stratified_holdout(in_order(with_test.lazy(), false), options.validation_fraction)?
-            .collect()
-            .map_err(polars_err("choosing the validation rows"))?;
+        let rest = match options.strategy {
+            // The songs were already split three ways; validation takes the validation songs.
+            SplitStrategy::Grouped => in_order(with_test.lazy(), false).with_column(col(VALIDATION_SONG).alias(HELD_OUT)),
+            _ => mark_stratified_holdout(in_order(with_test.lazy(), false), options.validation_fraction)?,
+        }
+        .collect()
+        .map_err(polars_err("choosing the validation rows"))?;
         let validation = in_order(rest.clone().lazy(), true);
         let train = in_order(rest.lazy(), false);
         let collect = |lf: LazyFrame, split: &'static str| -> Result<DataFrame> {
@@ -435,7 +480,7 @@ impl PreparedData {
         let scaler = MinMaxScaler::fit(&train, features)?;
         let features: Vec<String> = features.iter().map(|f| f.to_string()).collect();
         let matrix = |frame: &DataFrame| feature_matrix(&scaler.transform(frame)?, &features);
-        let strip = |frame: DataFrame| frame.drop_many([LABEL, SHUFFLE_KEY]);
+        let strip = |frame: DataFrame| frame.drop_many([LABEL, SHUFFLE_KEY, VALIDATION_SONG]);
         Ok(PreparedData {
             x_train: matrix(&train)?,
             y_train: label_vector(&train)?,
@@ -511,6 +556,37 @@ impl PreparedData {
         ParquetWriter::new(file).finish(&mut frame).map_err(polars_err(path.display().to_string()))?;
         Ok(())
     }
+}
+
+/// One row per song: `spotify_id`, whether it is a test song (`HELD_OUT`) and whether it is a
+/// validation song (`VALIDATION_SONG`). Songs are stratified by their main country: the one
+/// with most of their rows (ties: the first code alphabetically).
+fn song_assignment(frame: &DataFrame, encoder: &LabelEncoder, options: &SplitOptions) -> Result<LazyFrame> {
+    let songs = frame
+        .clone()
+        .lazy()
+        .group_by([col(SONG), col(TARGET)])
+        .agg([len().alias(ROWS)])
+        .sort([SONG, ROWS, TARGET], SortMultipleOptions::default().with_order_descending_multi([false, true, false]))
+        .unique_stable(Some(cols([SONG])), UniqueKeepStrategy::First)
+        .sort([SONG], SortMultipleOptions::default())
+        .select([col(SONG), encoder.encode_expr(TARGET).alias(LABEL)])
+        .collect()
+        .map_err(polars_err("finding each song's main country"))?;
+    // The same seeded permutation as for rows, over songs in `spotify_id` order.
+    let mut shuffle: Vec<u32> = (0..songs.height() as u32).collect();
+    shuffle.shuffle(&mut ChaCha8Rng::seed_from_u64(options.seed));
+    let songs = songs.hstack(&[Column::new(SHUFFLE_KEY.into(), shuffle)]).map_err(polars_err("shuffling the songs"))?;
+    let with_test = mark_stratified_holdout(songs.lazy(), options.test_fraction)?
+        .collect()
+        .map_err(polars_err("choosing the test songs"))?;
+    let validation = mark_stratified_holdout(with_test.clone().lazy().filter(col(HELD_OUT).not()), options.validation_fraction)?
+        .select([col(SONG), col(HELD_OUT).alias(VALIDATION_SONG)]);
+    Ok(with_test
+        .lazy()
+        .select([col(SONG), col(HELD_OUT)])
+        .join(validation, [col(SONG)], [col(SONG)], JoinArgs::new(JoinType::Left))
+        .with_column(col(VALIDATION_SONG).fill_null(lit(false))))
 }
 
 /// The earliest date (days since 1970, as polars stores dates) of the most recent chart days

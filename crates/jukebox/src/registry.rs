@@ -220,7 +220,19 @@ impl RegisterModel {
 
 /// The entries of `metrics.json` copied into a version's metadata by
 /// [`ModelRegistry::upload_and_register`] (the rest of the file stays beside the model in S3).
-pub const RECORDED_METRICS: [&str; 6] = ["accuracy", "f1_macro", "epochs", "seed", "data_rows", "training_seconds"];
+pub const RECORDED_METRICS: [&str; 11] = [
+    "accuracy",
+    "f1_macro",
+    "val_accuracy",
+    "split",
+    "epochs",
+    "batch_size",
+    "learning_rate",
+    "hidden_layers",
+    "seed",
+    "data_rows",
+    "training_seconds",
+];
 
 /// A trained model folder to upload and register: what the Python client's
 /// `upload_artifact_and_register_model` takes.
@@ -778,7 +790,7 @@ fn recorded_metrics(path: &Path) -> Result<CustomProperties, RegistryError> {
                 Some(typed) => {
                     metrics.insert(key.to_string(), typed);
                 }
-                None => return Err(config(format!("field {key:?} is {value}, expected a number"))),
+                None => return Err(config(format!("field {key:?} is {value}, expected a number or text"))),
             },
         }
     }

@@ -64,6 +64,8 @@ pub enum RequestError {
     NoUrl,
     #[error("registered model artifact {name:?} has no storage path, so its scaler and classes cannot be fetched")]
     NotStored { name: String },
+    #[error("registered model artifact {name:?} is stored at {path:?}, which does not end in a version folder number (`<name>/<integer>`)")]
+    NoVersionFolder { name: String, path: String },
     #[error("fetching the model's artifacts: {0}")]
     Storage(#[from] crate::storage::StorageError),
 }
@@ -263,6 +265,18 @@ impl InferenceClient {
         self
     }
 
+    /// Addresses the version a model server serves a registered artifact as: model servers
+    /// (OVMS, `jukebox serve`) number versions by their folder, the last part of the artifact's
+    /// storage path (`models/jukebox/2` is version 2), while the registry names them (`0.0.2`).
+    pub fn with_version_of(self, artifact: &crate::registry::ModelArtifact) -> Result<Self, RequestError> {
+        let name = artifact.fields.name.clone().unwrap_or_default();
+        let path = artifact.fields.storage_path.as_deref().filter(|p| !p.is_empty()).ok_or(RequestError::NotStored { name: name.clone() })?;
+        match path.trim_end_matches('/').rsplit('/').next().filter(|v| v.parse::<u64>().is_ok()) {
+            Some(folder) => Ok(self.with_version(folder)),
+            None => Err(RequestError::NoVersionFolder { name, path: path.to_string() }),
+        }
+    }
+
     /// The infer endpoint this client posts to.
     pub fn infer_url(&self) -> String {
         match &self.version {
@@ -332,6 +346,39 @@ impl InferenceClient {
             return Err(RequestError::Http { url, status, message });
         }
         serde_json::from_str(&text).map_err(|e| RequestError::BadResponse { url, message: e.to_string() })
+    }
+
+    /// The readiness URL of the addressed model (or model version).
+    pub fn ready_url(&self) -> String {
+        self.infer_url().trim_end_matches("/infer").to_string() + "/ready"
+    }
+
+    /// Waits until the server says the model (or the addressed version) is ready, asking every
+    /// 200 ms for at most `timeout`: a server that watches its bucket loads a new version a
+    /// moment after the upload. Returns how long it waited.
+    pub fn wait_until_ready(&self, timeout: Duration) -> Result<Duration, RequestError> {
+        let url = self.ready_url();
+        let started = std::time::Instant::now();
+        loop {
+            let mut call = self.agent.get(&url);
+            if let Some(token) = &self.token {
+                call = call.header("Authorization", &format!("Bearer {token}"));
+            }
+            let (status, message) = match call.call() {
+                Ok(mut response) => (response.status().as_u16(), response.body_mut().read_to_string().unwrap_or_default()),
+                Err(e) => (0, e.to_string()),
+            };
+            if status == 200 {
+                return Ok(started.elapsed());
+            }
+            if started.elapsed() >= timeout {
+                return Err(match status {
+                    0 => RequestError::Unreachable { url, message },
+                    _ => RequestError::Http { url, status, message: format!("not ready after {:.1} s: {message}", timeout.as_secs_f64()) },
+                });
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
     }
 
     /// Predicts one song.
@@ -450,6 +497,36 @@ impl Prediction {
         };
         Table::new(vec!["rank".into(), "country".into(), "probability".into()], rows)
             .with_caption(format!("Most likely countries for {title}"))
+    }
+
+    /// Several predictions of the same song side by side (e.g. one per model version), each
+    /// labelled: the union of their top `k` countries, ordered by the first prediction.
+    pub fn side_by_side(labelled: &[(String, Prediction)], k: usize) -> Table {
+        let mut countries: Vec<String> = Vec::new();
+        for (_, prediction) in labelled {
+            for (code, _) in prediction.top_k(k) {
+                if !countries.contains(&code) {
+                    countries.push(code);
+                }
+            }
+        }
+        let probability = |p: &Prediction, code: &str| p.probabilities.iter().find(|(c, _)| c == code).map(|(_, v)| *v as f64);
+        if let Some((_, first)) = labelled.first() {
+            countries.sort_by(|a, b| probability(first, b).unwrap_or(0.0).total_cmp(&probability(first, a).unwrap_or(0.0)));
+        }
+        let mut columns = vec!["country".to_string()];
+        columns.extend(labelled.iter().map(|(label, _)| format!("probability ({label})")));
+        let rows = countries
+            .iter()
+            .map(|code| {
+                let mut row = vec![Cell::Text(code.clone())];
+                row.extend(labelled.iter().map(|(_, p)| probability(p, code).map(Cell::Number).unwrap_or(Cell::Empty)));
+                row
+            })
+            .collect();
+        let song = labelled.first().map(|(_, p)| p.song.clone()).unwrap_or_default();
+        let tops = labelled.iter().map(|(label, p)| format!("{label}: {}", p.top().0)).collect::<Vec<_>>().join(", ");
+        Table::new(columns, rows).with_caption(format!("{song}: the top {k} countries of each ({tops})"))
     }
 
     /// A bar chart of the probability per country (SVG, no system fonts needed).

@@ -73,25 +73,40 @@ pub enum Progress {
     Silent,
 }
 
-/// The workshop's dense network and how to train it.
+/// The workshop's hidden layers: 32, 64, 128 and 256 ReLU units.
+pub const WORKSHOP_HIDDEN_LAYERS: [usize; 4] = [32, 64, 128, 256];
+
+/// A dense network and how to train it; the defaults are the workshop's.
 #[derive(Clone, Debug, PartialEq)]
 pub struct NeuralNetwork {
     pub epochs: usize,
     pub batch_size: usize,
     /// Seeds the initial weights and the per-epoch shuffling.
     pub seed: u64,
+    /// Units of each hidden (ReLU) layer; a softmax layer with one unit per class follows.
+    pub hidden_layers: Vec<usize>,
+    /// Adam's step size (Keras's default 0.001).
+    pub learning_rate: f32,
     pub progress: Progress,
 }
 
 impl Default for NeuralNetwork {
     fn default() -> Self {
-        NeuralNetwork { epochs: 2, batch_size: 32, seed: 42, progress: Progress::Auto }
+        NeuralNetwork {
+            epochs: 2,
+            batch_size: 32,
+            seed: 42,
+            hidden_layers: WORKSHOP_HIDDEN_LAYERS.to_vec(),
+            learning_rate: 1e-3,
+            progress: Progress::Auto,
+        }
     }
 }
 
 impl NeuralNetwork {
+    /// The workshop's network, trained for `epochs` in batches of `batch_size`.
     pub fn new(epochs: usize, batch_size: usize, seed: u64) -> Self {
-        NeuralNetwork { epochs, batch_size, seed, progress: Progress::Auto }
+        NeuralNetwork { epochs, batch_size, seed, ..Default::default() }
     }
     pub fn with_progress(mut self, progress: Progress) -> Self {
         self.progress = progress;
@@ -99,7 +114,19 @@ impl NeuralNetwork {
     }
     /// The untrained network for `data` (to show its summary before training).
     pub fn network(&self, data: &PreparedData) -> Network {
-        Network::workshop(data.n_features(), data.n_classes(), self.seed)
+        use jukebox_nn::Activation::{Relu, Softmax};
+        let mut layers: Vec<(usize, jukebox_nn::Activation)> = self.hidden_layers.iter().map(|&units| (units, Relu)).collect();
+        layers.push((data.n_classes(), Softmax));
+        Network::new(data.n_features(), &layers, self.seed)
+    }
+    /// The learning rate as the f64 it was written as (0.001, not 0.0010000000474974513).
+    pub fn learning_rate_f64(&self) -> f64 {
+        // f32's Display is the shortest decimal that reads back as the same f32.
+        self.learning_rate.to_string().parse().unwrap_or(self.learning_rate as f64)
+    }
+    /// The hidden layers written as `32-64-128-256` (tables, run logs, registry metadata).
+    pub fn hidden_layers_name(&self) -> String {
+        self.hidden_layers.iter().map(usize::to_string).collect::<Vec<_>>().join("-")
     }
 }
 
@@ -173,7 +200,14 @@ impl Learner for NeuralNetwork {
     fn fit(&self, data: &PreparedData) -> Result<TrainedModel> {
         let mut network = self.network(data);
         let validation = (data.n_val() > 0).then(|| Samples::new(&data.x_val, &data.y_val));
-        let options = FitOptions { epochs: self.epochs, batch_size: self.batch_size, seed: self.seed, validation, ..FitOptions::default() };
+        let options = FitOptions {
+            epochs: self.epochs,
+            batch_size: self.batch_size,
+            seed: self.seed,
+            learning_rate: self.learning_rate,
+            validation,
+            ..FitOptions::default()
+        };
         let mut reporter = ProgressReporter::new(self.progress);
         let started = Instant::now();
         let history = network.fit(Samples::new(&data.x_train, &data.y_train), &options, &mut |p| reporter.update(p))?;
@@ -217,6 +251,10 @@ impl TrainedModel {
             seed: self.params.seed,
             data_rows: data.n_rows(),
             training_seconds: self.training_seconds,
+            hidden_layers: self.params.hidden_layers_name(),
+            learning_rate: self.params.learning_rate_f64(),
+            split: data.options.strategy.name().to_string(),
+            val_accuracy: self.history.val_accuracy.last().map(|&a| a as f64),
         }
     }
 

@@ -69,7 +69,17 @@ fn tables_heatmap_and_metrics_json() {
     assert_eq!(plot.svg.matches(">\nFR\n</text>").count(), 2, "country codes label both axes");
     assert_eq!(plot.svg.matches("<rect").count(), 1 + 36, "background + 6x6 cells");
 
-    let info = TrainingInfo { epochs: 2, batch_size: 32, seed: 7, data_rows: 14, training_seconds: 1.5 };
+    let info = TrainingInfo {
+        epochs: 2,
+        batch_size: 32,
+        seed: 7,
+        data_rows: 14,
+        training_seconds: 1.5,
+        hidden_layers: "32-64-128-256".into(),
+        learning_rate: 0.001,
+        split: "stratified".into(),
+        val_accuracy: Some(0.25),
+    };
     let metrics = Metrics::new(&report, &info);
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("metrics.json");
@@ -77,13 +87,20 @@ fn tables_heatmap_and_metrics_json() {
     let json: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
     for key in [
         "accuracy", "precision_macro", "recall_macro", "f1_macro", "precision_weighted", "recall_weighted", "f1_weighted", "epochs",
-        "batch_size", "seed", "data_rows", "training_seconds", "per_class",
+        "batch_size", "seed", "data_rows", "training_seconds", "hidden_layers", "learning_rate", "split", "val_accuracy", "per_class",
     ] {
         assert!(json.get(key).is_some(), "metrics.json lacks `{key}`");
     }
     assert_eq!(json["per_class"][3]["class"], "DE");
     assert_eq!(json["per_class"][3]["precision"], 0.0);
     assert_eq!(Metrics::load(&path).unwrap(), metrics);
+    // A metrics.json written before the refinement stage (no parameters beyond epochs) still loads.
+    let mut old = json.clone();
+    for key in ["hidden_layers", "learning_rate", "split", "val_accuracy"] {
+        old.as_object_mut().unwrap().remove(key);
+    }
+    std::fs::write(&path, old.to_string()).unwrap();
+    assert_eq!(Metrics::load(&path).unwrap().split, "");
 }
 
 /// A small xorshift so the test needs no extra crate; the labels only need to vary.

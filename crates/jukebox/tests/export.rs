@@ -12,7 +12,7 @@ use jukebox::prepare::{PreparedData, SplitOptions};
 use jukebox::train::{Learner, NeuralNetwork, Progress, TrainedModel};
 
 fn train(data: &PreparedData, seed: u64) -> TrainedModel {
-    NeuralNetwork { epochs: 1, batch_size: 32, seed, progress: Progress::Silent }.fit(data).unwrap()
+    NeuralNetwork { epochs: 1, batch_size: 32, seed, progress: Progress::Silent, ..Default::default() }.fit(data).unwrap()
 }
 
 fn metrics(model: &TrainedModel, data: &PreparedData) -> Metrics {

@@ -13,7 +13,7 @@ const KERAS_ACCURACY_2_EPOCHS: f64 = 0.082;
 #[test]
 fn network_reaches_keras_accuracy_at_two_epochs() {
     let data = PreparedData::new(&common::chart(), &SplitOptions::default()).unwrap();
-    let learner = NeuralNetwork { epochs: 2, batch_size: 32, seed: 42, progress: Progress::Lines };
+    let learner = NeuralNetwork { epochs: 2, batch_size: 32, seed: 42, progress: Progress::Lines, ..Default::default() };
     let model = learner.fit(&data).unwrap();
     assert_eq!(model.history.loss.len(), 2);
     assert_eq!(model.history.val_accuracy.len(), 2, "validation scored every epoch");

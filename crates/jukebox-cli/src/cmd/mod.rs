@@ -2,6 +2,7 @@
 
 pub mod data;
 pub mod train;
+pub mod refine;
 pub mod save;
 pub mod up;
 pub mod deploy;

@@ -42,7 +42,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let data = PreparedData::new(&chart, &SplitOptions { seed: args.seed, strategy, ..Default::default() }).context("preparing the data")?;
     println!("{}", data.summary());
 
-    let learner = NeuralNetwork { epochs: args.epochs, batch_size: args.batch_size, seed: args.seed, progress: Progress::Auto };
+    let learner = NeuralNetwork { epochs: args.epochs, batch_size: args.batch_size, seed: args.seed, progress: Progress::Auto, ..Default::default() };
     println!("{}\n", learner.network(&data).summary());
     let model = learner.fit(&data).context("training the network")?;
     println!("trained in {:.2} s ({:.0} samples/s)\n", model.training_seconds, model.history.samples_per_second);

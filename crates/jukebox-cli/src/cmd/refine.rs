@@ -1,0 +1,104 @@
+//! `jukebox refine`: the refinement stage from the terminal, what `5-refine_model.ipynb` does.
+//!
+//! Prints how many validation and test songs the model already met in training on a random and
+//! on a grouped split, the same learners scored on both (unless `--no-comparison`), then sweeps
+//! the grid on `--split` and prints every run and the one chosen by validation score. With
+//! `--model-dir`, every run is appended to `<model-dir>/runs.jsonl` and the chosen run is
+//! exported as `<model-dir>/jukebox/<--version-folder>`; with `--register`, that folder is
+//! uploaded and registered as in `jukebox save` (settings from `jukebox up`'s environment).
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use jukebox::data::ChartData;
+use jukebox::export::export;
+use jukebox::prepare::{PreparedData, SplitOptions, SplitStrategy};
+use jukebox::refine::{Grid, RunLog, SongOverlap, SplitComparison, Sweep};
+use jukebox::train::NeuralNetwork;
+
+use super::save;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Folder holding song_properties.parquet and song_rankings.parquet (default: JUKEBOX_DATA_DIR, the cache, or a download).
+    #[arg(long)]
+    data: Option<PathBuf>,
+    /// The grid: `quick` (8 runs), `class` (36 runs), JSON such as
+    /// '{"epochs":[10],"hidden_layers":[[64,64]],"learning_rate":[0.001],"batch_size":[64]}', or @FILE holding JSON.
+    #[arg(long, default_value = "quick")]
+    grid: String,
+    /// Split the sweep trains and is scored on: grouped (whole songs per split), stratified, ordered or latest-dates.
+    #[arg(long, default_value = "grouped")]
+    split: String,
+    /// Seeds the split, the initial weights and the shuffling of every run.
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    /// Epochs of the workshop network in the random-vs-grouped comparison.
+    #[arg(long, default_value_t = 10)]
+    compare_epochs: usize,
+    /// Skip the random-vs-grouped comparison (it also fits the two baselines twice).
+    #[arg(long)]
+    no_comparison: bool,
+    /// Model repository: append the runs to its runs.jsonl and export the chosen run into it.
+    #[arg(long)]
+    model_dir: Option<PathBuf>,
+    /// Version folder the chosen run is exported as.
+    #[arg(long, default_value_t = 2)]
+    version_folder: u64,
+    /// Upload the exported folder and register it as this version (needs --model-dir).
+    #[arg(long, requires = "model_dir")]
+    register: Option<String>,
+    /// Registered model name.
+    #[arg(long, default_value = "jukebox")]
+    name: String,
+}
+
+pub fn run(args: Args) -> anyhow::Result<()> {
+    let grid: Grid = match args.grid.strip_prefix('@') {
+        Some(path) => std::fs::read_to_string(path).with_context(|| format!("reading the grid file {path}"))?.parse()?,
+        None => args.grid.parse()?,
+    };
+    let strategy: SplitStrategy = args.split.parse()?;
+    let chart = ChartData::load(args.data.as_deref()).context("loading the chart data")?;
+    let data = PreparedData::new(&chart, &SplitOptions { strategy, ..SplitOptions::with_seed(args.seed) }).context("preparing the data")?;
+
+    if !args.no_comparison {
+        let random = PreparedData::new(&chart, &SplitOptions::with_seed(args.seed)).context("preparing the stratified split")?;
+        let grouped = match strategy {
+            SplitStrategy::Grouped => data.clone(),
+            _ => PreparedData::new(&chart, &SplitOptions { strategy: SplitStrategy::Grouped, ..SplitOptions::with_seed(args.seed) })?,
+        };
+        println!("{}", SongOverlap::of(&random)?.table());
+        println!("{}", SongOverlap::of(&grouped)?.table());
+        println!("training the network ({} epochs) and the baselines on both splits ...", args.compare_epochs);
+        let comparison = SplitComparison::new(&NeuralNetwork::new(args.compare_epochs, 32, args.seed), &random, &grouped)?;
+        println!("{}", comparison.table());
+    }
+
+    println!("{}", grid.table());
+    let sweep = grid.sweep(&data, args.seed)?;
+    println!("{}", sweep.table());
+    let best = sweep.best();
+    println!("chosen: run {} ({}) by {}", best.number, best.settings(), Sweep::SELECTION_RULE);
+    println!("its test scores: accuracy {:.4}, f1 (macro) {:.4}", best.test.accuracy(), best.test.f1_macro());
+
+    let Some(model_dir) = args.model_dir else { return Ok(()) };
+    let log = RunLog::beside(&model_dir);
+    log.append(&sweep.records())?;
+    println!("recorded {} runs in {}", sweep.runs.len(), log.path.display());
+    let exported = export(&best.model, &data, &best.metrics(&data), &model_dir, args.version_folder).context("exporting the chosen run")?;
+    let parity = exported.evaluate(&data)?.parity(&best.model, &data);
+    anyhow::ensure!(parity.holds(1e-5), "the exported model disagrees with the trained network: {parity:?}");
+    println!("wrote {} (ONNX Runtime agrees with the network)", exported.model_path.display());
+
+    let Some(version) = args.register else { return Ok(()) };
+    save::run(save::Args {
+        model_dir: exported.version_dir,
+        name: args.name,
+        version,
+        description: Some(format!("sweep run {} ({}), chosen by validation accuracy on the {} split", best.number, best.settings(), sweep.split)),
+        author: None,
+        license: "Apache-2.0".into(),
+        storage_key: std::env::var("JUKEBOX_STORAGE_KEY").unwrap_or_else(|_| "models".into()),
+    })
+}
