@@ -149,7 +149,7 @@ fn ordered_split_holds_out_the_last_rows_like_the_python_workshop() {
     // Validation stays stratified over the remaining rows: every class keeps training rows.
     assert!(counts(&data.y_train).len() >= counts(&data.y_val).len());
     let err = "shuffled".parse::<SplitStrategy>().unwrap_err();
-    assert_eq!(err.to_string(), "invalid split option `split`: 'shuffled' is not a split; use stratified, ordered or latest-dates");
+    assert_eq!(err.to_string(), "invalid split option `split`: 'shuffled' is not a split; use stratified, ordered, latest-dates or grouped");
 }
 
 #[test]
