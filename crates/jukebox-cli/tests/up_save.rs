@@ -288,6 +288,92 @@ fn refine_registers_the_run_chosen_by_validation_score_with_its_settings() {
     assert!(up.terminate().success());
 }
 
+/// The reliability suite's crash check: S3 uploads and registry writes from four threads while
+/// `jukebox up` is killed with SIGKILL, then a restart on the same folder. Every write that was
+/// acknowledged must be there, complete; the figures are printed.
+#[test]
+fn acknowledged_writes_survive_kill_9() {
+    use jukebox::registry::{ModelRegistry, RegisterModel};
+    use jukebox::storage::{Storage, StorageConfig};
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::{Arc, Mutex};
+
+    let work = tempfile::tempdir().unwrap();
+    let (state, env_file) = (work.path().join("state"), work.path().join("jukebox.env"));
+    let mut up = Up::start(&state, &env_file);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        for file in [env_file.clone(), state.join("credentials")] {
+            let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, 0o600, "{} holds the S3 secret but is mode {mode:o}", file.display());
+        }
+    }
+    assert_ne!(up.env["AWS_SECRET_ACCESS_KEY"], "jukebox-secret", "the secret is made up per state folder");
+
+    let storage_config = |env: &BTreeMap<String, String>| StorageConfig::from_lookup(|key| env.get(key).cloned()).unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let objects = Arc::new(Mutex::new(Vec::<(String, u64)>::new()));
+    let versions = Arc::new(Mutex::new(Vec::<(String, String)>::new()));
+    let mut writers = Vec::new();
+    for writer in 0..2 {
+        let (stop_s3, objects, config) = (stop.clone(), objects.clone(), storage_config(&up.env));
+        let file = work.path().join(format!("payload-{writer}"));
+        std::fs::write(&file, vec![writer as u8; 256 * 1024 + writer]).unwrap();
+        writers.push(std::thread::spawn(move || {
+            let Ok(storage) = Storage::connect(config) else { return };
+            for i in 0.. {
+                if stop_s3.load(Ordering::SeqCst) {
+                    break;
+                }
+                let key = format!("reliability/writer-{writer}/{i}");
+                if let Ok(sent) = storage.upload_file(&file, &key) {
+                    objects.lock().unwrap().push((key, sent.size));
+                }
+            }
+        }));
+        let (stop, versions, url) = (stop.clone(), versions.clone(), up.env["JUKEBOX_REGISTRY_URL"].clone());
+        writers.push(std::thread::spawn(move || {
+            let registry = ModelRegistry::new(&url);
+            for i in 0.. {
+                if stop.load(Ordering::SeqCst) {
+                    break;
+                }
+                let (model, version) = (format!("model-{writer}"), format!("0.0.{i}"));
+                if registry.register_model(&RegisterModel::new(&model, &version, format!("s3://models/{model}/{i}"))).is_ok() {
+                    versions.lock().unwrap().push((model, version));
+                }
+            }
+        }));
+    }
+    std::thread::sleep(Duration::from_millis(1500));
+    up.child.kill().unwrap(); // SIGKILL: no shutdown, no flush
+    up.child.wait().unwrap();
+    stop.store(true, Ordering::SeqCst);
+    for writer in writers {
+        writer.join().unwrap();
+    }
+    let (objects, versions) = (objects.lock().unwrap().clone(), versions.lock().unwrap().clone());
+    assert!(!objects.is_empty() && !versions.is_empty(), "no write was acknowledged before the kill");
+
+    let up = Up::start(&state, &env_file);
+    let storage = Storage::connect(storage_config(&up.env)).unwrap();
+    let stored: BTreeMap<String, u64> = storage.list("reliability/").unwrap().into_iter().map(|o| (o.key, o.size)).collect();
+    let recovered_objects = objects.iter().filter(|(key, size)| stored.get(key) == Some(size)).count();
+    let registry = ModelRegistry::new(&up.env["JUKEBOX_REGISTRY_URL"]);
+    let recovered_versions = versions.iter().filter(|(model, version)| registry.get_model_version(model, version).is_ok()).count();
+    println!(
+        "kill -9 during parallel writes: S3 objects acknowledged {} recovered {}; registry versions acknowledged {} recovered {}",
+        objects.len(),
+        recovered_objects,
+        versions.len(),
+        recovered_versions
+    );
+    assert_eq!(recovered_objects, objects.len(), "acknowledged uploads were lost or cut short");
+    assert_eq!(recovered_versions, versions.len(), "acknowledged registrations were lost");
+    assert!(up.terminate().success());
+}
+
 #[test]
 fn up_refuses_a_busy_port_with_a_hint() {
     let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();

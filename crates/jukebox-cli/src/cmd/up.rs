@@ -10,10 +10,15 @@
 //!
 //! ```text
 //! export AWS_S3_ENDPOINT=http://127.0.0.1:9000
-//! export AWS_ACCESS_KEY_ID=jukebox
+//! export AWS_ACCESS_KEY_ID=jukebox-3f9c...
 //! ...
 //! export JUKEBOX_REGISTRY_URL=http://127.0.0.1:8080
 //! ```
+//!
+//! The S3 credentials are made up on the first start and kept in `<data folder>/credentials`
+//! (readable by the owner only), so every state folder has its own secret and a well-known pair
+//! never guards the models; `--access-key`/`--secret-key` (or their environment variables) set
+//! them instead. The env file is written owner-only too: it holds the secret.
 //!
 //! Runs until Ctrl-C or SIGTERM, then lets in-flight requests finish and exits 0.
 
@@ -41,12 +46,12 @@ pub struct Args {
     /// Port of the model registry; 0 picks a free one.
     #[arg(long, default_value_t = 8080, env = "JUKEBOX_REGISTRY_PORT")]
     pub registry_port: u16,
-    /// The S3 access key clients must sign with.
-    #[arg(long, default_value = "jukebox", env = "JUKEBOX_S3_ACCESS_KEY")]
-    pub access_key: String,
-    /// Its secret.
-    #[arg(long, default_value = "jukebox-secret", env = "JUKEBOX_S3_SECRET_KEY", hide_env_values = true)]
-    pub secret_key: String,
+    /// The S3 access key clients must sign with (default: the state folder's, made up on first start).
+    #[arg(long, env = "JUKEBOX_S3_ACCESS_KEY", requires = "secret_key")]
+    pub access_key: Option<String>,
+    /// Its secret (default: the state folder's, made up on first start).
+    #[arg(long, env = "JUKEBOX_S3_SECRET_KEY", hide_env_values = true, requires = "access_key")]
+    pub secret_key: Option<String>,
     /// Bucket created at start and announced as AWS_S3_BUCKET.
     #[arg(long, default_value = "models")]
     pub bucket: String,
@@ -90,18 +95,22 @@ async fn up(args: Args) -> anyhow::Result<()> {
     };
     let mut services = Vec::new();
     let mut exports: Vec<(&str, String)> = Vec::new();
+    let (access_key, secret_key) = match (&args.access_key, &args.secret_key) {
+        (Some(access), Some(secret)) => (access.clone(), secret.clone()),
+        _ => state_credentials(&args.data_dir)?,
+    };
 
     // S3 storage.
     let s3_listener = bind(args.s3_port, "S3", "--s3-port").await?;
     let s3_url = url_of(&s3_listener)?;
-    let s3_config = S3Config::new(args.data_dir.join("s3"), &args.access_key, &args.secret_key).with_bucket(&args.bucket);
+    let s3_config = S3Config::new(args.data_dir.join("s3"), &access_key, &secret_key).with_bucket(&args.bucket);
     // Checks the configuration (bucket name, folder) now, so a mistake fails before anything is printed.
     jukebox_server::s3::service(&s3_config)?;
     services.push(spawn("S3", jukebox_server::s3::serve(s3_listener, s3_config, shutdown())));
     exports.extend([
         (ENV_ENDPOINT, s3_url),
-        (ENV_ACCESS_KEY, args.access_key.clone()),
-        (ENV_SECRET_KEY, args.secret_key.clone()),
+        (ENV_ACCESS_KEY, access_key),
+        (ENV_SECRET_KEY, secret_key),
         (ENV_REGION, args.region.clone()),
         (ENV_BUCKET, args.bucket.clone()),
     ]);
@@ -252,9 +261,53 @@ fn write_atomically(path: &Path, text: &str) -> anyhow::Result<()> {
     let folder = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     std::fs::create_dir_all(folder).with_context(|| format!("cannot create {}", folder.display()))?;
     let temp = folder.join(format!(".{}.tmp-{}", path.file_name().and_then(|n| n.to_str()).unwrap_or("env"), std::process::id()));
-    std::fs::write(&temp, text).with_context(|| format!("cannot write {}", temp.display()))?;
+    write_private(&temp, text)?;
     std::fs::rename(&temp, path).with_context(|| format!("cannot write {}", path.display()))?;
     Ok(())
+}
+
+/// Creates (or truncates) `path` readable and writable by its owner only, then writes `text`.
+fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(path).with_context(|| format!("cannot write {}", path.display()))?;
+    // `mode` only applies to a new file; an existing one keeps its bits unless set here.
+    #[cfg(unix)]
+    std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
+    file.write_all(text.as_bytes()).with_context(|| format!("cannot write {}", path.display()))?;
+    file.sync_all().with_context(|| format!("cannot write {}", path.display()))
+}
+
+/// File in the state folder holding its S3 credentials (`access_key=...` and `secret_key=...`).
+const CREDENTIALS_FILE: &str = "credentials";
+
+/// The state folder's S3 credentials: read from `<data_dir>/credentials`, or made up (from the
+/// operating system's random source) and written there on first use, owner-only.
+fn state_credentials(data_dir: &Path) -> anyhow::Result<(String, String)> {
+    let path = data_dir.join(CREDENTIALS_FILE);
+    match std::fs::read_to_string(&path) {
+        Ok(text) => {
+            let value = |key: &str| {
+                text.lines().find_map(|line| line.strip_prefix(key)?.strip_prefix('=')).map(str::trim).filter(|v| !v.is_empty()).map(String::from)
+            };
+            match (value("access_key"), value("secret_key")) {
+                (Some(access), Some(secret)) => Ok((access, secret)),
+                _ => bail!("{} lacks an access_key= or secret_key= line; fix or delete it (a new pair is made up then)", path.display()),
+            }
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let mut bytes = [0u8; 24];
+            getrandom::fill(&mut bytes).map_err(|e| anyhow::anyhow!("no random source for the S3 secret: {e}"))?;
+            let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+            let (access, secret) = (format!("jukebox-{}", &hex[..8]), hex[8..].to_string());
+            write_private(&path, &format!("access_key={access}\nsecret_key={secret}\n"))?;
+            Ok((access, secret))
+        }
+        Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
+    }
 }
 
 #[cfg(test)]
