@@ -1,10 +1,14 @@
-//! Wire types shared by the jukebox clients (in the `jukebox` crate) and servers (in
-//! `jukebox-server`), so both ends agree on one definition of every JSON document.
+//! Contracts shared by the jukebox clients (in the `jukebox` crate), the servers (in
+//! `jukebox-server`) and the `jukebox` command, so all agree on one definition of every JSON
+//! document and file name.
 //!
+//! - [`model_folder`]: the model folder (`<name>/<version>/model.onnx` and its artifacts), its
+//!   scaler and label encoder files with their one scaling rule, and `s3://` locations.
 //! - [`registry`]: the Kubeflow Model Registry REST API (registered models, versions, artifacts,
 //!   typed custom properties).
 //! - [`inference`]: the KServe v2 / Open Inference Protocol (model metadata, infer requests and
 //!   responses).
 
 pub mod inference;
+pub mod model_folder;
 pub mod registry;

@@ -31,10 +31,8 @@ use crate::train::TrainedModel;
 
 /// Model name in the repository layout (and in the model registry and server).
 pub const MODEL_NAME: &str = "jukebox";
-/// Name of the graph output holding the class probabilities.
-pub const OUTPUT_NAME: &str = "output";
-/// File name of the network inside a version folder.
-pub const MODEL_FILE: &str = "model.onnx";
+/// The graph output's name and the network's file name: the model folder contract's.
+pub use jukebox_protocol::model_folder::{MODEL_FILE, OUTPUT_NAME};
 
 /// Why exporting or evaluating the exported model failed.
 #[derive(Debug, thiserror::Error)]
@@ -91,7 +89,7 @@ pub fn export(model: &TrainedModel, data: &PreparedData, metrics: &Metrics, mode
     let model_path = version_dir.join(MODEL_FILE);
     std::fs::write(&model_path, bytes).map_err(|source| ExportError::Io { path: model_path.clone(), source })?;
     let artifacts_dir = data.save(&version_dir)?;
-    metrics.save(artifacts_dir.join("metrics.json"))?;
+    metrics.save(artifacts_dir.join(jukebox_protocol::model_folder::METRICS_FILE))?;
     Ok(ExportedModel {
         version_dir,
         model_path,

@@ -31,6 +31,8 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
+use jukebox_protocol::model_folder::{self, Scaler};
+
 use crate::data::{ChartData, FEATURES};
 use crate::display::{Cell, Table};
 
@@ -85,9 +87,18 @@ fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> PrepareError + '_ {
 }
 
 /// Class names in sorted order; class `i` is `classes[i]` (scikit-learn's `LabelEncoder`).
+///
+/// Fits and applies the model folder's [`model_folder::LabelEncoder`] (its JSON, through
+/// `Deref` its fields) on polars frames.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct LabelEncoder {
-    classes: Vec<String>,
+#[serde(transparent)]
+pub struct LabelEncoder(pub model_folder::LabelEncoder);
+
+impl std::ops::Deref for LabelEncoder {
+    type Target = model_folder::LabelEncoder;
+    fn deref(&self) -> &model_folder::LabelEncoder {
+        &self.0
+    }
 }
 
 impl LabelEncoder {
@@ -107,7 +118,7 @@ impl LabelEncoder {
             .flatten()
             .map(str::to_string)
             .collect();
-        Ok(LabelEncoder { classes })
+        Ok(LabelEncoder(model_folder::LabelEncoder { classes }))
     }
 
     /// An encoder for known classes; they are sorted and deduplicated.
@@ -115,17 +126,17 @@ impl LabelEncoder {
         let mut classes: Vec<String> = classes.into_iter().map(Into::into).collect();
         classes.sort();
         classes.dedup();
-        LabelEncoder { classes }
+        LabelEncoder(model_folder::LabelEncoder { classes })
     }
 
     pub fn classes(&self) -> &[String] {
-        &self.classes
+        &self.0.classes
     }
     pub fn len(&self) -> usize {
-        self.classes.len()
+        self.0.classes.len()
     }
     pub fn is_empty(&self) -> bool {
-        self.classes.is_empty()
+        self.0.classes.is_empty()
     }
 
     /// The class index of each label.
@@ -134,7 +145,7 @@ impl LabelEncoder {
             .iter()
             .map(|label| {
                 let label = label.as_ref();
-                self.classes
+                self.classes()
                     .binary_search_by(|c| c.as_str().cmp(label))
                     .map(|i| i as u32)
                     .map_err(|_| PrepareError::UnknownLabel { label: label.to_string(), n_classes: self.len() })
@@ -147,7 +158,7 @@ impl LabelEncoder {
         indices
             .iter()
             .map(|&index| {
-                self.classes
+                self.classes()
                     .get(index as usize)
                     .map(String::as_str)
                     .ok_or(PrepareError::UnknownIndex { index, n_classes: self.len() })
@@ -158,23 +169,30 @@ impl LabelEncoder {
     /// An expression mapping the string column `column` to class indices (UInt32); an unknown
     /// value makes the query fail.
     pub fn encode_expr(&self, column: &str) -> Expr {
-        let classes = Series::new("classes".into(), &self.classes);
-        let indices = Series::new("indices".into(), (0..self.classes.len() as u32).collect::<Vec<_>>());
+        let classes = Series::new("classes".into(), self.classes());
+        let indices = Series::new("indices".into(), (0..self.len() as u32).collect::<Vec<_>>());
         col(column).replace_strict(lit(classes), lit(indices), None::<Expr>, Some(DataType::UInt32))
     }
 }
 
 /// Scales each feature to `[0, 1]` with the minimum and maximum seen when fitting
-/// (scikit-learn's `MinMaxScaler`; a constant feature is shifted to 0, not divided by zero).
+/// (scikit-learn's `MinMaxScaler`).
 ///
-/// Hand-rolled rather than linfa-preprocessing's `LinearScaler::min_max`: the artifacts must
-/// carry the raw minimum and maximum (linfa keeps only offsets and scales), and scaling as a
-/// polars expression keeps the data in the frame.
+/// Fits the model folder's [`Scaler`] on a polars frame and applies it as polars expressions;
+/// the scaling rule itself (a constant feature is shifted to 0, not divided by zero) is the
+/// contract's, so training, the request client and the server scale alike. Hand-rolled rather
+/// than linfa-preprocessing's `LinearScaler::min_max`: the artifacts must carry the raw minimum
+/// and maximum (linfa keeps only offsets and scales), and scaling as a polars expression keeps the
+/// data in the frame.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct MinMaxScaler {
-    pub features: Vec<String>,
-    pub min: Vec<f64>,
-    pub max: Vec<f64>,
+#[serde(transparent)]
+pub struct MinMaxScaler(pub Scaler);
+
+impl std::ops::Deref for MinMaxScaler {
+    type Target = Scaler;
+    fn deref(&self) -> &Scaler {
+        &self.0
+    }
 }
 
 impl MinMaxScaler {
@@ -191,17 +209,11 @@ impl MinMaxScaler {
             let value = row.column(&name).and_then(|c| c.get(0).map(|v| v.extract::<f64>())).map_err(polars_err(name.clone()))?;
             value.ok_or_else(|| PrepareError::EmptySplit { split: "train", rows: frame.height() })
         };
-        Ok(MinMaxScaler {
+        Ok(MinMaxScaler(Scaler {
             features: features.iter().map(|f| f.to_string()).collect(),
             min: features.iter().map(|f| value(format!("min:{f}"))).collect::<Result<_>>()?,
             max: features.iter().map(|f| value(format!("max:{f}"))).collect::<Result<_>>()?,
-        })
-    }
-
-    /// The divisor for feature `i`: its range, or 1 for a constant feature (as scikit-learn).
-    fn range(&self, i: usize) -> f64 {
-        let range = self.max[i] - self.min[i];
-        if range == 0.0 { 1.0 } else { range }
+        }))
     }
 
     /// One expression per feature computing its scaled value (Float64, same name).
@@ -214,21 +226,11 @@ impl MinMaxScaler {
     }
 
     /// `frame` with every feature column replaced by its scaled value.
-    pub fn transform(&self, frame: &DataFrame) -> Result<DataFrame> {
+    pub fn transform_frame(&self, frame: &DataFrame) -> Result<DataFrame> {
         for feature in &self.features {
             check_column(frame, feature)?;
         }
         frame.clone().lazy().with_columns(self.exprs()).collect().map_err(polars_err("scaling the features"))
-    }
-
-    /// Scales row-major raw feature rows in place (for single songs sent to a model).
-    pub fn transform_rows(&self, rows: &mut [f32]) {
-        let n = self.features.len();
-        for row in rows.chunks_exact_mut(n) {
-            for (i, v) in row.iter_mut().enumerate() {
-                *v = ((*v as f64 - self.min[i]) / self.range(i)) as f32;
-            }
-        }
     }
 
     /// Minimum and maximum per feature, as a table.
@@ -479,7 +481,7 @@ impl PreparedData {
 
         let scaler = MinMaxScaler::fit(&train, features)?;
         let features: Vec<String> = features.iter().map(|f| f.to_string()).collect();
-        let matrix = |frame: &DataFrame| feature_matrix(&scaler.transform(frame)?, &features);
+        let matrix = |frame: &DataFrame| feature_matrix(&scaler.transform_frame(frame)?, &features);
         let strip = |frame: DataFrame| frame.drop_many([LABEL, SHUFFLE_KEY, VALIDATION_SONG]);
         Ok(PreparedData {
             x_train: matrix(&train)?,
@@ -531,14 +533,14 @@ impl PreparedData {
     /// `X_test.parquet` (scaled features, one column per feature) and `y_test.json`
     /// (`{"country": [codes], "label": [class indices]}`). Returns the artifacts folder.
     pub fn save(&self, dir: impl AsRef<Path>) -> Result<PathBuf> {
-        let artifacts = dir.as_ref().join("artifacts");
+        let artifacts = dir.as_ref().join(model_folder::ARTIFACTS_DIR);
         std::fs::create_dir_all(&artifacts).map_err(io_err(&artifacts))?;
-        write_json(&artifacts.join("scaler.json"), &self.scaler)?;
-        write_json(&artifacts.join("label_encoder.json"), &self.encoder)?;
-        self.write_matrix(&artifacts.join("X_train.parquet"), &self.x_train)?;
-        self.write_matrix(&artifacts.join("X_test.parquet"), &self.x_test)?;
+        write_json(&artifacts.join(model_folder::SCALER_FILE), &self.scaler)?;
+        write_json(&artifacts.join(model_folder::LABEL_ENCODER_FILE), &self.encoder)?;
+        self.write_matrix(&artifacts.join(model_folder::X_TRAIN_FILE), &self.x_train)?;
+        self.write_matrix(&artifacts.join(model_folder::X_TEST_FILE), &self.x_test)?;
         let codes = self.encoder.inverse_transform(&self.y_test)?;
-        write_json(&artifacts.join("y_test.json"), &serde_json::json!({ "country": codes, "label": self.y_test }))?;
+        write_json(&artifacts.join(model_folder::Y_TEST_FILE), &serde_json::json!({ "country": codes, "label": self.y_test }))?;
         Ok(artifacts)
     }
 

@@ -39,7 +39,8 @@ use jukebox_protocol::registry::{
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use crate::storage::{model_folder_identity, model_prefix, Storage, StorageError, TransferReport};
+use crate::storage::{Storage, StorageError, TransferReport};
+use jukebox_protocol::model_folder::{VersionFolder, METRICS_FILE};
 
 /// Environment variable holding the registry's URL (`jukebox up` prints it).
 pub const URL_ENV: &str = "JUKEBOX_REGISTRY_URL";
@@ -576,8 +577,8 @@ impl ModelRegistry {
     /// were. Every uploaded object is verified (size and checksum) before the version is
     /// registered, so the registry never points at a half-written model.
     pub fn upload_and_register(&self, storage: &Storage, upload: &ModelUpload) -> Result<SavedModel, RegistryError> {
-        let (_, folder_version) = model_folder_identity(&upload.model_dir)?;
-        let metrics_path = upload.model_dir.join("artifacts").join("metrics.json");
+        let folder = VersionFolder::identify(&upload.model_dir).map_err(StorageError::from)?;
+        let metrics_path = folder.artifact(METRICS_FILE);
         let metrics = recorded_metrics(&metrics_path)?;
         match self.get_model_version(&upload.name, &upload.version) {
             Ok(existing) => {
@@ -586,7 +587,8 @@ impl ModelRegistry {
             Err(e) if e.is_not_found() => {}
             Err(e) => return Err(e),
         }
-        let prefix = model_prefix(&upload.name, folder_version);
+        // Stored under the registered name, in the folder's version number.
+        let prefix = jukebox_protocol::model_folder::bucket_prefix(&upload.name, folder.version);
         let report = storage.upload_dir(&upload.model_dir, Some(&prefix))?;
         let mut request = RegisterModel::new(&upload.name, &upload.version, storage.config().registry_uri(&prefix))
             .model_format("onnx", "1")

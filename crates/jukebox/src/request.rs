@@ -27,8 +27,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use jukebox_protocol::inference::{ErrorResponse, InferInput, InferRequest, InferResponse};
+use jukebox_protocol::model_folder::{ARTIFACTS_DIR, LABEL_ENCODER_FILE, OUTPUT_NAME, SCALER_FILE};
 use polars::prelude::{DataFrame, DataType};
-use serde::Deserialize;
 
 use crate::display::{escape, Cell, Code, Plot, Table};
 
@@ -36,8 +36,6 @@ use crate::display::{escape, Cell, Code, Plot, Table};
 pub const URL_ENV: &str = "JUKEBOX_MODEL_URL";
 /// Environment variable holding the model server's bearer token.
 pub const TOKEN_ENV: &str = "JUKEBOX_MODEL_TOKEN";
-/// The output tensor holding the class probabilities.
-pub const OUTPUT: &str = "output";
 
 /// Everything that can go wrong preparing, sending or reading a prediction request.
 #[derive(Debug, thiserror::Error)]
@@ -78,30 +76,9 @@ fn suggestions_text(suggestions: &[String]) -> String {
     }
 }
 
-/// `scaler.json`: min-max scaling to [0, 1] per feature, in model input order.
-#[derive(Debug, Clone, PartialEq, Deserialize, serde::Serialize)]
-pub struct Scaler {
-    pub features: Vec<String>,
-    pub min: Vec<f64>,
-    pub max: Vec<f64>,
-}
-
-impl Scaler {
-    /// Scales raw feature values (in `features` order): `(x - min) / (max - min)`, and 0 for
-    /// a feature that never varied in training (what scikit-learn's MinMaxScaler does).
-    pub fn transform(&self, raw: &[f64]) -> Vec<f32> {
-        raw.iter()
-            .zip(self.min.iter().zip(&self.max))
-            .map(|(&x, (&lo, &hi))| if hi > lo { ((x - lo) / (hi - lo)) as f32 } else { 0.0 })
-            .collect()
-    }
-}
-
-/// `label_encoder.json`: class index -> country code.
-#[derive(Debug, Clone, PartialEq, Deserialize, serde::Serialize)]
-pub struct LabelEncoder {
-    pub classes: Vec<String>,
-}
+/// `scaler.json` and `label_encoder.json`, as the model folder contract defines them: the
+/// request path scales with the same rule as training.
+pub use jukebox_protocol::model_folder::{LabelEncoder, Scaler};
 
 /// The scaler and label encoder saved with a model version.
 #[derive(Debug, Clone, PartialEq)]
@@ -115,21 +92,11 @@ impl ModelArtifacts {
     /// folder (`models/jukebox/1`) or its `artifacts` folder.
     pub fn load(dir: impl AsRef<Path>) -> Result<Self, RequestError> {
         let dir = dir.as_ref();
-        let dir = if dir.join("artifacts").is_dir() { dir.join("artifacts") } else { dir.to_path_buf() };
-        let scaler_path = dir.join("scaler.json");
+        let dir = if dir.join(ARTIFACTS_DIR).is_dir() { dir.join(ARTIFACTS_DIR) } else { dir.to_path_buf() };
+        let scaler_path = dir.join(SCALER_FILE);
         let scaler: Scaler = read_json(&scaler_path)?;
-        let n = scaler.features.len();
-        if scaler.min.len() != n || scaler.max.len() != n {
-            return Err(RequestError::Scaler {
-                path: scaler_path,
-                message: format!(
-                    "{n} features but {} min and {} max values",
-                    scaler.min.len(),
-                    scaler.max.len()
-                ),
-            });
-        }
-        let labels: LabelEncoder = read_json(&dir.join("label_encoder.json"))?;
+        scaler.check().map_err(|e| RequestError::Scaler { path: scaler_path, message: e.to_string() })?;
+        let labels: LabelEncoder = read_json(&dir.join(LABEL_ENCODER_FILE))?;
         Ok(Self { scaler, labels })
     }
 
@@ -144,7 +111,7 @@ impl ModelArtifacts {
         let name = artifact.fields.name.clone().unwrap_or_default();
         let stored_at = artifact.fields.storage_path.as_deref().filter(|p| !p.is_empty()).ok_or(RequestError::NotStored { name })?;
         let into = into.as_ref();
-        storage.download_prefix(&format!("{}/artifacts", stored_at.trim_end_matches('/')), into.join("artifacts"))?;
+        storage.download_prefix(&format!("{}/{ARTIFACTS_DIR}", stored_at.trim_end_matches('/')), into.join(ARTIFACTS_DIR))?;
         Self::load(into)
     }
 }
@@ -391,7 +358,7 @@ impl InferenceClient {
         let response = self.infer(&self.build_request(artifacts, songs)?)?;
         let url = self.infer_url();
         let bad = |message: String| RequestError::BadResponse { url: url.clone(), message };
-        let output = response.output(OUTPUT).or(response.outputs.first()).ok_or_else(|| bad("no outputs".into()))?;
+        let output = response.output(OUTPUT_NAME).or(response.outputs.first()).ok_or_else(|| bad("no outputs".into()))?;
         let data = output
             .data
             .as_ref()

@@ -35,6 +35,7 @@ use std::io::Read;
 use std::path::{Component, Path, PathBuf};
 use std::time::Duration;
 
+use jukebox_protocol::model_folder::{ModelFolderError, S3Location, VersionFolder};
 use md5::{Digest, Md5};
 use s3::creds::Credentials;
 use s3::request::Request as _;
@@ -125,8 +126,7 @@ impl StorageConfig {
     /// `prefix`: `s3://<bucket>/<prefix>?endpoint=<endpoint>&defaultRegion=<region>` (trailing
     /// slash of the prefix dropped, as `model_registry.utils.s3_uri_from` is given it).
     pub fn registry_uri(&self, prefix: &str) -> String {
-        let path = prefix.trim_matches('/');
-        format!("s3://{}/{}?endpoint={}&defaultRegion={}", self.bucket, path, self.endpoint, self.region)
+        S3Location::new(&self.bucket, prefix.trim_matches('/'), Some(&self.endpoint), Some(&self.region)).to_string()
     }
 }
 
@@ -158,6 +158,16 @@ pub enum StorageError {
     EmptyPrefix { bucket: String, prefix: String },
     #[error("cannot start the I/O runtime for S3 transfers: {0}")]
     Runtime(std::io::Error),
+}
+
+impl From<ModelFolderError> for StorageError {
+    fn from(error: ModelFolderError) -> Self {
+        match error {
+            ModelFolderError::Io { path, source } => StorageError::Io { path, source },
+            ModelFolderError::NotAVersionFolder { path, reason } => StorageError::NotAModelFolder { path, reason },
+            other => StorageError::NotAModelFolder { path: PathBuf::new(), reason: other.to_string() },
+        }
+    }
 }
 
 impl StorageError {
@@ -289,32 +299,6 @@ fn escape_html(text: &str) -> String {
     text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
 }
 
-/// `models/<name>/<version>/`: where a model version lives in the bucket.
-pub fn model_prefix(name: &str, version: u64) -> String {
-    format!("models/{name}/{version}/")
-}
-
-/// Reads `(name, version)` from a `<root>/<name>/<integer version>` folder that holds a
-/// `model.onnx`, the layout the training stage writes.
-pub fn model_folder_identity(dir: &Path) -> Result<(String, u64), StorageError> {
-    let not_model = |reason: String| StorageError::NotAModelFolder { path: dir.to_path_buf(), reason };
-    if !dir.join("model.onnx").is_file() {
-        return Err(not_model("it holds no model.onnx".into()));
-    }
-    let absolute = dir.canonicalize().map_err(StorageError::io(dir))?;
-    let version_part = absolute.file_name().and_then(|s| s.to_str()).unwrap_or_default();
-    let version = version_part
-        .parse::<u64>()
-        .map_err(|_| not_model(format!("its last folder {version_part:?} is not an integer version (expected <root>/<name>/<version>)")))?;
-    let name = absolute
-        .parent()
-        .and_then(|p| p.file_name())
-        .and_then(|s| s.to_str())
-        .filter(|s| !s.is_empty())
-        .ok_or_else(|| not_model("it has no parent folder naming the model".into()))?;
-    Ok((name.to_string(), version))
-}
-
 /// Normalises a key prefix: no leading `/`, exactly one trailing `/` (empty stays empty).
 fn normalize_prefix(prefix: &str) -> String {
     let trimmed = prefix.trim_matches('/');
@@ -429,8 +413,7 @@ impl Storage {
         let prefix = match prefix {
             Some(p) => normalize_prefix(p),
             None => {
-                let (name, version) = model_folder_identity(local_dir)?;
-                model_prefix(&name, version)
+                VersionFolder::identify(local_dir)?.bucket_prefix()
             }
         };
         let files = files_under(local_dir)?;
@@ -718,20 +701,6 @@ mod tests {
             config.registry_uri("models/jukebox/1/"),
             "s3://models/models/jukebox/1?endpoint=http://127.0.0.1:9000&defaultRegion=us-east-1"
         );
-    }
-
-    #[test]
-    fn model_folder_identity_reads_name_and_version() {
-        let root = tempfile::tempdir().unwrap();
-        let dir = root.path().join("jukebox/3");
-        std::fs::create_dir_all(&dir).unwrap();
-        assert!(model_folder_identity(&dir).unwrap_err().to_string().contains("no model.onnx"));
-        std::fs::write(dir.join("model.onnx"), b"x").unwrap();
-        assert_eq!(model_folder_identity(&dir).unwrap(), ("jukebox".to_string(), 3));
-        let bad = root.path().join("jukebox/latest");
-        std::fs::create_dir_all(&bad).unwrap();
-        std::fs::write(bad.join("model.onnx"), b"x").unwrap();
-        assert!(model_folder_identity(&bad).unwrap_err().to_string().contains("\"latest\" is not an integer version"));
     }
 
     #[test]

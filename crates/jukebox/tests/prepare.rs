@@ -189,3 +189,43 @@ fn saved_artifacts_are_readable() {
     let x_train = ParquetReader::new(std::fs::File::open(artifacts.join("X_train.parquet")).unwrap()).finish().unwrap();
     assert_eq!(x_train.height(), data.n_train());
 }
+
+/// One scaling rule for training and requests, judged by scikit-learn: a feature that was
+/// constant in training is shifted by its minimum (not divided by zero, and not set to 0).
+#[test]
+fn training_and_request_scaling_match_scikit_learn_with_a_constant_feature() {
+    let train = df!("a" => [1.0, 3.0, 5.0], "b" => [5.0, 5.0, 5.0], "c" => [-2.0, 0.0, 2.0]).unwrap();
+    let new = df!("a" => [2.0, 7.0], "b" => [5.0, 7.5], "c" => [0.5, -4.0]).unwrap();
+    let scaler = jukebox::prepare::MinMaxScaler::fit(&train, &["a", "b", "c"]).unwrap();
+
+    let rows = |frame: &DataFrame| -> Vec<Vec<f64>> {
+        (0..frame.height())
+            .map(|i| ["a", "b", "c"].iter().map(|c| frame.column(c).unwrap().f64().unwrap().get(i).unwrap()).collect())
+            .collect()
+    };
+    let input = serde_json::json!({ "train": rows(&train), "new": rows(&new) });
+    let peer = std::process::Command::new(common::python())
+        .arg(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/peers/minmax_peer.py"))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write as _;
+    peer.stdin.as_ref().unwrap().write_all(input.to_string().as_bytes()).unwrap();
+    let output = peer.wait_with_output().unwrap();
+    assert!(output.status.success(), "minmax_peer.py failed");
+    let sklearn: Vec<Vec<f64>> = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(sklearn[1][1], 2.5, "scikit-learn shifts a constant feature: 7.5 - 5");
+
+    // Training path: polars expressions over the frame.
+    let training = rows(&scaler.transform_frame(&new).unwrap());
+    // Request path: the model folder's scaler, as the request client and saved artifacts use it.
+    let saved: jukebox::request::Scaler = serde_json::from_str(&serde_json::to_string(&scaler).unwrap()).unwrap();
+    let requested: Vec<Vec<f32>> = rows(&new).iter().map(|row| saved.transform(row)).collect();
+    for (i, expected) in sklearn.iter().enumerate() {
+        for (j, &value) in expected.iter().enumerate() {
+            assert!((training[i][j] - value).abs() < 1e-12, "training path row {i} feature {j}: {} vs {value}", training[i][j]);
+            assert!((requested[i][j] as f64 - value).abs() < 1e-6, "request path row {i} feature {j}: {} vs {value}", requested[i][j]);
+        }
+    }
+}

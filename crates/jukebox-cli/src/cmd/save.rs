@@ -15,7 +15,8 @@ use std::path::PathBuf;
 
 use anyhow::bail;
 use jukebox::registry::{ModelRegistry, ModelUpload, RegistryError};
-use jukebox::storage::{model_folder_identity, Storage, StorageConfig};
+use jukebox::storage::{Storage, StorageConfig};
+use jukebox_protocol::model_folder::VersionFolder;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -43,7 +44,7 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let (folder_name, _) = model_folder_identity(&args.model_dir)?;
+    let folder_name = VersionFolder::identify(&args.model_dir)?.name;
     if folder_name != args.name {
         eprintln!(
             "jukebox save: note: the folder says model {folder_name:?}, saving it as {:?} (--name)",

@@ -10,6 +10,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
+use jukebox_protocol::model_folder::{S3Location, MODEL_FILE};
 use jukebox_server::model_server::{
     serve_repository, ModelRepository, RepositoryWatch, DEFAULT_MAX_BODY_BYTES, TOKEN_ENV,
 };
@@ -140,18 +141,12 @@ async fn shutdown_signal() {
 /// version: it lands in `<name>/<version>/`, named by the prefix's last two segments when the
 /// last is an integer (`models/jukebox/1`), else `<model>/1`.
 fn download_s3(uri: &str, model: &str, into: &Path) -> anyhow::Result<PathBuf> {
-    let rest = uri.strip_prefix("s3://").context("not an s3:// URI")?;
-    let (location, query) = rest.split_once('?').unwrap_or((rest, ""));
-    let (bucket, prefix) = location.split_once('/').unwrap_or((location, ""));
-    let query_value = |key: &str| {
-        query.split('&').find_map(|kv| kv.split_once('=').filter(|(k, _)| *k == key).map(|(_, v)| v.to_string()))
-    };
-    let endpoint = query_value("endpoint");
-    let region = query_value("defaultRegion");
+    let location: S3Location = uri.parse()?;
+    let prefix = location.key.as_str();
     let config = jukebox::storage::StorageConfig::from_lookup(|name| match name {
-        jukebox::storage::ENV_BUCKET => Some(bucket.to_string()),
-        jukebox::storage::ENV_ENDPOINT if endpoint.is_some() => endpoint.clone(),
-        jukebox::storage::ENV_REGION if region.is_some() => region.clone(),
+        jukebox::storage::ENV_BUCKET => Some(location.bucket.clone()),
+        jukebox::storage::ENV_ENDPOINT if location.endpoint.is_some() => location.endpoint.clone(),
+        jukebox::storage::ENV_REGION if location.region.is_some() => location.region.clone(),
         other => std::env::var(other).ok(),
     })
     .context("S3 settings for the model repository")?;
@@ -160,7 +155,7 @@ fn download_s3(uri: &str, model: &str, into: &Path) -> anyhow::Result<PathBuf> {
     let report = storage.download_prefix(prefix, &staging).with_context(|| format!("downloading {uri}"))?;
     eprintln!("# downloaded {} files ({} bytes) from {}", report.objects.len(), report.total_bytes(), uri.split('?').next().unwrap_or(uri));
     let repository = into.join("repository");
-    if staging.join("model.onnx").is_file() {
+    if staging.join(MODEL_FILE).is_file() {
         let segments: Vec<&str> = prefix.trim_matches('/').split('/').filter(|s| !s.is_empty()).collect();
         let (name, version) = match segments.as_slice() {
             [.., name, version] if version.parse::<u64>().is_ok() => (name.to_string(), version.to_string()),

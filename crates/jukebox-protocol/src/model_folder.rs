@@ -1,0 +1,326 @@
+//! The model folder: the one layout every stage writes, uploads, downloads and serves.
+//!
+//! ```text
+//! <repository>/<name>/<version>/model.onnx                       the network (output `output`)
+//! <repository>/<name>/<version>/artifacts/scaler.json            [`Scaler`]: min and max per feature
+//! <repository>/<name>/<version>/artifacts/label_encoder.json     [`LabelEncoder`]: class index -> country
+//! <repository>/<name>/<version>/artifacts/metrics.json           test scores and how it was trained
+//! <repository>/<name>/<version>/artifacts/X_train.parquet, X_test.parquet, y_test.json
+//! ```
+//!
+//! `<version>` is an integer: model servers (OpenVINO Model Server, KServe, `jukebox serve`)
+//! number versions by folder, while the registry names them (`0.0.1`). In a bucket the same
+//! folder lives under `models/` ([`bucket_prefix`]), and the registry records where as an
+//! [`S3Location`] (`s3://<bucket>/models/<name>/<version>?endpoint=...&defaultRegion=...`, what
+//! the Kubeflow Python client writes).
+//!
+//! The training stage (`jukebox::export`), storage and registry clients, the request client and
+//! the model server all read these names from here, so they cannot drift apart.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+/// The network inside a version folder.
+pub const MODEL_FILE: &str = "model.onnx";
+/// The graph output holding the class probabilities.
+pub const OUTPUT_NAME: &str = "output";
+/// The folder beside [`MODEL_FILE`] holding what a client needs to use the model.
+pub const ARTIFACTS_DIR: &str = "artifacts";
+/// [`Scaler`], in [`ARTIFACTS_DIR`].
+pub const SCALER_FILE: &str = "scaler.json";
+/// [`LabelEncoder`], in [`ARTIFACTS_DIR`].
+pub const LABEL_ENCODER_FILE: &str = "label_encoder.json";
+/// Test scores and training settings, in [`ARTIFACTS_DIR`].
+pub const METRICS_FILE: &str = "metrics.json";
+/// Scaled training features (one column per feature), in [`ARTIFACTS_DIR`].
+pub const X_TRAIN_FILE: &str = "X_train.parquet";
+/// Scaled test features, in [`ARTIFACTS_DIR`].
+pub const X_TEST_FILE: &str = "X_test.parquet";
+/// Test labels (`{"country": [...], "label": [...]}`), in [`ARTIFACTS_DIR`].
+pub const Y_TEST_FILE: &str = "y_test.json";
+/// The folder of a bucket that holds model repositories.
+pub const BUCKET_MODELS_DIR: &str = "models";
+
+/// Why a folder or location does not follow the contract. Messages say what was expected.
+#[derive(Debug, thiserror::Error)]
+pub enum ModelFolderError {
+    #[error("{path} is not a model version folder: {reason}")]
+    NotAVersionFolder { path: PathBuf, reason: String },
+    #[error("{path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+    #[error("scaler: {0}")]
+    Scaler(String),
+    #[error("{uri:?} is not an S3 location: {reason} (expected s3://<bucket>/<key>[?endpoint=...&defaultRegion=...])")]
+    NotS3 { uri: String, reason: String },
+}
+
+/// `scaler.json`: min-max scaling to `[0, 1]` per feature, in model input order, with
+/// scikit-learn's `MinMaxScaler` rule: `(x - min) / (max - min)`, and for a feature that was
+/// constant in training (`max == min`) `x - min`, not a division by zero.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Scaler {
+    pub features: Vec<String>,
+    pub min: Vec<f64>,
+    pub max: Vec<f64>,
+}
+
+impl Scaler {
+    /// Fails when `min` or `max` do not hold one value per feature.
+    pub fn check(&self) -> Result<(), ModelFolderError> {
+        let n = self.features.len();
+        if self.min.len() != n || self.max.len() != n {
+            return Err(ModelFolderError::Scaler(format!("{n} features but {} min and {} max values", self.min.len(), self.max.len())));
+        }
+        Ok(())
+    }
+
+    /// The divisor of feature `i`: its range, or 1 for a constant feature (scikit-learn's rule).
+    pub fn range(&self, i: usize) -> f64 {
+        let range = self.max[i] - self.min[i];
+        if range == 0.0 {
+            1.0
+        } else {
+            range
+        }
+    }
+
+    /// The scaled value of raw value `x` of feature `i`.
+    pub fn scale(&self, i: usize, x: f64) -> f64 {
+        (x - self.min[i]) / self.range(i)
+    }
+
+    /// Scales one song's raw feature values (in `features` order).
+    pub fn transform(&self, raw: &[f64]) -> Vec<f32> {
+        raw.iter().enumerate().map(|(i, &x)| self.scale(i, x) as f32).collect()
+    }
+
+    /// Scales row-major raw rows in place (`features.len()` values per row).
+    pub fn transform_rows(&self, rows: &mut [f32]) {
+        for row in rows.chunks_exact_mut(self.features.len().max(1)) {
+            for (i, v) in row.iter_mut().enumerate() {
+                *v = self.scale(i, *v as f64) as f32;
+            }
+        }
+    }
+}
+
+/// `label_encoder.json`: the class names in sorted order; class `i` is `classes[i]`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LabelEncoder {
+    pub classes: Vec<String>,
+}
+
+/// `models/<name>/<version>/`: where a model version lives in a bucket.
+pub fn bucket_prefix(name: &str, version: u64) -> String {
+    format!("{BUCKET_MODELS_DIR}/{name}/{version}/")
+}
+
+/// A version folder: `<repository>/<name>/<version>`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VersionFolder {
+    pub name: String,
+    pub version: u64,
+    pub dir: PathBuf,
+}
+
+impl VersionFolder {
+    /// Version `version` of model `name` in `repository`.
+    pub fn new(repository: impl AsRef<Path>, name: &str, version: u64) -> VersionFolder {
+        VersionFolder { name: name.to_string(), version, dir: repository.as_ref().join(name).join(version.to_string()) }
+    }
+
+    /// Reads name and version from a `<root>/<name>/<integer version>` folder holding
+    /// [`MODEL_FILE`].
+    pub fn identify(dir: &Path) -> Result<VersionFolder, ModelFolderError> {
+        let not_model = |reason: String| ModelFolderError::NotAVersionFolder { path: dir.to_path_buf(), reason };
+        if !dir.join(MODEL_FILE).is_file() {
+            return Err(not_model(format!("it holds no {MODEL_FILE}")));
+        }
+        let absolute = dir.canonicalize().map_err(|source| ModelFolderError::Io { path: dir.to_path_buf(), source })?;
+        let version_part = absolute.file_name().and_then(|s| s.to_str()).unwrap_or_default();
+        let version = version_part
+            .parse::<u64>()
+            .map_err(|_| not_model(format!("its last folder {version_part:?} is not an integer version (expected <root>/<name>/<version>)")))?;
+        let name = absolute
+            .parent()
+            .and_then(|p| p.file_name())
+            .and_then(|s| s.to_str())
+            .filter(|s| !s.is_empty())
+            .ok_or_else(|| not_model("it has no parent folder naming the model".into()))?;
+        Ok(VersionFolder { name: name.to_string(), version, dir: dir.to_path_buf() })
+    }
+
+    pub fn model_file(&self) -> PathBuf {
+        self.dir.join(MODEL_FILE)
+    }
+    pub fn artifacts_dir(&self) -> PathBuf {
+        self.dir.join(ARTIFACTS_DIR)
+    }
+    /// A file of [`ARTIFACTS_DIR`], e.g. [`SCALER_FILE`].
+    pub fn artifact(&self, file: &str) -> PathBuf {
+        self.artifacts_dir().join(file)
+    }
+    /// Where this version goes in a bucket: [`bucket_prefix`].
+    pub fn bucket_prefix(&self) -> String {
+        bucket_prefix(&self.name, self.version)
+    }
+}
+
+/// The versions of one model folder (`<repository>/<name>`): its integer-named subfolders that
+/// hold [`MODEL_FILE`], in version order. Other entries are skipped; a missing folder has none.
+pub fn versions(model_dir: &Path) -> Result<Vec<(u64, PathBuf)>, ModelFolderError> {
+    let io = |source| ModelFolderError::Io { path: model_dir.to_path_buf(), source };
+    let entries = match std::fs::read_dir(model_dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(io(e)),
+    };
+    let mut versions = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(io)?;
+        let Some(version) = entry.file_name().to_str().and_then(|n| n.parse::<u64>().ok()) else { continue };
+        if entry.path().join(MODEL_FILE).is_file() {
+            versions.push((version, entry.path()));
+        }
+    }
+    versions.sort();
+    Ok(versions)
+}
+
+/// Every model of a repository with its versions: `(name, [(version, folder)])`, by name.
+/// Hidden folders (`.download`, ...) and models without a version are skipped.
+pub fn models(repository: &Path) -> Result<Vec<(String, Vec<(u64, PathBuf)>)>, ModelFolderError> {
+    let io = |source| ModelFolderError::Io { path: repository.to_path_buf(), source };
+    let mut models = Vec::new();
+    for entry in std::fs::read_dir(repository).map_err(io)? {
+        let entry = entry.map_err(io)?;
+        let Some(name) = entry.file_name().to_str().map(String::from) else { continue };
+        if name.starts_with('.') || !entry.path().is_dir() {
+            continue;
+        }
+        let found = versions(&entry.path())?;
+        if !found.is_empty() {
+            models.push((name, found));
+        }
+    }
+    models.sort();
+    Ok(models)
+}
+
+/// An object or prefix in S3-compatible storage, as the model registry records it:
+/// `s3://<bucket>/<key>?endpoint=<url>&defaultRegion=<region>` (both query parts optional).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct S3Location {
+    pub bucket: String,
+    /// Key or prefix, without a leading `/`.
+    pub key: String,
+    pub endpoint: Option<String>,
+    pub region: Option<String>,
+}
+
+impl S3Location {
+    /// `key` in `bucket`, with the endpoint and region a client needs to reach it.
+    pub fn new(bucket: &str, key: &str, endpoint: Option<&str>, region: Option<&str>) -> S3Location {
+        S3Location {
+            bucket: bucket.to_string(),
+            key: key.trim_start_matches('/').to_string(),
+            endpoint: endpoint.map(String::from),
+            region: region.map(String::from),
+        }
+    }
+
+    /// The last part of the key when it is an integer: the version folder a model server serves
+    /// this location as (`models/jukebox/2` -> 2).
+    pub fn version_folder(&self) -> Option<u64> {
+        self.key.trim_end_matches('/').rsplit('/').next().and_then(|v| v.parse().ok())
+    }
+}
+
+/// `s3://bucket/key` and, when known, `?endpoint=...&defaultRegion=...`, the form the Kubeflow
+/// Python client's `s3_uri_from` writes (values as they are, unescaped).
+impl fmt::Display for S3Location {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "s3://{}/{}", self.bucket, self.key)?;
+        let query: Vec<String> = [("endpoint", &self.endpoint), ("defaultRegion", &self.region)]
+            .into_iter()
+            .filter_map(|(name, value)| value.as_ref().map(|v| format!("{name}={v}")))
+            .collect();
+        if !query.is_empty() {
+            write!(f, "?{}", query.join("&"))?;
+        }
+        Ok(())
+    }
+}
+
+impl std::str::FromStr for S3Location {
+    type Err = ModelFolderError;
+
+    fn from_str(uri: &str) -> Result<S3Location, ModelFolderError> {
+        let not_s3 = |reason: &str| ModelFolderError::NotS3 { uri: uri.to_string(), reason: reason.to_string() };
+        let rest = uri.strip_prefix("s3://").ok_or_else(|| not_s3("it does not start with s3://"))?;
+        let (location, query) = rest.split_once('?').unwrap_or((rest, ""));
+        let (bucket, key) = location.split_once('/').unwrap_or((location, ""));
+        if bucket.is_empty() {
+            return Err(not_s3("it names no bucket"));
+        }
+        let value = |name: &str| {
+            query.split('&').find_map(|pair| pair.split_once('=').filter(|(k, _)| *k == name).map(|(_, v)| v.to_string()))
+        };
+        Ok(S3Location { bucket: bucket.to_string(), key: key.to_string(), endpoint: value("endpoint"), region: value("defaultRegion") })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_constant_feature_is_shifted_not_divided() {
+        let scaler = Scaler { features: vec!["a".into(), "b".into()], min: vec![0.0, 5.0], max: vec![10.0, 5.0] };
+        assert_eq!(scaler.transform(&[5.0, 7.0]), vec![0.5, 2.0]);
+        let mut rows = vec![10.0, 5.0, 0.0, 4.0];
+        scaler.transform_rows(&mut rows);
+        assert_eq!(rows, vec![1.0, 0.0, 0.0, -1.0]);
+        assert!(Scaler { min: vec![0.0], ..scaler }.check().is_err());
+    }
+
+    #[test]
+    fn s3_locations_format_and_parse() {
+        let location = S3Location::new("models", "models/jukebox/2", Some("http://127.0.0.1:9000"), Some("us-east-1"));
+        let uri = location.to_string();
+        assert_eq!(uri, "s3://models/models/jukebox/2?endpoint=http://127.0.0.1:9000&defaultRegion=us-east-1");
+        assert_eq!(uri.parse::<S3Location>().unwrap(), location);
+        assert_eq!(location.version_folder(), Some(2));
+        let bare: S3Location = "s3://bucket/prefix/".parse().unwrap();
+        assert_eq!((bare.key.as_str(), bare.endpoint.as_deref(), bare.version_folder()), ("prefix/", None, None));
+        assert_eq!(bare.to_string(), "s3://bucket/prefix/");
+        for bad in ["http://x/y", "s3:///key"] {
+            assert!(bad.parse::<S3Location>().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn versions_are_integer_folders_holding_a_model() {
+        let root = std::env::temp_dir().join(format!("jukebox-model-folder-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        for (folder, with_model) in [("10", true), ("2", true), ("3", false), ("latest", true)] {
+            let dir = root.join("jukebox").join(folder);
+            std::fs::create_dir_all(&dir).unwrap();
+            if with_model {
+                std::fs::write(dir.join(MODEL_FILE), b"onnx").unwrap();
+            }
+        }
+        std::fs::create_dir_all(root.join(".download/1")).unwrap();
+        let found = models(&root).unwrap();
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].1.iter().map(|(v, _)| *v).collect::<Vec<_>>(), vec![2, 10]);
+        let folder = VersionFolder::identify(&root.join("jukebox/10")).unwrap();
+        assert_eq!((folder.name.as_str(), folder.version, folder.bucket_prefix()), ("jukebox", 10, "models/jukebox/10/".to_string()));
+        assert!(VersionFolder::identify(&root.join("jukebox/3")).is_err());
+        assert!(VersionFolder::identify(&root.join("jukebox/latest")).unwrap_err().to_string().contains("not an integer version"));
+        assert!(versions(&root.join("absent")).unwrap().is_empty());
+        std::fs::remove_dir_all(&root).unwrap();
+    }
+}
