@@ -8,6 +8,7 @@
 //!
 //! Notebooks never compile this crate; the `jukebox` binary starts these servers.
 
+pub mod http;
 pub mod model_server;
 pub mod registry;
 pub mod s3;
