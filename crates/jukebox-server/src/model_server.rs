@@ -775,14 +775,18 @@ async fn infer_queued(
 ) -> Result<Response, ModelServerError> {
     let json_length = json_length(&headers, &body)?;
     let elements = precheck::check(&body[..json_length], &state.limits)?;
-    let waiting = state.waiting.fetch_add(1, Ordering::SeqCst);
-    let ticket = Waiting(&state.waiting);
-    if waiting >= state.limits.max_waiting {
-        return Err(ModelServerError::Busy { waiting, limit: state.limits.max_waiting });
-    }
     let weight = elements.clamp(1, u64::from(u32::MAX)).min(in_flight_budget(&state.limits)) as u32;
-    let _permit = state.in_flight.acquire_many(weight).await.map_err(|e| ModelServerError::Io(std::io::Error::other(e)))?;
-    drop(ticket);
+    let _permit = match state.in_flight.try_acquire_many(weight) {
+        Ok(permit) => permit,
+        Err(_) => {
+            let waiting = state.waiting.fetch_add(1, Ordering::SeqCst);
+            let _ticket = Waiting(&state.waiting);
+            if waiting >= state.limits.max_waiting {
+                return Err(ModelServerError::Busy { waiting, limit: state.limits.max_waiting });
+            }
+            state.in_flight.acquire_many(weight).await.map_err(|e| ModelServerError::Io(std::io::Error::other(e)))?
+        }
+    };
     tokio::task::spawn_blocking(move || run_inference(&loaded, &headers, body))
         .await
         .map_err(|e| ModelServerError::Io(std::io::Error::other(format!("inference worker failed: {e}"))))?
