@@ -79,6 +79,9 @@ pub const DEFAULT_MAX_ROWS: u64 = 100_000;
 /// with room to spare, far below what exhausts a laptop's memory.
 pub const DEFAULT_MAX_ELEMENTS: u64 = 2_000_000;
 
+/// Default rows per ONNX Runtime call (see [`InferLimits::batch_rows`]).
+pub const DEFAULT_BATCH_ROWS: u64 = 8192;
+
 /// Default cap on a model file found by the repository watcher (the workshop model is ~30 KB).
 pub const DEFAULT_MAX_MODEL_FILE_BYTES: u64 = 256 * 1024 * 1024;
 
@@ -192,6 +195,10 @@ pub struct InferLimits {
     pub max_elements_in_flight: u64,
     /// Requests that may wait for their turn; one more answers 503.
     pub max_waiting: usize,
+    /// Rows per ONNX Runtime call: larger requests run in slices (for models whose inputs and
+    /// outputs all have a dynamic batch dimension), because ONNX Runtime keeps the memory a call
+    /// grew to. 0 = one call per request.
+    pub batch_rows: u64,
 }
 
 impl Default for InferLimits {
@@ -201,6 +208,7 @@ impl Default for InferLimits {
             max_elements: DEFAULT_MAX_ELEMENTS,
             max_elements_in_flight: DEFAULT_MAX_ELEMENTS,
             max_waiting: 64,
+            batch_rows: DEFAULT_BATCH_ROWS,
         }
     }
 }
@@ -492,8 +500,10 @@ struct AppState {
     token: Option<String>,
     max_body_bytes: usize,
     limits: InferLimits,
-    /// One permit per tensor element in inference (see [`InferLimits::max_elements_in_flight`]).
-    in_flight: tokio::sync::Semaphore,
+    /// One permit per tensor element in inference (see [`InferLimits::max_elements_in_flight`]),
+    /// held until the answer is sent: a large answer (80 MB of JSON for 100,000 rows) is most of
+    /// a request's memory.
+    in_flight: Arc<tokio::sync::Semaphore>,
     /// Requests waiting for permits.
     waiting: AtomicUsize,
 }
@@ -528,7 +538,7 @@ impl AppState {
             token: options.token.clone(),
             max_body_bytes: options.max_body_bytes,
             limits: options.limits,
-            in_flight: tokio::sync::Semaphore::new(in_flight_budget(&options.limits) as usize),
+            in_flight: Arc::new(tokio::sync::Semaphore::new(in_flight_budget(&options.limits) as usize)),
             waiting: AtomicUsize::new(0),
         }
     }
@@ -776,7 +786,7 @@ async fn infer_queued(
     let json_length = json_length(&headers, &body)?;
     let elements = precheck::check(&body[..json_length], &state.limits)?;
     let weight = elements.clamp(1, u64::from(u32::MAX)).min(in_flight_budget(&state.limits)) as u32;
-    let _permit = match state.in_flight.try_acquire_many(weight) {
+    let permit = match state.in_flight.clone().try_acquire_many_owned(weight) {
         Ok(permit) => permit,
         Err(_) => {
             let waiting = state.waiting.fetch_add(1, Ordering::SeqCst);
@@ -784,12 +794,101 @@ async fn infer_queued(
             if waiting >= state.limits.max_waiting {
                 return Err(ModelServerError::Busy { waiting, limit: state.limits.max_waiting });
             }
-            state.in_flight.acquire_many(weight).await.map_err(|e| ModelServerError::Io(std::io::Error::other(e)))?
+            state.in_flight.clone().acquire_many_owned(weight).await.map_err(|e| ModelServerError::Io(std::io::Error::other(e)))?
         }
     };
-    tokio::task::spawn_blocking(move || run_inference(&loaded, &headers, body))
+    let slice_rows = usize::try_from(state.limits.batch_rows).unwrap_or(usize::MAX);
+    let response = tokio::task::spawn_blocking(move || run_inference_with(&loaded, &headers, body, slice_rows))
         .await
-        .map_err(|e| ModelServerError::Io(std::io::Error::other(format!("inference worker failed: {e}"))))?
+        .map_err(|e| ModelServerError::Io(std::io::Error::other(format!("inference worker failed: {e}"))))??;
+    let (parts, body) = response.into_parts();
+    Ok(Response::from_parts(parts, axum::body::Body::new(PermitBody { inner: body, _permit: permit })))
+}
+
+/// Runs the model on slices of at most `slice_rows` rows and joins the outputs, when every input
+/// and output of the model has a dynamic first (batch) dimension and the request has more rows.
+/// ONNX Runtime keeps the memory arena a call grew to, per session: a 100,000-row call would
+/// leave hundreds of MB held after it; slices bound that. Otherwise one call.
+fn run_in_slices(loaded: &LoadedModel, inputs: &[InputTensor<'_>], slice_rows: usize) -> Result<Vec<jukebox_runtime::OutputTensor>, RuntimeError> {
+    let batched = loaded.inputs.iter().chain(&loaded.outputs).all(|t| t.shape.first() == Some(&-1));
+    let rows = inputs.first().and_then(|i| i.shape.first()).copied().unwrap_or(0);
+    let splittable = batched
+        && slice_rows > 0
+        && rows > 0
+        && rows as u64 > slice_rows as u64
+        && inputs.iter().all(|i| {
+            i.shape.first() == Some(&rows) && i.shape.iter().try_fold(1i64, |acc, &d| acc.checked_mul(d)) == Some(i.data.len() as i64)
+        });
+    if !splittable {
+        return loaded.model.run(inputs);
+    }
+    // Whole-request validation first, so errors name flat indices of the request, not of a slice.
+    loaded.model.check_inputs(inputs)?;
+    let rows = rows as usize;
+    let mut joined: Vec<jukebox_runtime::OutputTensor> = Vec::new();
+    let mut start = 0;
+    while start < rows {
+        let end = (start + slice_rows).min(rows);
+        let shapes: Vec<Vec<i64>> = inputs
+            .iter()
+            .map(|i| {
+                let mut shape = i.shape.to_vec();
+                shape[0] = (end - start) as i64;
+                shape
+            })
+            .collect();
+        let slice: Vec<InputTensor<'_>> = inputs
+            .iter()
+            .zip(&shapes)
+            .map(|(i, shape)| {
+                let per_row = i.data.len() / rows;
+                InputTensor::new(i.name, shape, &i.data[start * per_row..end * per_row])
+            })
+            .collect();
+        let outputs = loaded.model.run(&slice)?;
+        if joined.is_empty() {
+            joined = outputs;
+            for output in &mut joined {
+                let per_row = output.data.len() / (end - start).max(1);
+                output.data.reserve(per_row * (rows - end));
+            }
+        } else {
+            for (joined, output) in joined.iter_mut().zip(outputs) {
+                joined.data.extend_from_slice(&output.data);
+                if let (Some(total), Some(part)) = (joined.shape.first_mut(), output.shape.first()) {
+                    *total += part;
+                }
+            }
+        }
+        start = end;
+    }
+    Ok(joined)
+}
+
+/// A response body that keeps its request's share of the in-flight budget until it is sent.
+struct PermitBody {
+    inner: axum::body::Body,
+    _permit: tokio::sync::OwnedSemaphorePermit,
+}
+
+impl http_body::Body for PermitBody {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, axum::Error>>> {
+        std::pin::Pin::new(&mut self.inner).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
 }
 
 /// The whole in-flight budget, at least one request's worth (a request never asks for more than
@@ -829,6 +928,17 @@ fn read_body(body: Result<Bytes, BytesRejection>, limit: usize) -> Result<Bytes,
 /// Parses an infer request (JSON, optionally followed by binary tensor data), runs the model,
 /// and encodes the answer the way the request asked for.
 pub fn run_inference(loaded: &LoadedModel, headers: &HeaderMap, body: Bytes) -> Result<Response, ModelServerError> {
+    run_inference_with(loaded, headers, body, DEFAULT_BATCH_ROWS as usize)
+}
+
+/// [`run_inference`], running the model on slices of at most `slice_rows` rows
+/// ([`InferLimits::batch_rows`]; 0 = one call).
+pub fn run_inference_with(
+    loaded: &LoadedModel,
+    headers: &HeaderMap,
+    body: Bytes,
+    slice_rows: usize,
+) -> Result<Response, ModelServerError> {
     let json_length = json_length(headers, &body)?;
     let (json, mut binary) = body.split_at(json_length);
     let request: InferRequest = serde_json::from_slice(json)
@@ -919,7 +1029,7 @@ pub fn run_inference(loaded: &LoadedModel, headers: &HeaderMap, body: Bytes) -> 
         .zip(&values)
         .map(|(input, data)| InputTensor::new(&input.name, &input.shape, data))
         .collect();
-    let mut results = loaded.model.run(&inputs).map_err(ModelServerError::Tensor)?;
+    let mut results = run_in_slices(loaded, &inputs, slice_rows).map_err(ModelServerError::Tensor)?;
 
     let mut outputs = Vec::with_capacity(selected.len());
     let mut binary_out: Vec<u8> = Vec::new();

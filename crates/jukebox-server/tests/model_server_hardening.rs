@@ -255,3 +255,36 @@ fn a_watched_model_that_would_allocate_a_gigabyte_at_load_is_refused_and_the_oth
     let (status, answer) = post(&format!("{}/v2/models/jukebox/infer", server.url), &infer_body(&names, 3, "0.5", ""));
     assert_eq!(status, 200, "{answer}");
 }
+
+#[test]
+fn a_large_request_run_in_slices_answers_what_one_call_answers() {
+    let repository = repository_with_model();
+    let sliced = Running::start(ModelServerConfig::new(repository.path())); // 8,192 rows per call
+    let mut whole_config = ModelServerConfig::new(repository.path());
+    whole_config.limits.batch_rows = 0;
+    let whole = Running::start(whole_config);
+    let names = sliced.input_names("jukebox");
+    let rows = 20_000;
+    let inputs: Vec<String> = names
+        .iter()
+        .enumerate()
+        .map(|(k, name)| {
+            let data = (0..rows).map(|i| format!("{:.4}", ((i * 31 + k * 7) % 1000) as f32 / 1000.0)).collect::<Vec<_>>().join(",");
+            format!(r#"{{"name":"{name}","shape":[{rows},1],"datatype":"FP32","data":[{data}]}}"#)
+        })
+        .collect();
+    let body = format!(r#"{{"inputs":[{}]}}"#, inputs.join(","));
+    let answer = |server: &Running| {
+        let (status, text) = post(&format!("{}/v2/models/jukebox/infer", server.url), &body);
+        assert_eq!(status, 200, "{text}");
+        serde_json::from_str::<serde_json::Value>(&text).unwrap()["outputs"][0].clone()
+    };
+    let (a, b) = (answer(&sliced), answer(&whole));
+    assert_eq!(a["shape"], b["shape"]);
+    assert_eq!(a["shape"][0], serde_json::json!(rows));
+    let (a, b) = (a["data"].as_array().unwrap().clone(), b["data"].as_array().unwrap().clone());
+    assert_eq!(a.len(), b.len());
+    let worst = a.iter().zip(&b).map(|(x, y)| (x.as_f64().unwrap() - y.as_f64().unwrap()).abs()).fold(0.0, f64::max);
+    println!("largest difference sliced vs one call over {} values: {worst:e}", a.len());
+    assert!(worst < 1e-5, "{worst}");
+}
