@@ -78,6 +78,20 @@ pub enum BodyReadError {
     Inner(BoxError),
 }
 
+/// True when axum could not read a body because a [`TimedBody`] deadline passed.
+pub(crate) fn is_body_timeout(rejection: &axum::extract::rejection::BytesRejection) -> bool {
+    use std::error::Error as _;
+    let mut source: Option<&(dyn StdError + 'static)> = rejection.source();
+    while let Some(error) = source {
+        if let Some(BodyReadError::Idle(_) | BodyReadError::Total(_)) = error.downcast_ref::<BodyReadError>() {
+            return true;
+        }
+        source = error.source();
+    }
+    let text = rejection.body_text();
+    text.contains("the request body paused") || text.contains("the request body took longer")
+}
+
 /// A request body with the deadlines of [`HttpTimeouts`].
 pub struct TimedBody<B> {
     inner: B,

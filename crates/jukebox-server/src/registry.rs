@@ -151,6 +151,9 @@ pub enum RegistryError {
     /// 415: a write whose body is not declared as JSON.
     #[error("{0}")]
     UnsupportedMediaType(String),
+    /// 408: the body did not arrive in time ([`HttpTimeouts`]).
+    #[error("{0}")]
+    RequestTimeout(String),
     /// 413: a body over the limit.
     #[error("the request body is larger than the limit of {limit} bytes")]
     PayloadTooLarge { limit: usize },
@@ -177,6 +180,7 @@ impl RegistryError {
             RegistryError::Unauthorized => StatusCode::UNAUTHORIZED,
             RegistryError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             RegistryError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            RegistryError::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             // A constraint the checks before the write missed (a race, an auto-name taken) is
             // still the client's conflict, never a server failure.
             RegistryError::Database(e) if e.sqlite_error_code() == Some(rusqlite::ErrorCode::ConstraintViolation) => {
@@ -237,6 +241,8 @@ impl<T: DeserializeOwned> FromRequest<AppState> for ApiJson<T> {
         let bytes = axum::body::Bytes::from_request(request, state).await.map_err(|e| {
             if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
                 RegistryError::PayloadTooLarge { limit: state.max_body_bytes }
+            } else if crate::http::is_body_timeout(&e) {
+                RegistryError::RequestTimeout(format!("cannot read the request body: {e}"))
             } else {
                 RegistryError::BadRequest(format!("cannot read the request body: {e}"))
             }
