@@ -230,13 +230,20 @@ fn xml_error(status: hyper::StatusCode, code: &str, message: &str) -> s3s::HttpR
     response
 }
 
-/// Flushes a completed object's file and its folder entry to disk.
+/// Flushes a completed object's file to disk, then every folder from its own up to the data
+/// root, so the entries of folders the upload created are durable too.
 async fn sync_object(root: &Path, bucket: &str, key: &str) -> S3Result<()> {
+    let root = root.to_path_buf();
     let path = root.join(bucket).join(key);
     tokio::task::spawn_blocking(move || -> io::Result<()> {
         std::fs::File::open(&path)?.sync_all()?;
-        if let Some(folder) = path.parent() {
-            std::fs::File::open(folder)?.sync_all()?;
+        let mut folder = path.parent();
+        while let Some(dir) = folder {
+            std::fs::File::open(dir)?.sync_all()?;
+            if dir == root {
+                break;
+            }
+            folder = dir.parent().filter(|parent| parent.starts_with(&root));
         }
         Ok(())
     })
