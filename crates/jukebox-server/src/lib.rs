@@ -6,8 +6,11 @@
 //! - [`model_server`]: a KServe v2 / Open Inference Protocol server running ONNX models
 //!   (stands in for OpenVINO Model Server).
 //!
+//! All three run on [`http`]'s accept loop, with header and body read timeouts.
+//!
 //! Notebooks never compile this crate; the `jukebox` binary starts these servers.
 
+pub mod http;
 pub mod model_server;
 pub mod registry;
 pub mod s3;

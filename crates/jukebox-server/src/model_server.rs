@@ -5,7 +5,12 @@
 //! `<repository>/<model name>/<integer version>/model.onnx`. Every version is loaded at start;
 //! requests without a version go to the highest one. Other files and folders are ignored. With a
 //! poll interval ([`RepositoryWatch`]), versions that appear in the folder later are loaded while
-//! serving and removed ones unloaded, as OpenVINO Model Server does with its model folders.
+//! serving, removed ones unloaded and re-uploaded ones (another size, modification time or inode)
+//! reloaded, as OpenVINO Model Server does with its model folders. Files arrive unchecked (any
+//! holder of the S3 credentials can upload), so each one passes [`LoadLimits`] first: a size cap,
+//! and no node that would build a huge constant while ONNX Runtime folds constants at load (a
+//! 200-byte `ConstantOfShape` graph otherwise allocates a gigabyte). A refused or broken file is
+//! logged once and the other versions keep serving.
 //!
 //! **Routes.**
 //!
@@ -22,13 +27,23 @@
 //! that `tritonclient` uses by default (see [`jukebox_protocol::inference`]).
 //!
 //! **Errors** are `{"error": "..."}`: 400 for a bad request or tensor (the message names the
-//! tensor), 401 for a missing or wrong bearer token when one is configured (health routes stay
-//! open so probes work), 404 for an unknown model, version or route, 413 for a body over the
-//! configured limit, 500 if ONNX Runtime itself fails. One bad request never stops the server.
+//! tensor; also an output asked for twice, which Triton refuses too), 401 for a missing or wrong
+//! bearer token when one is configured (health routes stay open so probes work), 404 for an
+//! unknown model, version or route, 413 for a body over the configured limit or a request over
+//! [`InferLimits`] (the message names the input, its size and the limit), 503 when too many
+//! requests already wait, 500 if ONNX Runtime itself fails. One bad request never stops the server.
 //!
-//! **Speed.** The workshop model runs in tens of microseconds, less than a thread hand-off, so
-//! inference runs inline on the async worker that parsed the request; each model keeps one ONNX
-//! Runtime session per core ([`jukebox_runtime::OnnxModel`]) so workers do not queue on one.
+//! **Bounded cost per request.** One 31 MB request of 1.25 M rows used to take 3.4 GB and 30 s.
+//! Now the request's shapes are checked against [`InferLimits`] by a scan that keeps no data
+//! (`precheck`), before anything is decoded; inference runs on tokio's blocking pool, so health
+//! and metadata keep the async workers; requests share a budget of tensor elements in flight
+//! (a semaphore held until the answer is sent), so large requests take turns while small ones run
+//! side by side, and a bounded number wait (then 503). Large requests run in slices of
+//! [`InferLimits::batch_rows`] rows, because ONNX Runtime keeps the memory arena a call grew to.
+//! Each model keeps one ONNX Runtime session per core ([`jukebox_runtime::OnnxModel`]).
+//!
+//! **Connections** ([`crate::http`]): header and body read timeouts, idle keep-alive connections
+//! closed ([`ModelServerConfig::timeouts`]).
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), jukebox_server::model_server::ModelServerError> {
@@ -41,11 +56,15 @@
 //! # }
 //! ```
 
+mod guard;
+mod precheck;
+
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
@@ -54,7 +73,6 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::serve::ListenerExt;
 use axum::{Json, Router};
 use jukebox_protocol::inference::{
     ErrorResponse, InferOutput, InferRequest, InferResponse, ModelMetadata, Parameters, ServerMetadata, TensorData,
@@ -62,9 +80,28 @@ use jukebox_protocol::inference::{
 };
 use jukebox_runtime::{InputTensor, OnnxModel, RuntimeError};
 
+use crate::http::{serve_http, HttpTimeouts};
+
 /// Default request body limit: far above any realistic batch of songs (a 10,000-song JSON
 /// batch is about 2 MB), low enough that a runaway client cannot exhaust memory.
 pub const DEFAULT_MAX_BODY_BYTES: usize = 32 * 1024 * 1024;
+
+/// Default most rows (first dimension) of one input per request: ten times the workshop's whole
+/// data set. A 100,000-row answer of 72 classes is already ~80 MB of JSON.
+pub const DEFAULT_MAX_ROWS: u64 = 100_000;
+
+/// Default most tensor elements per request (all inputs together): 100,000 rows of 13 features
+/// with room to spare, far below what exhausts a laptop's memory.
+pub const DEFAULT_MAX_ELEMENTS: u64 = 2_000_000;
+
+/// Default rows per ONNX Runtime call (see [`InferLimits::batch_rows`]).
+pub const DEFAULT_BATCH_ROWS: u64 = 8192;
+
+/// Default cap on a model file found by the repository watcher (the workshop model is ~30 KB).
+pub const DEFAULT_MAX_MODEL_FILE_BYTES: u64 = 256 * 1024 * 1024;
+
+/// Default cap on a constant tensor a watched model would create while loading.
+pub const DEFAULT_MAX_FOLDED_CONSTANT_BYTES: u64 = 64 * 1024 * 1024;
 
 /// Environment variable holding the bearer token when none is given in the config.
 pub const TOKEN_ENV: &str = "JUKEBOX_MODEL_TOKEN";
@@ -89,6 +126,21 @@ pub enum ModelServerError {
     BodyTooLarge { limit: usize },
     #[error("missing or wrong bearer token (send `Authorization: Bearer <token>`)")]
     Unauthorized,
+    /// 413: a request over a [`InferLimits`] limit; `what` names the input and its size.
+    #[error("{what}; this server accepts at most {limit} per request ({setting}); send smaller batches")]
+    OverLimit { what: String, limit: String, setting: &'static str },
+    /// 400: the same output asked for twice (Triton refuses this too).
+    #[error("output tensor '{name}' is requested more than once; ask for each output once")]
+    DuplicateOutput { name: String },
+    /// 408: the body did not arrive in time ([`HttpTimeouts`]).
+    #[error("{0}")]
+    RequestTimeout(String),
+    /// 503: too many inference requests are already waiting.
+    #[error("the model server is busy: {waiting} inference requests are already waiting for a free slot (limit {limit}, InferLimits::max_waiting); retry shortly")]
+    Busy { waiting: usize, limit: usize },
+    /// A model file refused before loading (too large, or a graph that would blow up at load).
+    #[error("refusing model '{name}' version {version} ({path}): {reason}")]
+    Refused { name: String, version: u64, path: PathBuf, reason: String },
     #[error("no route for {method} {path}")]
     NoRoute { method: String, path: String },
     #[error("server I/O: {0}")]
@@ -102,9 +154,12 @@ impl ModelServerError {
             Self::UnknownModel { .. } | Self::UnknownVersion { .. } | Self::NoRoute { .. } => StatusCode::NOT_FOUND,
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
             Self::Tensor(e) if e.is_input_error() => StatusCode::BAD_REQUEST,
-            Self::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::BodyTooLarge { .. } | Self::OverLimit { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::DuplicateOutput { .. } => StatusCode::BAD_REQUEST,
+            Self::Busy { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            Self::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
-            Self::Tensor(_) | Self::Repository { .. } | Self::Load { .. } | Self::Io(_) => {
+            Self::Tensor(_) | Self::Repository { .. } | Self::Load { .. } | Self::Refused { .. } | Self::Io(_) => {
                 StatusCode::INTERNAL_SERVER_ERROR
             }
         }
@@ -117,6 +172,9 @@ impl IntoResponse for ModelServerError {
         let mut response = (status, Json(ErrorResponse { error: self.to_string() })).into_response();
         if status == StatusCode::UNAUTHORIZED {
             response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
         }
         response
     }
@@ -135,6 +193,80 @@ pub struct ModelServerConfig {
     pub sessions_per_model: usize,
     /// How often to look for new or removed versions in the folder; `None` = load once.
     pub poll_interval: Option<Duration>,
+    /// Per-request size limits and the inference queue.
+    pub limits: InferLimits,
+    /// Limits on model files before they are loaded.
+    pub load_limits: LoadLimits,
+    /// Header and body read timeouts, idle connections.
+    pub timeouts: HttpTimeouts,
+}
+
+/// Limits on inference requests. Sizes are checked on the request's shapes (and counted `data`
+/// values) before any tensor is decoded, so an oversized request costs a scan, not memory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InferLimits {
+    /// Most rows (first dimension) of any one input.
+    pub max_rows: u64,
+    /// Most elements of all inputs together.
+    pub max_elements: u64,
+    /// Elements that may be in inference at once, summed over requests; others wait. Bounds the
+    /// memory of concurrent large requests while small ones still run side by side.
+    pub max_elements_in_flight: u64,
+    /// Requests that may wait for their turn; one more answers 503.
+    pub max_waiting: usize,
+    /// Rows per ONNX Runtime call: larger requests run in slices (for models whose inputs and
+    /// outputs all have a dynamic batch dimension), because ONNX Runtime keeps the memory a call
+    /// grew to. 0 = one call per request.
+    pub batch_rows: u64,
+}
+
+impl Default for InferLimits {
+    fn default() -> Self {
+        Self {
+            max_rows: DEFAULT_MAX_ROWS,
+            max_elements: DEFAULT_MAX_ELEMENTS,
+            max_elements_in_flight: DEFAULT_MAX_ELEMENTS,
+            max_waiting: 64,
+            batch_rows: DEFAULT_BATCH_ROWS,
+        }
+    }
+}
+
+/// Limits on a model file before ONNX Runtime sees it; see [`ModelRepository::refresh_with_limits`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LoadLimits {
+    /// Larger `model.onnx` files are refused.
+    pub max_file_bytes: u64,
+    /// Graphs that would create a larger constant tensor from constants (folded at load) are refused.
+    pub max_folded_constant_bytes: u64,
+}
+
+impl Default for LoadLimits {
+    fn default() -> Self {
+        Self { max_file_bytes: DEFAULT_MAX_MODEL_FILE_BYTES, max_folded_constant_bytes: DEFAULT_MAX_FOLDED_CONSTANT_BYTES }
+    }
+}
+
+/// How [`serve_repository_with`] serves: everything of [`ModelServerConfig`] but the folder.
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    pub token: Option<String>,
+    pub max_body_bytes: usize,
+    pub limits: InferLimits,
+    pub load_limits: LoadLimits,
+    pub timeouts: HttpTimeouts,
+}
+
+impl Default for ServeOptions {
+    fn default() -> Self {
+        Self {
+            token: None,
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            limits: InferLimits::default(),
+            load_limits: LoadLimits::default(),
+            timeouts: HttpTimeouts::API,
+        }
+    }
 }
 
 impl ModelServerConfig {
@@ -147,6 +279,9 @@ impl ModelServerConfig {
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             sessions_per_model: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
             poll_interval: None,
+            limits: InferLimits::default(),
+            load_limits: LoadLimits::default(),
+            timeouts: HttpTimeouts::API,
         }
     }
 }
@@ -158,6 +293,44 @@ pub struct LoadedModel {
     pub model: OnnxModel,
     inputs: Vec<TensorMetadata>,
     outputs: Vec<TensorMetadata>,
+    /// The file as it was when loaded; a different stamp later means a re-upload to reload.
+    stamp: Option<FileStamp>,
+}
+
+/// What identifies one upload of a file: S3 uploads are renamed into place, so a re-upload gets a
+/// new inode and modification time even when its size is the same.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct FileStamp {
+    len: u64,
+    modified: Option<SystemTime>,
+    inode: u64,
+}
+
+impl FileStamp {
+    fn of(path: &Path) -> Option<Self> {
+        let metadata = std::fs::metadata(path).ok()?;
+        #[cfg(unix)]
+        let inode = std::os::unix::fs::MetadataExt::ino(&metadata);
+        #[cfg(not(unix))]
+        let inode = 0;
+        Some(Self { len: metadata.len(), modified: metadata.modified().ok(), inode })
+    }
+}
+
+/// Loads `path` after checking it against `limits` (see [`LoadLimits`]).
+fn load_checked(name: &str, version: u64, path: &Path, sessions: usize, limits: &LoadLimits) -> Result<OnnxModel, ModelServerError> {
+    let refused = |reason: String| ModelServerError::Refused { name: name.to_string(), version, path: path.to_path_buf(), reason };
+    let len = std::fs::metadata(path).map_err(|e| refused(e.to_string()))?.len();
+    if len > limits.max_file_bytes {
+        return Err(refused(format!(
+            "the file has {len} bytes; watched models may have at most {} (LoadLimits::max_file_bytes)",
+            limits.max_file_bytes
+        )));
+    }
+    let bytes = std::fs::read(path).map_err(|e| refused(e.to_string()))?;
+    guard::check(&bytes, limits.max_folded_constant_bytes).map_err(refused)?;
+    OnnxModel::load_with_sessions(path, sessions)
+        .map_err(|source| ModelServerError::Load { name: name.to_string(), version, source })
 }
 
 /// Every model version found in a repository folder.
@@ -167,12 +340,17 @@ pub struct ModelRepository {
 }
 
 impl ModelRepository {
-    /// Loads `<dir>/<name>/<integer version>/model.onnx` for every name and version.
+    /// Loads `<dir>/<name>/<integer version>/model.onnx` for every name and version, with the
+    /// default [`LoadLimits`].
     pub fn load(dir: &Path, sessions_per_model: usize) -> Result<Self, ModelServerError> {
+        Self::load_with_limits(dir, sessions_per_model, &LoadLimits::default())
+    }
+
+    /// [`Self::load`] with the given limits on each file.
+    pub fn load_with_limits(dir: &Path, sessions_per_model: usize, limits: &LoadLimits) -> Result<Self, ModelServerError> {
         let mut repository = Self::default();
         for (name, version, path) in model_files(dir)? {
-            let model = OnnxModel::load_with_sessions(&path, sessions_per_model)
-                .map_err(|source| ModelServerError::Load { name: name.clone(), version, source })?;
+            let model = load_checked(&name, version, &path, sessions_per_model, limits)?;
             repository.insert(&name, version, model);
         }
         Ok(repository)
@@ -192,26 +370,52 @@ impl ModelRepository {
         broken: &mut BTreeMap<PathBuf, std::time::SystemTime>,
         failures: &mut Vec<ModelServerError>,
     ) -> Result<Option<Self>, ModelServerError> {
+        self.refresh_with_limits(dir, sessions_per_model, &LoadLimits::default(), broken, failures)
+    }
+
+    /// [`Self::refresh`] that also reloads a version whose file changed (a model re-uploaded to
+    /// the same version), and checks every file against `limits` before ONNX Runtime loads it:
+    /// an oversized file or a graph that would build a huge constant while loading is refused
+    /// (noted in `failures`) and the other versions keep serving. A changed file that fails to
+    /// load leaves the previously loaded model of that version serving.
+    pub fn refresh_with_limits(
+        &self,
+        dir: &Path,
+        sessions_per_model: usize,
+        limits: &LoadLimits,
+        broken: &mut BTreeMap<PathBuf, std::time::SystemTime>,
+        failures: &mut Vec<ModelServerError>,
+    ) -> Result<Option<Self>, ModelServerError> {
         let found = if dir.exists() { model_files(dir)? } else { Vec::new() };
         let modified = |path: &Path| std::fs::metadata(path).and_then(|m| m.modified()).ok();
         broken.retain(|path, when| modified(path) == Some(*when));
         let mut next = Self::default();
+        let mut reloaded = false;
         for (name, version, path) in found {
-            if let Some(existing) = self.models.get(&name).and_then(|versions| versions.get(&version)) {
+            let existing = self.models.get(&name).and_then(|versions| versions.get(&version));
+            if let Some(existing) = existing.filter(|e| e.stamp.is_some() && e.stamp == FileStamp::of(&path)) {
                 next.models.entry(name).or_default().insert(version, existing.clone());
             } else if !broken.contains_key(&path) {
-                match OnnxModel::load_with_sessions(&path, sessions_per_model) {
-                    Ok(model) => next.insert(&name, version, model),
-                    Err(source) => {
+                match load_checked(&name, version, &path, sessions_per_model, limits) {
+                    Ok(model) => {
+                        reloaded |= existing.is_some();
+                        next.insert(&name, version, model);
+                    }
+                    Err(failure) => {
                         if let Some(when) = modified(&path) {
                             broken.insert(path, when);
                         }
-                        failures.push(ModelServerError::Load { name, version, source });
+                        failures.push(failure);
+                        if let Some(existing) = existing {
+                            next.models.entry(name).or_default().insert(version, existing.clone());
+                        }
                     }
                 }
+            } else if let Some(existing) = existing {
+                next.models.entry(name).or_default().insert(version, existing.clone());
             }
         }
-        Ok((next.list() != self.list()).then_some(next))
+        Ok((reloaded || next.list() != self.list()).then_some(next))
     }
 
     /// Adds (or replaces) one model version.
@@ -223,6 +427,7 @@ impl ModelRepository {
                 .collect()
         };
         let loaded = LoadedModel {
+            stamp: FileStamp::of(model.path()),
             name: name.to_string(),
             version,
             inputs: describe(model.inputs()),
@@ -313,6 +518,13 @@ struct AppState {
     repository: RwLock<Arc<ModelRepository>>,
     token: Option<String>,
     max_body_bytes: usize,
+    limits: InferLimits,
+    /// One permit per tensor element in inference (see [`InferLimits::max_elements_in_flight`]),
+    /// held until the answer is sent: a large answer (80 MB of JSON for 100,000 rows) is most of
+    /// a request's memory.
+    in_flight: Arc<tokio::sync::Semaphore>,
+    /// Requests waiting for permits.
+    waiting: AtomicUsize,
 }
 
 impl AppState {
@@ -329,10 +541,37 @@ pub struct RepositoryWatch {
     pub sessions_per_model: usize,
 }
 
+/// Counts a request as waiting for inference while it lives.
+struct Waiting<'a>(&'a AtomicUsize);
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+impl AppState {
+    fn new(repository: ModelRepository, options: &ServeOptions) -> Self {
+        Self {
+            repository: RwLock::new(Arc::new(repository)),
+            token: options.token.clone(),
+            max_body_bytes: options.max_body_bytes,
+            limits: options.limits,
+            in_flight: Arc::new(tokio::sync::Semaphore::new(in_flight_budget(&options.limits) as usize)),
+            waiting: AtomicUsize::new(0),
+        }
+    }
+}
+
 /// The routes over an already loaded repository (for tests and for composing with other
 /// servers on one port).
 pub fn router(repository: ModelRepository, token: Option<String>, max_body_bytes: usize) -> Router {
-    router_with_state(Arc::new(AppState { repository: RwLock::new(Arc::new(repository)), token, max_body_bytes }))
+    router_with_options(repository, &ServeOptions { token, max_body_bytes, ..ServeOptions::default() })
+}
+
+/// [`router`] with every option (limits, queue).
+pub fn router_with_options(repository: ModelRepository, options: &ServeOptions) -> Router {
+    router_with_state(Arc::new(AppState::new(repository, options)))
 }
 
 fn router_with_state(state: Arc<AppState>) -> Router {
@@ -366,16 +605,25 @@ pub async fn serve(
 ) -> Result<(), ModelServerError> {
     let repository_path = config.repository.clone();
     let sessions = config.sessions_per_model;
+    let load_limits = config.load_limits;
     // Loading runs ONNX Runtime's graph optimiser: keep it off the async workers.
-    let repository = tokio::task::spawn_blocking(move || ModelRepository::load(&repository_path, sessions))
-        .await
-        .map_err(|e| ModelServerError::Io(std::io::Error::other(e)))??;
+    let repository =
+        tokio::task::spawn_blocking(move || ModelRepository::load_with_limits(&repository_path, sessions, &load_limits))
+            .await
+            .map_err(|e| ModelServerError::Io(std::io::Error::other(e)))??;
     let watch = config.poll_interval.map(|interval| RepositoryWatch {
         dir: config.repository.clone(),
         interval,
         sessions_per_model: config.sessions_per_model,
     });
-    serve_repository(listener, repository, watch, config.token, config.max_body_bytes, shutdown).await
+    let options = ServeOptions {
+        token: config.token,
+        max_body_bytes: config.max_body_bytes,
+        limits: config.limits,
+        load_limits: config.load_limits,
+        timeouts: config.timeouts,
+    };
+    serve_repository_with(listener, repository, watch, options, shutdown).await
 }
 
 /// Serves an already loaded repository (so a caller can load first, then announce the URL)
@@ -389,22 +637,31 @@ pub async fn serve_repository(
     max_body_bytes: usize,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ModelServerError> {
-    let state = Arc::new(AppState { repository: RwLock::new(Arc::new(repository)), token, max_body_bytes });
-    let watcher = watch.map(|watch| tokio::spawn(watch_repository(state.clone(), watch)));
+    serve_repository_with(listener, repository, watch, ServeOptions { token, max_body_bytes, ..ServeOptions::default() }, shutdown)
+        .await
+}
+
+/// [`serve_repository`] with every option: request limits, the inference queue, limits on
+/// watched model files, read timeouts.
+pub async fn serve_repository_with(
+    listener: tokio::net::TcpListener,
+    repository: ModelRepository,
+    watch: Option<RepositoryWatch>,
+    options: ServeOptions,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ModelServerError> {
+    let state = Arc::new(AppState::new(repository, &options));
+    let watcher = watch.map(|watch| tokio::spawn(watch_repository(state.clone(), watch, options.load_limits)));
     let app = router_with_state(state);
-    // Small JSON answers: without TCP_NODELAY, Nagle's algorithm adds up to 40 ms per response.
-    let listener = listener.tap_io(|tcp| {
-        let _ = tcp.set_nodelay(true);
-    });
-    let served = axum::serve(listener, app).with_graceful_shutdown(shutdown).await;
+    serve_http(listener, app, options.timeouts, "model server", shutdown).await;
     if let Some(watcher) = watcher {
         watcher.abort();
     }
-    Ok(served?)
+    Ok(())
 }
 
 /// Polls the repository folder and swaps in a new repository when versions come or go.
-async fn watch_repository(state: Arc<AppState>, watch: RepositoryWatch) {
+async fn watch_repository(state: Arc<AppState>, watch: RepositoryWatch, limits: LoadLimits) {
     let mut ticks = tokio::time::interval(watch.interval);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let broken = Arc::new(std::sync::Mutex::new(BTreeMap::new()));
@@ -417,7 +674,7 @@ async fn watch_repository(state: Arc<AppState>, watch: RepositoryWatch) {
         let refreshed = tokio::task::spawn_blocking(move || {
             let mut failures = Vec::new();
             let mut broken = broken.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-            let result = current.refresh(&dir, sessions, &mut broken, &mut failures);
+            let result = current.refresh_with_limits(&dir, sessions, &limits, &mut broken, &mut failures);
             (result, failures)
         })
         .await;
@@ -523,7 +780,7 @@ async fn infer(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ModelServerError> {
     let loaded = state.repository().get(&name, None)?.clone();
-    run_inference(&loaded, &headers, read_body(body, state.max_body_bytes)?)
+    infer_queued(&state, loaded, headers, read_body(body, state.max_body_bytes)?).await
 }
 
 async fn infer_version(
@@ -533,24 +790,139 @@ async fn infer_version(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ModelServerError> {
     let loaded = state.repository().get(&name, Some(&version))?.clone();
-    run_inference(&loaded, &headers, read_body(body, state.max_body_bytes)?)
+    infer_queued(&state, loaded, headers, read_body(body, state.max_body_bytes)?).await
 }
 
-fn read_body(body: Result<Bytes, BytesRejection>, limit: usize) -> Result<Bytes, ModelServerError> {
-    body.map_err(|rejection| {
-        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            ModelServerError::BodyTooLarge { limit }
-        } else {
-            ModelServerError::BadRequest(format!("cannot read the request body: {}", rejection.body_text()))
+/// Checks the request's size against the limits (a cheap scan, before any tensor is decoded),
+/// waits for its share of the in-flight budget (503 when too many already wait), then parses and
+/// runs it on the blocking pool so health and metadata requests keep their async workers.
+async fn infer_queued(
+    state: &AppState,
+    loaded: Arc<LoadedModel>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ModelServerError> {
+    let json_length = json_length(&headers, &body)?;
+    // Scanned in place: the scan allocates nothing and takes milliseconds even for a body at the
+    // limit. (Moving it to the blocking pool spread the inference work over more pool threads and
+    // so more malloc arenas, and doubled peak memory under load.)
+    let elements = precheck::check(&body[..json_length], &state.limits)?;
+    let weight = elements.clamp(1, u64::from(u32::MAX)).min(in_flight_budget(&state.limits)) as u32;
+    let permit = match state.in_flight.clone().try_acquire_many_owned(weight) {
+        Ok(permit) => permit,
+        Err(_) => {
+            let waiting = state.waiting.fetch_add(1, Ordering::SeqCst);
+            let _ticket = Waiting(&state.waiting);
+            if waiting >= state.limits.max_waiting {
+                return Err(ModelServerError::Busy { waiting, limit: state.limits.max_waiting });
+            }
+            state.in_flight.clone().acquire_many_owned(weight).await.map_err(|e| ModelServerError::Io(std::io::Error::other(e)))?
         }
-    })
+    };
+    let slice_rows = usize::try_from(state.limits.batch_rows).unwrap_or(usize::MAX);
+    let response = tokio::task::spawn_blocking(move || run_inference_with(&loaded, &headers, body, slice_rows))
+        .await
+        .map_err(|e| ModelServerError::Io(std::io::Error::other(format!("inference worker failed: {e}"))))??;
+    let (parts, body) = response.into_parts();
+    Ok(Response::from_parts(parts, axum::body::Body::new(PermitBody { inner: body, _permit: permit })))
 }
 
-/// Parses an infer request (JSON, optionally followed by binary tensor data), runs the model,
-/// and encodes the answer the way the request asked for.
-pub fn run_inference(loaded: &LoadedModel, headers: &HeaderMap, body: Bytes) -> Result<Response, ModelServerError> {
-    let json_length = match headers.get(HEADER_INFERENCE_CONTENT_LENGTH) {
-        None => body.len(),
+/// Runs the model on slices of at most `slice_rows` rows and joins the outputs, when every input
+/// and output of the model has a dynamic first (batch) dimension and the request has more rows.
+/// ONNX Runtime keeps the memory arena a call grew to, per session: a 100,000-row call would
+/// leave hundreds of MB held after it; slices bound that. Otherwise one call.
+fn run_in_slices(loaded: &LoadedModel, inputs: &[InputTensor<'_>], slice_rows: usize) -> Result<Vec<jukebox_runtime::OutputTensor>, RuntimeError> {
+    let batched = loaded.inputs.iter().chain(&loaded.outputs).all(|t| t.shape.first() == Some(&-1));
+    let rows = inputs.first().and_then(|i| i.shape.first()).copied().unwrap_or(0);
+    let splittable = batched
+        && slice_rows > 0
+        && rows > 0
+        && rows as u64 > slice_rows as u64
+        && inputs.iter().all(|i| {
+            i.shape.first() == Some(&rows) && i.shape.iter().try_fold(1i64, |acc, &d| acc.checked_mul(d)) == Some(i.data.len() as i64)
+        });
+    if !splittable {
+        return loaded.model.run(inputs);
+    }
+    // Whole-request validation first, so errors name flat indices of the request, not of a slice.
+    loaded.model.check_inputs(inputs)?;
+    let rows = rows as usize;
+    let mut joined: Vec<jukebox_runtime::OutputTensor> = Vec::new();
+    let mut start = 0;
+    while start < rows {
+        let end = (start + slice_rows).min(rows);
+        let shapes: Vec<Vec<i64>> = inputs
+            .iter()
+            .map(|i| {
+                let mut shape = i.shape.to_vec();
+                shape[0] = (end - start) as i64;
+                shape
+            })
+            .collect();
+        let slice: Vec<InputTensor<'_>> = inputs
+            .iter()
+            .zip(&shapes)
+            .map(|(i, shape)| {
+                let per_row = i.data.len() / rows;
+                InputTensor::new(i.name, shape, &i.data[start * per_row..end * per_row])
+            })
+            .collect();
+        let outputs = loaded.model.run(&slice)?;
+        if joined.is_empty() {
+            joined = outputs;
+            for output in &mut joined {
+                let per_row = output.data.len() / (end - start).max(1);
+                output.data.reserve(per_row * (rows - end));
+            }
+        } else {
+            for (joined, output) in joined.iter_mut().zip(outputs) {
+                joined.data.extend_from_slice(&output.data);
+                if let (Some(total), Some(part)) = (joined.shape.first_mut(), output.shape.first()) {
+                    *total += part;
+                }
+            }
+        }
+        start = end;
+    }
+    Ok(joined)
+}
+
+/// A response body that keeps its request's share of the in-flight budget until it is sent.
+struct PermitBody {
+    inner: axum::body::Body,
+    _permit: tokio::sync::OwnedSemaphorePermit,
+}
+
+impl http_body::Body for PermitBody {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, axum::Error>>> {
+        std::pin::Pin::new(&mut self.inner).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// The whole in-flight budget, at least one request's worth (a request never asks for more than
+/// the budget, or it would wait forever); within `acquire_many`'s u32.
+fn in_flight_budget(limits: &InferLimits) -> u64 {
+    limits.max_elements_in_flight.max(limits.max_elements).clamp(1, u64::from(u32::MAX))
+}
+
+/// Length of the JSON part of an infer body (`Inference-Header-Content-Length`, or all of it).
+fn json_length(headers: &HeaderMap, body: &Bytes) -> Result<usize, ModelServerError> {
+    match headers.get(HEADER_INFERENCE_CONTENT_LENGTH) {
+        None => Ok(body.len()),
         Some(value) => value
             .to_str()
             .ok()
@@ -561,8 +933,37 @@ pub fn run_inference(loaded: &LoadedModel, headers: &HeaderMap, body: Bytes) -> 
                     "header {HEADER_INFERENCE_CONTENT_LENGTH} must be a byte count no larger than the body ({} bytes)",
                     body.len()
                 ))
-            })?,
-    };
+            }),
+    }
+}
+
+fn read_body(body: Result<Bytes, BytesRejection>, limit: usize) -> Result<Bytes, ModelServerError> {
+    body.map_err(|rejection| {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ModelServerError::BodyTooLarge { limit }
+        } else if crate::http::is_body_timeout(&rejection) {
+            ModelServerError::RequestTimeout(format!("cannot read the request body: {}", rejection.body_text()))
+        } else {
+            ModelServerError::BadRequest(format!("cannot read the request body: {}", rejection.body_text()))
+        }
+    })
+}
+
+/// Parses an infer request (JSON, optionally followed by binary tensor data), runs the model,
+/// and encodes the answer the way the request asked for.
+pub fn run_inference(loaded: &LoadedModel, headers: &HeaderMap, body: Bytes) -> Result<Response, ModelServerError> {
+    run_inference_with(loaded, headers, body, DEFAULT_BATCH_ROWS as usize)
+}
+
+/// [`run_inference`], running the model on slices of at most `slice_rows` rows
+/// ([`InferLimits::batch_rows`]; 0 = one call).
+pub fn run_inference_with(
+    loaded: &LoadedModel,
+    headers: &HeaderMap,
+    body: Bytes,
+    slice_rows: usize,
+) -> Result<Response, ModelServerError> {
+    let json_length = json_length(headers, &body)?;
     let (json, mut binary) = body.split_at(json_length);
     let request: InferRequest = serde_json::from_slice(json)
         .map_err(|e| ModelServerError::BadRequest(format!("invalid inference request JSON: {e}")))?;
@@ -632,7 +1033,11 @@ pub fn run_inference(loaded: &LoadedModel, headers: &HeaderMap, body: Bytes) -> 
         None => (0..loaded.outputs.len()).map(|i| (i, binary_default)).collect(),
         Some(requested) => requested
             .iter()
-            .map(|r| {
+            .enumerate()
+            .map(|(i, r)| {
+                if requested[..i].iter().any(|earlier| earlier.name == r.name) {
+                    return Err(ModelServerError::DuplicateOutput { name: r.name.clone() });
+                }
                 let index = loaded.outputs.iter().position(|o| o.name == r.name).ok_or_else(|| {
                     let known = loaded.outputs.iter().map(|o| o.name.as_str()).collect::<Vec<_>>().join(", ");
                     ModelServerError::BadRequest(format!("unknown output tensor '{}'; the model gives: {known}", r.name))
@@ -648,7 +1053,7 @@ pub fn run_inference(loaded: &LoadedModel, headers: &HeaderMap, body: Bytes) -> 
         .zip(&values)
         .map(|(input, data)| InputTensor::new(&input.name, &input.shape, data))
         .collect();
-    let mut results = loaded.model.run(&inputs).map_err(ModelServerError::Tensor)?;
+    let mut results = run_in_slices(loaded, &inputs, slice_rows).map_err(ModelServerError::Tensor)?;
 
     let mut outputs = Vec::with_capacity(selected.len());
     let mut binary_out: Vec<u8> = Vec::new();
@@ -678,7 +1083,12 @@ pub fn run_inference(loaded: &LoadedModel, headers: &HeaderMap, body: Bytes) -> 
         parameters: None,
         outputs,
     };
-    let mut body = serde_json::to_vec(&response).map_err(|e| ModelServerError::BadRequest(e.to_string()))?;
+    // Sized up front (an f32 prints in at most 15 bytes plus a comma): growing by doubling would
+    // hold the old and the new buffer at once, 190 MB for a 100,000-row answer. Untouched
+    // capacity costs address space, not resident memory.
+    let values: usize = response.outputs.iter().map(|o| o.data.as_ref().map_or(0, TensorData::len)).sum();
+    let mut body = Vec::with_capacity(values.saturating_mul(16).saturating_add(4096) + binary_out.len());
+    serde_json::to_writer(&mut body, &response).map_err(|e| ModelServerError::BadRequest(e.to_string()))?;
     if binary_out.is_empty() {
         return Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response());
     }

@@ -26,6 +26,18 @@
 //! `{"code", "message"}`, and a refused request changes nothing (each write is one SQLite
 //! transaction).
 //!
+//! **Who may write.** A browser page can send a `POST` with `Content-Type: text/plain` to any
+//! address without a CORS preflight, so writes (`POST`, `PATCH`, `PUT`, `DELETE`) must be
+//! `application/json` (415 otherwise). On a loopback address the server also applies the rule
+//! Jupyter server uses against DNS rebinding and cross-site requests: the `Host` must be
+//! `localhost`, `127.0.0.1` or `[::1]` (any port) and an `Origin`, if sent, a loopback origin
+//! (403 otherwise). With a token ([`RegistryConfig::token`], env `JUKEBOX_REGISTRY_TOKEN`), writes
+//! need `Authorization: Bearer <token>` (401), as the Kubeflow registry behind its proxy.
+//!
+//! **Sizes.** Bodies over [`RegistryConfig::max_body_bytes`] answer 413; a `name` over
+//! [`MAX_NAME_BYTES`] or any other text over [`MAX_TEXT_BYTES`] answers 400 naming the field.
+//! An artifact id used under another version's path answers 404 and changes nothing.
+//!
 //! `GET /` is a plain HTML page (no JavaScript) listing the models, their versions, each version's
 //! artifact URI and format, its metadata and creation time, like the Model Registry page of the
 //! OpenShift AI dashboard.
@@ -48,9 +60,10 @@ use std::future::Future;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
-use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request, State};
+use axum::extract::{DefaultBodyLimit, FromRequest, FromRequestParts, Path, Query, Request, State};
 use axum::http::request::Parts;
-use axum::http::StatusCode;
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+use axum::middleware::{self, Next};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
@@ -63,17 +76,55 @@ use tokio::net::TcpListener;
 
 pub use store::{ModelTree, RegistryStore};
 
-/// Where the registry keeps its records.
+use crate::http::{serve_http, HttpTimeouts};
+
+/// Environment variable holding the write token when none is given in the config.
+pub const TOKEN_ENV: &str = "JUKEBOX_REGISTRY_TOKEN";
+
+/// Longest `name` accepted (bytes): Kubeflow's MLMD stores names in a 255-character column.
+pub const MAX_NAME_BYTES: usize = 256;
+
+/// Longest other text accepted (bytes): descriptions, URIs, custom property values.
+pub const MAX_TEXT_BYTES: usize = 64 * 1024;
+
+/// Default request body limit: a record with many custom properties stays far below it.
+pub const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
+
+/// Where the registry keeps its records, and who may write them.
 #[derive(Debug, Clone)]
 pub struct RegistryConfig {
     /// The SQLite database file; created (with its folder) if missing, reused if present.
     pub database: PathBuf,
+    /// Bearer token required for writes; `None` = anyone who passes the origin checks.
+    pub token: Option<String>,
+    /// Larger request bodies answer 413.
+    pub max_body_bytes: usize,
+    /// Header and body read timeouts, idle connections.
+    pub timeouts: HttpTimeouts,
 }
 
 impl RegistryConfig {
+    /// Default limits; the write token is taken from `JUKEBOX_REGISTRY_TOKEN` when that is set
+    /// and not empty.
     pub fn new(database: impl Into<PathBuf>) -> Self {
-        Self { database: database.into() }
+        Self {
+            database: database.into(),
+            token: std::env::var(TOKEN_ENV).ok().filter(|t| !t.is_empty()),
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            timeouts: HttpTimeouts::API,
+        }
     }
+}
+
+/// What [`router_with`] checks on every request.
+#[derive(Debug, Clone, Default)]
+pub struct AccessRules {
+    /// Bearer token for writes.
+    pub token: Option<String>,
+    /// Apply the loopback `Host`/`Origin` rule (the server is bound to a loopback address).
+    pub loopback_only: bool,
+    /// Request body limit; 0 = [`DEFAULT_MAX_BODY_BYTES`].
+    pub max_body_bytes: usize,
 }
 
 /// Everything that can go wrong in the registry; each variant maps to one HTTP status.
@@ -91,6 +142,21 @@ pub enum RegistryError {
     /// 405: the path exists but not with this method.
     #[error("{0}")]
     MethodNotAllowed(String),
+    /// 403: a request from a non-loopback host or origin to a loopback-bound registry.
+    #[error("{0}")]
+    Forbidden(String),
+    /// 401: a write without the configured bearer token.
+    #[error("writes need the registry token: send `Authorization: Bearer <token>` (the token `jukebox up` printed, or $JUKEBOX_REGISTRY_TOKEN)")]
+    Unauthorized,
+    /// 415: a write whose body is not declared as JSON.
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+    /// 408: the body did not arrive in time ([`HttpTimeouts`]).
+    #[error("{0}")]
+    RequestTimeout(String),
+    /// 413: a body over the limit.
+    #[error("the request body is larger than the limit of {limit} bytes")]
+    PayloadTooLarge { limit: usize },
     #[error("cannot open the registry database {path}: {source}")]
     Open { path: PathBuf, source: rusqlite::Error },
     #[error("registry database error: {0}")]
@@ -110,6 +176,16 @@ impl RegistryError {
             RegistryError::Conflict(_) => StatusCode::CONFLICT,
             RegistryError::BadRequest(_) => StatusCode::BAD_REQUEST,
             RegistryError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
+            RegistryError::Forbidden(_) => StatusCode::FORBIDDEN,
+            RegistryError::Unauthorized => StatusCode::UNAUTHORIZED,
+            RegistryError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            RegistryError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            RegistryError::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
+            // A constraint the checks before the write missed (a race, an auto-name taken) is
+            // still the client's conflict, never a server failure.
+            RegistryError::Database(e) if e.sqlite_error_code() == Some(rusqlite::ErrorCode::ConstraintViolation) => {
+                StatusCode::CONFLICT
+            }
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -120,7 +196,11 @@ impl IntoResponse for RegistryError {
     fn into_response(self) -> Response {
         let status = self.status();
         let body = ErrorBody { code: status.as_u16().to_string(), message: self.to_string() };
-        (status, Json(body)).into_response()
+        let mut response = (status, Json(body)).into_response();
+        if status == StatusCode::UNAUTHORIZED {
+            response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        response
     }
 }
 
@@ -129,6 +209,7 @@ impl IntoResponse for RegistryError {
 #[derive(Clone)]
 struct AppState {
     store: Arc<Mutex<RegistryStore>>,
+    max_body_bytes: usize,
 }
 
 impl AppState {
@@ -150,16 +231,25 @@ impl AppState {
 }
 
 /// A JSON body whose parse errors become 400 answers naming the field (`name: invalid type...`).
-/// Any content type is accepted: the body must simply be JSON.
+/// The content type was checked by [`guard`]; text fields are checked against the length limits.
 struct ApiJson<T>(T);
 
-impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
+impl<T: DeserializeOwned> FromRequest<AppState> for ApiJson<T> {
     type Rejection = RegistryError;
 
-    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let bytes = axum::body::Bytes::from_request(request, state)
-            .await
-            .map_err(|e| RegistryError::BadRequest(format!("cannot read the request body: {e}")))?;
+    async fn from_request(request: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+        let bytes = axum::body::Bytes::from_request(request, state).await.map_err(|e| {
+            if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                RegistryError::PayloadTooLarge { limit: state.max_body_bytes }
+            } else if crate::http::is_body_timeout(&e) {
+                RegistryError::RequestTimeout(format!("cannot read the request body: {e}"))
+            } else {
+                RegistryError::BadRequest(format!("cannot read the request body: {e}"))
+            }
+        })?;
+        if let Ok(value) = serde_json::from_slice::<serde_json::Value>(&bytes) {
+            check_lengths(&value, "", 0)?;
+        }
         let deserializer = &mut serde_json::Deserializer::from_slice(&bytes);
         serde_path_to_error::deserialize(deserializer).map(ApiJson).map_err(|e| {
             let path = e.path().to_string();
@@ -172,6 +262,132 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
             }
         })
     }
+}
+
+/// Refuses a `name` over [`MAX_NAME_BYTES`] (top level, and custom property keys) and any other
+/// string over [`MAX_TEXT_BYTES`], naming the field.
+fn check_lengths(value: &serde_json::Value, path: &str, depth: usize) -> Result<(), RegistryError> {
+    let field = |key: &str| if path.is_empty() { key.to_string() } else { format!("{path}.{key}") };
+    match value {
+        serde_json::Value::String(text) => {
+            let limit = if depth == 1 && path == "name" { MAX_NAME_BYTES } else { MAX_TEXT_BYTES };
+            if text.len() > limit {
+                return Err(RegistryError::BadRequest(format!(
+                    "field `{path}` has {} bytes; this registry accepts at most {limit}",
+                    text.len()
+                )));
+            }
+        }
+        serde_json::Value::Object(map) => {
+            for (key, item) in map {
+                if key.len() > MAX_NAME_BYTES {
+                    return Err(RegistryError::BadRequest(format!(
+                        "a key in `{}` has {} bytes; this registry accepts keys of at most {MAX_NAME_BYTES}",
+                        if path.is_empty() { "the body" } else { path },
+                        key.len()
+                    )));
+                }
+                check_lengths(item, &field(key), depth + 1)?;
+            }
+        }
+        serde_json::Value::Array(items) => {
+            for (i, item) in items.iter().enumerate() {
+                check_lengths(item, &format!("{path}[{i}]"), depth + 1)?;
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+/// The checks every request passes before its handler: loopback `Host`/`Origin` (when bound to
+/// loopback), then for writes the token and a JSON content type.
+async fn guard(State(rules): State<Arc<AccessRules>>, request: Request, next: Next) -> Response {
+    match check_access(&rules, request.method(), request.headers()) {
+        Ok(()) => next.run(request).await,
+        Err(e) => e.into_response(),
+    }
+}
+
+fn check_access(rules: &AccessRules, method: &Method, headers: &HeaderMap) -> Result<(), RegistryError> {
+    if rules.loopback_only {
+        if let Some(host) = headers.get(header::HOST) {
+            let host = host.to_str().unwrap_or("");
+            if !is_loopback_authority(host) {
+                return Err(RegistryError::Forbidden(format!(
+                    "Host {host:?} is not a loopback name; this registry listens on loopback and answers only localhost, 127.0.0.1 or [::1]"
+                )));
+            }
+        }
+        if let Some(origin) = headers.get(header::ORIGIN) {
+            let origin = origin.to_str().unwrap_or("");
+            let authority = origin.strip_prefix("http://").or_else(|| origin.strip_prefix("https://"));
+            if !authority.is_some_and(is_loopback_authority) {
+                return Err(RegistryError::Forbidden(format!(
+                    "requests from the web origin {origin:?} are refused; only pages served from localhost may call this registry"
+                )));
+            }
+        }
+    }
+    let writes = matches!(*method, Method::POST | Method::PATCH | Method::PUT | Method::DELETE);
+    if !writes {
+        return Ok(());
+    }
+    if let Some(expected) = &rules.token {
+        let given = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+            .map(str::trim);
+        if !given.is_some_and(|given| constant_time_eq(given.as_bytes(), expected.as_bytes())) {
+            return Err(RegistryError::Unauthorized);
+        }
+    }
+    // A write without a body (DELETE) has nothing to declare.
+    let has_body = headers.contains_key(header::TRANSFER_ENCODING)
+        || headers
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.trim().parse::<u64>().map_or(true, |n| n > 0));
+    if !has_body {
+        return Ok(());
+    }
+    let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let essence = content_type.split(';').next().unwrap_or("").trim();
+    if !essence.eq_ignore_ascii_case("application/json") {
+        return Err(RegistryError::UnsupportedMediaType(format!(
+            "writes must be sent as `Content-Type: application/json`, not {:?}",
+            if content_type.is_empty() { "(none)" } else { content_type }
+        )));
+    }
+    Ok(())
+}
+
+/// `localhost`, `127.0.0.1` or `[::1]`, with or without a port (the host part of a `Host`
+/// header or an origin).
+fn is_loopback_authority(authority: &str) -> bool {
+    let host = if let Some(rest) = authority.strip_prefix('[') {
+        match rest.split_once(']') {
+            Some((host, port)) if port.is_empty() || port.strip_prefix(':').is_some_and(is_port) => host,
+            _ => return false,
+        }
+    } else {
+        match authority.split_once(':') {
+            Some((host, port)) if is_port(port) => host,
+            Some(_) => return false,
+            None => authority,
+        }
+    };
+    host.eq_ignore_ascii_case("localhost") || host == "127.0.0.1" || host == "::1"
+}
+
+fn is_port(text: &str) -> bool {
+    !text.is_empty() && text.len() <= 5 && text.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// Compares without an early exit so response time does not reveal how much of a guess was right.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 /// A query string whose parse errors become 400 answers naming the parameter.
@@ -210,9 +426,15 @@ async fn method_not_allowed(request: Request) -> RegistryError {
 }
 
 /// The whole service on an open store: the API under both base paths, the web page at `/`,
-/// and a JSON 404 for anything else.
+/// and a JSON 404 for anything else. Writes must be JSON; no token, no loopback rule.
 pub fn router(store: RegistryStore) -> Router {
-    let state = AppState { store: Arc::new(Mutex::new(store)) };
+    router_with(store, AccessRules::default())
+}
+
+/// [`router`] with the access rules of [`AccessRules`].
+pub fn router_with(store: RegistryStore, rules: AccessRules) -> Router {
+    let limit = if rules.max_body_bytes == 0 { DEFAULT_MAX_BODY_BYTES } else { rules.max_body_bytes };
+    let state = AppState { store: Arc::new(Mutex::new(store)), max_body_bytes: limit };
     Router::new()
         .route("/", get(index_page))
         .method_not_allowed_fallback(method_not_allowed)
@@ -222,6 +444,8 @@ pub fn router(store: RegistryStore) -> Router {
             RegistryError::NotFound(format!("no registry endpoint {} {}", request.method(), request.uri().path()))
         })
         .with_state(state)
+        .layer(middleware::from_fn_with_state(Arc::new(rules), guard))
+        .layer(DefaultBodyLimit::max(limit))
 }
 
 /// Serves the registry on `listener` until `shutdown` completes, then finishes in-flight
@@ -238,7 +462,9 @@ pub async fn serve(
     let store = tokio::task::spawn_blocking(move || RegistryStore::open(&database))
         .await
         .map_err(|e| RegistryError::Worker(e.to_string()))??;
-    axum::serve(listener, router(store)).with_graceful_shutdown(shutdown).await?;
+    let loopback_only = listener.local_addr()?.ip().is_loopback();
+    let rules = AccessRules { token: config.token.clone(), loopback_only, max_body_bytes: config.max_body_bytes };
+    serve_http(listener, router_with(store, rules), config.timeouts, "registry", shutdown).await;
     Ok(())
 }
 

@@ -15,7 +15,15 @@
 //! - **the answers clients expect from a single-tenant server**: creating a bucket that exists
 //!   answers `BucketAlreadyOwnedByYou` (what AWS answers its owner in us-east-1, which clients treat
 //!   as success), and `ListBuckets` names an owner (rust-s3's `Bucket::exists` needs one);
-//! - [`serve`]: the accept loop with graceful shutdown, in the shape shared by all embedded servers.
+//! - **no silent loss**: `DeleteBucket` on a bucket that still holds objects answers 409
+//!   `BucketNotEmpty` and deletes nothing (s3s-fs would delete the whole folder); every completed
+//!   upload (`PutObject`, `CompleteMultipartUpload`) is fsynced, file and folder, before it is
+//!   acknowledged, so it survives a power loss;
+//! - **client errors are 4xx**: a body that does not match its `x-amz-content-sha256` answers 400
+//!   `XAmzContentSHA256Mismatch`, an interrupted body 400 `IncompleteBody`, and a key that would
+//!   leave the bucket folder (`//tmp/x`, `../x`) 400 `InvalidArgument` (s3s-fs answered 500);
+//! - [`serve`]: the shared accept loop ([`crate::http`]) with header and body read timeouts
+//!   ([`S3Config::timeouts`]) and graceful shutdown.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), jukebox_server::s3::S3Error> {
@@ -28,17 +36,13 @@
 
 use std::future::Future;
 use std::io;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
-use std::time::Duration;
 
 use bytes::Bytes;
 use futures_core::Stream;
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto::Builder as ConnBuilder;
-use hyper_util::server::graceful::GracefulShutdown;
 use s3s::auth::{S3Auth, SecretKey, SimpleAuth};
 use s3s::crypto::{Checksum, Md5};
 use s3s::dto::{self, StreamingBlob};
@@ -48,8 +52,7 @@ use s3s::{s3_error, S3ErrorCode, S3Request, S3Response, S3Result, StdError, S3};
 use s3s_fs::FileSystem;
 use tokio::net::TcpListener;
 
-/// How long [`serve`] waits for in-flight requests after shutdown is asked for.
-const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+use crate::http::{serve_http, HttpTimeouts};
 
 /// What the embedded S3 server serves and whom it lets in.
 #[derive(Debug, Clone)]
@@ -62,12 +65,20 @@ pub struct S3Config {
     pub secret_key: String,
     /// Buckets created at start-up when missing, so clients that never create buckets work.
     pub buckets: Vec<String>,
+    /// Header and body read timeouts, idle connections (bodies: pauses only, uploads are large).
+    pub timeouts: HttpTimeouts,
 }
 
 impl S3Config {
     /// A server on `root` accepting only `access_key` / `secret_key`, with no bucket pre-created.
     pub fn new(root: impl Into<PathBuf>, access_key: impl Into<String>, secret_key: impl Into<String>) -> Self {
-        Self { root: root.into(), access_key: access_key.into(), secret_key: secret_key.into(), buckets: Vec::new() }
+        Self {
+            root: root.into(),
+            access_key: access_key.into(),
+            secret_key: secret_key.into(),
+            buckets: Vec::new(),
+            timeouts: HttpTimeouts::STORAGE,
+        }
     }
 
     /// Also create `bucket` at start-up if it does not exist.
@@ -109,7 +120,11 @@ pub fn service(config: &S3Config) -> Result<S3Service, S3Error> {
     }
     let store = FileSystem::new(&config.root)
         .map_err(|e| S3Error::OpenStore { path: config.root.clone(), message: format!("{e:?}") })?;
-    let mut builder = S3ServiceBuilder::new(GuardedFileSystem { inner: store, owner: config.access_key.clone() });
+    let mut builder = S3ServiceBuilder::new(GuardedFileSystem {
+        inner: store,
+        owner: config.access_key.clone(),
+        root: config.root.clone(),
+    });
     builder.set_auth(SingleKeyAuth(SimpleAuth::from_single(config.access_key.as_str(), config.secret_key.as_str())));
     Ok(builder.build())
 }
@@ -137,32 +152,116 @@ pub async fn serve(
 ) -> Result<(), S3Error> {
     let service = service(&config)?;
     listener.local_addr().map_err(S3Error::LocalAddr)?;
-    let http = ConnBuilder::new(TokioExecutor::new());
-    let graceful = GracefulShutdown::new();
-    let mut shutdown = std::pin::pin!(shutdown);
-    loop {
-        let socket = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok((socket, _peer)) => socket,
-                Err(error) => {
-                    // Usually out of file descriptors: back off instead of spinning.
-                    eprintln!("jukebox s3: cannot accept a connection: {error}");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
-                }
-            },
-            () = shutdown.as_mut() => break,
-        };
-        let connection = http.serve_connection(TokioIo::new(socket), service.clone()).into_owned();
-        let connection = graceful.watch(connection);
-        tokio::spawn(async move {
-            // A failed connection (client gone, malformed HTTP) concerns that client only.
-            let _ = connection.await;
-        });
-    }
-    drop(listener);
-    let _ = tokio::time::timeout(SHUTDOWN_GRACE, graceful.shutdown()).await;
+    serve_http(listener, KeyCheck(service), config.timeouts, "s3", shutdown).await;
     Ok(())
+}
+
+/// Refuses, before s3s sees them, object keys that s3s-fs cannot map into the bucket folder
+/// (a leading `/`, `.` or `..` segments): s3s-fs refuses them too, but as a 500.
+#[derive(Clone)]
+struct KeyCheck(S3Service);
+
+impl<B> tower::Service<hyper::Request<B>> for KeyCheck
+where
+    S3Service: tower::Service<hyper::Request<B>, Response = s3s::HttpResponse, Error = s3s::HttpError>,
+    <S3Service as tower::Service<hyper::Request<B>>>::Future: Send + 'static,
+{
+    type Response = s3s::HttpResponse;
+    type Error = s3s::HttpError;
+    type Future = Pin<Box<dyn Future<Output = Result<s3s::HttpResponse, s3s::HttpError>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        tower::Service::<hyper::Request<B>>::poll_ready(&mut self.0, cx)
+    }
+
+    fn call(&mut self, request: hyper::Request<B>) -> Self::Future {
+        if let Some(problem) = bad_key(request.uri().path()) {
+            return Box::pin(std::future::ready(Ok(xml_error(hyper::StatusCode::BAD_REQUEST, "InvalidArgument", &problem))));
+        }
+        Box::pin(tower::Service::call(&mut self.0, request))
+    }
+}
+
+/// Why the object key in a path-style URI path (`/bucket/key`) is refused, if it is.
+fn bad_key(raw_path: &str) -> Option<String> {
+    let path = percent_decode(raw_path);
+    let key = path.strip_prefix('/')?.split_once('/')?.1;
+    if key.starts_with('/') {
+        return Some(format!("object key {key:?} starts with '/'; keys are relative to the bucket"));
+    }
+    if key.split('/').any(|segment| segment == "." || segment == "..") {
+        return Some(format!("object key {key:?} has a '.' or '..' segment; keys cannot leave or alias folders"));
+    }
+    if key.contains('\0') {
+        return Some("object key holds a NUL byte".into());
+    }
+    None
+}
+
+fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| (b as char).to_digit(16);
+        if bytes[i] == b'%' && i + 2 < bytes.len() {
+            if let (Some(h), Some(l)) = (hex(bytes[i + 1]), hex(bytes[i + 2])) {
+                out.push((h * 16 + l) as u8);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// An S3 XML error answer.
+fn xml_error(status: hyper::StatusCode, code: &str, message: &str) -> s3s::HttpResponse {
+    let escape = |t: &str| t.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;");
+    let body = format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>{code}</Code><Message>{}</Message></Error>",
+        escape(message)
+    );
+    let mut response = hyper::Response::new(s3s::Body::from(body));
+    *response.status_mut() = status;
+    response.headers_mut().insert(hyper::header::CONTENT_TYPE, hyper::header::HeaderValue::from_static("application/xml"));
+    response
+}
+
+/// Flushes a completed object's file to disk, then every folder from its own up to the data
+/// root, so the entries of folders the upload created are durable too.
+async fn sync_object(root: &Path, bucket: &str, key: &str) -> S3Result<()> {
+    let root = root.to_path_buf();
+    let path = root.join(bucket).join(key);
+    tokio::task::spawn_blocking(move || -> io::Result<()> {
+        std::fs::File::open(&path)?.sync_all()?;
+        let mut folder = path.parent();
+        while let Some(dir) = folder {
+            std::fs::File::open(dir)?.sync_all()?;
+            if dir == root {
+                break;
+            }
+            folder = dir.parent().filter(|parent| parent.starts_with(&root));
+        }
+        Ok(())
+    })
+    .await
+    .map_err(|e| s3_error!(InternalError, "fsync worker failed: {e}"))?
+    .map_err(|e| s3_error!(InternalError, "cannot flush the stored object to disk: {e}"))
+}
+
+/// True when the bucket folder holds a file anywhere below it.
+fn holds_objects(folder: &Path) -> io::Result<bool> {
+    for entry in std::fs::read_dir(folder)? {
+        let entry = entry?;
+        let kind = entry.file_type()?;
+        if !kind.is_dir() || holds_objects(&entry.path())? {
+            return Ok(true);
+        }
+    }
+    Ok(false)
 }
 
 /// s3s-fs's [`FileSystem`] with upload bodies checked before they become visible, and the
@@ -171,6 +270,8 @@ pub struct GuardedFileSystem {
     inner: FileSystem,
     /// Reported as the owner of every bucket (the access key).
     owner: String,
+    /// s3s-fs's root: bucket `B`'s object `K` is the file `<root>/B/K`.
+    root: PathBuf,
 }
 
 impl std::fmt::Debug for GuardedFileSystem {
@@ -198,7 +299,6 @@ macro_rules! s3_impl {
 s3_impl! {
     forward {
         copy_object: CopyObjectInput => CopyObjectOutput,
-        delete_bucket: DeleteBucketInput => DeleteBucketOutput,
         delete_object: DeleteObjectInput => DeleteObjectOutput,
         delete_objects: DeleteObjectsInput => DeleteObjectsOutput,
         get_bucket_location: GetBucketLocationInput => GetBucketLocationOutput,
@@ -210,10 +310,36 @@ s3_impl! {
         create_multipart_upload: CreateMultipartUploadInput => CreateMultipartUploadOutput,
         upload_part_copy: UploadPartCopyInput => UploadPartCopyOutput,
         list_parts: ListPartsInput => ListPartsOutput,
-        complete_multipart_upload: CompleteMultipartUploadInput => CompleteMultipartUploadOutput,
         abort_multipart_upload: AbortMultipartUploadInput => AbortMultipartUploadOutput,
     }
     custom {
+        async fn delete_bucket(
+            &self,
+            req: S3Request<dto::DeleteBucketInput>,
+        ) -> S3Result<S3Response<dto::DeleteBucketOutput>> {
+            let folder = self.root.join(&req.input.bucket);
+            if s3s::path::check_bucket_name(&req.input.bucket) && folder.is_dir() {
+                let busy = tokio::task::spawn_blocking(move || holds_objects(&folder))
+                    .await
+                    .map_err(|e| s3_error!(InternalError, "{e}"))?
+                    .map_err(|e| s3_error!(InternalError, "cannot list the bucket folder: {e}"))?;
+                if busy {
+                    return Err(s3_error!(BucketNotEmpty, "the bucket is not empty; delete its objects first"));
+                }
+            }
+            self.inner.delete_bucket(req).await
+        }
+
+        async fn complete_multipart_upload(
+            &self,
+            req: S3Request<dto::CompleteMultipartUploadInput>,
+        ) -> S3Result<S3Response<dto::CompleteMultipartUploadOutput>> {
+            let (bucket, key) = (req.input.bucket.clone(), req.input.key.clone());
+            let response = self.inner.complete_multipart_upload(req).await?;
+            sync_object(&self.root, &bucket, &key).await?;
+            Ok(response)
+        }
+
         async fn create_bucket(
             &self,
             req: S3Request<dto::CreateBucketInput>,
@@ -249,7 +375,8 @@ s3_impl! {
                 req.input.body = Some(StreamingBlob::new(GuardedBody::new(body, expected, fault.clone())));
             }
             let (bucket, key) = (req.input.bucket.clone(), req.input.key.clone());
-            let delete_request = forget_body(&req, dto::DeleteObjectInput { bucket, key, ..Default::default() });
+            let delete_request =
+                forget_body(&req, dto::DeleteObjectInput { bucket: bucket.clone(), key: key.clone(), ..Default::default() });
             match self.inner.put_object(req).await {
                 Err(e) => {
                     if let Some(message) = fault.take() {
@@ -262,7 +389,10 @@ s3_impl! {
                     }
                     Err(e)
                 }
-                ok => ok,
+                Ok(response) => {
+                    sync_object(&self.root, &bucket, &key).await?;
+                    Ok(response)
+                }
             }
         }
 
@@ -327,6 +457,10 @@ enum BodyProblem {
     Incomplete { expected: u64, received: u64 },
     TooLong { expected: u64 },
     Md5Mismatch,
+    /// The body does not hash to its `x-amz-content-sha256` (s3s's check fails the stream).
+    Sha256Mismatch,
+    /// The body stream failed: the client hung up, paused too long, or sent broken chunks.
+    Interrupted(String),
 }
 
 impl BodyProblem {
@@ -340,6 +474,17 @@ impl BodyProblem {
                 s3_error!(IncompleteBody, "the body is longer than its Content-Length of {expected} bytes; nothing was stored")
             }
             Self::Md5Mismatch => s3_error!(BadDigest, "the body does not match its Content-MD5; nothing was stored"),
+            Self::Sha256Mismatch => {
+                let mut error = s3s::S3Error::with_message(
+                    S3ErrorCode::Custom("XAmzContentSHA256Mismatch".into()),
+                    "the body does not match its x-amz-content-sha256 header; nothing was stored",
+                );
+                error.set_status_code(hyper::StatusCode::BAD_REQUEST);
+                error
+            }
+            Self::Interrupted(reason) => {
+                s3_error!(IncompleteBody, "the body could not be read to its end ({reason}); nothing was stored")
+            }
         }
     }
 }
@@ -399,6 +544,12 @@ impl Stream for GuardedBody {
                     md5.update(&chunk);
                 }
                 Poll::Ready(Some(Ok(chunk)))
+            }
+            Poll::Ready(Some(Err(error))) => {
+                let reason = error.to_string();
+                let problem =
+                    if reason.contains("Sha256Mismatch") { BodyProblem::Sha256Mismatch } else { BodyProblem::Interrupted(reason) };
+                self.reject(problem)
             }
             Poll::Ready(None) => {
                 if let Some(expected) = self.expected.length.filter(|&n| self.received < n) {

@@ -186,3 +186,18 @@ fn a_bucket_name_that_s3_forbids_is_refused_at_start() {
     let error = jukebox_server::s3::service(&config).err().expect("an invalid bucket name was accepted");
     assert!(error.to_string().contains("Not_A_Bucket"), "{error}");
 }
+
+/// Issue 10: a non-empty DeleteBucket is 409 and deletes nothing; client mistakes (a body not
+/// matching x-amz-content-sha256, keys leaving the bucket) are 4xx, never 500, and store nothing.
+#[test]
+fn client_mistakes_are_4xx_and_a_non_empty_bucket_survives_delete_bucket() {
+    let server = RunningS3::start();
+    let out = server.peer(&["hardening"]);
+    print!("{out}");
+    assert!(out.contains("ok: non-empty DeleteBucket refused: 409 BucketNotEmpty"), "{out}");
+    assert!(out.contains("ok: x-amz-content-sha256 mismatch refused: 400"), "{out}");
+    assert!(out.contains("ok: the server still accepts uploads"), "{out}");
+    assert_eq!(std::fs::read(server.data_dir().join("models/keep/model.onnx")).unwrap(), b"weights");
+    assert!(!server.data_dir().join("models/sha/mismatch.bin").exists());
+    assert!(!std::path::Path::new("/tmp/escape.bin").exists());
+}

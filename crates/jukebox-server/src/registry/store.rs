@@ -369,6 +369,10 @@ impl RegistryStore {
 
     /// `POST /model_versions/{id}/artifacts`: with an `id` in the body, updates that artifact
     /// (answering `false`: not created); without one, creates an artifact of the version.
+    ///
+    /// The artifact must belong to the version in the path: otherwise anyone could rewrite
+    /// another version's `uri` (which `jukebox serve --registry` downloads from) through a
+    /// version they own. A mismatch answers 404 and changes nothing.
     pub fn upsert_version_artifact(
         &mut self,
         model_version_id: &str,
@@ -376,7 +380,18 @@ impl RegistryStore {
     ) -> Result<(ModelArtifact, bool), RegistryError> {
         check_artifact_type(&create.artifact_type)?;
         if let Some(id) = &create.id {
+            let _: ModelVersion = get_body(&self.conn, Kind::ModelVersion, model_version_id)?;
+            let version_row = parse_id(Kind::ModelVersion, model_version_id)?;
             let artifact = self.get_model_artifact(id)?;
+            let artifact_row = parse_id(Kind::ModelArtifact, &artifact.id)?;
+            let owner: Option<i64> =
+                self.conn.query_row("SELECT model_version_id FROM model_artifacts WHERE id = ?1", [artifact_row], |row| row.get(0))?;
+            if owner != Some(version_row) {
+                return Err(RegistryError::NotFound(format!(
+                    "model version {model_version_id:?} has no artifact with id {id:?} (it belongs to another version, or to none); \
+                     update it under its own version"
+                )));
+            }
             let f = create.fields;
             let update = ModelArtifactUpdate {
                 description: f.description,
@@ -431,8 +446,22 @@ impl RegistryStore {
         let mut fields = create.fields;
         fields.state.get_or_insert(ArtifactState::Unknown);
         if fields.name.is_none() {
-            // Clients (the Python one among them) expect every artifact to have a name.
-            let name = format!("artifact-{id}");
+            // Clients (the Python one among them) expect every artifact to have a name. The
+            // automatic one may already be taken by a named artifact: add a suffix until free.
+            let mut name = format!("artifact-{id}");
+            for attempt in 2.. {
+                let taken: Option<i64> = tx
+                    .query_row(
+                        "SELECT id FROM model_artifacts WHERE model_version_id IS ?1 AND name = ?2",
+                        params![version_row, name],
+                        |row| row.get(0),
+                    )
+                    .optional()?;
+                if taken.is_none() {
+                    break;
+                }
+                name = format!("artifact-{id}-{attempt}");
+            }
             tx.execute("UPDATE model_artifacts SET name = ?1 WHERE id = ?2", params![name, id])?;
             fields.name = Some(name);
         }

@@ -11,6 +11,9 @@ Commands (each exits 0 and prints `ok: ...` lines when the server behaves, non-z
   wrong-credentials        a wrong secret and an unknown key are refused with 403, nothing stored
   truncated-put            a signed PUT whose body stops halfway, then a PUT whose body does not
                            match its Content-MD5: neither object is listed or readable
+  hardening                DeleteBucket on a non-empty bucket is 409 BucketNotEmpty and deletes
+                           nothing; a body not matching x-amz-content-sha256 is 400
+                           XAmzContentSHA256Mismatch; the key //tmp/... is 400; none stores anything
 """
 
 import base64
@@ -193,12 +196,69 @@ def check_absent(s3, key):
     print(f"ok: {key} is neither listed nor readable")
 
 
+def send_raw(url, headers, body):
+    """Sends one request as given; returns (status, body text)."""
+    parsed = urlparse(url)
+    head = f"PUT {parsed.path} HTTP/1.1\r\nHost: {parsed.netloc}\r\nConnection: close\r\n"
+    head += "".join(f"{name}: {value}\r\n" for name, value in headers.items() if name.lower() != "host")
+    with socket.create_connection((parsed.hostname, parsed.port)) as sock:
+        sock.sendall(head.encode() + b"\r\n" + body)
+        sock.settimeout(10)
+        reply = b""
+        while True:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            reply += chunk
+    status = int(reply.split(b" ", 2)[1])
+    return status, reply.split(b"\r\n\r\n", 1)[-1].decode(errors="replace")
+
+
+def hardening():
+    s3 = client()
+    ensure_bucket(s3)
+    s3.put_object(Bucket=BUCKET, Key="keep/model.onnx", Body=b"weights")
+    try:
+        s3.delete_bucket(Bucket=BUCKET)
+        sys.exit("FAIL: DeleteBucket on a non-empty bucket was accepted")
+    except botocore.exceptions.ClientError as error:
+        status = error.response["ResponseMetadata"]["HTTPStatusCode"]
+        code = error.response["Error"]["Code"]
+        if (status, code) != (409, "BucketNotEmpty"):
+            sys.exit(f"FAIL: DeleteBucket on a non-empty bucket: expected 409 BucketNotEmpty, got {status} {code}")
+        print(f"ok: non-empty DeleteBucket refused: {status} {code}")
+    if s3.get_object(Bucket=BUCKET, Key="keep/model.onnx")["Body"].read() != b"weights":
+        sys.exit("FAIL: the object is gone after a refused DeleteBucket")
+    print("ok: the bucket's objects are untouched")
+
+    body = b"the real body"
+    claimed = hashlib.sha256(b"another body!").hexdigest()
+    url, headers = signed_put_headers("sha/mismatch.bin", claimed, len(body))
+    status, text = send_raw(url, headers, body)
+    if status != 400 or "XAmzContentSHA256Mismatch" not in text:
+        sys.exit(f"FAIL: x-amz-content-sha256 mismatch: expected 400 XAmzContentSHA256Mismatch, got {status} {text}")
+    print(f"ok: x-amz-content-sha256 mismatch refused: {status} XAmzContentSHA256Mismatch")
+    if any(o["Key"] == "sha/mismatch.bin" for o in keys_under(s3, "sha/")):
+        sys.exit("FAIL: the mismatching body was stored")
+
+    for key in ["/tmp/escape.bin", "a/../../escape.bin"]:
+        url, headers = signed_put_headers(key, hashlib.sha256(body).hexdigest(), len(body))
+        status, text = send_raw(url, headers, body)
+        if not 400 <= status < 500:
+            sys.exit(f"FAIL: key {key!r}: expected 4xx, got {status} {text}")
+        print(f"ok: key {key!r} refused: {status}")
+    # The server still serves.
+    s3.put_object(Bucket=BUCKET, Key="after/ok.bin", Body=body)
+    print("ok: the server still accepts uploads")
+
+
 def main(argv):
     commands = {
         "upload-tree": lambda: upload_tree(argv[2], argv[3]),
         "fetch-tree": lambda: fetch_tree(argv[2], argv[3]),
         "wrong-credentials": wrong_credentials,
         "truncated-put": truncated_put,
+        "hardening": hardening,
     }
     if len(argv) < 2 or argv[1] not in commands:
         sys.exit(__doc__)

@@ -1,0 +1,306 @@
+//! The size check of an infer request before its tensors are decoded.
+//!
+//! Decoding a 31 MB JSON body of 1.25 M rows into `f64`s, then `f32`s, then running it and
+//! writing an answer took 3.4 GB and 30 s. This pass streams over the JSON with serde, keeping
+//! nothing but counters: it reads each input's `shape` (rows = first dimension, elements = the
+//! product) and counts the values in `data` without storing them. It stops at the first value
+//! over a limit, so a refusal usually costs microseconds (clients send `shape` before `data`),
+//! and at most one scan of the body otherwise.
+
+use std::cell::{Cell, RefCell};
+use std::fmt;
+
+use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
+
+use super::{InferLimits, ModelServerError};
+
+/// Total elements the request declares (for the in-flight budget), or the limit it breaks.
+/// Malformed JSON is not judged here: the full parse that follows names the problem.
+pub fn check(json: &[u8], limits: &InferLimits) -> Result<u64, ModelServerError> {
+    let scan = Scan { limits, violation: RefCell::new(None), total: Cell::new(0), data_total: Cell::new(0) };
+    let mut deserializer = serde_json::Deserializer::from_slice(json);
+    let result = (&scan).deserialize(&mut deserializer);
+    if let Some(violation) = scan.violation.into_inner() {
+        return Err(violation);
+    }
+    match result {
+        Ok(()) => Ok(scan.total.get().max(scan.data_total.get())),
+        Err(_) => Ok(1),
+    }
+}
+
+/// `1234567` -> `"1,234,567"`, for messages people read.
+pub fn grouped(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+struct Scan<'a> {
+    limits: &'a InferLimits,
+    violation: RefCell<Option<ModelServerError>>,
+    /// Elements declared by the shapes so far.
+    total: Cell<u64>,
+    /// `data` values counted so far.
+    data_total: Cell<u64>,
+}
+
+impl Scan<'_> {
+    fn refuse<E: de::Error>(&self, what: String, limit: String, setting: &'static str) -> E {
+        *self.violation.borrow_mut() = Some(ModelServerError::OverLimit { what, limit, setting });
+        E::custom("over a request limit")
+    }
+
+    fn check_shape<E: de::Error>(&self, input: &str, shape: &[i64]) -> Result<(), E> {
+        let rows = shape.first().map_or(1, |&d| d.max(0) as u64);
+        let elements = shape.iter().fold(1u64, |acc, &d| acc.saturating_mul(d.max(0) as u64));
+        if rows > self.limits.max_rows {
+            return Err(self.refuse(
+                format!("{input} has {} rows (shape {shape:?})", grouped(rows)),
+                format!("{} rows", grouped(self.limits.max_rows)),
+                "--max-rows",
+            ));
+        }
+        let total = self.total.get().saturating_add(elements);
+        self.total.set(total);
+        if elements > self.limits.max_elements {
+            return Err(self.refuse(
+                format!("{input} has {} elements (shape {shape:?})", grouped(elements)),
+                format!("{} elements", grouped(self.limits.max_elements)),
+                "--max-elements",
+            ));
+        }
+        if total > self.limits.max_elements {
+            return Err(self.refuse(
+                format!("the inputs up to {input} have {} elements together", grouped(total)),
+                format!("{} elements", grouped(self.limits.max_elements)),
+                "--max-elements",
+            ));
+        }
+        Ok(())
+    }
+
+    fn count_value<E: de::Error>(&self) -> Result<(), E> {
+        let n = self.data_total.get() + 1;
+        self.data_total.set(n);
+        if n > self.limits.max_elements {
+            return Err(self.refuse(
+                format!("the inputs' `data` hold more than {} values", grouped(self.limits.max_elements)),
+                format!("{} elements", grouped(self.limits.max_elements)),
+                "--max-elements",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// The request object: only `inputs` is looked into.
+impl<'de> DeserializeSeed<'de> for &Scan<'_> {
+    type Value = ();
+
+    fn deserialize<D: de::Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_map(RequestVisitor(self))
+    }
+}
+
+struct RequestVisitor<'s, 'a>(&'s Scan<'a>);
+
+impl<'de> Visitor<'de> for RequestVisitor<'_, '_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an inference request object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+            if key == "inputs" {
+                map.next_value_seed(InputsSeed(self.0))?;
+            } else {
+                map.next_value::<IgnoredAny>()?;
+            }
+        }
+        Ok(())
+    }
+}
+
+struct InputsSeed<'s, 'a>(&'s Scan<'a>);
+
+impl<'de> DeserializeSeed<'de> for InputsSeed<'_, '_> {
+    type Value = ();
+
+    fn deserialize<D: de::Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_seq(self)
+    }
+}
+
+impl<'de> Visitor<'de> for InputsSeed<'_, '_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a list of input tensors")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        let mut index = 0;
+        while seq.next_element_seed(InputSeed { scan: self.0, index })?.is_some() {
+            index += 1;
+        }
+        Ok(())
+    }
+}
+
+struct InputSeed<'s, 'a> {
+    scan: &'s Scan<'a>,
+    index: usize,
+}
+
+impl<'de> DeserializeSeed<'de> for InputSeed<'_, '_> {
+    type Value = ();
+
+    fn deserialize<D: de::Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for InputSeed<'_, '_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an input tensor object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let mut name: Option<String> = None;
+        let mut shape: Option<Vec<i64>> = None;
+        while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+            match key.as_ref() {
+                "name" => name = Some(map.next_value()?),
+                "shape" => {
+                    let value: Vec<i64> = map.next_value()?;
+                    if value.len() > 32 {
+                        return Err(self.scan.refuse(
+                            format!("input #{} has {} dimensions", self.index, value.len()),
+                            "32 dimensions".into(),
+                            "tensor rank",
+                        ));
+                    }
+                    let described = describe(name.as_deref(), self.index);
+                    self.scan.check_shape(&described, &value)?;
+                    shape = Some(value);
+                }
+                "data" => map.next_value_seed(DataCounter(self.scan))?,
+                _ => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        let _ = shape;
+        Ok(())
+    }
+}
+
+fn describe(name: Option<&str>, index: usize) -> String {
+    match name {
+        Some(name) => format!("input '{name}'"),
+        None => format!("input #{index}"),
+    }
+}
+
+/// Counts the leaves of `data` (flat or nested lists) without storing them.
+struct DataCounter<'s, 'a>(&'s Scan<'a>);
+
+impl<'de> DeserializeSeed<'de> for DataCounter<'_, '_> {
+    type Value = ();
+
+    fn deserialize<D: de::Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for DataCounter<'_, '_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("tensor data")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        while seq.next_element_seed(DataCounter(self.0))?.is_some() {}
+        Ok(())
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+        Ok(())
+    }
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<(), E> {
+        self.0.count_value()
+    }
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<(), E> {
+        self.0.count_value()
+    }
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<(), E> {
+        self.0.count_value()
+    }
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<(), E> {
+        self.0.count_value()
+    }
+    fn visit_str<E: de::Error>(self, _: &str) -> Result<(), E> {
+        self.0.count_value()
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<(), E> {
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn limits() -> InferLimits {
+        InferLimits { max_rows: 100, max_elements: 1000, ..InferLimits::default() }
+    }
+
+    #[test]
+    fn rows_over_the_limit_are_named_with_the_input() {
+        let body = br#"{"inputs":[{"name":"danceability","shape":[2000000,1],"datatype":"FP32","data":[1,2]}]}"#;
+        let err = check(body, &InferLimits::default()).unwrap_err();
+        let message = err.to_string();
+        assert!(message.contains("input 'danceability' has 2,000,000 rows"), "{message}");
+        assert!(message.contains("at most 100,000 rows") && message.contains("--max-rows"), "{message}");
+        assert_eq!(err.status(), axum::http::StatusCode::PAYLOAD_TOO_LARGE);
+    }
+
+    #[test]
+    fn data_before_shape_is_counted_and_stops_early() {
+        let values = vec!["1"; 2000].join(",");
+        let body = format!(r#"{{"inputs":[{{"name":"x","data":[[{values}]],"shape":[1,2000]}}]}}"#);
+        let message = check(body.as_bytes(), &limits()).unwrap_err().to_string();
+        assert!(message.contains("more than 1,000 values"), "{message}");
+    }
+
+    #[test]
+    fn totals_over_inputs_and_allowed_requests() {
+        let body = br#"{"inputs":[{"name":"a","shape":[100,6]},{"name":"b","shape":[100,6]}]}"#;
+        let message = check(body, &limits()).unwrap_err().to_string();
+        assert!(message.contains("1,200 elements together"), "{message}");
+        let ok = br#"{"id":"x","inputs":[{"name":"a","shape":[10,6],"data":[[1,2,3,4,5,6]]}],"outputs":[{"name":"o"}]}"#;
+        assert_eq!(check(ok, &limits()).unwrap(), 60);
+        // Malformed JSON is left to the full parse.
+        assert_eq!(check(b"{not json", &limits()).unwrap(), 1);
+    }
+
+    #[test]
+    fn grouping() {
+        assert_eq!(grouped(0), "0");
+        assert_eq!(grouped(999), "999");
+        assert_eq!(grouped(1000), "1,000");
+        assert_eq!(grouped(1250000), "1,250,000");
+    }
+}

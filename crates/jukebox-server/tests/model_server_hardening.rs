@@ -1,0 +1,290 @@
+//! Issue 10 on the model server, each against a real server on 127.0.0.1: request limits checked
+//! before decoding, duplicate outputs, the busy answer, re-uploaded versions, and a watched model
+//! that would allocate a gigabyte while loading.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use jukebox_server::model_server::{serve, InferLimits, ModelServerConfig};
+use jukebox_testkit::{make_model, python};
+
+/// A model server on its own runtime thread; stopped when dropped.
+struct Running {
+    url: String,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Running {
+    fn start(config: ModelServerConfig) -> Self {
+        let (addr_tx, addr_rx) = std::sync::mpsc::channel();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+            runtime.block_on(async move {
+                let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+                addr_tx.send(listener.local_addr().unwrap()).unwrap();
+                serve(listener, config, async {
+                    stopped.await.ok();
+                })
+                .await
+                .unwrap();
+            });
+        });
+        let addr = addr_rx.recv_timeout(Duration::from_secs(30)).expect("server did not start");
+        let running = Self { url: format!("http://{addr}"), stop: Some(stop), thread: Some(thread) };
+        running.wait_for("/v2/health/ready", 200);
+        running
+    }
+
+    fn wait_for(&self, path: &str, status: u16) -> String {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let (got, body) = get(&format!("{}{path}", self.url));
+            if got == status {
+                return body;
+            }
+            assert!(Instant::now() < deadline, "GET {path} still answers {got} ({body}), expected {status}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// The workshop model's input names, from its metadata.
+    fn input_names(&self, model: &str) -> Vec<String> {
+        let body = self.wait_for(&format!("/v2/models/{model}"), 200);
+        let metadata: serde_json::Value = serde_json::from_str(&body).unwrap();
+        metadata["inputs"].as_array().unwrap().iter().map(|i| i["name"].as_str().unwrap().to_string()).collect()
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder().http_status_as_error(false).max_response_header_size(1 << 20).build().into()
+}
+
+fn get(url: &str) -> (u16, String) {
+    let mut response = agent().get(url).call().unwrap_or_else(|e| panic!("GET {url}: {e}"));
+    (response.status().as_u16(), response.body_mut().read_to_string().unwrap())
+}
+
+fn post(url: &str, body: &str) -> (u16, String) {
+    let mut response = agent()
+        .post(url)
+        .header("Content-Type", "application/json")
+        .send(body)
+        .unwrap_or_else(|e| panic!("POST {url}: {e}"));
+    let status = response.status().as_u16();
+    let text = response.body_mut().with_config().limit(1 << 30).read_to_string().unwrap();
+    (status, text)
+}
+
+/// An infer body with every input of shape `[rows, 1]` and `rows` values (`value` each).
+pub fn infer_body(names: &[String], rows: usize, value: &str, outputs: &str) -> String {
+    let data = vec![value; rows].join(",");
+    let inputs: Vec<String> = names
+        .iter()
+        .map(|name| format!(r#"{{"name":"{name}","shape":[{rows},1],"datatype":"FP32","data":[{data}]}}"#))
+        .collect();
+    format!(r#"{{"inputs":[{}]{outputs}}}"#, inputs.join(","))
+}
+
+fn repository_with_model() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    make_model(dir.path(), "1", "1");
+    dir
+}
+
+#[test]
+fn an_oversized_request_is_refused_with_413_before_decoding() {
+    let repository = repository_with_model();
+    let server = Running::start(ModelServerConfig::new(repository.path())); // default limits
+    let names = server.input_names("jukebox");
+    // The probe's request: 1.25 M rows, ~31 MB of JSON (just under the 32 MB body limit).
+    let rows = 1_250_000;
+    let per_input = (31_000_000 / names.len()) / 2;
+    let data = vec!["0"; per_input].join(",");
+    let inputs: Vec<String> = names
+        .iter()
+        .map(|name| format!(r#"{{"name":"{name}","shape":[{rows},1],"datatype":"FP32","data":[{data}]}}"#))
+        .collect();
+    let body = format!(r#"{{"inputs":[{}]}}"#, inputs.join(","));
+    println!("request body: {:.1} MB", body.len() as f64 / 1e6);
+    let started = Instant::now();
+    let (status, answer) = post(&format!("{}/v2/models/jukebox/infer", server.url), &body);
+    let elapsed = started.elapsed();
+    println!("413 answered in {:.1} ms (body upload included): {answer}", elapsed.as_secs_f64() * 1e3);
+    assert_eq!(status, 413, "{answer}");
+    assert!(answer.contains("1,250,000 rows") && answer.contains("100,000"), "{answer}");
+    assert!(elapsed < Duration::from_secs(1), "took {elapsed:?}");
+    // Shapes that lie: a small shape but too many values in `data` is refused too.
+    let lying = infer_body(&names, 200_000, "0", "").replace("[200000,1]", "[1,1]");
+    let (status, answer) = post(&format!("{}/v2/models/jukebox/infer", server.url), &lying);
+    assert_eq!(status, 413, "{answer}");
+    assert_eq!(get(&format!("{}/v2/health/ready", server.url)).0, 200);
+}
+
+#[test]
+fn the_same_output_asked_twice_is_refused_by_name() {
+    let repository = repository_with_model();
+    let server = Running::start(ModelServerConfig::new(repository.path()));
+    let names = server.input_names("jukebox");
+    let url = format!("{}/v2/models/jukebox/infer", server.url);
+    let twice = infer_body(&names, 2, "0.5", r#","outputs":[{"name":"output"},{"name":"output"}]"#);
+    let (status, answer) = post(&url, &twice);
+    assert_eq!(status, 400, "{answer}");
+    assert!(answer.contains("'output'") && answer.contains("more than once"), "{answer}");
+    let once = infer_body(&names, 2, "0.5", r#","outputs":[{"name":"output"}]"#);
+    let (status, answer) = post(&url, &once);
+    assert_eq!(status, 200, "{answer}");
+}
+
+#[test]
+fn a_full_queue_answers_503_and_the_rest_are_served() {
+    let repository = repository_with_model();
+    let mut config = ModelServerConfig::new(repository.path());
+    // One large request at a time, none waiting: concurrent large requests must get 503.
+    config.limits = InferLimits { max_elements_in_flight: 1, max_waiting: 0, ..InferLimits::default() };
+    let server = Running::start(config);
+    let names = server.input_names("jukebox");
+    let body = std::sync::Arc::new(infer_body(&names, 100_000, "0.25", ""));
+    let url = format!("{}/v2/models/jukebox/infer", server.url);
+    let threads: Vec<_> = (0..6)
+        .map(|_| {
+            let (url, body) = (url.clone(), body.clone());
+            std::thread::spawn(move || post(&url, &body))
+        })
+        .collect();
+    let answers: Vec<(u16, String)> = threads.into_iter().map(|t| t.join().unwrap()).collect();
+    let statuses: Vec<u16> = answers.iter().map(|a| a.0).collect();
+    println!("statuses of 6 concurrent 100,000-row requests: {statuses:?}");
+    assert!(statuses.iter().all(|s| *s == 200 || *s == 503), "{statuses:?}");
+    assert!(statuses.contains(&200), "{statuses:?}");
+    let busy = answers.iter().find(|a| a.0 == 503).expect("no request was refused as busy");
+    assert!(busy.1.contains("busy"), "{}", busy.1);
+}
+
+/// Writes `<root>/jukebox/<version>/model.onnx` for `seed` into a scratch folder and renames it
+/// into place, as an S3 upload lands (s3s-fs writes a temporary file, then renames).
+fn upload_model(root: &Path, version: &str, seed: &str) {
+    let scratch = tempfile::tempdir_in(root).unwrap();
+    make_model(scratch.path(), version, seed);
+    let target = root.join("jukebox").join(version);
+    std::fs::create_dir_all(&target).unwrap();
+    std::fs::rename(scratch.path().join("jukebox").join(version).join("model.onnx"), target.join("model.onnx")).unwrap();
+}
+
+#[test]
+fn a_model_re_uploaded_to_the_same_version_is_served_within_two_seconds() {
+    let root = tempfile::tempdir().unwrap();
+    let repository = root.path().join("models");
+    std::fs::create_dir_all(&repository).unwrap();
+    upload_model(&repository, "1", "1");
+    let mut config = ModelServerConfig::new(&repository);
+    config.poll_interval = Some(Duration::from_secs(1)); // what `jukebox up` uses
+    let server = Running::start(config);
+    let names = server.input_names("jukebox");
+    let url = format!("{}/v2/models/jukebox/versions/1/infer", server.url);
+    let body = infer_body(&names, 1, "0.5", "");
+    let (status, first) = post(&url, &body);
+    assert_eq!(status, 200, "{first}");
+    let outputs = |answer: &str| serde_json::from_str::<serde_json::Value>(answer).unwrap()["outputs"][0]["data"].clone();
+
+    upload_model(&repository, "1", "2");
+    let uploaded = Instant::now();
+    loop {
+        let (status, answer) = post(&url, &body);
+        assert_eq!(status, 200, "{answer}");
+        if outputs(&answer) != outputs(&first) {
+            break;
+        }
+        assert!(uploaded.elapsed() < Duration::from_secs(10), "the re-uploaded model is still not served");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let elapsed = uploaded.elapsed();
+    println!("re-uploaded model served {:.0} ms after the upload", elapsed.as_secs_f64() * 1e3);
+    assert!(elapsed < Duration::from_secs(2), "took {elapsed:?}");
+}
+
+/// Writes a 200-byte ONNX graph whose `ConstantOfShape([16384, 16384])` is 1 GB once folded.
+fn write_constant_bomb(path: &Path) -> u64 {
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    let script = r#"
+import sys, onnx
+from onnx import helper as h, TensorProto as T
+shape = h.make_tensor("shape", T.INT64, [2], [16384, 16384])
+node = h.make_node("ConstantOfShape", ["shape"], ["big"], value=h.make_tensor("v", T.FLOAT, [1], [1.0]))
+add = h.make_node("Add", ["x", "big"], ["y"])
+graph = h.make_graph([node, add], "bomb", [h.make_tensor_value_info("x", T.FLOAT, [1])],
+                     [h.make_tensor_value_info("y", T.FLOAT, None)], initializer=[shape])
+model = h.make_model(graph, opset_imports=[h.make_opsetid("", 17)])
+model.ir_version = 8
+onnx.save(model, sys.argv[1])
+"#;
+    let out = std::process::Command::new(python()).args(["-c", script]).arg(path).output().expect("cannot run Python");
+    assert!(out.status.success(), "writing the bomb failed: {}", String::from_utf8_lossy(&out.stderr));
+    std::fs::metadata(path).unwrap().len()
+}
+
+#[test]
+fn a_watched_model_that_would_allocate_a_gigabyte_at_load_is_refused_and_the_others_serve() {
+    let root = tempfile::tempdir().unwrap();
+    let repository = root.path().join("models");
+    std::fs::create_dir_all(&repository).unwrap();
+    upload_model(&repository, "1", "1");
+    let mut config = ModelServerConfig::new(&repository);
+    config.poll_interval = Some(Duration::from_millis(100));
+    let server = Running::start(config);
+    server.wait_for("/v2/models/jukebox/ready", 200);
+
+    let size = write_constant_bomb(&repository.join("bomb/1/model.onnx"));
+    println!("ConstantOfShape model: {size} bytes");
+    std::thread::sleep(Duration::from_millis(800)); // several polls
+    let (status, body) = get(&format!("{}/v2/models/bomb/ready", server.url));
+    assert_eq!(status, 404, "the bomb was loaded: {body}");
+    let names = server.input_names("jukebox");
+    let (status, answer) = post(&format!("{}/v2/models/jukebox/infer", server.url), &infer_body(&names, 3, "0.5", ""));
+    assert_eq!(status, 200, "{answer}");
+}
+
+#[test]
+fn a_large_request_run_in_slices_answers_what_one_call_answers() {
+    let repository = repository_with_model();
+    let sliced = Running::start(ModelServerConfig::new(repository.path())); // 8,192 rows per call
+    let mut whole_config = ModelServerConfig::new(repository.path());
+    whole_config.limits.batch_rows = 0;
+    let whole = Running::start(whole_config);
+    let names = sliced.input_names("jukebox");
+    let rows = 20_000;
+    let inputs: Vec<String> = names
+        .iter()
+        .enumerate()
+        .map(|(k, name)| {
+            let data = (0..rows).map(|i| format!("{:.4}", ((i * 31 + k * 7) % 1000) as f32 / 1000.0)).collect::<Vec<_>>().join(",");
+            format!(r#"{{"name":"{name}","shape":[{rows},1],"datatype":"FP32","data":[{data}]}}"#)
+        })
+        .collect();
+    let body = format!(r#"{{"inputs":[{}]}}"#, inputs.join(","));
+    let answer = |server: &Running| {
+        let (status, text) = post(&format!("{}/v2/models/jukebox/infer", server.url), &body);
+        assert_eq!(status, 200, "{text}");
+        serde_json::from_str::<serde_json::Value>(&text).unwrap()["outputs"][0].clone()
+    };
+    let (a, b) = (answer(&sliced), answer(&whole));
+    assert_eq!(a["shape"], b["shape"]);
+    assert_eq!(a["shape"][0], serde_json::json!(rows));
+    let (a, b) = (a["data"].as_array().unwrap().clone(), b["data"].as_array().unwrap().clone());
+    assert_eq!(a.len(), b.len());
+    let worst = a.iter().zip(&b).map(|(x, y)| (x.as_f64().unwrap() - y.as_f64().unwrap()).abs()).fold(0.0, f64::max);
+    println!("largest difference sliced vs one call over {} values: {worst:e}", a.len());
+    assert!(worst < 1e-5, "{worst}");
+}
