@@ -100,7 +100,9 @@ json.dump({
     "argv": [f"{repo}/kernel/evcxr-kernel", "--control_file", "{connection_file}"],
     "display_name": "Rust (jukebox)",
     "language": "rust",
-    "interrupt_mode": "message",
+    # SIGINT to the kernel's process group; kernel/evcxr-kernel passes it to the cell process
+    # (a training cell stops and keeps the variables) or kills that process as evcxr would.
+    "interrupt_mode": "signal",
     "env": {"EVCXR_JUPYTER": evcxr},
 }, open(path, "w"), indent=2)
 PY

@@ -5,6 +5,7 @@
 //! The softmax and the cross-entropy are differentiated together: `dL/dz = (p - onehot) / B`,
 //! which is exact and avoids the softmax Jacobian.
 
+use std::ops::ControlFlow;
 use std::time::Instant;
 
 use rand::seq::SliceRandom;
@@ -437,6 +438,23 @@ impl Network {
         options: &FitOptions<'_>,
         progress: &mut dyn FnMut(&EpochProgress),
     ) -> Result<History, NnError> {
+        self.fit_with_control(train, options, &mut |p| {
+            progress(p);
+            ControlFlow::Continue(())
+        })
+    }
+
+    /// [`Network::fit`] whose progress callback can stop training: when it returns
+    /// `ControlFlow::Break`, training stops right there (mid-epoch if need be) and the history of
+    /// the epochs completed so far is returned; the weights are those of the last batch trained.
+    /// This is how an interrupt (Ctrl-C, a notebook's stop button) ends a long run within
+    /// `progress_every` batches.
+    pub fn fit_with_control(
+        &mut self,
+        train: Samples<'_>,
+        options: &FitOptions<'_>,
+        progress: &mut dyn FnMut(&EpochProgress) -> ControlFlow<()>,
+    ) -> Result<History, NnError> {
         check_options(self, &train, options)?;
         let _flush_to_zero = FlushToZeroGuard::enable();
 
@@ -481,8 +499,7 @@ impl Network {
                 if options.progress_every > 0
                     && batch % options.progress_every == 0
                     && batch < batches
-                {
-                    progress(&EpochProgress {
+                    && progress(&EpochProgress {
                         epoch,
                         epochs: options.epochs,
                         batch,
@@ -493,7 +510,10 @@ impl Network {
                         epoch_done: false,
                         val_loss: None,
                         val_accuracy: None,
-                    });
+                    })
+                    .is_break()
+                {
+                    return Ok(finish(history, n_rows, training_seconds + started.elapsed().as_secs_f64(), seen));
                 }
             }
             let seconds = started.elapsed().as_secs_f64();
@@ -512,7 +532,7 @@ impl Network {
                 history.val_accuracy.push(va);
                 (val_loss, val_accuracy) = (Some(vl), Some(va));
             }
-            progress(&EpochProgress {
+            let flow = progress(&EpochProgress {
                 epoch,
                 epochs: options.epochs,
                 batch: batches,
@@ -524,14 +544,20 @@ impl Network {
                 val_loss,
                 val_accuracy,
             });
+            if flow.is_break() {
+                return Ok(finish(history, n_rows, training_seconds, 0));
+            }
         }
-        history.samples_per_second = if training_seconds > 0.0 {
-            (n_rows * options.epochs) as f64 / training_seconds
-        } else {
-            0.0
-        };
-        Ok(history)
+        Ok(finish(history, n_rows, training_seconds, 0))
     }
+}
+
+/// The history with its overall speed: every completed epoch's rows plus `extra_rows` of a
+/// stopped one, over the time spent training them.
+fn finish(mut history: History, n_rows: usize, training_seconds: f64, extra_rows: usize) -> History {
+    let rows = n_rows * history.loss.len() + extra_rows;
+    history.samples_per_second = if training_seconds > 0.0 { rows as f64 / training_seconds } else { 0.0 };
+    history
 }
 
 #[cfg(test)]
@@ -748,6 +774,28 @@ mod tests {
             matches!(result, Err(NnError::Diverged { epoch: 1, .. })),
             "{result:?}"
         );
+    }
+
+    #[test]
+    fn a_callback_that_breaks_stops_training_mid_epoch() {
+        let mut network = Network::workshop(2, 2, 0);
+        let x: Vec<f32> = (0..4000).map(|i| (i % 7) as f32).collect();
+        let y: Vec<u32> = (0..2000).map(|i| i % 2).collect();
+        let options = FitOptions { epochs: 5, batch_size: 10, progress_every: 10, ..Default::default() };
+        let mut calls = Vec::new();
+        let history = network
+            .fit_with_control(Samples::new(&x, &y), &options, &mut |p| {
+                calls.push((p.epoch, p.batch));
+                if p.epoch == 2 && p.batch >= 50 {
+                    ControlFlow::Break(())
+                } else {
+                    ControlFlow::Continue(())
+                }
+            })
+            .unwrap();
+        assert_eq!(calls.last(), Some(&(2, 50)), "no call after the break");
+        assert_eq!(history.loss.len(), 1, "only the completed epoch is in the history");
+        assert!(history.samples_per_second > 0.0);
     }
 
     #[test]

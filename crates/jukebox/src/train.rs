@@ -10,8 +10,9 @@
 //! | [`LogisticRegression`] | [`FittedLogisticRegression`] | multinomial logistic regression (linfa-logistic): a linear model |
 //! | [`DecisionTree`] | [`FittedDecisionTree`] | an unpruned decision tree (linfa-trees) |
 //!
-//! Training the network shows a progress bar per epoch in a terminal, or one line per epoch
-//! elsewhere (notebooks, logs), with the running loss and accuracy. [`TrainedModel`] keeps the
+//! Training the network shows a progress bar per epoch in a terminal, or epoch lines (at most
+//! about ten) and a summary line elsewhere (notebooks, logs), with the running loss and accuracy;
+//! Ctrl-C or a notebook's stop button ends it with [`TrainError::Interrupted`]. [`TrainedModel`] keeps the
 //! per-epoch history ([`TrainedModel::history_plot`]) and the Keras-like layer summary.
 //! [`Comparison`] scores several fitted models on the test split side by side.
 //!
@@ -39,6 +40,9 @@ pub enum TrainError {
     Evaluate(#[from] EvaluateError),
     #[error(transparent)]
     Plot(#[from] PlotError),
+    /// Training was interrupted (Ctrl-C, a notebook's stop button); nothing was returned.
+    #[error("training interrupted at epoch {epoch}/{epochs}, batch {batch}/{batches} (the partly trained network was dropped)")]
+    Interrupted { epoch: usize, epochs: usize, batch: usize, batches: usize },
 }
 
 pub type Result<T, E = TrainError> = std::result::Result<T, E>;
@@ -63,12 +67,13 @@ pub trait Learner {
 /// How training progress is shown.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Progress {
-    /// A bar when stderr is a terminal, otherwise one line per epoch.
+    /// A bar when stderr is a terminal, otherwise lines.
     #[default]
     Auto,
     /// An indicatif progress bar per epoch (on stderr).
     Bar,
-    /// One line per epoch on stdout, like Keras's `verbose=2`.
+    /// Epoch lines on stdout, like Keras's `verbose=2` (at most about ten: every
+    /// `ceil(epochs / 10)`-th epoch and the last), then a summary line.
     Lines,
     Silent,
 }
@@ -130,10 +135,23 @@ impl NeuralNetwork {
     }
 }
 
-/// Shows [`EpochProgress`] as a bar or as lines.
+/// Shows [`EpochProgress`] as a bar or as lines, and stops training on an interrupt.
+///
+/// Lines (notebooks, logs): evcxr, the Rust kernel, forwards a cell's output line by line and has
+/// no display updates, so a line cannot be rewritten in place in Jupyter. Instead a run prints at
+/// most about ten epoch lines (every epoch up to 10 epochs, else every `ceil(epochs / 10)`-th and
+/// the last) and ends with one summary line, so that the saved notebook stays short.
+///
+/// Interrupts: while training, SIGINT (Ctrl-C; the Jupyter stop button, the kernelspec's
+/// `interrupt_mode` being `signal`) sets a flag that ends the run at the next progress call
+/// (every 50 batches, a few hundredths of a second) with [`TrainError::Interrupted`]; the
+/// process, and the kernel's variables, live on.
 struct ProgressReporter {
     mode: Progress,
     bar: Option<indicatif::ProgressBar>,
+    started: Instant,
+    last: Option<EpochProgress>,
+    interrupt: interrupt::Watch,
 }
 
 impl ProgressReporter {
@@ -143,7 +161,7 @@ impl ProgressReporter {
             Progress::Auto => Progress::Lines,
             other => other,
         };
-        ProgressReporter { mode, bar: None }
+        ProgressReporter { mode, bar: None, started: Instant::now(), last: None, interrupt: interrupt::Watch::start() }
     }
 
     fn epoch_line(p: &EpochProgress) -> String {
@@ -158,9 +176,15 @@ impl ProgressReporter {
         line
     }
 
-    fn update(&mut self, p: &EpochProgress) {
+    /// Whether a run of `epochs` prints the line of `epoch` (Lines mode).
+    fn shows_epoch(epoch: usize, epochs: usize) -> bool {
+        let every = epochs.div_ceil(10).max(1);
+        epoch == epochs || epoch % every == 0 || epoch == 1
+    }
+
+    fn update(&mut self, p: &EpochProgress) -> std::ops::ControlFlow<()> {
         match self.mode {
-            Progress::Lines if p.epoch_done => println!("{}", Self::epoch_line(p)),
+            Progress::Lines if p.epoch_done && Self::shows_epoch(p.epoch, p.epochs) => println!("{}", Self::epoch_line(p)),
             Progress::Bar => {
                 let bar = self.bar.get_or_insert_with(|| {
                     let bar = indicatif::ProgressBar::new(p.batches as u64);
@@ -180,6 +204,125 @@ impl ProgressReporter {
                 }
             }
             _ => {}
+        }
+        self.last = Some(p.clone());
+        if self.interrupt.requested() {
+            if let Some(bar) = self.bar.take() {
+                bar.abandon();
+            }
+            return std::ops::ControlFlow::Break(());
+        }
+        std::ops::ControlFlow::Continue(())
+    }
+
+    /// The error of an interrupted run, if it was.
+    fn interrupted(&self) -> Option<TrainError> {
+        let p = self.last.as_ref()?;
+        self.interrupt.requested().then_some(TrainError::Interrupted {
+            epoch: p.epoch,
+            epochs: p.epochs,
+            batch: p.batch,
+            batches: p.batches,
+        })
+    }
+
+    /// The closing line of a run shown as lines.
+    fn finish(&self, history: &History) {
+        if self.mode != Progress::Lines {
+            return;
+        }
+        let epochs = history.loss.len();
+        let mut line = format!("Trained {epochs} epoch{} in {:.1} s", if epochs == 1 { "" } else { "s" }, self.started.elapsed().as_secs_f64());
+        if let (Some(loss), Some(accuracy)) = (history.loss.last(), history.accuracy.last()) {
+            line.push_str(&format!(": loss {loss:.4}, accuracy {accuracy:.4}"));
+        }
+        if let (Some(loss), Some(accuracy)) = (history.val_loss.last(), history.val_accuracy.last()) {
+            line.push_str(&format!(", val_loss {loss:.4}, val_accuracy {accuracy:.4}"));
+        }
+        line.push_str(&format!(" ({:.0} samples/s)", history.samples_per_second));
+        println!("{line}");
+    }
+}
+
+/// SIGINT while a network trains: a flag the training loop reads, instead of the end of the
+/// process. Outside training, SIGINT does what it did before (ends the process; in the Rust
+/// kernel's cell process that is what evcxr's own interrupt does: the process is restarted and
+/// the variables are lost).
+mod interrupt {
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+    static REQUESTED: AtomicBool = AtomicBool::new(false);
+    static RUNNING: AtomicUsize = AtomicUsize::new(0);
+    static INSTALLED: std::sync::Once = std::sync::Once::new();
+    static WATCHING: AtomicBool = AtomicBool::new(false);
+
+    #[cfg(unix)]
+    mod sys {
+        use std::os::raw::c_int;
+        pub const SIGINT: c_int = 2;
+        pub const SIG_DFL: usize = 0;
+        pub const SIG_IGN: usize = 1;
+        pub const SIG_ERR: usize = usize::MAX;
+        extern "C" {
+            // The C library's `signal` (BSD semantics in glibc and macOS: the handler stays
+            // installed and interrupted reads restart).
+            pub fn signal(signum: c_int, handler: usize) -> usize;
+            pub fn raise(signum: c_int) -> c_int;
+        }
+    }
+
+    #[cfg(unix)]
+    extern "C" fn on_sigint(_: std::os::raw::c_int) {
+        if RUNNING.load(Ordering::SeqCst) > 0 {
+            REQUESTED.store(true, Ordering::SeqCst);
+        } else {
+            // Not training: the default action (both calls are async-signal-safe).
+            unsafe {
+                sys::signal(sys::SIGINT, sys::SIG_DFL);
+                sys::raise(sys::SIGINT);
+            }
+        }
+    }
+
+    /// Installs the handler once per process: when SIGINT has its default action, or is ignored
+    /// in evcxr's cell process (the kernel ignores SIGINT and leaves the decision to the cell
+    /// process, see kernel/evcxr-kernel). A program that set its own handler, or ignores SIGINT
+    /// on purpose, keeps it.
+    fn install() {
+        #[cfg(unix)]
+        INSTALLED.call_once(|| unsafe {
+            let previous = sys::signal(sys::SIGINT, on_sigint as extern "C" fn(std::os::raw::c_int) as usize);
+            let in_evcxr = std::env::var_os("EVCXR_IS_RUNTIME").is_some();
+            let ours = previous == sys::SIG_DFL || (previous == sys::SIG_IGN && in_evcxr);
+            if previous == sys::SIG_ERR {
+                return;
+            }
+            if ours {
+                WATCHING.store(true, Ordering::SeqCst);
+            } else {
+                sys::signal(sys::SIGINT, previous);
+            }
+        });
+    }
+
+    /// While alive, SIGINT stops training instead of ending the process.
+    pub struct Watch(());
+
+    impl Watch {
+        pub fn start() -> Watch {
+            install();
+            REQUESTED.store(false, Ordering::SeqCst);
+            RUNNING.fetch_add(1, Ordering::SeqCst);
+            Watch(())
+        }
+        pub fn requested(&self) -> bool {
+            WATCHING.load(Ordering::SeqCst) && REQUESTED.load(Ordering::SeqCst)
+        }
+    }
+
+    impl Drop for Watch {
+        fn drop(&mut self) {
+            RUNNING.fetch_sub(1, Ordering::SeqCst);
         }
     }
 }
@@ -210,7 +353,11 @@ impl Learner for NeuralNetwork {
         };
         let mut reporter = ProgressReporter::new(self.progress);
         let started = Instant::now();
-        let history = network.fit(Samples::new(&data.x_train, &data.y_train), &options, &mut |p| reporter.update(p))?;
+        let history = network.fit_with_control(Samples::new(&data.x_train, &data.y_train), &options, &mut |p| reporter.update(p))?;
+        if let Some(interrupted) = reporter.interrupted() {
+            return Err(interrupted);
+        }
+        reporter.finish(&history);
         Ok(TrainedModel { network, history, training_seconds: started.elapsed().as_secs_f64(), params: self.clone() })
     }
 }

@@ -1,0 +1,134 @@
+"""Interrupting a cell of the Rust kernel, as JupyterLab's stop button does (an interrupt through the
+kernel manager, which for our kernelspec's interrupt_mode "signal" sends SIGINT to the kernel's
+process group): a training cell stops within a second or two with its error and keeps the
+notebook's variables; any other long cell is stopped too (its process restarted, as evcxr does);
+the kernel runs the next cell either way."""
+import os
+import time
+from pathlib import Path
+
+import pytest
+from jupyter_client.manager import KernelManager
+
+REPO = Path(__file__).resolve().parents[2]
+SAMPLE = Path(os.environ.get("JUKEBOX_TEST_DATA", REPO.parent / "shared/data"))
+
+
+@pytest.fixture(scope="module")
+def kernel():
+    if not (REPO / ".venv/share/jupyter/kernels/rust/kernel.json").exists():
+        pytest.fail("the rust kernelspec is missing: run kernel/setup.sh")
+    env = dict(os.environ, JUPYTER_PATH=str(REPO / ".venv/share/jupyter"))
+    os.environ["JUPYTER_PATH"] = env["JUPYTER_PATH"]
+    manager = KernelManager(kernel_name="rust")
+    assert manager.kernel_spec.interrupt_mode == "signal"
+    manager.start_kernel(env=env, cwd=str(REPO / "notebooks"))
+    client = manager.client()
+    client.start_channels()
+    client.wait_for_ready(timeout=120)
+    yield manager, client
+    client.stop_channels()
+    manager.shutdown_kernel(now=True)
+
+
+def run(client, code, timeout=120, on_output=None):
+    """Executes `code`; returns (status, text of every stream, result and error output)."""
+    msg_id = client.execute(code)
+    return collect(client, msg_id, timeout, on_output)
+
+
+def collect(client, msg_id, timeout, on_output=None):
+    texts, deadline = [], time.monotonic() + timeout
+    while True:
+        msg = client.get_iopub_msg(timeout=max(0.1, deadline - time.monotonic()))
+        if msg["parent_header"].get("msg_id") != msg_id:
+            continue
+        kind, content = msg["msg_type"], msg["content"]
+        if kind == "stream":
+            texts.append(content["text"])
+        elif kind in ("execute_result", "display_data"):
+            texts.append(content["data"].get("text/plain", ""))
+        elif kind == "error":
+            texts.append(content["ename"] + ": " + content["evalue"] + "\n" + "\n".join(content["traceback"]))
+        if on_output and kind == "stream":
+            on_output(content["text"])
+        if kind == "status" and content["execution_state"] == "idle":
+            break
+    reply = client.get_shell_msg(timeout=timeout)
+    while reply["parent_header"].get("msg_id") != msg_id:
+        reply = client.get_shell_msg(timeout=timeout)
+    return reply["content"]["status"], "".join(texts)
+
+
+def interrupt_after(manager, client, code, seconds, first_output=None):
+    """Runs `code`, interrupts it `seconds` after it started (or after `first_output` appeared);
+    returns (status, output, seconds from the interrupt to the cell's end)."""
+    msg_id = client.execute(code)
+    started, texts = time.monotonic(), []
+    interrupted_at = None
+    deadline = started + 300
+    while True:
+        now = time.monotonic()
+        due = now - started >= seconds and (first_output is None or first_output in "".join(texts))
+        if interrupted_at is None and due:
+            manager.interrupt_kernel()
+            interrupted_at = time.monotonic()
+        try:
+            msg = client.get_iopub_msg(timeout=0.05)
+        except Exception:
+            if time.monotonic() > deadline:
+                raise
+            continue
+        if msg["parent_header"].get("msg_id") != msg_id:
+            continue
+        kind, content = msg["msg_type"], msg["content"]
+        if kind == "stream":
+            texts.append(content["text"])
+        elif kind == "error":
+            texts.append(content["ename"] + ": " + content["evalue"] + "\n" + "\n".join(content["traceback"]))
+        elif kind == "status" and content["execution_state"] == "idle":
+            ended = time.monotonic()
+            break
+    reply = client.get_shell_msg(timeout=30)
+    while reply["parent_header"].get("msg_id") != msg_id:
+        reply = client.get_shell_msg(timeout=30)
+    assert interrupted_at is not None, f"the cell ended before it was interrupted:\n{''.join(texts)}"
+    return reply["content"]["status"], "".join(texts), ended - interrupted_at
+
+
+def test_an_interrupted_training_cell_stops_quickly_and_keeps_the_variables(kernel):
+    manager, client = kernel
+    setup = f"""
+use jukebox::data::ChartData;
+use jukebox::prepare::{{PreparedData, SplitOptions}};
+use jukebox::train::{{Learner, NeuralNetwork, TrainedModel}};
+let charts: ChartData = ChartData::load(Some(std::path::Path::new({str(SAMPLE)!r})))?;
+let data: PreparedData = PreparedData::new(&charts, &SplitOptions::with_seed(42))?;
+println!("{{}} classes", data.n_classes());
+"""
+    status, output = run(client, setup.replace("'", '"'))
+    assert status == "ok", output
+    # 30 epochs take well over 2 s on the sample; interrupt once the first epoch line is out.
+    status, output, latency = interrupt_after(
+        manager, client, "let model: TrainedModel = NeuralNetwork::new(30, 32, 42).fit(&data)?;", 2.0, first_output="Epoch 1/30"
+    )
+    print(f"interrupt to cell end: {latency:.2f} s")
+    assert "Epoch 1/30" in output, output
+    assert "training interrupted at epoch" in output, output
+    assert "Epoch 30/30" not in output, output
+    assert latency < 2.0, f"the training cell took {latency:.2f} s to stop"
+    # The kernel runs the next cell, and the variables defined before are still there.
+    status, output = run(client, "1 + 1")
+    assert status == "ok" and "2" in output, output
+    status, output = run(client, 'println!("still {} classes", data.n_classes());')
+    assert status == "ok" and "still" in output and "classes" in output, output
+
+
+def test_any_other_long_cell_is_stopped_too_and_the_kernel_goes_on(kernel):
+    manager, client = kernel
+    status, output, latency = interrupt_after(manager, client, "std::thread::sleep(std::time::Duration::from_secs(120));", 2.0)
+    print(f"interrupt to cell end: {latency:.2f} s")
+    assert status == "error" and "Subprocess terminated" in output, output
+    assert latency < 3.0, f"the cell took {latency:.2f} s to stop"
+    status, output = run(client, "1 + 1")
+    assert status == "ok" and "2" in output, output
