@@ -12,8 +12,40 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context};
 use jukebox_protocol::model_folder::{S3Location, MODEL_FILE};
 use jukebox_server::model_server::{
-    serve_repository, ModelRepository, RepositoryWatch, DEFAULT_MAX_BODY_BYTES, TOKEN_ENV,
+    serve_repository_with, InferLimits, ModelRepository, RepositoryWatch, ServeOptions, DEFAULT_MAX_BODY_BYTES,
+    DEFAULT_MAX_ELEMENTS, DEFAULT_MAX_ROWS, TOKEN_ENV,
 };
+
+/// How much one inference request may ask for (shared by `jukebox serve` and `jukebox up`).
+#[derive(clap::Args, Clone, Debug)]
+pub struct RequestLimits {
+    /// Most rows of any input of one request; larger requests are refused with 413 before decoding.
+    #[arg(long, default_value_t = DEFAULT_MAX_ROWS, env = "JUKEBOX_MAX_ROWS")]
+    pub max_rows: u64,
+    /// Most tensor elements of one request, all inputs together (413 beyond).
+    #[arg(long, default_value_t = DEFAULT_MAX_ELEMENTS, env = "JUKEBOX_MAX_ELEMENTS")]
+    pub max_elements: u64,
+    /// Requests that may wait while others run inference; one more answers 503.
+    #[arg(long, default_value_t = 64, env = "JUKEBOX_MAX_QUEUED")]
+    pub max_queued: usize,
+    /// Larger request bodies are refused with 413.
+    #[arg(long, default_value_t = DEFAULT_MAX_BODY_BYTES)]
+    pub max_body_bytes: usize,
+}
+
+impl RequestLimits {
+    /// The model server's options with these limits and `token`.
+    pub fn serve_options(&self, token: Option<String>) -> ServeOptions {
+        let limits = InferLimits {
+            max_rows: self.max_rows,
+            max_elements: self.max_elements,
+            max_elements_in_flight: self.max_elements,
+            max_waiting: self.max_queued,
+            ..InferLimits::default()
+        };
+        ServeOptions { token, max_body_bytes: self.max_body_bytes, limits, ..ServeOptions::default() }
+    }
+}
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -38,9 +70,8 @@ pub struct Args {
     /// Require `Authorization: Bearer <token>` (health routes stay open).
     #[arg(long, env = TOKEN_ENV, hide_env_values = true)]
     pub token: Option<String>,
-    /// Larger request bodies are refused with 413.
-    #[arg(long, default_value_t = DEFAULT_MAX_BODY_BYTES)]
-    pub max_body_bytes: usize,
+    #[command(flatten)]
+    pub limits: RequestLimits,
     /// Where s3 and registry models are downloaded to (default: a temporary folder).
     #[arg(long)]
     pub download_dir: Option<PathBuf>,
@@ -114,7 +145,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             interval: std::time::Duration::from_secs(args.poll_seconds),
             sessions_per_model: sessions,
         });
-        serve_repository(listener, repository, watch, args.token.clone(), args.max_body_bytes, shutdown_signal()).await?;
+        serve_repository_with(listener, repository, watch, args.limits.serve_options(args.token.clone()), shutdown_signal()).await?;
         eprintln!("# model server stopped");
         Ok(())
     })

@@ -68,6 +68,12 @@ pub struct Args {
     /// Bearer token the model server requires (default: none).
     #[arg(long, env = "JUKEBOX_MODEL_TOKEN", hide_env_values = true)]
     pub model_token: Option<String>,
+    /// Bearer token the model registry requires for writes, as a cluster registry's proxy does
+    /// (default: none; reads stay open). Exported as JUKEBOX_REGISTRY_TOKEN for the clients.
+    #[arg(long, env = "JUKEBOX_REGISTRY_TOKEN", hide_env_values = true)]
+    pub registry_token: Option<String>,
+    #[command(flatten)]
+    pub limits: super::serve::RequestLimits,
     /// Also write the `export` lines to this file (removed again on shutdown).
     #[arg(long)]
     pub env_file: Option<PathBuf>,
@@ -118,9 +124,13 @@ async fn up(args: Args) -> anyhow::Result<()> {
     // Model registry.
     let registry_listener = bind(args.registry_port, "model registry", "--registry-port").await?;
     let registry_url = url_of(&registry_listener)?;
-    let registry_config = RegistryConfig::new(args.data_dir.join("registry.db"));
+    let mut registry_config = RegistryConfig::new(args.data_dir.join("registry.db"));
+    registry_config.token = args.registry_token.clone();
     services.push(spawn("model registry", jukebox_server::registry::serve(registry_listener, registry_config, shutdown())));
     exports.push((jukebox::registry::URL_ENV, registry_url));
+    if let Some(token) = &args.registry_token {
+        exports.push((jukebox::registry::TOKEN_ENV, token.clone()));
+    }
 
     // Model server, on the bucket's models/ folder (or --model-repository), watching for new
     // versions, so a model uploaded after start is served without a restart.
@@ -130,7 +140,7 @@ async fn up(args: Args) -> anyhow::Result<()> {
     let model_url = url_of(&model_listener)?;
     services.push(spawn(
         "model",
-        jukebox_server::model_server::serve_repository(
+        jukebox_server::model_server::serve_repository_with(
             model_listener,
             jukebox_server::model_server::ModelRepository::default(),
             Some(jukebox_server::model_server::RepositoryWatch {
@@ -138,8 +148,7 @@ async fn up(args: Args) -> anyhow::Result<()> {
                 interval: std::time::Duration::from_secs(1),
                 sessions_per_model: sessions,
             }),
-            args.model_token.clone(),
-            jukebox_server::model_server::DEFAULT_MAX_BODY_BYTES,
+            args.limits.serve_options(args.model_token.clone()),
             shutdown(),
         ),
     ));
