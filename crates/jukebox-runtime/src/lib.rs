@@ -225,6 +225,18 @@ impl std::fmt::Debug for OnnxModel {
     }
 }
 
+/// How much ONNX Runtime may rewrite a graph while loading it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum GraphRewrites {
+    /// Every optimisation, constant folding and operator fusion included (files we wrote).
+    #[default]
+    All,
+    /// None: the graph runs as written. For files from elsewhere (a watched bucket), because
+    /// constant folding evaluates parts of the graph at load time, so a tiny file can make the
+    /// loader allocate without bound (a `ConstantOfShape` of a huge shape).
+    None,
+}
+
 impl OnnxModel {
     /// Loads a model with one session per available CPU core.
     pub fn load(path: impl AsRef<Path>) -> Result<Self, RuntimeError> {
@@ -236,6 +248,15 @@ impl OnnxModel {
     /// session runs single-threaded: the workshop model is tiny, and thread hand-offs inside
     /// ONNX Runtime cost more than they save, so parallelism comes from the pool instead.
     pub fn load_with_sessions(path: impl AsRef<Path>, sessions: usize) -> Result<Self, RuntimeError> {
+        Self::load_with_rewrites(path, sessions, GraphRewrites::All)
+    }
+
+    /// [`OnnxModel::load_with_sessions`], choosing how much ONNX Runtime rewrites the graph.
+    pub fn load_with_rewrites(path: impl AsRef<Path>, sessions: usize, rewrites: GraphRewrites) -> Result<Self, RuntimeError> {
+        let level = match rewrites {
+            GraphRewrites::All => GraphOptimizationLevel::Level3,
+            GraphRewrites::None => GraphOptimizationLevel::Disable,
+        };
         let path = path.as_ref().to_path_buf();
         let env = environment()?;
         let bytes = std::fs::read(&path)
@@ -245,7 +266,7 @@ impl OnnxModel {
         for _ in 0..sessions.max(1) {
             let session = Session::builder(env)
                 .map_err(|e| load_error(e.to_string()))?
-                .with_optimization_level(GraphOptimizationLevel::Level3)
+                .with_optimization_level(level)
                 .map_err(|e| load_error(e.to_string()))?
                 .with_intra_threads(1)
                 .map_err(|e| load_error(e.to_string()))?

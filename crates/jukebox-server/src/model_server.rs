@@ -78,7 +78,7 @@ use jukebox_protocol::inference::{
     ErrorResponse, InferOutput, InferRequest, InferResponse, ModelMetadata, Parameters, ServerMetadata, TensorData,
     TensorMetadata, HEADER_INFERENCE_CONTENT_LENGTH, PARAM_BINARY_DATA_SIZE, PLATFORM_ONNX,
 };
-use jukebox_runtime::{InputTensor, OnnxModel, RuntimeError};
+use jukebox_runtime::{GraphRewrites, InputTensor, OnnxModel, RuntimeError};
 
 use crate::http::{serve_http, HttpTimeouts};
 
@@ -329,7 +329,9 @@ fn load_checked(name: &str, version: u64, path: &Path, sessions: usize, limits: 
     }
     let bytes = std::fs::read(path).map_err(|e| refused(e.to_string()))?;
     guard::check(&bytes, limits.max_folded_constant_bytes).map_err(refused)?;
-    OnnxModel::load_with_sessions(path, sessions)
+    // Served files come from a bucket anyone with the credentials writes to: no load-time
+    // constant folding, so loading cannot allocate without bound whatever the guard misses.
+    OnnxModel::load_with_rewrites(path, sessions, GraphRewrites::None)
         .map_err(|source| ModelServerError::Load { name: name.to_string(), version, source })
 }
 
