@@ -78,6 +78,7 @@ use jukebox_protocol::inference::{
     ErrorResponse, InferOutput, InferRequest, InferResponse, ModelMetadata, Parameters, ServerMetadata, TensorData,
     TensorMetadata, HEADER_INFERENCE_CONTENT_LENGTH, PARAM_BINARY_DATA_SIZE, PLATFORM_ONNX,
 };
+use jukebox_protocol::model_folder;
 use jukebox_runtime::{GraphRewrites, InputTensor, OnnxModel, RuntimeError};
 
 use crate::http::{serve_http, HttpTimeouts};
@@ -482,28 +483,16 @@ impl ModelRepository {
     }
 }
 
-/// `(name, version, path of model.onnx)` for every `<dir>/<name>/<integer version>/model.onnx`,
-/// sorted by name and version; other files and folders are ignored.
+/// `(name, version, path of model.onnx)` for every version folder of the repository `dir` (the
+/// model folder contract's scanner), sorted by name and version; other entries are ignored.
 fn model_files(dir: &Path) -> Result<Vec<(String, u64, PathBuf)>, ModelServerError> {
-    let repo_error = |message: String| ModelServerError::Repository { path: dir.to_path_buf(), message };
-    let mut found = Vec::new();
-    for entry in std::fs::read_dir(dir).map_err(|e| repo_error(e.to_string()))? {
-        let entry = entry.map_err(|e| repo_error(e.to_string()))?;
-        if !entry.path().is_dir() {
-            continue;
-        }
-        let name = entry.file_name().to_string_lossy().into_owned();
-        let versions = std::fs::read_dir(entry.path()).map_err(|e| repo_error(e.to_string()))?;
-        for version_entry in versions.flatten() {
-            let Ok(version) = version_entry.file_name().to_string_lossy().parse::<u64>() else { continue };
-            let path = version_entry.path().join("model.onnx");
-            if path.is_file() {
-                found.push((name.clone(), version, path));
-            }
-        }
-    }
-    found.sort();
-    Ok(found)
+    let models = model_folder::models(dir).map_err(|e| ModelServerError::Repository { path: dir.to_path_buf(), message: e.to_string() })?;
+    Ok(models
+        .into_iter()
+        .flat_map(|(name, versions)| {
+            versions.into_iter().map(move |(version, folder)| (name.clone(), version, folder.join(model_folder::MODEL_FILE)))
+        })
+        .collect())
 }
 
 fn join_or_none<T: std::fmt::Display>(items: impl Iterator<Item = T>) -> String {

@@ -79,12 +79,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
 
 /// `<model folder>/<highest integer version>`.
 fn latest_version(model: &Path) -> anyhow::Result<PathBuf> {
-    let entries = std::fs::read_dir(model)
-        .with_context(|| format!("no local model at {} (train one, or pass --artifacts)", model.display()))?;
-    entries
-        .flatten()
-        .filter_map(|e| e.file_name().to_string_lossy().parse::<u64>().ok().map(|v| (v, e.path())))
-        .max_by_key(|(v, _)| *v)
+    let versions = jukebox_protocol::model_folder::versions(model)?;
+    versions
+        .into_iter()
+        .next_back()
         .map(|(_, path)| path)
-        .with_context(|| format!("no <version> folder in {}", model.display()))
+        .with_context(|| format!("no local model at {} (no <version>/model.onnx folder; train one, or pass --artifacts)", model.display()))
 }
