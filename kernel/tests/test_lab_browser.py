@@ -1,0 +1,223 @@
+"""The workshop as a participant sees it: `kernel/lab`, headless Chromium (Debian's) driven by
+Playwright, notebooks 1 and 4 run through JupyterLab's menu (Run > Run All Cells). Checks that the
+heatmap and the probability bar chart are rendered in the page and that no cell shows an error;
+saves screenshots to notebooks/out/lab-*.png. A notebook with a broken cell makes the run fail
+with the cell's error text.
+
+The notebooks run as copies in notebooks/out/lab/ (the sources stay untouched whatever the UI
+saves). Notebook 4 needs version 0.0.1 registered in .jukebox/ (notebooks 2 and 3); when it is
+not, they are run first, headless, against the same `jukebox up`.
+
+Run: JUKEBOX_BROWSER_TEST=1 .venv/bin/python -m pytest -q kernel/tests/test_lab_browser.py
+(Chromium: kernel/setup.sh --with-tests; data: JUKEBOX_TEST_DATA, default ../shared/data).
+
+Status: the broken-cell test passes; the notebook 1/4 test does not yet: in the test's page
+JupyterLab sometimes shows its "Select Kernel" dialog although the notebook names the kernel, and
+after choosing Rust (jukebox) there only the first cell of Run All runs (the same steps by hand,
+with a 15 s pause before Run All, ran all of notebook 1 in 10 s)."""
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import time
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from lab_helpers import REPO, Lab
+
+playwright_api = pytest.importorskip("playwright.sync_api")
+
+# Opt-in while it is not stable (see the note in the module's docstring): kernel/test runs
+# every test in kernel/tests.
+pytestmark = pytest.mark.skipif(os.environ.get("JUKEBOX_BROWSER_TEST") != "1", reason="set JUKEBOX_BROWSER_TEST=1 to run the browser test")
+
+SAMPLE = Path(os.environ.get("JUKEBOX_TEST_DATA", REPO.parent / "shared/data"))
+CHROMIUM = os.environ.get("JUKEBOX_CHROMIUM", shutil.which("chromium") or "/usr/bin/chromium")
+COPIES = REPO / "notebooks/out/lab"
+SHOTS = REPO / "notebooks/out"
+
+
+class CellError(AssertionError):
+    """A cell of a notebook run in the browser showed an error."""
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory):
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"no Chromium at {CHROMIUM}: run kernel/setup.sh --with-tests")
+    settings = tmp_path_factory.mktemp("lab-settings")
+    # Every cell in the page (no windowed rendering), so that outputs can be checked in the DOM.
+    tracker = settings / "@jupyterlab/notebook-extension/tracker.jupyterlab-settings"
+    tracker.parent.mkdir(parents=True)
+    tracker.write_text(json.dumps({"windowingMode": "none"}))
+    env = dict(
+        os.environ,
+        JUKEBOX_DATA_DIR=str(SAMPLE),
+        JUPYTERLAB_SETTINGS_DIR=str(settings),
+        JUPYTERLAB_WORKSPACES_DIR=str(tmp_path_factory.mktemp("lab-workspaces")),
+    )
+    # The notebooks talk to the `jukebox up` that kernel/lab starts.
+    for key in [k for k in env if k.startswith("AWS_") or k in ("JUKEBOX_REGISTRY_URL", "JUKEBOX_MODEL_URL")]:
+        del env[key]
+    server = Lab(env=env)
+    assert server.url, f"kernel/lab printed no URL within 15 s:\n{server.text()}"
+    yield server
+    server.stop(signal.SIGINT)
+    assert server.ours() == [], f"kernel/lab left processes behind: {server.ours()}"
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with playwright_api.sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox", "--disable-dev-shm-usage"])
+        yield chromium
+        chromium.close()
+
+
+def copy_notebook(name: str, extra_cells=()) -> str:
+    """A copy of notebooks/<name> (plus `extra_cells`) in notebooks/out/lab/; its path for the
+    JupyterLab URL."""
+    COPIES.mkdir(parents=True, exist_ok=True)
+    nb = nbformat.read(REPO / "notebooks" / name, as_version=4)
+    for source in extra_cells:
+        nb.cells.append(nbformat.v4.new_code_cell(source))
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            cell.outputs, cell.execution_count = [], None
+    nbformat.write(nb, COPIES / name)
+    return f"out/lab/{name}"
+
+
+def run_all(lab, browser, path: str, timeout: float = 300):
+    """Opens `path` in JupyterLab, runs Run > Run All Cells, waits until every code cell ran or
+    one failed. Returns the page; raises CellError with the failed cell's source and error text."""
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page.goto(f"{lab.base}/lab/tree/{urllib.parse.quote(path)}?token={lab.token}")
+    page.wait_for_selector(".jp-NotebookPanel .jp-CodeCell", timeout=60_000)
+    # The kernel is the notebook's own (Rust (jukebox)); wait until it is up.
+    page.wait_for_function(
+        "() => { const s = document.querySelector('.jp-NotebookPanel:not(.lm-mod-hidden) .jp-Notebook-ExecutionIndicator');"
+        " return s && s.getAttribute('data-status') === 'idle'; }",
+        timeout=120_000,
+    )
+    page.locator(".lm-MenuBar-itemLabel", has_text=re.compile("^Run$")).first.click()
+    page.locator(".lm-Menu-itemLabel", has_text=re.compile("^Run All Cells$")).first.click()
+    started = time.monotonic()
+    state = None
+    while time.monotonic() - started < timeout:
+        # JupyterLab sometimes asks for the kernel although the notebook names it: ours.
+        dialog = page.locator(".jp-Dialog", has_text="Select Kernel")
+        if dialog.count() and dialog.is_visible():
+            dialog.locator("select").select_option(label="Rust (jukebox)")
+            dialog.locator("button", has_text="Select").click()
+            page.locator(".lm-MenuBar-itemLabel", has_text=re.compile("^Run$")).first.click()
+            page.locator(".lm-Menu-itemLabel", has_text=re.compile("^Run All Cells$")).first.click()
+        state = page.evaluate(
+            """() => {
+              const cells = [...document.querySelectorAll('.jp-NotebookPanel:not(.lm-mod-hidden) .jp-CodeCell')];
+              return cells.map(c => ({
+                source: c.querySelector('.jp-InputArea-editor')?.textContent ?? '',
+                prompt: c.querySelector('.jp-InputArea-prompt')?.textContent ?? '',
+                errors: [...c.querySelectorAll('.jp-OutputArea-output[data-mime-type="application/vnd.jupyter.stderr"]')].map(e => e.textContent),
+              }));
+            }"""
+        )
+        failed = [c for c in state if c["errors"]]
+        if failed:
+            cell = failed[0]
+            raise CellError(f"cell failed in {path}:\n{cell['source']}\n--- error ---\n" + "\n".join(cell["errors"]))
+        if state and all(c["prompt"].strip().startswith("[") and c["prompt"].strip()[1:-2].isdigit() for c in state):
+            return page
+        time.sleep(0.5)
+    pending = [(c["prompt"], c["source"][:60]) for c in (state or []) if not c["prompt"].strip()[1:-2].isdigit()]
+    page.screenshot(path=str(SHOTS / "lab-timeout.png"))
+    raise AssertionError(f"{path}: not all cells ran within {timeout} s; pending: {pending}")
+
+
+def output_of(page, contains: str):
+    """The output area of the code cell whose source contains `contains`."""
+    cell = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-CodeCell", has=page.locator(".jp-InputArea-editor", has_text=contains))
+    assert cell.count() == 1, f"{cell.count()} cells contain {contains!r}"
+    return cell.locator(".jp-OutputArea")
+
+
+def assert_svg_rendered(output, what: str):
+    """An SVG output, rendered (an inline <svg> or JupyterLab's <img> of it, with a size)."""
+    image = output.locator(".jp-RenderedSVG img, .jp-RenderedSVG svg, .jp-RenderedImage img").first
+    image.wait_for(state="visible", timeout=10_000)
+    image.scroll_into_view_if_needed()
+    size = image.evaluate("e => e.tagName === 'IMG' ? [e.naturalWidth, e.naturalHeight] : [e.getBoundingClientRect().width, e.getBoundingClientRect().height]")
+    assert size[0] > 100 and size[1] > 100, f"{what}: rendered at {size}"
+
+
+def registered(version: str) -> bool:
+    """Whether the registry of `jukebox up` (its env file) has jukebox `version`."""
+    env = dict(line.removeprefix("export ").split("=", 1) for line in (REPO / ".jukebox/lab/jukebox-up.env").read_text().split("\n") if "=" in line)
+    base = env["JUKEBOX_REGISTRY_URL"] + "/api/model_registry/v1"
+    try:
+        with urllib.request.urlopen(f"{base}/registered_model?name=jukebox", timeout=10) as r:
+            model = json.load(r)
+        with urllib.request.urlopen(f"{base}/model_version?name={version}&parentResourceId={model['id']}", timeout=10) as r:
+            return json.load(r).get("name") == version
+    except urllib.error.HTTPError:
+        return False
+
+
+def ensure_model_registered(lab):
+    if registered("0.0.1"):
+        return
+    env = dict(os.environ, JUPYTER_PATH=str(REPO / ".venv/share/jupyter"))
+    for line in (REPO / ".jukebox/lab/jukebox-up.env").read_text().split("\n"):
+        if "=" in line:
+            key, value = line.removeprefix("export ").split("=", 1)
+            env[key] = value
+    for name in ("2-experiment_train.ipynb", "3-save_model.ipynb"):
+        params = ["-p", "data_dir", str(SAMPLE)] if name.startswith("2") else []
+        subprocess.run(
+            [str(REPO / ".venv/bin/papermill"), "--cwd", str(REPO / "notebooks"), "--kernel", "rust", "--no-progress-bar",
+             str(REPO / "notebooks" / name), str(REPO / "notebooks/out" / name), *params],
+            env=env, check=True, timeout=600,
+        )
+    assert registered("0.0.1")
+
+
+def test_notebooks_1_and_4_run_in_the_browser_with_their_plots(lab, browser):
+    started = time.monotonic()
+    page = run_all(lab, browser, copy_notebook("1-data_exploration.ipynb"), timeout=150)
+    heatmap = output_of(page, "correlation_heatmap")
+    assert_svg_rendered(heatmap, "notebook 1's heatmap")
+    page.screenshot(path=str(SHOTS / "lab-1-data_exploration.png"))
+    print(f"notebook 1: {time.monotonic() - started:.0f} s")
+    page.close()
+
+    ensure_model_registered(lab)
+    started = time.monotonic()
+    page = run_all(lab, browser, copy_notebook("4-request_model.ipynb"))
+    chart = output_of(page, "prediction.chart()")
+    assert_svg_rendered(chart, "notebook 4's probability chart")
+    page.screenshot(path=str(SHOTS / "lab-4-request_model.png"))
+    assert "most likely in the Top 50 of" in output_of(page, "prediction.top_k(1)").inner_text()
+    print(f"notebook 4: {time.monotonic() - started:.0f} s")
+    page.close()
+
+
+def test_a_broken_cell_fails_the_run_with_its_error_text(lab, browser):
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "rust", "display_name": "Rust (jukebox)", "language": "rust"}
+    nb.cells = [
+        nbformat.v4.new_code_cell('println!("before the broken cell");'),
+        nbformat.v4.new_code_cell('let broken: u32 = "deliberately not a number";'),
+        nbformat.v4.new_code_cell('println!("after");'),
+    ]
+    COPIES.mkdir(parents=True, exist_ok=True)
+    nbformat.write(nb, COPIES / "broken.ipynb")
+    with pytest.raises(CellError) as failure:
+        run_all(lab, browser, "out/lab/broken.ipynb", timeout=120)
+    message = str(failure.value)
+    assert "deliberately not a number" in message and "mismatched types" in message, message
