@@ -69,6 +69,15 @@ phase "Python ready"
 if ! rustup component list --installed 2>/dev/null | grep -q '^rust-src'; then
   rustup component add rust-src >/dev/null 2>&1 || say "rust-src not installed (no connection to rustup's server): kernels start without std type inference"
 fi
+# The tests check the house style with rustfmt and clippy (in rustup's default profile; added if
+# the toolchain was installed with the minimal one).
+if $with_tests; then
+  for component in rustfmt clippy; do
+    if ! rustup component list --installed 2>/dev/null | grep -q "^$component"; then
+      rustup component add "$component" >/dev/null 2>&1 || say "$component not installed (no connection to rustup's server)"
+    fi
+  done
+fi
 
 # 3. evcxr_jupyter, the Rust kernel (about 8 minutes to build on 2 cores, so only when needed).
 # evcxr_jupyter has no --version; cargo's install list has it. Built in its own target folder

@@ -9,9 +9,25 @@ use std::process::{Command, Stdio};
 fn deploy_yaml_carries_every_form_field() {
     let out = Command::new(env!("CARGO_BIN_EXE_jukebox"))
         .args([
-            "deploy", "--name", "songs", "--namespace", "user1-jukebox", "--replicas", "3", "--size", "medium",
-            "--external-route", "--token-auth", "--service-account", "reader", "--data-connection", "models",
-            "--path", "models/songs", "--deployment-mode", "raw-deployment",
+            "deploy",
+            "--name",
+            "songs",
+            "--namespace",
+            "user1-jukebox",
+            "--replicas",
+            "3",
+            "--size",
+            "medium",
+            "--external-route",
+            "--token-auth",
+            "--service-account",
+            "reader",
+            "--data-connection",
+            "models",
+            "--path",
+            "models/songs",
+            "--deployment-mode",
+            "raw-deployment",
         ])
         .output()
         .unwrap();

@@ -37,7 +37,10 @@ impl Up {
         let mut env = BTreeMap::new();
         while env.len() < 7 {
             let line = lines.next().expect("`jukebox up` closed its output early").unwrap();
-            let (name, value) = line.strip_prefix("export ").and_then(|l| l.split_once('=')).unwrap_or_else(|| panic!("not an export line: {line}"));
+            let (name, value) = line
+                .strip_prefix("export ")
+                .and_then(|l| l.split_once('='))
+                .unwrap_or_else(|| panic!("not an export line: {line}"));
             env.insert(name.to_string(), value.to_string());
         }
         Self { child, env }
@@ -68,7 +71,17 @@ impl Drop for Up {
 
 fn save(env: &BTreeMap<String, String>, model_dir: &Path, version: &str) -> Output {
     Command::new(JUKEBOX)
-        .args(["save", "--name", "jukebox", "--version", version, "--description", "dense net, 30 epochs", "--author", "ada"])
+        .args([
+            "save",
+            "--name",
+            "jukebox",
+            "--version",
+            version,
+            "--description",
+            "dense net, 30 epochs",
+            "--author",
+            "ada",
+        ])
         .arg("--model-dir")
         .arg(model_dir)
         .envs(env)
@@ -91,11 +104,8 @@ impl Serve {
             // `--registry` takes its default from there and conflicts with --model-repository.
             command.env_remove("JUKEBOX_REGISTRY_URL");
         }
-        let mut child = command
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("cannot start `jukebox serve`");
+        let mut child =
+            command.stdout(Stdio::piped()).stderr(Stdio::inherit()).spawn().expect("cannot start `jukebox serve`");
         let lines = BufReader::new(child.stdout.take().unwrap()).lines();
         let url = lines
             .map_while(Result::ok)
@@ -133,7 +143,8 @@ fn up_serves_save_uploads_and_registers_and_a_repeat_is_refused() {
     let work = tempfile::tempdir().unwrap();
     let model_dir = work.path().join("models/jukebox/1");
     let maker = Path::new(env!("CARGO_MANIFEST_DIR")).join("../jukebox-runtime/tests/peers/make_model.py");
-    let made = Command::new(python()).arg(&maker).arg(work.path().join("models")).args(["--version", "1"]).output().unwrap();
+    let made =
+        Command::new(python()).arg(&maker).arg(work.path().join("models")).args(["--version", "1"]).output().unwrap();
     assert!(made.status.success(), "make_model.py failed: {}", text(&made.stderr));
     let onnx = std::fs::read(model_dir.join("model.onnx")).unwrap();
     std::fs::write(
@@ -272,7 +283,8 @@ fn refine_registers_the_run_chosen_by_validation_score_with_its_settings() {
     assert!(peer.status.success(), "peer failed:\n{seen}\n{}", text(&peer.stderr));
     assert!(seen.contains("object models/jukebox/2/model.onnx"), "{seen}");
     let meta = peer_metadata(&seen);
-    let number = |key: &str| meta.get(key).unwrap_or_else(|| panic!("no meta.{key} in:\n{seen}")).parse::<f64>().unwrap();
+    let number =
+        |key: &str| meta.get(key).unwrap_or_else(|| panic!("no meta.{key} in:\n{seen}")).parse::<f64>().unwrap();
     assert_eq!(meta["split"], "'grouped'");
     assert_eq!(meta["hidden_layers"], format!("'{}'", chosen["hidden_layers"].as_str().unwrap()));
     assert_eq!(number("val_accuracy"), chosen["val_accuracy"].as_f64().unwrap());
@@ -311,7 +323,8 @@ fn acknowledged_writes_survive_kill_9() {
     }
     assert_ne!(up.env["AWS_SECRET_ACCESS_KEY"], "jukebox-secret", "the secret is made up per state folder");
 
-    let storage_config = |env: &BTreeMap<String, String>| StorageConfig::from_lookup(|key| env.get(key).cloned()).unwrap();
+    let storage_config =
+        |env: &BTreeMap<String, String>| StorageConfig::from_lookup(|key| env.get(key).cloned()).unwrap();
     let stop = Arc::new(AtomicBool::new(false));
     let objects = Arc::new(Mutex::new(Vec::<(String, u64)>::new()));
     let versions = Arc::new(Mutex::new(Vec::<(String, String)>::new()));
@@ -340,7 +353,10 @@ fn acknowledged_writes_survive_kill_9() {
                     break;
                 }
                 let (model, version) = (format!("model-{writer}"), format!("0.0.{i}"));
-                if registry.register_model(&RegisterModel::new(&model, &version, format!("s3://models/{model}/{i}"))).is_ok() {
+                if registry
+                    .register_model(&RegisterModel::new(&model, &version, format!("s3://models/{model}/{i}")))
+                    .is_ok()
+                {
                     versions.lock().unwrap().push((model, version));
                 }
             }
@@ -358,10 +374,12 @@ fn acknowledged_writes_survive_kill_9() {
 
     let up = Up::start(&state, &env_file);
     let storage = Storage::connect(storage_config(&up.env)).unwrap();
-    let stored: BTreeMap<String, u64> = storage.list("reliability/").unwrap().into_iter().map(|o| (o.key, o.size)).collect();
+    let stored: BTreeMap<String, u64> =
+        storage.list("reliability/").unwrap().into_iter().map(|o| (o.key, o.size)).collect();
     let recovered_objects = objects.iter().filter(|(key, size)| stored.get(key) == Some(size)).count();
     let registry = ModelRegistry::new(&up.env["JUKEBOX_REGISTRY_URL"]);
-    let recovered_versions = versions.iter().filter(|(model, version)| registry.get_model_version(model, version).is_ok()).count();
+    let recovered_versions =
+        versions.iter().filter(|(model, version)| registry.get_model_version(model, version).is_ok()).count();
     println!(
         "kill -9 during parallel writes: S3 objects acknowledged {} recovered {}; registry versions acknowledged {} recovered {}",
         objects.len(),
@@ -386,7 +404,10 @@ fn up_refuses_a_busy_port_with_a_hint() {
         .unwrap();
     assert!(!output.status.success());
     let message = text(&output.stderr);
-    assert!(message.contains(&format!("port {port} on 127.0.0.1 is in use")) && message.contains("--s3-port 0"), "{message}");
+    assert!(
+        message.contains(&format!("port {port} on 127.0.0.1 is in use")) && message.contains("--s3-port 0"),
+        "{message}"
+    );
 }
 
 #[test]

@@ -15,21 +15,12 @@ const KERAS_SAMPLES_PER_SECOND: f64 = 9_300.0;
 const TARGET_SPEEDUP: f64 = 5.0;
 
 fn main() {
-    let epochs: usize = std::env::var("EPOCHS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(5);
+    let epochs: usize = std::env::var("EPOCHS").ok().and_then(|v| v.parse().ok()).unwrap_or(5);
     // 19,699 labelled rows in the shared data, 64% of them train the model in the recipe.
     let (n_rows, n_features, n_classes) = (19_699 * 64 / 100, 13, 72);
     let data = common::blobs(n_rows, n_features, n_classes, 0.6, 2024);
     let mut network = Network::workshop(n_features, n_classes, 42);
-    let options = FitOptions {
-        epochs,
-        batch_size: 32,
-        seed: 7,
-        progress_every: 0,
-        ..FitOptions::default()
-    };
+    let options = FitOptions { epochs, batch_size: 32, seed: 7, progress_every: 0, ..FitOptions::default() };
 
     println!("train_throughput: workshop MLP 13-32-64-128-256-72, {n_rows} rows, batch 32, {epochs} epochs, 1 thread");
     let history = network
@@ -56,9 +47,5 @@ fn main() {
     let proba = network.predict_proba(&data.x, n_rows);
     let seconds = started.elapsed().as_secs_f64();
     std::hint::black_box(proba);
-    println!(
-        "predict_proba: {:.0} rows/s ({n_rows} rows in {:.1} ms)",
-        n_rows as f64 / seconds,
-        seconds * 1e3
-    );
+    println!("predict_proba: {:.0} rows/s ({n_rows} rows in {:.1} ms)", n_rows as f64 / seconds, seconds * 1e3);
 }

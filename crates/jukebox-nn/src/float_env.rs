@@ -77,9 +77,6 @@ mod tests {
         }
         assert_eq!(read_mxcsr(), before);
         let tiny = std::hint::black_box(1e-30f32);
-        assert!(
-            std::hint::black_box(tiny * 1e-10) > 0.0,
-            "subnormals are back after the guard"
-        );
+        assert!(std::hint::black_box(tiny * 1e-10) > 0.0, "subnormals are back after the guard");
     }
 }

@@ -4,10 +4,7 @@
 
 /// `c (m x n) = a (m x k) · b (k x n) + beta * c`, all row-major.
 pub(crate) fn matmul(m: usize, k: usize, n: usize, a: &[f32], b: &[f32], beta: f32, c: &mut [f32]) {
-    assert!(
-        a.len() >= m * k && b.len() >= k * n && c.len() >= m * n,
-        "matmul buffers too small"
-    );
+    assert!(a.len() >= m * k && b.len() >= k * n && c.len() >= m * n, "matmul buffers too small");
     // SAFETY: the asserts above keep every index the strides reach inside the slices.
     unsafe {
         matrixmultiply::sgemm(
@@ -30,19 +27,8 @@ pub(crate) fn matmul(m: usize, k: usize, n: usize, a: &[f32], b: &[f32], beta: f
 }
 
 /// `c (m x n) = aᵀ · b + beta * c` where `a` is stored row-major as `k x m` and `b` as `k x n`.
-pub(crate) fn matmul_at_b(
-    m: usize,
-    k: usize,
-    n: usize,
-    a: &[f32],
-    b: &[f32],
-    beta: f32,
-    c: &mut [f32],
-) {
-    assert!(
-        a.len() >= k * m && b.len() >= k * n && c.len() >= m * n,
-        "matmul_at_b buffers too small"
-    );
+pub(crate) fn matmul_at_b(m: usize, k: usize, n: usize, a: &[f32], b: &[f32], beta: f32, c: &mut [f32]) {
+    assert!(a.len() >= k * m && b.len() >= k * n && c.len() >= m * n, "matmul_at_b buffers too small");
     // SAFETY: as above; aᵀ(i, p) = a[p * m + i].
     unsafe {
         matrixmultiply::sgemm(
@@ -65,19 +51,8 @@ pub(crate) fn matmul_at_b(
 }
 
 /// `c (m x n) = a · bᵀ + beta * c` where `a` is stored row-major as `m x k` and `b` as `n x k`.
-pub(crate) fn matmul_a_bt(
-    m: usize,
-    k: usize,
-    n: usize,
-    a: &[f32],
-    b: &[f32],
-    beta: f32,
-    c: &mut [f32],
-) {
-    assert!(
-        a.len() >= m * k && b.len() >= n * k && c.len() >= m * n,
-        "matmul_a_bt buffers too small"
-    );
+pub(crate) fn matmul_a_bt(m: usize, k: usize, n: usize, a: &[f32], b: &[f32], beta: f32, c: &mut [f32]) {
+    assert!(a.len() >= m * k && b.len() >= n * k && c.len() >= m * n, "matmul_a_bt buffers too small");
     // SAFETY: as above; bᵀ(p, j) = b[j * k + p].
     unsafe {
         matrixmultiply::sgemm(
@@ -135,10 +110,7 @@ mod tests {
 
         let mut c = vec![1.0; m * n];
         matmul(m, k, n, &a, &b, 0.0, &mut c);
-        close(
-            &c,
-            &reference(m, k, n, |i, p| a[i * k + p], |p, j| b[p * n + j]),
-        );
+        close(&c, &reference(m, k, n, |i, p| a[i * k + p], |p, j| b[p * n + j]));
 
         // a as k x m (transposed use), b as k x n.
         let at: Vec<f32> = (0..k * m).map(|v| (v as f32 * 0.29).sin()).collect();
@@ -152,9 +124,6 @@ mod tests {
         let bt: Vec<f32> = (0..n * k).map(|v| (v as f32 * 0.53).cos()).collect();
         let mut c = vec![0.0; m * n];
         matmul_a_bt(m, k, n, &a, &bt, 0.0, &mut c);
-        close(
-            &c,
-            &reference(m, k, n, |i, p| a[i * k + p], |p, j| bt[j * k + p]),
-        );
+        close(&c, &reference(m, k, n, |i, p| a[i * k + p], |p, j| bt[j * k + p]));
     }
 }

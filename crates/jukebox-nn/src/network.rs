@@ -61,38 +61,19 @@ impl Dense {
         }
         check_shape("layer weights", weights.len(), inputs, outputs)?;
         check_shape("layer bias", bias.len(), 1, outputs)?;
-        Ok(Dense {
-            inputs,
-            outputs,
-            weights,
-            bias,
-            activation,
-        })
+        Ok(Dense { inputs, outputs, weights, bias, activation })
     }
 
     /// Glorot-uniform weights (`U(-l, l)`, `l = sqrt(6 / (inputs + outputs))`) and zero bias,
     /// Keras's defaults for `Dense`.
-    pub fn glorot_uniform(
-        inputs: usize,
-        outputs: usize,
-        activation: Activation,
-        rng: &mut impl Rng,
-    ) -> Dense {
+    pub fn glorot_uniform(inputs: usize, outputs: usize, activation: Activation, rng: &mut impl Rng) -> Dense {
         assert!(
             inputs > 0 && outputs > 0,
             "a dense layer needs at least one input and one output, got {inputs} x {outputs}"
         );
         let limit = (6.0 / (inputs + outputs) as f64).sqrt() as f32;
-        let weights = (0..inputs * outputs)
-            .map(|_| rng.random_range(-limit..limit))
-            .collect();
-        Dense {
-            inputs,
-            outputs,
-            weights,
-            bias: vec![0.0; outputs],
-            activation,
-        }
+        let weights = (0..inputs * outputs).map(|_| rng.random_range(-limit..limit)).collect();
+        Dense { inputs, outputs, weights, bias: vec![0.0; outputs], activation }
     }
 
     pub fn inputs(&self) -> usize {
@@ -126,25 +107,13 @@ impl Dense {
         for row in output.chunks_exact_mut(self.outputs) {
             row.copy_from_slice(&self.bias);
         }
-        matmul(
-            rows,
-            self.inputs,
-            self.outputs,
-            input,
-            &self.weights,
-            1.0,
-            output,
-        );
+        matmul(rows, self.inputs, self.outputs, input, &self.weights, 1.0, output);
     }
 
     /// `activation(input · W + b)` for `rows` rows into `output`.
     pub(crate) fn forward(&self, input: &[f32], rows: usize, output: &mut [f32]) {
         self.affine(input, rows, output);
-        apply_activation(
-            self.activation,
-            &mut output[..rows * self.outputs],
-            self.outputs,
-        );
+        apply_activation(self.activation, &mut output[..rows * self.outputs], self.outputs);
     }
 }
 
@@ -153,9 +122,7 @@ pub(crate) fn apply_activation(activation: Activation, values: &mut [f32], width
     match activation {
         // A select, not f32::max, so NaN propagates as in ONNX Relu; a select (rather than a
         // conditional store) also lets the compiler vectorise it.
-        Activation::Relu => values
-            .iter_mut()
-            .for_each(|v| *v = if *v < 0.0 { 0.0 } else { *v }),
+        Activation::Relu => values.iter_mut().for_each(|v| *v = if *v < 0.0 { 0.0 } else { *v }),
         Activation::Softmax => values.chunks_exact_mut(width).for_each(softmax_in_place),
         Activation::Identity => {}
     }
@@ -219,26 +186,14 @@ impl Network {
     /// `n_classes` with softmax.
     pub fn workshop(n_inputs: usize, n_classes: usize, seed: u64) -> Network {
         use Activation::*;
-        Network::new(
-            n_inputs,
-            &[
-                (32, Relu),
-                (64, Relu),
-                (128, Relu),
-                (256, Relu),
-                (n_classes, Softmax),
-            ],
-            seed,
-        )
+        Network::new(n_inputs, &[(32, Relu), (64, Relu), (128, Relu), (256, Relu), (n_classes, Softmax)], seed)
     }
 
     /// A network from existing layers (for example weights loaded elsewhere); fails when a
     /// layer's inputs do not match the previous layer's outputs.
     pub fn from_layers(n_inputs: usize, layers: Vec<Dense>) -> Result<Network, NnError> {
         if layers.is_empty() {
-            return Err(NnError::Unsupported(
-                "a network needs at least one layer".into(),
-            ));
+            return Err(NnError::Unsupported("a network needs at least one layer".into()));
         }
         let mut width = n_inputs;
         for (i, layer) in layers.iter().enumerate() {
@@ -278,8 +233,7 @@ impl Network {
     /// Panics with the expected and actual sizes if `x.len() != n_rows * n_inputs`; use
     /// [`Network::try_predict_proba`] for a `Result`.
     pub fn predict_proba(&self, x: &[f32], n_rows: usize) -> Vec<f32> {
-        self.try_predict_proba(x, n_rows)
-            .unwrap_or_else(|e| panic!("predict_proba: {e}"))
+        self.try_predict_proba(x, n_rows).unwrap_or_else(|e| panic!("predict_proba: {e}"))
     }
 
     /// [`Network::predict_proba`] returning an error on a size mismatch.
@@ -308,10 +262,7 @@ impl Network {
     /// Panics on a size mismatch like [`Network::predict_proba`].
     pub fn predict(&self, x: &[f32], n_rows: usize) -> Vec<u32> {
         let n_out = self.n_outputs();
-        self.predict_proba(x, n_rows)
-            .chunks_exact(n_out)
-            .map(|row| argmax(row) as u32)
-            .collect()
+        self.predict_proba(x, n_rows).chunks_exact(n_out).map(|row| argmax(row) as u32).collect()
     }
 
     /// Mean categorical cross-entropy and accuracy of a softmax network on labelled rows.
@@ -335,21 +286,12 @@ impl Network {
             output_shape: format!("(None, {})", layer.outputs),
             parameters: layer.parameter_count(),
         }));
-        Summary {
-            rows,
-            total_parameters: self.parameter_count(),
-        }
+        Summary { rows, total_parameters: self.parameter_count() }
     }
 
     /// Checks `x`/`y` sizes against the network, that every feature is finite (NaN or infinity
     /// would silently poison the weights) and every label against the class count.
-    pub(crate) fn check_labelled(
-        &self,
-        x_name: &str,
-        y_name: &str,
-        x: &[f32],
-        y: &[u32],
-    ) -> Result<(), NnError> {
+    pub(crate) fn check_labelled(&self, x_name: &str, y_name: &str, x: &[f32], y: &[u32]) -> Result<(), NnError> {
         check_shape(x_name, x.len(), y.len(), self.n_inputs)?;
         if let Some(i) = x.iter().position(|v| !v.is_finite()) {
             return Err(NnError::NotFinite {
@@ -361,12 +303,7 @@ impl Network {
         }
         let n_classes = self.n_outputs();
         if let Some((row, &label)) = y.iter().enumerate().find(|(_, &l)| l as usize >= n_classes) {
-            return Err(NnError::LabelOutOfRange {
-                what: y_name.to_string(),
-                row,
-                label,
-                n_classes,
-            });
+            return Err(NnError::LabelOutOfRange { what: y_name.to_string(), row, label, n_classes });
         }
         Ok(())
     }
@@ -388,10 +325,7 @@ pub(crate) fn cross_entropy_and_accuracy(proba: &[f32], y: &[u32], n_classes: us
         loss -= (row[label as usize].max(1e-7) as f64).ln();
         correct += (argmax(row) == label as usize) as usize;
     }
-    (
-        (loss / y.len() as f64) as f32,
-        correct as f32 / y.len() as f32,
-    )
+    ((loss / y.len() as f64) as f32, correct as f32 / y.len() as f32)
 }
 
 #[cfg(test)]
@@ -401,21 +335,11 @@ mod tests {
     #[test]
     fn workshop_shape_and_parameter_count_match_keras() {
         let network = Network::workshop(13, 72, 1);
-        let sizes: Vec<(usize, usize)> = network
-            .layers()
-            .iter()
-            .map(|l| (l.inputs(), l.outputs()))
-            .collect();
-        assert_eq!(
-            sizes,
-            [(13, 32), (32, 64), (64, 128), (128, 256), (256, 72)]
-        );
+        let sizes: Vec<(usize, usize)> = network.layers().iter().map(|l| (l.inputs(), l.outputs())).collect();
+        assert_eq!(sizes, [(13, 32), (32, 64), (64, 128), (128, 256), (256, 72)]);
         // Keras model.summary() of the upstream recipe: 62,408 trainable parameters.
         assert_eq!(network.parameter_count(), 62_408);
-        assert!(network
-            .layers()
-            .iter()
-            .all(|l| l.bias().iter().all(|&b| b == 0.0)));
+        assert!(network.layers().iter().all(|l| l.bias().iter().all(|&b| b == 0.0)));
     }
 
     #[test]
@@ -433,10 +357,7 @@ mod tests {
             let limit = (6.0 / (layer.inputs() + layer.outputs()) as f32).sqrt();
             assert!(layer.weights().iter().all(|w| w.abs() <= limit));
             let max = layer.weights().iter().fold(0.0f32, |m, w| m.max(w.abs()));
-            assert!(
-                max > 0.9 * limit,
-                "weights should fill the range, max {max} of {limit}"
-            );
+            assert!(max > 0.9 * limit, "weights should fill the range, max {max} of {limit}");
             let mean = layer.weights().iter().sum::<f32>() / layer.weights().len() as f32;
             assert!(mean.abs() < 0.1 * limit, "mean {mean} should be near zero");
         }
@@ -445,22 +366,8 @@ mod tests {
     #[test]
     fn predict_proba_matches_a_hand_computed_network() {
         // 2 inputs -> 2 relu -> 2 softmax with chosen weights.
-        let hidden = Dense::new(
-            2,
-            2,
-            vec![1.0, -1.0, 2.0, 0.5],
-            vec![0.0, 0.5],
-            Activation::Relu,
-        )
-        .unwrap();
-        let output = Dense::new(
-            2,
-            2,
-            vec![1.0, 0.0, 0.0, 1.0],
-            vec![0.0, 0.0],
-            Activation::Softmax,
-        )
-        .unwrap();
+        let hidden = Dense::new(2, 2, vec![1.0, -1.0, 2.0, 0.5], vec![0.0, 0.5], Activation::Relu).unwrap();
+        let output = Dense::new(2, 2, vec![1.0, 0.0, 0.0, 1.0], vec![0.0, 0.0], Activation::Softmax).unwrap();
         let network = Network::from_layers(2, vec![hidden, output]).unwrap();
         // Row [1, 1]: z = [1+2, -1+0.5+0.5] = [3, 0] -> relu [3, 0] -> softmax.
         let p = network.predict_proba(&[1.0, 1.0], 1);
@@ -485,30 +392,19 @@ mod tests {
     #[test]
     fn bad_shapes_and_labels_are_reported_by_name() {
         let network = Network::workshop(3, 4, 3);
-        let err = network
-            .try_predict_proba(&[0.0; 7], 2)
-            .unwrap_err()
-            .to_string();
+        let err = network.try_predict_proba(&[0.0; 7], 2).unwrap_err().to_string();
         assert_eq!(err, "x has 7 values, expected 2 rows x 3 columns = 6");
-        let err = network
-            .evaluate(&[0.0; 6], &[1, 4])
-            .unwrap_err()
-            .to_string();
+        let err = network.evaluate(&[0.0; 6], &[1, 4]).unwrap_err().to_string();
         assert!(err.contains("label 4 in row 1"), "{err}");
         let layers = vec![
             Dense::new(3, 2, vec![0.0; 6], vec![0.0; 2], Activation::Relu).unwrap(),
             Dense::new(3, 1, vec![0.0; 3], vec![0.0; 1], Activation::Identity).unwrap(),
         ];
         let err = Network::from_layers(3, layers).unwrap_err().to_string();
-        assert!(
-            err.contains("layer 2 (dense_2) takes 3 inputs but receives 2"),
-            "{err}"
-        );
-        assert!(
-            Dense::new(2, 2, vec![0.0; 3], vec![0.0; 2], Activation::Relu)
-                .unwrap_err()
-                .to_string()
-                .contains("layer weights has 3 values")
-        );
+        assert!(err.contains("layer 2 (dense_2) takes 3 inputs but receives 2"), "{err}");
+        assert!(Dense::new(2, 2, vec![0.0; 3], vec![0.0; 2], Activation::Relu)
+            .unwrap_err()
+            .to_string()
+            .contains("layer weights has 3 values"));
     }
 }

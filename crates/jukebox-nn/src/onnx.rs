@@ -13,9 +13,8 @@ use std::collections::HashSet;
 
 use onnx_protobuf::{
     attribute_proto::AttributeType, tensor_proto::DataType, tensor_shape_proto::dimension,
-    tensor_shape_proto::Dimension, type_proto, AttributeProto, GraphProto, Message, ModelProto,
-    NodeProto, OperatorSetIdProto, StringStringEntryProto, TensorProto, TensorShapeProto,
-    TypeProto, ValueInfoProto,
+    tensor_shape_proto::Dimension, type_proto, AttributeProto, GraphProto, Message, ModelProto, NodeProto,
+    OperatorSetIdProto, StringStringEntryProto, TensorProto, TensorShapeProto, TypeProto, ValueInfoProto,
 };
 use protobuf::{EnumOrUnknown, MessageField};
 
@@ -45,10 +44,7 @@ pub struct OnnxSpec {
 
 impl OnnxSpec {
     /// A spec with output `output` and no metadata.
-    pub fn new(
-        graph_name: impl Into<String>,
-        input_names: impl IntoIterator<Item = impl Into<String>>,
-    ) -> Self {
+    pub fn new(graph_name: impl Into<String>, input_names: impl IntoIterator<Item = impl Into<String>>) -> Self {
         OnnxSpec {
             graph_name: graph_name.into(),
             input_names: input_names.into_iter().map(Into::into).collect(),
@@ -72,106 +68,57 @@ pub fn to_model_proto(network: &Network, spec: &OnnxSpec) -> Result<ModelProto, 
     check_spec(network, spec)?;
     let mut graph = GraphProto {
         name: spec.graph_name.clone(),
-        doc_string: format!(
-            "Dense network exported by jukebox-nn {}",
-            env!("CARGO_PKG_VERSION")
-        ),
+        doc_string: format!("Dense network exported by jukebox-nn {}", env!("CARGO_PKG_VERSION")),
         ..Default::default()
     };
 
     for name in &spec.input_names {
         graph.input.push(float_value_info(
             name,
-            Dimension {
-                value: Some(dimension::Value::DimValue(1)),
-                ..Default::default()
-            },
+            Dimension { value: Some(dimension::Value::DimValue(1)), ..Default::default() },
         ));
     }
     const CONCATENATED: &str = "features";
-    graph.node.push(node(
-        "concat",
-        "Concat",
-        spec.input_names.clone(),
-        CONCATENATED,
-        vec![int_attribute("axis", 1)],
-    ));
+    graph.node.push(node("concat", "Concat", spec.input_names.clone(), CONCATENATED, vec![int_attribute("axis", 1)]));
 
     let last = network.layers().len() - 1;
     let mut current = CONCATENATED.to_string();
     for (i, layer) in network.layers().iter().enumerate() {
         let name = layer_name(i);
         let (kernel, bias) = (format!("{name}/kernel"), format!("{name}/bias"));
-        graph.initializer.push(float_tensor(
-            &kernel,
-            &[layer.inputs(), layer.outputs()],
-            layer.weights(),
-        ));
-        graph
-            .initializer
-            .push(float_tensor(&bias, &[layer.outputs()], layer.bias()));
+        graph.initializer.push(float_tensor(&kernel, &[layer.inputs(), layer.outputs()], layer.weights()));
+        graph.initializer.push(float_tensor(&bias, &[layer.outputs()], layer.bias()));
 
         let activation_op = match layer.activation() {
             Activation::Relu => Some(("Relu", vec![])),
             Activation::Softmax => Some(("Softmax", vec![int_attribute("axis", -1)])),
             Activation::Identity => None,
         };
-        let gemm_output = if i == last && activation_op.is_none() {
-            spec.output_name.clone()
-        } else {
-            format!("{name}/gemm")
-        };
-        graph.node.push(node(
-            &format!("{name}/Gemm"),
-            "Gemm",
-            vec![current, kernel, bias],
-            &gemm_output,
-            vec![],
-        ));
+        let gemm_output =
+            if i == last && activation_op.is_none() { spec.output_name.clone() } else { format!("{name}/gemm") };
+        graph.node.push(node(&format!("{name}/Gemm"), "Gemm", vec![current, kernel, bias], &gemm_output, vec![]));
         current = gemm_output;
 
         if let Some((op, attributes)) = activation_op {
-            let output = if i == last {
-                spec.output_name.clone()
-            } else {
-                format!("{name}/{}", op.to_lowercase())
-            };
-            graph.node.push(node(
-                &format!("{name}/{op}"),
-                op,
-                vec![current],
-                &output,
-                attributes,
-            ));
+            let output = if i == last { spec.output_name.clone() } else { format!("{name}/{}", op.to_lowercase()) };
+            graph.node.push(node(&format!("{name}/{op}"), op, vec![current], &output, attributes));
             current = output;
         }
     }
-    let n_outputs = Dimension {
-        value: Some(dimension::Value::DimValue(network.n_outputs() as i64)),
-        ..Default::default()
-    };
-    graph
-        .output
-        .push(float_value_info(&spec.output_name, n_outputs));
+    let n_outputs =
+        Dimension { value: Some(dimension::Value::DimValue(network.n_outputs() as i64)), ..Default::default() };
+    graph.output.push(float_value_info(&spec.output_name, n_outputs));
 
     Ok(ModelProto {
         ir_version: IR_VERSION,
-        opset_import: vec![OperatorSetIdProto {
-            domain: String::new(),
-            version: OPSET_VERSION,
-            ..Default::default()
-        }],
+        opset_import: vec![OperatorSetIdProto { domain: String::new(), version: OPSET_VERSION, ..Default::default() }],
         producer_name: PRODUCER_NAME.into(),
         producer_version: env!("CARGO_PKG_VERSION").into(),
         graph: MessageField::some(graph),
         metadata_props: spec
             .metadata
             .iter()
-            .map(|(key, value)| StringStringEntryProto {
-                key: key.clone(),
-                value: value.clone(),
-                ..Default::default()
-            })
+            .map(|(key, value)| StringStringEntryProto { key: key.clone(), value: value.clone(), ..Default::default() })
             .collect(),
         ..Default::default()
     })
@@ -194,12 +141,7 @@ fn check_spec(network: &Network, spec: &OnnxSpec) -> Result<(), NnError> {
             taken.insert(format!("{name}/{suffix}"));
         }
     }
-    for (what, name) in spec
-        .input_names
-        .iter()
-        .map(|n| ("input", n))
-        .chain([("output", &spec.output_name)])
-    {
+    for (what, name) in spec.input_names.iter().map(|n| ("input", n)).chain([("output", &spec.output_name)]) {
         if name.is_empty() {
             return Err(NnError::OnnxSpec(format!("an {what} name is empty")));
         }
@@ -210,30 +152,18 @@ fn check_spec(network: &Network, spec: &OnnxSpec) -> Result<(), NnError> {
         }
     }
     let mut keys = HashSet::new();
-    if let Some((key, _)) = spec
-        .metadata
-        .iter()
-        .find(|(key, _)| !keys.insert(key.as_str()))
-    {
-        return Err(NnError::OnnxSpec(format!(
-            "metadata key `{key}` appears twice"
-        )));
+    if let Some((key, _)) = spec.metadata.iter().find(|(key, _)| !keys.insert(key.as_str())) {
+        return Err(NnError::OnnxSpec(format!("metadata key `{key}` appears twice")));
     }
     Ok(())
 }
 
 /// A float tensor value info of shape `[batch, second]`.
 fn float_value_info(name: &str, second: Dimension) -> ValueInfoProto {
-    let batch = Dimension {
-        value: Some(dimension::Value::DimParam(BATCH_DIM.into())),
-        ..Default::default()
-    };
+    let batch = Dimension { value: Some(dimension::Value::DimParam(BATCH_DIM.into())), ..Default::default() };
     let tensor = type_proto::Tensor {
         elem_type: DataType::FLOAT as i32,
-        shape: MessageField::some(TensorShapeProto {
-            dim: vec![batch, second],
-            ..Default::default()
-        }),
+        shape: MessageField::some(TensorShapeProto { dim: vec![batch, second], ..Default::default() }),
         ..Default::default()
     };
     ValueInfoProto {
@@ -257,13 +187,7 @@ fn float_tensor(name: &str, dims: &[usize], values: &[f32]) -> TensorProto {
     }
 }
 
-fn node(
-    name: &str,
-    op_type: &str,
-    inputs: Vec<String>,
-    output: &str,
-    attribute: Vec<AttributeProto>,
-) -> NodeProto {
+fn node(name: &str, op_type: &str, inputs: Vec<String>, output: &str, attribute: Vec<AttributeProto>) -> NodeProto {
     NodeProto {
         name: name.into(),
         op_type: op_type.into(),
@@ -275,12 +199,7 @@ fn node(
 }
 
 fn int_attribute(name: &str, value: i64) -> AttributeProto {
-    AttributeProto {
-        name: name.into(),
-        type_: EnumOrUnknown::new(AttributeType::INT),
-        i: value,
-        ..Default::default()
-    }
+    AttributeProto { name: name.into(), type_: EnumOrUnknown::new(AttributeType::INT), i: value, ..Default::default() }
 }
 
 #[cfg(test)]
@@ -295,56 +214,20 @@ mod tests {
     fn graph_structure_follows_the_layers() {
         let network = Network::workshop(3, 4, 0);
         let mut spec = spec(3);
-        spec.metadata = vec![
-            ("features".into(), "f0,f1,f2".into()),
-            ("classes".into(), "a,b,c,d".into()),
-        ];
+        spec.metadata = vec![("features".into(), "f0,f1,f2".into()), ("classes".into(), "a,b,c,d".into())];
         let model = ModelProto::parse_from_bytes(&to_onnx_bytes(&network, &spec).unwrap()).unwrap();
-        assert_eq!(
-            (
-                model.ir_version,
-                model.opset_import[0].version,
-                model.producer_name.as_str()
-            ),
-            (8, 17, "jukebox")
-        );
-        assert_eq!(
-            model
-                .metadata_props
-                .iter()
-                .map(|p| p.key.as_str())
-                .collect::<Vec<_>>(),
-            ["features", "classes"]
-        );
+        assert_eq!((model.ir_version, model.opset_import[0].version, model.producer_name.as_str()), (8, 17, "jukebox"));
+        assert_eq!(model.metadata_props.iter().map(|p| p.key.as_str()).collect::<Vec<_>>(), ["features", "classes"]);
         let graph = model.graph.unwrap();
         let ops: Vec<&str> = graph.node.iter().map(|n| n.op_type.as_str()).collect();
-        assert_eq!(
-            ops,
-            [
-                "Concat", "Gemm", "Relu", "Gemm", "Relu", "Gemm", "Relu", "Gemm", "Relu", "Gemm",
-                "Softmax"
-            ]
-        );
+        assert_eq!(ops, ["Concat", "Gemm", "Relu", "Gemm", "Relu", "Gemm", "Relu", "Gemm", "Relu", "Gemm", "Softmax"]);
         assert_eq!(graph.node.last().unwrap().output, ["output"]);
-        assert_eq!(
-            graph
-                .input
-                .iter()
-                .map(|i| i.name.as_str())
-                .collect::<Vec<_>>(),
-            ["f0", "f1", "f2"]
-        );
+        assert_eq!(graph.input.iter().map(|i| i.name.as_str()).collect::<Vec<_>>(), ["f0", "f1", "f2"]);
         assert_eq!(graph.initializer.len(), 10);
         let kernel = &graph.initializer[8];
-        assert_eq!(
-            (kernel.name.as_str(), kernel.dims.as_slice()),
-            ("dense_5/kernel", &[256i64, 4][..])
-        );
-        let first: Vec<f32> = kernel
-            .raw_data
-            .chunks_exact(4)
-            .map(|b| f32::from_le_bytes(b.try_into().unwrap()))
-            .collect();
+        assert_eq!((kernel.name.as_str(), kernel.dims.as_slice()), ("dense_5/kernel", &[256i64, 4][..]));
+        let first: Vec<f32> =
+            kernel.raw_data.chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().unwrap())).collect();
         assert_eq!(first, network.layers()[4].weights());
     }
 
@@ -354,10 +237,7 @@ mod tests {
         let model = to_model_proto(&network, &spec(2)).unwrap();
         let graph = model.graph.unwrap();
         let last = graph.node.last().unwrap();
-        assert_eq!(
-            (last.op_type.as_str(), last.output[0].as_str()),
-            ("Gemm", "output")
-        );
+        assert_eq!((last.op_type.as_str(), last.output[0].as_str()), ("Gemm", "output"));
     }
 
     #[test]

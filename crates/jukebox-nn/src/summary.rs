@@ -26,7 +26,7 @@ fn thousands(n: usize) -> String {
     let digits = n.to_string();
     let mut out = String::new();
     for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);
@@ -36,39 +36,14 @@ fn thousands(n: usize) -> String {
 
 impl fmt::Display for Summary {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let layer_cells: Vec<String> = self
-            .rows
-            .iter()
-            .map(|r| format!("{} ({})", r.name, r.kind))
-            .collect();
-        let w_layer = layer_cells
-            .iter()
-            .map(String::len)
-            .chain([13])
-            .max()
-            .unwrap_or(0);
-        let w_shape = self
-            .rows
-            .iter()
-            .map(|r| r.output_shape.len())
-            .chain([12])
-            .max()
-            .unwrap_or(0);
-        let w_params = self
-            .rows
-            .iter()
-            .map(|r| thousands(r.parameters).len())
-            .chain([7])
-            .max()
-            .unwrap_or(0);
+        let layer_cells: Vec<String> = self.rows.iter().map(|r| format!("{} ({})", r.name, r.kind)).collect();
+        let w_layer = layer_cells.iter().map(String::len).chain([13]).max().unwrap_or(0);
+        let w_shape = self.rows.iter().map(|r| r.output_shape.len()).chain([12]).max().unwrap_or(0);
+        let w_params = self.rows.iter().map(|r| thousands(r.parameters).len()).chain([7]).max().unwrap_or(0);
         let rule = |c: char| c.to_string().repeat(w_layer + w_shape + w_params + 6);
         writeln!(f, "Model: \"sequential\"")?;
         writeln!(f, "{}", rule('━'))?;
-        writeln!(
-            f,
-            "{:<w_layer$}   {:<w_shape$}   {:>w_params$}",
-            "Layer (type)", "Output Shape", "Param #"
-        )?;
+        writeln!(f, "{:<w_layer$}   {:<w_shape$}   {:>w_params$}", "Layer (type)", "Output Shape", "Param #")?;
         writeln!(f, "{}", rule('━'))?;
         for (cell, row) in layer_cells.iter().zip(&self.rows) {
             writeln!(
@@ -88,11 +63,7 @@ impl fmt::Display for Summary {
 impl Summary {
     /// Rich output for the evcxr Jupyter kernel: the table as preformatted HTML.
     pub fn evcxr_display(&self) {
-        let text = self
-            .to_string()
-            .replace('&', "&amp;")
-            .replace('<', "&lt;")
-            .replace('>', "&gt;");
+        let text = self.to_string().replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;");
         println!("EVCXR_BEGIN_CONTENT text/html\n<pre>{text}</pre>\nEVCXR_END_CONTENT");
     }
 }

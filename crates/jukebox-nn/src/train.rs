@@ -121,11 +121,7 @@ pub(crate) struct Workspace {
 impl Workspace {
     pub(crate) fn new(network: &Network, batch_size: usize) -> Self {
         let per_layer = |f: &dyn Fn(usize, usize) -> usize| -> Vec<Vec<f32>> {
-            network
-                .layers()
-                .iter()
-                .map(|l| vec![0.0; f(l.inputs(), l.outputs())])
-                .collect()
+            network.layers().iter().map(|l| vec![0.0; f(l.inputs(), l.outputs())]).collect()
         };
         Workspace {
             batch_x: vec![0.0; batch_size * network.n_inputs()],
@@ -141,8 +137,7 @@ impl Workspace {
     fn gather(&mut self, x: &[f32], y: &[u32], n_inputs: usize, indices: &[u32]) {
         for (r, &i) in indices.iter().enumerate() {
             let i = i as usize;
-            self.batch_x[r * n_inputs..(r + 1) * n_inputs]
-                .copy_from_slice(&x[i * n_inputs..(i + 1) * n_inputs]);
+            self.batch_x[r * n_inputs..(r + 1) * n_inputs].copy_from_slice(&x[i * n_inputs..(i + 1) * n_inputs]);
             self.batch_y[r] = y[i];
         }
     }
@@ -161,11 +156,7 @@ pub(crate) fn forward_backward(network: &Network, ws: &mut Workspace, rows: usiz
         let output = &mut rest[0];
         layer.affine(input, rows, output);
         if l < last {
-            apply_activation(
-                layer.activation(),
-                &mut output[..rows * layer.outputs()],
-                layer.outputs(),
-            );
+            apply_activation(layer.activation(), &mut output[..rows * layer.outputs()], layer.outputs());
         }
     }
 
@@ -175,11 +166,7 @@ pub(crate) fn forward_backward(network: &Network, ws: &mut Workspace, rows: usiz
     let (mut loss_sum, mut correct) = (0.0f64, 0usize);
     let logits = &mut ws.activations[last][..rows * n_classes];
     let delta = &mut ws.deltas[last][..rows * n_classes];
-    for ((z, d), &label) in logits
-        .chunks_exact_mut(n_classes)
-        .zip(delta.chunks_exact_mut(n_classes))
-        .zip(&ws.batch_y)
-    {
+    for ((z, d), &label) in logits.chunks_exact_mut(n_classes).zip(delta.chunks_exact_mut(n_classes)).zip(&ws.batch_y) {
         let label = label as usize;
         let best = argmax(z);
         correct += (best == label) as usize;
@@ -204,24 +191,12 @@ pub(crate) fn forward_backward(network: &Network, ws: &mut Workspace, rows: usiz
     for l in (0..=last).rev() {
         let layer = &layers[l];
         let (n_in, n_out) = (layer.inputs(), layer.outputs());
-        let input: &[f32] = if l == 0 {
-            &ws.batch_x
-        } else {
-            &ws.activations[l - 1]
-        };
+        let input: &[f32] = if l == 0 { &ws.batch_x } else { &ws.activations[l - 1] };
         let (deltas_before, deltas_rest) = ws.deltas.split_at_mut(l);
         let delta = &deltas_rest[0][..rows * n_out];
 
         // dW = inputᵀ · delta ; db = column sums of delta.
-        matmul_at_b(
-            n_in,
-            rows,
-            n_out,
-            input,
-            delta,
-            0.0,
-            &mut ws.grad_weights[l],
-        );
+        matmul_at_b(n_in, rows, n_out, input, delta, 0.0, &mut ws.grad_weights[l]);
         let grad_bias = &mut ws.grad_bias[l];
         grad_bias.fill(0.0);
         for row in delta.chunks_exact(n_out) {
@@ -260,13 +235,7 @@ pub(crate) struct Adam {
 }
 
 impl Adam {
-    pub(crate) fn new(
-        network: &Network,
-        learning_rate: f32,
-        beta1: f32,
-        beta2: f32,
-        epsilon: f32,
-    ) -> Self {
+    pub(crate) fn new(network: &Network, learning_rate: f32, beta1: f32, beta2: f32, epsilon: f32) -> Self {
         let zeros = |n: usize| (vec![0.0; n], vec![0.0; n]);
         Adam {
             learning_rate,
@@ -274,16 +243,8 @@ impl Adam {
             beta2,
             epsilon,
             step: 0,
-            moments_weights: network
-                .layers()
-                .iter()
-                .map(|l| zeros(l.weights().len()))
-                .collect(),
-            moments_bias: network
-                .layers()
-                .iter()
-                .map(|l| zeros(l.bias().len()))
-                .collect(),
+            moments_weights: network.layers().iter().map(|l| zeros(l.weights().len())).collect(),
+            moments_bias: network.layers().iter().map(|l| zeros(l.bias().len())).collect(),
         }
     }
 
@@ -356,12 +317,7 @@ fn adam_update_body(
     keep2: f32,
     eps: f32,
 ) {
-    for (((p, &g), m), v) in params
-        .iter_mut()
-        .zip(grads)
-        .zip(m.iter_mut())
-        .zip(v.iter_mut())
-    {
+    for (((p, &g), m), v) in params.iter_mut().zip(grads).zip(m.iter_mut()).zip(v.iter_mut()) {
         *m += (g - *m) * keep1;
         *v += (g * g - *v) * keep2;
         *p -= *m * alpha / (v.sqrt() + eps);
@@ -369,20 +325,12 @@ fn adam_update_body(
 }
 
 fn check_options(network: &Network, train: &Samples, options: &FitOptions) -> Result<(), NnError> {
-    let invalid = |option, reason: &str| {
-        Err(NnError::InvalidOption {
-            option,
-            reason: reason.to_string(),
-        })
-    };
+    let invalid = |option, reason: &str| Err(NnError::InvalidOption { option, reason: reason.to_string() });
     if options.batch_size == 0 {
         return invalid("batch_size", "must be at least 1");
     }
     if !(options.learning_rate.is_finite() && options.learning_rate > 0.0) {
-        return invalid(
-            "learning_rate",
-            &format!("must be a positive number, got {}", options.learning_rate),
-        );
+        return invalid("learning_rate", &format!("must be a positive number, got {}", options.learning_rate));
     }
     for (name, beta) in [("beta1", options.beta1), ("beta2", options.beta2)] {
         if !(0.0..1.0).contains(&beta) {
@@ -390,22 +338,15 @@ fn check_options(network: &Network, train: &Samples, options: &FitOptions) -> Re
         }
     }
     if !(options.epsilon.is_finite() && options.epsilon >= 0.0) {
-        return invalid(
-            "epsilon",
-            &format!("must be a non-negative number, got {}", options.epsilon),
-        );
+        return invalid("epsilon", &format!("must be a non-negative number, got {}", options.epsilon));
     }
     let layers = network.layers();
     if layers.last().map(|l| l.activation()) != Some(Activation::Softmax) {
         return Err(NnError::Unsupported(
-            "fit trains with softmax cross-entropy, so the last layer must use Activation::Softmax"
-                .into(),
+            "fit trains with softmax cross-entropy, so the last layer must use Activation::Softmax".into(),
         ));
     }
-    if let Some(i) = layers[..layers.len() - 1]
-        .iter()
-        .position(|l| l.activation() == Activation::Softmax)
-    {
+    if let Some(i) = layers[..layers.len() - 1].iter().position(|l| l.activation() == Activation::Softmax) {
         return Err(NnError::Unsupported(format!(
             "softmax is only supported on the last layer, but {} uses it",
             layer_name(i)
@@ -462,13 +403,7 @@ impl Network {
         let batch_size = options.batch_size.min(n_rows);
         let batches = n_rows.div_ceil(batch_size);
         let mut ws = Workspace::new(self, batch_size);
-        let mut adam = Adam::new(
-            self,
-            options.learning_rate,
-            options.beta1,
-            options.beta2,
-            options.epsilon,
-        );
+        let mut adam = Adam::new(self, options.learning_rate, options.beta1, options.beta2, options.epsilon);
         let mut rng = ChaCha8Rng::seed_from_u64(options.seed);
         let mut order: Vec<u32> = (0..n_rows as u32).collect();
         let mut history = History::default();
@@ -485,11 +420,7 @@ impl Network {
                 ws.gather(train.x, train.y, self.n_inputs(), indices);
                 let (batch_loss, batch_correct) = forward_backward(self, &mut ws, rows);
                 if !batch_loss.is_finite() {
-                    return Err(NnError::Diverged {
-                        epoch,
-                        batch: b + 1,
-                        loss: (batch_loss / rows as f64) as f32,
-                    });
+                    return Err(NnError::Diverged { epoch, batch: b + 1, loss: (batch_loss / rows as f64) as f32 });
                 }
                 adam.apply(self, &ws);
                 loss_sum += batch_loss;
@@ -518,10 +449,7 @@ impl Network {
             }
             let seconds = started.elapsed().as_secs_f64();
             training_seconds += seconds;
-            let (loss, accuracy) = (
-                (loss_sum / n_rows as f64) as f32,
-                correct as f32 / n_rows as f32,
-            );
+            let (loss, accuracy) = ((loss_sum / n_rows as f64) as f32, correct as f32 / n_rows as f32);
             history.loss.push(loss);
             history.accuracy.push(accuracy);
             history.epoch_seconds.push(seconds);
@@ -567,11 +495,10 @@ mod tests {
 
     /// Straightforward f64 forward pass and mean cross-entropy: the reference the optimised f32
     /// backward pass is checked against.
-    fn reference_loss(
-        layers: &[(usize, usize, Vec<f64>, Vec<f64>, Activation)],
-        x: &[f64],
-        y: &[u32],
-    ) -> f64 {
+    /// (inputs, outputs, weights, bias, activation) of one layer, in f64.
+    type ReferenceLayer = (usize, usize, Vec<f64>, Vec<f64>, Activation);
+
+    fn reference_loss(layers: &[ReferenceLayer], x: &[f64], y: &[u32]) -> f64 {
         let n_in = layers[0].0;
         let mut total = 0.0;
         for (r, &label) in y.iter().enumerate() {
@@ -601,9 +528,7 @@ mod tests {
         use Activation::*;
         let network = Network::new(4, &[(6, Relu), (5, Identity), (3, Softmax)], 11);
         let rows = 7;
-        let x: Vec<f32> = (0..rows * 4)
-            .map(|i| ((i * 37 % 19) as f32 / 9.0) - 1.0)
-            .collect();
+        let x: Vec<f32> = (0..rows * 4).map(|i| ((i * 37 % 19) as f32 / 9.0) - 1.0).collect();
         let y: Vec<u32> = (0..rows as u32).map(|r| r % 3).collect();
         let mut ws = Workspace::new(&network, rows);
         ws.batch_x.copy_from_slice(&x);
@@ -614,34 +539,17 @@ mod tests {
         let layers: Vec<_> = network
             .layers()
             .iter()
-            .map(|l: &Dense| {
-                (
-                    l.inputs(),
-                    l.outputs(),
-                    as_f64(l.weights()),
-                    as_f64(l.bias()),
-                    l.activation(),
-                )
-            })
+            .map(|l: &Dense| (l.inputs(), l.outputs(), as_f64(l.weights()), as_f64(l.bias()), l.activation()))
             .collect();
         let x64 = as_f64(&x);
         let base = reference_loss(&layers, &x64, &y);
-        assert!(
-            (loss_sum / rows as f64 - base).abs() < 1e-5,
-            "f32 loss {} vs f64 {}",
-            loss_sum / rows as f64,
-            base
-        );
+        assert!((loss_sum / rows as f64 - base).abs() < 1e-5, "f32 loss {} vs f64 {}", loss_sum / rows as f64, base);
 
         let h = 1e-6;
         let mut checked = 0;
         for l in 0..layers.len() {
             for is_bias in [false, true] {
-                let count = if is_bias {
-                    layers[l].3.len()
-                } else {
-                    layers[l].2.len()
-                };
+                let count = if is_bias { layers[l].3.len() } else { layers[l].2.len() };
                 for i in 0..count {
                     let numeric = {
                         let mut plus = layers.clone();
@@ -653,14 +561,9 @@ mod tests {
                             plus[l].2[i] += h;
                             minus[l].2[i] -= h;
                         }
-                        (reference_loss(&plus, &x64, &y) - reference_loss(&minus, &x64, &y))
-                            / (2.0 * h)
+                        (reference_loss(&plus, &x64, &y) - reference_loss(&minus, &x64, &y)) / (2.0 * h)
                     };
-                    let analytic = if is_bias {
-                        ws.grad_bias[l][i]
-                    } else {
-                        ws.grad_weights[l][i]
-                    } as f64;
+                    let analytic = if is_bias { ws.grad_bias[l][i] } else { ws.grad_weights[l][i] } as f64;
                     let tolerance = 1e-4 + 1e-3 * numeric.abs();
                     assert!(
                         (analytic - numeric).abs() < tolerance,
@@ -684,27 +587,17 @@ mod tests {
         let mut network = Network::new(3, &[(4, Activation::Relu), (2, Activation::Softmax)], 5);
         let before = network.clone();
         let mut ws = Workspace::new(&network, 4);
-        ws.batch_x.copy_from_slice(&[
-            0.5, -0.2, 0.9, 0.1, 0.3, -0.7, -0.4, 0.8, 0.2, 0.6, 0.6, 0.6,
-        ]);
+        ws.batch_x.copy_from_slice(&[0.5, -0.2, 0.9, 0.1, 0.3, -0.7, -0.4, 0.8, 0.2, 0.6, 0.6, 0.6]);
         ws.batch_y.copy_from_slice(&[0, 1, 1, 0]);
         forward_backward(&network, &mut ws, 4);
         let mut adam = Adam::new(&network, 1e-3, 0.9, 0.999, 1e-7);
         adam.apply(&mut network, &ws);
         let mut moved = 0;
         for (l, (new, old)) in network.layers().iter().zip(before.layers()).enumerate() {
-            for ((n, o), g) in new
-                .weights()
-                .iter()
-                .zip(old.weights())
-                .zip(&ws.grad_weights[l])
-            {
+            for ((n, o), g) in new.weights().iter().zip(old.weights()).zip(&ws.grad_weights[l]) {
                 if g.abs() > 1e-2 {
                     let step = o - n;
-                    assert!(
-                        (step - 1e-3 * g.signum()).abs() < 1e-5,
-                        "step {step} for gradient {g}"
-                    );
+                    assert!((step - 1e-3 * g.signum()).abs() < 1e-5, "step {step} for gradient {g}");
                     moved += 1;
                 } else if *g == 0.0 {
                     assert_eq!(n, o);
@@ -721,41 +614,25 @@ mod tests {
         let x = [0.0f32; 8];
         let y = [0u32, 1, 2, 1];
         let err = |net: &mut Network, options: &FitOptions, x: &[f32], y: &[u32]| {
-            net.fit(Samples::new(x, y), options, &mut |_| {})
-                .unwrap_err()
-                .to_string()
+            net.fit(Samples::new(x, y), options, &mut |_| {}).unwrap_err().to_string()
         };
 
-        let zero_batch = FitOptions {
-            batch_size: 0,
-            ..Default::default()
-        };
+        let zero_batch = FitOptions { batch_size: 0, ..Default::default() };
         assert!(err(&mut network, &zero_batch, &x, &y).contains("batch_size"));
-        let bad_lr = FitOptions {
-            learning_rate: f32::NAN,
-            ..Default::default()
-        };
+        let bad_lr = FitOptions { learning_rate: f32::NAN, ..Default::default() };
         assert!(err(&mut network, &bad_lr, &x, &y).contains("learning_rate"));
-        assert!(err(&mut network, &FitOptions::default(), &x, &[0, 1, 3, 1])
-            .contains("train y: label 3 in row 2"));
-        assert!(
-            err(&mut network, &FitOptions::default(), &x[..7], &y).contains("train x has 7 values")
-        );
-        let bad_validation = FitOptions {
-            validation: Some(Samples::new(&x[..4], &y)),
-            ..Default::default()
-        };
+        assert!(err(&mut network, &FitOptions::default(), &x, &[0, 1, 3, 1]).contains("train y: label 3 in row 2"));
+        assert!(err(&mut network, &FitOptions::default(), &x[..7], &y).contains("train x has 7 values"));
+        let bad_validation = FitOptions { validation: Some(Samples::new(&x[..4], &y)), ..Default::default() };
         assert!(err(&mut network, &bad_validation, &x, &y).contains("validation x has 4 values"));
         assert_eq!(network, original, "a rejected fit leaves the weights alone");
 
         let mut no_softmax = Network::new(2, &[(3, Activation::Identity)], 0);
-        assert!(err(&mut no_softmax, &FitOptions::default(), &x, &y)
-            .contains("last layer must use Activation::Softmax"));
-        let mut hidden_softmax =
-            Network::new(2, &[(4, Activation::Softmax), (3, Activation::Softmax)], 0);
         assert!(
-            err(&mut hidden_softmax, &FitOptions::default(), &x, &y).contains("dense_1 uses it")
+            err(&mut no_softmax, &FitOptions::default(), &x, &y).contains("last layer must use Activation::Softmax")
         );
+        let mut hidden_softmax = Network::new(2, &[(4, Activation::Softmax), (3, Activation::Softmax)], 0);
+        assert!(err(&mut hidden_softmax, &FitOptions::default(), &x, &y).contains("dense_1 uses it"));
     }
 
     #[test]
@@ -764,16 +641,9 @@ mod tests {
         let mut network = Network::workshop(2, 2, 0);
         let x: Vec<f32> = (0..400).map(|i| (i % 7) as f32).collect();
         let y: Vec<u32> = (0..200).map(|i| i % 2).collect();
-        let options = FitOptions {
-            learning_rate: 1e30,
-            epochs: 3,
-            ..Default::default()
-        };
+        let options = FitOptions { learning_rate: 1e30, epochs: 3, ..Default::default() };
         let result = network.fit(Samples::new(&x, &y), &options, &mut |_| {});
-        assert!(
-            matches!(result, Err(NnError::Diverged { epoch: 1, .. })),
-            "{result:?}"
-        );
+        assert!(matches!(result, Err(NnError::Diverged { epoch: 1, .. })), "{result:?}");
     }
 
     #[test]
@@ -802,16 +672,7 @@ mod tests {
     fn non_finite_features_are_rejected_with_their_position() {
         let mut network = Network::workshop(2, 2, 0);
         let x = [0.0, 1.0, f32::NAN, 1.0];
-        let err = network
-            .fit(
-                Samples::new(&x, &[0, 1]),
-                &FitOptions::default(),
-                &mut |_| {},
-            )
-            .unwrap_err();
-        assert_eq!(
-            err.to_string(),
-            "train x: value NaN in row 1, column 0 is not a finite number"
-        );
+        let err = network.fit(Samples::new(&x, &[0, 1]), &FitOptions::default(), &mut |_| {}).unwrap_err();
+        assert_eq!(err.to_string(), "train x: value NaN in row 1, column 0 is not a finite number");
     }
 }

@@ -33,22 +33,13 @@ const FEATURES: [&str; 13] = [
 fn check_with_python(network: &Network, spec: &OnnxSpec, x: &[f32], n_rows: usize) {
     let python = python();
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(
-        dir.path().join("model.onnx"),
-        to_onnx_bytes(network, spec).unwrap(),
-    )
-    .unwrap();
+    std::fs::write(dir.path().join("model.onnx"), to_onnx_bytes(network, spec).unwrap()).unwrap();
     let n_in = network.n_inputs();
     let inputs: serde_json::Map<String, serde_json::Value> = spec
         .input_names
         .iter()
         .enumerate()
-        .map(|(f, name)| {
-            (
-                name.clone(),
-                serde_json::json!((0..n_rows).map(|r| x[r * n_in + f]).collect::<Vec<f32>>()),
-            )
-        })
+        .map(|(f, name)| (name.clone(), serde_json::json!((0..n_rows).map(|r| x[r * n_in + f]).collect::<Vec<f32>>())))
         .collect();
     let case = serde_json::json!({
         // serde_json maps are sorted by key, so the graph's input order travels separately.
@@ -61,25 +52,13 @@ fn check_with_python(network: &Network, spec: &OnnxSpec, x: &[f32], n_rows: usiz
         "metadata": spec.metadata.iter().map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone()))).collect::<serde_json::Map<_, _>>(),
         "tolerance": 1e-5,
     });
-    std::fs::write(
-        dir.path().join("case.json"),
-        serde_json::to_vec(&case).unwrap(),
-    )
-    .unwrap();
+    std::fs::write(dir.path().join("case.json"), serde_json::to_vec(&case).unwrap()).unwrap();
 
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/check_onnx.py");
-    let output = Command::new(&python)
-        .arg(&script)
-        .arg(dir.path())
-        .output()
-        .expect("run check_onnx.py");
+    let output = Command::new(&python).arg(&script).arg(dir.path()).output().expect("run check_onnx.py");
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        output.status.success(),
-        "check_onnx.py failed ({}):\n{stdout}\n{stderr}",
-        output.status
-    );
+    assert!(output.status.success(), "check_onnx.py failed ({}):\n{stdout}\n{stderr}", output.status);
     println!("{}", stdout.trim());
 }
 
@@ -87,24 +66,13 @@ fn check_with_python(network: &Network, spec: &OnnxSpec, x: &[f32], n_rows: usiz
 fn trained_workshop_model_runs_identically_in_onnxruntime_and_openvino() {
     let data = common::blobs(3000, 13, 72, 0.5, 3);
     let mut network = Network::workshop(13, 72, 17);
-    let options = FitOptions {
-        epochs: 2,
-        ..FitOptions::default()
-    };
-    network
-        .fit(Samples::new(&data.x, &data.y), &options, &mut |_| {})
-        .unwrap();
+    let options = FitOptions { epochs: 2, ..FitOptions::default() };
+    network.fit(Samples::new(&data.x, &data.y), &options, &mut |_| {}).unwrap();
 
     let mut spec = OnnxSpec::new("jukebox_country", FEATURES);
     spec.metadata = vec![
         ("features".into(), FEATURES.join(",")),
-        (
-            "classes".into(),
-            (0..72)
-                .map(|c| format!("C{c:02}"))
-                .collect::<Vec<_>>()
-                .join(","),
-        ),
+        ("classes".into(), (0..72).map(|c| format!("C{c:02}")).collect::<Vec<_>>().join(",")),
     ];
     let n_rows = 257;
     check_with_python(&network, &spec, &data.x[..n_rows * 13], n_rows);
@@ -113,15 +81,7 @@ fn trained_workshop_model_runs_identically_in_onnxruntime_and_openvino() {
 #[test]
 fn other_architectures_export_too() {
     // A linear-output layer in the middle and a single hidden layer: the exporter is general.
-    let network = Network::new(
-        3,
-        &[
-            (5, Activation::Identity),
-            (4, Activation::Relu),
-            (2, Activation::Softmax),
-        ],
-        9,
-    );
+    let network = Network::new(3, &[(5, Activation::Identity), (4, Activation::Relu), (2, Activation::Softmax)], 9);
     let x: Vec<f32> = (0..30).map(|i| (i as f32 * 0.7).sin()).collect();
     check_with_python(&network, &OnnxSpec::new("small", ["a", "b", "c"]), &x, 10);
 }

@@ -71,7 +71,11 @@ impl Scaler {
     pub fn check(&self) -> Result<(), ModelFolderError> {
         let n = self.features.len();
         if self.min.len() != n || self.max.len() != n {
-            return Err(ModelFolderError::Scaler(format!("{n} features but {} min and {} max values", self.min.len(), self.max.len())));
+            return Err(ModelFolderError::Scaler(format!(
+                "{n} features but {} min and {} max values",
+                self.min.len(),
+                self.max.len()
+            )));
         }
         Ok(())
     }
@@ -140,9 +144,11 @@ impl VersionFolder {
         }
         let absolute = dir.canonicalize().map_err(|source| ModelFolderError::Io { path: dir.to_path_buf(), source })?;
         let version_part = absolute.file_name().and_then(|s| s.to_str()).unwrap_or_default();
-        let version = version_part
-            .parse::<u64>()
-            .map_err(|_| not_model(format!("its last folder {version_part:?} is not an integer version (expected <root>/<name>/<version>)")))?;
+        let version = version_part.parse::<u64>().map_err(|_| {
+            not_model(format!(
+                "its last folder {version_part:?} is not an integer version (expected <root>/<name>/<version>)"
+            ))
+        })?;
         let name = absolute
             .parent()
             .and_then(|p| p.file_name())
@@ -170,7 +176,7 @@ impl VersionFolder {
 
 /// The versions of one model folder (`<repository>/<name>`): its integer-named subfolders that
 /// hold [`MODEL_FILE`], in version order. Other entries are skipped; a missing folder has none.
-pub fn versions(model_dir: &Path) -> Result<Vec<(u64, PathBuf)>, ModelFolderError> {
+pub fn versions(model_dir: &Path) -> Result<Versions, ModelFolderError> {
     let io = |source| ModelFolderError::Io { path: model_dir.to_path_buf(), source };
     let entries = match std::fs::read_dir(model_dir) {
         Ok(entries) => entries,
@@ -189,9 +195,12 @@ pub fn versions(model_dir: &Path) -> Result<Vec<(u64, PathBuf)>, ModelFolderErro
     Ok(versions)
 }
 
+/// A model's versions: `(version, folder)`, in version order.
+pub type Versions = Vec<(u64, PathBuf)>;
+
 /// Every model of a repository with its versions: `(name, [(version, folder)])`, by name.
 /// Hidden folders (`.download`, ...) and models without a version are skipped.
-pub fn models(repository: &Path) -> Result<Vec<(String, Vec<(u64, PathBuf)>)>, ModelFolderError> {
+pub fn models(repository: &Path) -> Result<Vec<(String, Versions)>, ModelFolderError> {
     let io = |source| ModelFolderError::Io { path: repository.to_path_buf(), source };
     let mut models = Vec::new();
     for entry in std::fs::read_dir(repository).map_err(io)? {
@@ -266,9 +275,16 @@ impl std::str::FromStr for S3Location {
             return Err(not_s3("it names no bucket"));
         }
         let value = |name: &str| {
-            query.split('&').find_map(|pair| pair.split_once('=').filter(|(k, _)| *k == name).map(|(_, v)| v.to_string()))
+            query
+                .split('&')
+                .find_map(|pair| pair.split_once('=').filter(|(k, _)| *k == name).map(|(_, v)| v.to_string()))
         };
-        Ok(S3Location { bucket: bucket.to_string(), key: key.to_string(), endpoint: value("endpoint"), region: value("defaultRegion") })
+        Ok(S3Location {
+            bucket: bucket.to_string(),
+            key: key.to_string(),
+            endpoint: value("endpoint"),
+            region: value("defaultRegion"),
+        })
     }
 }
 
@@ -317,9 +333,15 @@ mod tests {
         assert_eq!(found.len(), 1);
         assert_eq!(found[0].1.iter().map(|(v, _)| *v).collect::<Vec<_>>(), vec![2, 10]);
         let folder = VersionFolder::identify(&root.join("jukebox/10")).unwrap();
-        assert_eq!((folder.name.as_str(), folder.version, folder.bucket_prefix()), ("jukebox", 10, "models/jukebox/10/".to_string()));
+        assert_eq!(
+            (folder.name.as_str(), folder.version, folder.bucket_prefix()),
+            ("jukebox", 10, "models/jukebox/10/".to_string())
+        );
         assert!(VersionFolder::identify(&root.join("jukebox/3")).is_err());
-        assert!(VersionFolder::identify(&root.join("jukebox/latest")).unwrap_err().to_string().contains("not an integer version"));
+        assert!(VersionFolder::identify(&root.join("jukebox/latest"))
+            .unwrap_err()
+            .to_string()
+            .contains("not an integer version"));
         assert!(versions(&root.join("absent")).unwrap().is_empty());
         std::fs::remove_dir_all(&root).unwrap();
     }

@@ -78,9 +78,10 @@ fn int_from_string_or_number<'de, D: Deserializer<'de>>(deserializer: D) -> Resu
     }
     match IntOrString::deserialize(deserializer)? {
         IntOrString::Int(value) => Ok(value),
-        IntOrString::String(text) => text.trim().parse().map_err(|_| {
-            serde::de::Error::custom(format!("int_value {text:?} is not a 64-bit integer"))
-        }),
+        IntOrString::String(text) => text
+            .trim()
+            .parse()
+            .map_err(|_| serde::de::Error::custom(format!("int_value {text:?} is not a 64-bit integer"))),
     }
 }
 
@@ -581,11 +582,7 @@ fn field_table(rows: &[(&str, String)], properties: &CustomProperties) -> String
         html.push_str(&format!("<tr><th>{}</th><td>{}</td></tr>\n", field, escape_html(value)));
     }
     for (key, value) in properties {
-        html.push_str(&format!(
-            "<tr><th>{}</th><td>{}</td></tr>\n",
-            escape_html(key),
-            escape_html(&value.to_string())
-        ));
+        html.push_str(&format!("<tr><th>{}</th><td>{}</td></tr>\n", escape_html(key), escape_html(&value.to_string())));
     }
     html.push_str("</table>");
     html
@@ -713,8 +710,9 @@ mod tests {
         let from_number: MetadataValue =
             serde_json::from_value(json!({"int_value": 7, "metadataType": "MetadataIntValue"})).unwrap();
         assert_eq!(from_number, MetadataValue::Int { int_value: 7 });
-        let err = serde_json::from_value::<MetadataValue>(json!({"int_value": "seven", "metadataType": "MetadataIntValue"}))
-            .unwrap_err();
+        let err =
+            serde_json::from_value::<MetadataValue>(json!({"int_value": "seven", "metadataType": "MetadataIntValue"}))
+                .unwrap_err();
         assert!(err.to_string().contains("int_value \"seven\""), "{err}");
     }
 
@@ -728,7 +726,8 @@ mod tests {
         assert_eq!(version.registered_model_id, "1");
         assert!(version.custom_properties.is_empty());
 
-        let create = RegisteredModelCreate { name: "jukebox".into(), state: Some(ModelState::Live), ..Default::default() };
+        let create =
+            RegisteredModelCreate { name: "jukebox".into(), state: Some(ModelState::Live), ..Default::default() };
         assert_eq!(serde_json::to_value(&create).unwrap(), json!({"name": "jukebox", "state": "LIVE"}));
 
         let artifact = ModelArtifactCreate {

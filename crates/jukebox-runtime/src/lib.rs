@@ -176,7 +176,8 @@ fn library_in_venv(venv_lib: &Path) -> Option<PathBuf> {
         let Ok(entries) = std::fs::read_dir(&capi) else { continue };
         for entry in entries.flatten() {
             let name = entry.file_name().to_string_lossy().into_owned();
-            if (name.starts_with("libonnxruntime.so") || name.starts_with("libonnxruntime.") && name.ends_with(".dylib"))
+            if (name.starts_with("libonnxruntime.so")
+                || name.starts_with("libonnxruntime.") && name.ends_with(".dylib"))
                 && entry.path().is_file()
             {
                 found.push(entry.path());
@@ -201,7 +202,9 @@ pub fn environment() -> Result<&'static ort::environment::Environment, RuntimeEr
     match result {
         Ok(env) => Ok(env),
         // Re-create the typed error from its message: the first failure's explanation is kept.
-        Err(message) => Err(RuntimeError::LibraryLoad { path: PathBuf::from("ONNX Runtime"), message: message.clone() }),
+        Err(message) => {
+            Err(RuntimeError::LibraryLoad { path: PathBuf::from("ONNX Runtime"), message: message.clone() })
+        }
     }
 }
 
@@ -237,6 +240,9 @@ pub enum GraphRewrites {
     None,
 }
 
+/// An input in graph order: its name, shape and data.
+type ResolvedInput<'a> = (&'a str, Vec<i64>, &'a [f32]);
+
 impl OnnxModel {
     /// Loads a model with one session per available CPU core.
     pub fn load(path: impl AsRef<Path>) -> Result<Self, RuntimeError> {
@@ -252,15 +258,19 @@ impl OnnxModel {
     }
 
     /// [`OnnxModel::load_with_sessions`], choosing how much ONNX Runtime rewrites the graph.
-    pub fn load_with_rewrites(path: impl AsRef<Path>, sessions: usize, rewrites: GraphRewrites) -> Result<Self, RuntimeError> {
+    pub fn load_with_rewrites(
+        path: impl AsRef<Path>,
+        sessions: usize,
+        rewrites: GraphRewrites,
+    ) -> Result<Self, RuntimeError> {
         let level = match rewrites {
             GraphRewrites::All => GraphOptimizationLevel::Level3,
             GraphRewrites::None => GraphOptimizationLevel::Disable,
         };
         let path = path.as_ref().to_path_buf();
         let env = environment()?;
-        let bytes = std::fs::read(&path)
-            .map_err(|e| RuntimeError::ModelLoad { path: path.clone(), message: e.to_string() })?;
+        let bytes =
+            std::fs::read(&path).map_err(|e| RuntimeError::ModelLoad { path: path.clone(), message: e.to_string() })?;
         let load_error = |message: String| RuntimeError::ModelLoad { path: path.clone(), message };
         let mut pool = Vec::new();
         for _ in 0..sessions.max(1) {
@@ -314,7 +324,10 @@ impl OnnxModel {
         let resolved = self.resolve_inputs(inputs)?;
         for output in &self.outputs {
             if output.datatype != "FP32" {
-                return Err(RuntimeError::UnsupportedType { name: output.name.clone(), datatype: output.datatype.clone() });
+                return Err(RuntimeError::UnsupportedType {
+                    name: output.name.clone(),
+                    datatype: output.datatype.clone(),
+                });
             }
         }
         let run_error = |e: ort::Error| RuntimeError::Run { message: e.to_string() };
@@ -327,9 +340,9 @@ impl OnnxModel {
         let outputs = session.run(values).map_err(run_error)?;
         let mut result = Vec::with_capacity(self.outputs.len());
         for info in &self.outputs {
-            let value = outputs
-                .get(&info.name)
-                .ok_or_else(|| RuntimeError::Run { message: format!("output '{}' missing from the run's results", info.name) })?;
+            let value = outputs.get(&info.name).ok_or_else(|| RuntimeError::Run {
+                message: format!("output '{}' missing from the run's results", info.name),
+            })?;
             let (shape, data) = value.try_extract_tensor::<f32>().map_err(run_error)?;
             result.push(OutputTensor { name: info.name.clone(), shape: shape.to_vec(), data: data.to_vec() });
         }
@@ -351,7 +364,7 @@ impl OnnxModel {
     }
 
     /// Orders the caller's tensors as the graph declares them and checks them.
-    fn resolve_inputs<'a>(&'a self, inputs: &[InputTensor<'a>]) -> Result<Vec<(&'a str, Vec<i64>, &'a [f32])>, RuntimeError> {
+    fn resolve_inputs<'a>(&'a self, inputs: &[InputTensor<'a>]) -> Result<Vec<ResolvedInput<'a>>, RuntimeError> {
         let mut seen = HashSet::with_capacity(inputs.len());
         for input in inputs {
             if !self.inputs.iter().any(|info| info.name == input.name) {
@@ -377,7 +390,8 @@ impl OnnxModel {
             } else {
                 input.shape.to_vec()
             };
-            let elements = shape.iter().try_fold(1usize, |acc, &d| usize::try_from(d).ok().and_then(|d| acc.checked_mul(d)));
+            let elements =
+                shape.iter().try_fold(1usize, |acc, &d| usize::try_from(d).ok().and_then(|d| acc.checked_mul(d)));
             if elements != Some(input.data.len()) {
                 return Err(RuntimeError::DataLength {
                     name: info.name.clone(),
@@ -389,7 +403,11 @@ impl OnnxModel {
             let matches = shape.len() == info.shape.len()
                 && shape.iter().zip(&info.shape).all(|(&got, &want)| want < 0 || got == want);
             if !matches {
-                return Err(RuntimeError::ShapeMismatch { name: info.name.clone(), actual: shape, expected: info.shape.clone() });
+                return Err(RuntimeError::ShapeMismatch {
+                    name: info.name.clone(),
+                    actual: shape,
+                    expected: info.shape.clone(),
+                });
             }
             // Inputs whose first dimension is dynamic are taken to be batched together.
             if info.shape.first() == Some(&-1) {

@@ -9,8 +9,19 @@ use std::process::{Command, Stdio};
 use jukebox_runtime::{InputTensor, OnnxModel, RuntimeError};
 
 const FEATURES: [&str; 13] = [
-    "is_explicit", "duration_ms", "danceability", "energy", "key", "loudness", "mode",
-    "speechiness", "acousticness", "instrumentalness", "liveness", "valence", "tempo",
+    "is_explicit",
+    "duration_ms",
+    "danceability",
+    "energy",
+    "key",
+    "loudness",
+    "mode",
+    "speechiness",
+    "acousticness",
+    "instrumentalness",
+    "liveness",
+    "valence",
+    "tempo",
 ];
 
 fn peer(script: &str) -> PathBuf {

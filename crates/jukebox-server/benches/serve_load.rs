@@ -24,8 +24,19 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 const FEATURES: [&str; 13] = [
-    "is_explicit", "duration_ms", "danceability", "energy", "key", "loudness", "mode",
-    "speechiness", "acousticness", "instrumentalness", "liveness", "valence", "tempo",
+    "is_explicit",
+    "duration_ms",
+    "danceability",
+    "energy",
+    "key",
+    "loudness",
+    "mode",
+    "speechiness",
+    "acousticness",
+    "instrumentalness",
+    "liveness",
+    "valence",
+    "tempo",
 ];
 
 struct Options {
@@ -81,7 +92,11 @@ fn workshop_body() -> String {
 }
 
 /// Starts the jukebox model server in this process and returns its URL.
-fn start_local_server(repository: Option<PathBuf>, sessions: Option<usize>, keep: &mut Option<tempfile::TempDir>) -> String {
+fn start_local_server(
+    repository: Option<PathBuf>,
+    sessions: Option<usize>,
+    keep: &mut Option<tempfile::TempDir>,
+) -> String {
     let repository = repository.unwrap_or_else(|| {
         let dir = tempfile::tempdir().expect("temp dir");
         let maker = Path::new(env!("CARGO_MANIFEST_DIR")).join("../jukebox-runtime/tests/peers/make_model.py");

@@ -244,7 +244,10 @@ pub struct LoadLimits {
 
 impl Default for LoadLimits {
     fn default() -> Self {
-        Self { max_file_bytes: DEFAULT_MAX_MODEL_FILE_BYTES, max_folded_constant_bytes: DEFAULT_MAX_FOLDED_CONSTANT_BYTES }
+        Self {
+            max_file_bytes: DEFAULT_MAX_MODEL_FILE_BYTES,
+            max_folded_constant_bytes: DEFAULT_MAX_FOLDED_CONSTANT_BYTES,
+        }
     }
 }
 
@@ -319,8 +322,19 @@ impl FileStamp {
 }
 
 /// Loads `path` after checking it against `limits` (see [`LoadLimits`]).
-fn load_checked(name: &str, version: u64, path: &Path, sessions: usize, limits: &LoadLimits) -> Result<OnnxModel, ModelServerError> {
-    let refused = |reason: String| ModelServerError::Refused { name: name.to_string(), version, path: path.to_path_buf(), reason };
+fn load_checked(
+    name: &str,
+    version: u64,
+    path: &Path,
+    sessions: usize,
+    limits: &LoadLimits,
+) -> Result<OnnxModel, ModelServerError> {
+    let refused = |reason: String| ModelServerError::Refused {
+        name: name.to_string(),
+        version,
+        path: path.to_path_buf(),
+        reason,
+    };
     let len = std::fs::metadata(path).map_err(|e| refused(e.to_string()))?.len();
     if len > limits.max_file_bytes {
         return Err(refused(format!(
@@ -332,8 +346,11 @@ fn load_checked(name: &str, version: u64, path: &Path, sessions: usize, limits: 
     guard::check(&bytes, limits.max_folded_constant_bytes).map_err(refused)?;
     // Served files come from a bucket anyone with the credentials writes to: no load-time
     // constant folding, so loading cannot allocate without bound whatever the guard misses.
-    OnnxModel::load_with_rewrites(path, sessions, GraphRewrites::None)
-        .map_err(|source| ModelServerError::Load { name: name.to_string(), version, source })
+    OnnxModel::load_with_rewrites(path, sessions, GraphRewrites::None).map_err(|source| ModelServerError::Load {
+        name: name.to_string(),
+        version,
+        source,
+    })
 }
 
 /// Every model version found in a repository folder.
@@ -350,7 +367,11 @@ impl ModelRepository {
     }
 
     /// [`Self::load`] with the given limits on each file.
-    pub fn load_with_limits(dir: &Path, sessions_per_model: usize, limits: &LoadLimits) -> Result<Self, ModelServerError> {
+    pub fn load_with_limits(
+        dir: &Path,
+        sessions_per_model: usize,
+        limits: &LoadLimits,
+    ) -> Result<Self, ModelServerError> {
         let mut repository = Self::default();
         for (name, version, path) in model_files(dir)? {
             let model = load_checked(&name, version, &path, sessions_per_model, limits)?;
@@ -381,6 +402,8 @@ impl ModelRepository {
     /// an oversized file or a graph that would build a huge constant while loading is refused
     /// (noted in `failures`) and the other versions keep serving. A changed file that fails to
     /// load leaves the previously loaded model of that version serving.
+    // `broken` is only written when a load fails and the file has a time: not an entry upsert.
+    #[allow(clippy::map_entry)]
     pub fn refresh_with_limits(
         &self,
         dir: &Path,
@@ -486,11 +509,14 @@ impl ModelRepository {
 /// `(name, version, path of model.onnx)` for every version folder of the repository `dir` (the
 /// model folder contract's scanner), sorted by name and version; other entries are ignored.
 fn model_files(dir: &Path) -> Result<Vec<(String, u64, PathBuf)>, ModelServerError> {
-    let models = model_folder::models(dir).map_err(|e| ModelServerError::Repository { path: dir.to_path_buf(), message: e.to_string() })?;
+    let models = model_folder::models(dir)
+        .map_err(|e| ModelServerError::Repository { path: dir.to_path_buf(), message: e.to_string() })?;
     Ok(models
         .into_iter()
         .flat_map(|(name, versions)| {
-            versions.into_iter().map(move |(version, folder)| (name.clone(), version, folder.join(model_folder::MODEL_FILE)))
+            versions
+                .into_iter()
+                .map(move |(version, folder)| (name.clone(), version, folder.join(model_folder::MODEL_FILE)))
         })
         .collect())
 }
@@ -598,10 +624,11 @@ pub async fn serve(
     let sessions = config.sessions_per_model;
     let load_limits = config.load_limits;
     // Loading runs ONNX Runtime's graph optimiser: keep it off the async workers.
-    let repository =
-        tokio::task::spawn_blocking(move || ModelRepository::load_with_limits(&repository_path, sessions, &load_limits))
-            .await
-            .map_err(|e| ModelServerError::Io(std::io::Error::other(e)))??;
+    let repository = tokio::task::spawn_blocking(move || {
+        ModelRepository::load_with_limits(&repository_path, sessions, &load_limits)
+    })
+    .await
+    .map_err(|e| ModelServerError::Io(std::io::Error::other(e)))??;
     let watch = config.poll_interval.map(|interval| RepositoryWatch {
         dir: config.repository.clone(),
         interval,
@@ -628,8 +655,14 @@ pub async fn serve_repository(
     max_body_bytes: usize,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ModelServerError> {
-    serve_repository_with(listener, repository, watch, ServeOptions { token, max_body_bytes, ..ServeOptions::default() }, shutdown)
-        .await
+    serve_repository_with(
+        listener,
+        repository,
+        watch,
+        ServeOptions { token, max_body_bytes, ..ServeOptions::default() },
+        shutdown,
+    )
+    .await
 }
 
 /// [`serve_repository`] with every option: request limits, the inference queue, limits on
@@ -683,7 +716,10 @@ async fn watch_repository(state: Arc<AppState>, watch: RepositoryWatch, limits: 
                         format!("{name} (versions {})", versions.join(", "))
                     })
                     .collect();
-                eprintln!("model server: now serving {}", if listing.is_empty() { "no models".to_string() } else { listing.join(", ") });
+                eprintln!(
+                    "model server: now serving {}",
+                    if listing.is_empty() { "no models".to_string() } else { listing.join(", ") }
+                );
                 *state.repository.write().unwrap_or_else(|poisoned| poisoned.into_inner()) = Arc::new(next);
                 last_error.clear();
             }
@@ -807,7 +843,12 @@ async fn infer_queued(
             if waiting >= state.limits.max_waiting {
                 return Err(ModelServerError::Busy { waiting, limit: state.limits.max_waiting });
             }
-            state.in_flight.clone().acquire_many_owned(weight).await.map_err(|e| ModelServerError::Io(std::io::Error::other(e)))?
+            state
+                .in_flight
+                .clone()
+                .acquire_many_owned(weight)
+                .await
+                .map_err(|e| ModelServerError::Io(std::io::Error::other(e)))?
         }
     };
     let slice_rows = usize::try_from(state.limits.batch_rows).unwrap_or(usize::MAX);
@@ -822,7 +863,11 @@ async fn infer_queued(
 /// and output of the model has a dynamic first (batch) dimension and the request has more rows.
 /// ONNX Runtime keeps the memory arena a call grew to, per session: a 100,000-row call would
 /// leave hundreds of MB held after it; slices bound that. Otherwise one call.
-fn run_in_slices(loaded: &LoadedModel, inputs: &[InputTensor<'_>], slice_rows: usize) -> Result<Vec<jukebox_runtime::OutputTensor>, RuntimeError> {
+fn run_in_slices(
+    loaded: &LoadedModel,
+    inputs: &[InputTensor<'_>],
+    slice_rows: usize,
+) -> Result<Vec<jukebox_runtime::OutputTensor>, RuntimeError> {
     let batched = loaded.inputs.iter().chain(&loaded.outputs).all(|t| t.shape.first() == Some(&-1));
     let rows = inputs.first().and_then(|i| i.shape.first()).copied().unwrap_or(0);
     let splittable = batched
@@ -830,7 +875,8 @@ fn run_in_slices(loaded: &LoadedModel, inputs: &[InputTensor<'_>], slice_rows: u
         && rows > 0
         && rows as u64 > slice_rows as u64
         && inputs.iter().all(|i| {
-            i.shape.first() == Some(&rows) && i.shape.iter().try_fold(1i64, |acc, &d| acc.checked_mul(d)) == Some(i.data.len() as i64)
+            i.shape.first() == Some(&rows)
+                && i.shape.iter().try_fold(1i64, |acc, &d| acc.checked_mul(d)) == Some(i.data.len() as i64)
         });
     if !splittable {
         return loaded.model.run(inputs);
@@ -914,17 +960,16 @@ fn in_flight_budget(limits: &InferLimits) -> u64 {
 fn json_length(headers: &HeaderMap, body: &Bytes) -> Result<usize, ModelServerError> {
     match headers.get(HEADER_INFERENCE_CONTENT_LENGTH) {
         None => Ok(body.len()),
-        Some(value) => value
-            .to_str()
-            .ok()
-            .and_then(|v| v.trim().parse::<usize>().ok())
-            .filter(|&n| n <= body.len())
-            .ok_or_else(|| {
-                ModelServerError::BadRequest(format!(
+        Some(value) => {
+            value.to_str().ok().and_then(|v| v.trim().parse::<usize>().ok()).filter(|&n| n <= body.len()).ok_or_else(
+                || {
+                    ModelServerError::BadRequest(format!(
                     "header {HEADER_INFERENCE_CONTENT_LENGTH} must be a byte count no larger than the body ({} bytes)",
                     body.len()
                 ))
-            }),
+                },
+            )
+        }
     }
 }
 
@@ -964,7 +1009,10 @@ pub fn run_inference_with(
     for input in &request.inputs {
         let Some(expected) = loaded.inputs.iter().find(|i| i.name == input.name) else {
             let known = loaded.inputs.iter().map(|i| i.name.as_str()).collect::<Vec<_>>().join(", ");
-            return Err(ModelServerError::Tensor(RuntimeError::UnknownInput { name: input.name.clone(), expected: known }));
+            return Err(ModelServerError::Tensor(RuntimeError::UnknownInput {
+                name: input.name.clone(),
+                expected: known,
+            }));
         };
         if input.datatype != expected.datatype {
             return Err(ModelServerError::BadRequest(format!(
@@ -999,7 +1047,10 @@ pub fn run_inference_with(
         } else {
             match &input.data {
                 Some(data) => data.to_f32().ok_or_else(|| {
-                    ModelServerError::BadRequest(format!("input tensor '{}' holds strings, not FP32 numbers", input.name))
+                    ModelServerError::BadRequest(format!(
+                        "input tensor '{}' holds strings, not FP32 numbers",
+                        input.name
+                    ))
                 })?,
                 None => {
                     return Err(ModelServerError::BadRequest(format!(
@@ -1031,7 +1082,10 @@ pub fn run_inference_with(
                 }
                 let index = loaded.outputs.iter().position(|o| o.name == r.name).ok_or_else(|| {
                     let known = loaded.outputs.iter().map(|o| o.name.as_str()).collect::<Vec<_>>().join(", ");
-                    ModelServerError::BadRequest(format!("unknown output tensor '{}'; the model gives: {known}", r.name))
+                    ModelServerError::BadRequest(format!(
+                        "unknown output tensor '{}'; the model gives: {known}",
+                        r.name
+                    ))
                 })?;
                 Ok((index, r.binary_data().unwrap_or(binary_default)))
             })
@@ -1056,7 +1110,13 @@ pub fn run_inference_with(
             let mut parameters = Parameters::new();
             parameters.insert(PARAM_BINARY_DATA_SIZE.to_string(), (result.len() * 4).into());
             binary_out.extend(result.iter().flat_map(|v| v.to_le_bytes()));
-            outputs.push(InferOutput { name: info.name.clone(), datatype: info.datatype.clone(), shape, parameters: Some(parameters), data: None });
+            outputs.push(InferOutput {
+                name: info.name.clone(),
+                datatype: info.datatype.clone(),
+                shape,
+                parameters: Some(parameters),
+                data: None,
+            });
         } else {
             outputs.push(InferOutput {
                 name: info.name.clone(),
@@ -1088,10 +1148,7 @@ pub fn run_inference_with(
     Ok((
         [
             (header::CONTENT_TYPE, HeaderValue::from_static("application/octet-stream")),
-            (
-                header::HeaderName::from_static("inference-header-content-length"),
-                HeaderValue::from(json_length),
-            ),
+            (header::HeaderName::from_static("inference-header-content-length"), HeaderValue::from(json_length)),
         ],
         body,
     )

@@ -484,7 +484,10 @@ async fn list_registered_models(State(s): State<AppState>, ApiQuery(q): ApiQuery
     ok(s.run(move |db| db.list_registered_models(&q)).await?)
 }
 
-async fn create_registered_model(State(s): State<AppState>, ApiJson(body): ApiJson<RegisteredModelCreate>) -> ApiResult {
+async fn create_registered_model(
+    State(s): State<AppState>,
+    ApiJson(body): ApiJson<RegisteredModelCreate>,
+) -> ApiResult {
     created(s.run(move |db| db.create_registered_model(body)).await?)
 }
 
@@ -504,7 +507,11 @@ async fn find_registered_model(State(s): State<AppState>, ApiQuery(q): ApiQuery<
     ok(s.run(move |db| db.find_registered_model(&q)).await?)
 }
 
-async fn list_model_versions_of(State(s): State<AppState>, Path(id): Path<String>, ApiQuery(q): ApiQuery<ListQuery>) -> ApiResult {
+async fn list_model_versions_of(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    ApiQuery(q): ApiQuery<ListQuery>,
+) -> ApiResult {
     ok(s.run(move |db| db.list_model_versions(Some(&id), &q)).await?)
 }
 
@@ -540,7 +547,11 @@ async fn find_model_version(State(s): State<AppState>, ApiQuery(q): ApiQuery<Fin
     ok(s.run(move |db| db.find_model_version(&q)).await?)
 }
 
-async fn list_version_artifacts(State(s): State<AppState>, Path(id): Path<String>, ApiQuery(q): ApiQuery<ListQuery>) -> ApiResult {
+async fn list_version_artifacts(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    ApiQuery(q): ApiQuery<ListQuery>,
+) -> ApiResult {
     ok(s.run(move |db| db.list_model_artifacts(Some(&id), &q)).await?)
 }
 

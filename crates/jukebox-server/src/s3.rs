@@ -137,7 +137,10 @@ struct SingleKeyAuth(SimpleAuth);
 impl S3Auth for SingleKeyAuth {
     async fn get_secret_key(&self, access_key: &str) -> S3Result<SecretKey> {
         self.0.lookup(access_key).cloned().ok_or_else(|| {
-            s3_error!(InvalidAccessKeyId, "the access key {access_key:?} is not known to this server (check AWS_ACCESS_KEY_ID)")
+            s3_error!(
+                InvalidAccessKeyId,
+                "the access key {access_key:?} is not known to this server (check AWS_ACCESS_KEY_ID)"
+            )
         })
     }
 }
@@ -176,7 +179,11 @@ where
 
     fn call(&mut self, request: hyper::Request<B>) -> Self::Future {
         if let Some(problem) = bad_key(request.uri().path()) {
-            return Box::pin(std::future::ready(Ok(xml_error(hyper::StatusCode::BAD_REQUEST, "InvalidArgument", &problem))));
+            return Box::pin(std::future::ready(Ok(xml_error(
+                hyper::StatusCode::BAD_REQUEST,
+                "InvalidArgument",
+                &problem,
+            ))));
         }
         Box::pin(tower::Service::call(&mut self.0, request))
     }
@@ -226,7 +233,9 @@ fn xml_error(status: hyper::StatusCode, code: &str, message: &str) -> s3s::HttpR
     );
     let mut response = hyper::Response::new(s3s::Body::from(body));
     *response.status_mut() = status;
-    response.headers_mut().insert(hyper::header::CONTENT_TYPE, hyper::header::HeaderValue::from_static("application/xml"));
+    response
+        .headers_mut()
+        .insert(hyper::header::CONTENT_TYPE, hyper::header::HeaderValue::from_static("application/xml"));
     response
 }
 
@@ -443,7 +452,10 @@ impl ExpectedBody {
                 let bytes = base64_simd::STANDARD
                     .decode_to_vec(b64.trim())
                     .map_err(|_| s3_error!(InvalidDigest, "Content-MD5 is not base64"))?;
-                Some(<[u8; 16]>::try_from(bytes.as_slice()).map_err(|_| s3_error!(InvalidDigest, "Content-MD5 is not 16 bytes"))?)
+                Some(
+                    <[u8; 16]>::try_from(bytes.as_slice())
+                        .map_err(|_| s3_error!(InvalidDigest, "Content-MD5 is not 16 bytes"))?,
+                )
             }
             None => None,
         };
@@ -454,8 +466,13 @@ impl ExpectedBody {
 /// Why a guarded body was rejected; shared between the stream and the operation that owns it.
 #[derive(Debug, Clone)]
 enum BodyProblem {
-    Incomplete { expected: u64, received: u64 },
-    TooLong { expected: u64 },
+    Incomplete {
+        expected: u64,
+        received: u64,
+    },
+    TooLong {
+        expected: u64,
+    },
     Md5Mismatch,
     /// The body does not hash to its `x-amz-content-sha256` (s3s's check fails the stream).
     Sha256Mismatch,
@@ -471,7 +488,10 @@ impl BodyProblem {
                 "the body ended after {received} of {expected} bytes (Content-Length); nothing was stored"
             ),
             Self::TooLong { expected } => {
-                s3_error!(IncompleteBody, "the body is longer than its Content-Length of {expected} bytes; nothing was stored")
+                s3_error!(
+                    IncompleteBody,
+                    "the body is longer than its Content-Length of {expected} bytes; nothing was stored"
+                )
             }
             Self::Md5Mismatch => s3_error!(BadDigest, "the body does not match its Content-MD5; nothing was stored"),
             Self::Sha256Mismatch => {
@@ -547,8 +567,11 @@ impl Stream for GuardedBody {
             }
             Poll::Ready(Some(Err(error))) => {
                 let reason = error.to_string();
-                let problem =
-                    if reason.contains("Sha256Mismatch") { BodyProblem::Sha256Mismatch } else { BodyProblem::Interrupted(reason) };
+                let problem = if reason.contains("Sha256Mismatch") {
+                    BodyProblem::Sha256Mismatch
+                } else {
+                    BodyProblem::Interrupted(reason)
+                };
                 self.reject(problem)
             }
             Poll::Ready(None) => {

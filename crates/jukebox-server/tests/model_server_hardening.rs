@@ -180,7 +180,8 @@ fn upload_model(root: &Path, version: &str, seed: &str) {
     make_model(scratch.path(), version, seed);
     let target = root.join("jukebox").join(version);
     std::fs::create_dir_all(&target).unwrap();
-    std::fs::rename(scratch.path().join("jukebox").join(version).join("model.onnx"), target.join("model.onnx")).unwrap();
+    std::fs::rename(scratch.path().join("jukebox").join(version).join("model.onnx"), target.join("model.onnx"))
+        .unwrap();
 }
 
 #[test]
@@ -197,7 +198,8 @@ fn a_model_re_uploaded_to_the_same_version_is_served_within_two_seconds() {
     let body = infer_body(&names, 1, "0.5", "");
     let (status, first) = post(&url, &body);
     assert_eq!(status, 200, "{first}");
-    let outputs = |answer: &str| serde_json::from_str::<serde_json::Value>(answer).unwrap()["outputs"][0]["data"].clone();
+    let outputs =
+        |answer: &str| serde_json::from_str::<serde_json::Value>(answer).unwrap()["outputs"][0]["data"].clone();
 
     upload_model(&repository, "1", "2");
     let uploaded = Instant::now();
@@ -269,7 +271,10 @@ fn a_large_request_run_in_slices_answers_what_one_call_answers() {
         .iter()
         .enumerate()
         .map(|(k, name)| {
-            let data = (0..rows).map(|i| format!("{:.4}", ((i * 31 + k * 7) % 1000) as f32 / 1000.0)).collect::<Vec<_>>().join(",");
+            let data = (0..rows)
+                .map(|i| format!("{:.4}", ((i * 31 + k * 7) % 1000) as f32 / 1000.0))
+                .collect::<Vec<_>>()
+                .join(",");
             format!(r#"{{"name":"{name}","shape":[{rows},1],"datatype":"FP32","data":[{data}]}}"#)
         })
         .collect();

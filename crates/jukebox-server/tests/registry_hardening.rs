@@ -41,7 +41,12 @@ fn a_web_page_cannot_write_cross_origin_or_as_text_plain() {
     // What a page on another site can send without a CORS preflight.
     let (status, answer) = raw(
         server.addr,
-        &request("POST", &format!("{API}/registered_models"), &["Content-Type: text/plain", "Origin: http://evil.example"], body),
+        &request(
+            "POST",
+            &format!("{API}/registered_models"),
+            &["Content-Type: text/plain", "Origin: http://evil.example"],
+            body,
+        ),
     );
     assert_eq!(status, 403, "{answer}");
     assert!(answer.contains("evil.example"), "{answer}");
@@ -50,7 +55,8 @@ fn a_web_page_cannot_write_cross_origin_or_as_text_plain() {
         raw(server.addr, &request("POST", &format!("{API}/registered_models"), &["Content-Type: text/plain"], body));
     assert_eq!(status, 415, "{answer}");
     // DNS rebinding: a foreign Host is refused even for reads.
-    let (status, answer) = raw(server.addr, &request("GET", &format!("{API}/registered_models"), &["Host: evil.example:8080"], b""));
+    let (status, answer) =
+        raw(server.addr, &request("GET", &format!("{API}/registered_models"), &["Host: evil.example:8080"], b""));
     assert_eq!(status, 403, "{answer}");
     assert_eq!(model_count(&server), 0, "a refused write created a record");
     // A loopback page (JupyterLab on localhost) and plain clients still work.

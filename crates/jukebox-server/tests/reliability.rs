@@ -104,13 +104,29 @@ fn model_probes(names: &[String]) -> Vec<Probe> {
         probe("wrong datatype", json_post(infer, &valid.replace("FP32", "INT64")), 400),
         probe("unknown input", json_post(infer, &valid.replacen(first.as_str(), "no_such_input", 1)), 400),
         probe("negative dimension", json_post(infer, &valid.replacen("[2,1]", "[-2,1]", 1)), 400),
-        probe("overflowing shape", json_post(infer, &valid.replacen("[2,1]", "[9223372036854775807,9223372036854775807]", 1)), 413),
+        probe(
+            "overflowing shape",
+            json_post(infer, &valid.replacen("[2,1]", "[9223372036854775807,9223372036854775807]", 1)),
+            413,
+        ),
         probe("rows over the limit", json_post(infer, &valid.replacen("[2,1]", "[1250000,1]", 1)), 413),
         probe("data shorter than shape", json_post(infer, &valid.replacen("[2,1]", "[3,1]", 1)), 400),
         probe("strings as data", json_post(infer, &valid.replacen("0.5,0.5", "\"a\",\"b\"", 1)), 400),
-        probe("nesting 200 deep", json_post(infer, &valid.replacen("[0.5,0.5]", &format!("{}0.5{}", "[".repeat(200), "]".repeat(200)), 1)), 400),
-        probe("duplicate output", json_post(infer, &valid.replace(r#""id":"r","#, r#""outputs":[{"name":"output"},{"name":"output"}],"#)), 400),
-        probe("unknown output", json_post(infer, &valid.replace(r#""id":"r","#, r#""outputs":[{"name":"nope"}],"#)), 400),
+        probe(
+            "nesting 200 deep",
+            json_post(infer, &valid.replacen("[0.5,0.5]", &format!("{}0.5{}", "[".repeat(200), "]".repeat(200)), 1)),
+            400,
+        ),
+        probe(
+            "duplicate output",
+            json_post(infer, &valid.replace(r#""id":"r","#, r#""outputs":[{"name":"output"},{"name":"output"}],"#)),
+            400,
+        ),
+        probe(
+            "unknown output",
+            json_post(infer, &valid.replace(r#""id":"r","#, r#""outputs":[{"name":"nope"}],"#)),
+            400,
+        ),
         probe(
             "binary size beyond the body",
             request("POST", infer, &["Inference-Header-Content-Length: 999999"], valid.as_bytes()),
@@ -130,7 +146,12 @@ fn registry_probes() -> Vec<Probe> {
         probe("text/plain write", request("POST", models, &["Content-Type: text/plain"], br#"{"name":"x"}"#), 415),
         probe(
             "cross-origin write",
-            request("POST", models, &["Content-Type: application/json", "Origin: http://evil.example"], br#"{"name":"x"}"#),
+            request(
+                "POST",
+                models,
+                &["Content-Type: application/json", "Origin: http://evil.example"],
+                br#"{"name":"x"}"#,
+            ),
             403,
         ),
         probe("foreign Host", request("GET", models, &["Host: attacker.example"], b""), 403),
@@ -181,7 +202,12 @@ fn run_table(server_name: &str, server: &Running, probes: &[Probe], alive: &[u8]
         let (status, body) = raw(server.addr, &probe.bytes);
         tally.add(server_name, status);
         if status != probe.expect {
-            failures.push(format!("{server_name}: {}: expected {}, got {status} {}", probe.what, probe.expect, body.trim()));
+            failures.push(format!(
+                "{server_name}: {}: expected {}, got {status} {}",
+                probe.what,
+                probe.expect,
+                body.trim()
+            ));
         }
         let (alive_status, _) = raw(server.addr, alive);
         if alive_status == 0 || alive_status >= 500 {
@@ -195,8 +221,20 @@ fn run_table(server_name: &str, server: &Running, probes: &[Probe], alive: &[u8]
 fn mutate(base: &str, rng: &mut Rng) -> Vec<u8> {
     let mut bytes = base.as_bytes().to_vec();
     let tokens: [&[u8]; 14] = [
-        b"-1", b"1e308", b"NaN", b"null", b"[]", b"{}", b"\"x\"", b"9223372036854775807", b"[[[[[[", b"]]]]", b",", b"\"shape\"",
-        b"\"data\"", b"true",
+        b"-1",
+        b"1e308",
+        b"NaN",
+        b"null",
+        b"[]",
+        b"{}",
+        b"\"x\"",
+        b"9223372036854775807",
+        b"[[[[[[",
+        b"]]]]",
+        b",",
+        b"\"shape\"",
+        b"\"data\"",
+        b"true",
     ];
     for _ in 0..=rng.below(4) {
         let at = rng.below(bytes.len() + 1).min(bytes.len());
@@ -237,7 +275,7 @@ fn mutate(base: &str, rng: &mut Rng) -> Vec<u8> {
 #[test]
 fn reliability_suite() {
     let fuzz_count = env_number("JUKEBOX_RELIABILITY_REQUESTS", 2000);
-    let seed = env_number("JUKEBOX_RELIABILITY_SEED", 0x5eed_10);
+    let seed = env_number("JUKEBOX_RELIABILITY_SEED", 0x005e_ed10);
     let started = Instant::now();
     let tally = Tally::default();
     let mut failures = Vec::new();
@@ -260,7 +298,13 @@ fn reliability_suite() {
 
     // 1. The malformed-input tables.
     failures.extend(run_table("model server", &model_server, &model_probes(&names), &health, &tally));
-    failures.extend(run_table("registry", &registry, &registry_probes(), &get_request("/api/model_registry/v1/registered_models"), &tally));
+    failures.extend(run_table(
+        "registry",
+        &registry,
+        &registry_probes(),
+        &get_request("/api/model_registry/v1/registered_models"),
+        &tally,
+    ));
     failures.extend(run_table("s3", &s3, &s3_probes(), &get_request("/"), &tally));
 
     // 2. Seeded fuzz of the infer endpoint.
@@ -269,7 +313,10 @@ fn reliability_suite() {
     let fuzz_started = Instant::now();
     for i in 0..fuzz_count {
         let body = mutate(&base, &mut rng);
-        let (status, answer) = raw(model_server.addr, &request("POST", "/v2/models/jukebox/infer", &["Content-Type: application/json"], &body));
+        let (status, answer) = raw(
+            model_server.addr,
+            &request("POST", "/v2/models/jukebox/infer", &["Content-Type: application/json"], &body),
+        );
         tally.add("infer fuzz", status);
         if status == 0 || (status >= 500 && status != 503) {
             failures.push(format!(

@@ -53,7 +53,11 @@ impl RunningS3 {
             .unwrap_or_else(|e| panic!("cannot run {}: {e}", python().display()));
         let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
         let stderr = String::from_utf8_lossy(&output.stderr);
-        assert!(output.status.success(), "s3_peer.py {args:?} failed ({})\nstdout:\n{stdout}\nstderr:\n{stderr}", output.status);
+        assert!(
+            output.status.success(),
+            "s3_peer.py {args:?} failed ({})\nstdout:\n{stdout}\nstderr:\n{stderr}",
+            output.status
+        );
         stdout
     }
 }
@@ -183,7 +187,7 @@ fn a_cut_off_or_corrupted_upload_never_becomes_visible() {
 fn a_bucket_name_that_s3_forbids_is_refused_at_start() {
     let root = tempfile::tempdir().unwrap();
     let config = S3Config::new(root.path(), ACCESS_KEY, SECRET_KEY).with_bucket("Not_A_Bucket");
-    let error = jukebox_server::s3::service(&config).err().expect("an invalid bucket name was accepted");
+    let Err(error) = jukebox_server::s3::service(&config) else { panic!("an invalid bucket name was accepted") };
     assert!(error.to_string().contains("Not_A_Bucket"), "{error}");
 }
 

@@ -38,7 +38,8 @@ fn time_until_closed(addr: SocketAddr, bytes: &[u8]) -> (Duration, String) {
 
 fn check_server(name: &str, server: &Running, health: &str, body_path: Option<&str>) {
     // 1. Half a request head.
-    let (elapsed, reply) = time_until_closed(server.addr, format!("GET {health} HTTP/1.1\r\nHost: 127.0.0.1\r\n").as_bytes());
+    let (elapsed, reply) =
+        time_until_closed(server.addr, format!("GET {health} HTTP/1.1\r\nHost: 127.0.0.1\r\n").as_bytes());
     println!("{name}: half-sent head closed after {:.0} ms", elapsed.as_secs_f64() * 1e3);
     assert!(elapsed < CLOSED_WITHIN, "{name}: half-sent head open for {elapsed:?}");
     assert!(!reply.contains(" 200 "), "{name}: {reply}");
@@ -80,7 +81,12 @@ fn half_sent_and_idle_connections_are_closed_on_every_server() {
     let mut config = RegistryConfig::new(dir.path().join("registry.db"));
     config.timeouts = HttpTimeouts::uniform(LIMIT);
     let registry = Running::registry(config);
-    check_server("registry", &registry, "/api/model_registry/v1/registered_models", Some("/api/model_registry/v1/registered_models"));
+    check_server(
+        "registry",
+        &registry,
+        "/api/model_registry/v1/registered_models",
+        Some("/api/model_registry/v1/registered_models"),
+    );
 
     let mut config = S3Config::new(dir.path().join("s3"), "jukebox", "jukebox-secret");
     config.timeouts = HttpTimeouts::uniform(LIMIT);

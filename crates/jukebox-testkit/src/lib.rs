@@ -19,15 +19,18 @@ use std::process::Command;
 
 /// The workspace folder (the one with the top-level `Cargo.toml`).
 pub fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).ancestors().nth(2).expect("crates/jukebox-testkit sits two levels down").to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .ancestors()
+        .nth(2)
+        .expect("crates/jukebox-testkit sits two levels down")
+        .to_path_buf()
 }
 
 /// The Python interpreter of venv `venv` (a folder in the workspace), or the one `env_var`
 /// names. Panics with the commands that create it when it does not exist.
 pub fn venv_python(env_var: &str, venv: &str, requirements: &str) -> PathBuf {
-    let python = std::env::var_os(env_var)
-        .map(PathBuf::from)
-        .unwrap_or_else(|| workspace_root().join(venv).join("bin/python"));
+    let python =
+        std::env::var_os(env_var).map(PathBuf::from).unwrap_or_else(|| workspace_root().join(venv).join("bin/python"));
     assert!(
         python.exists(),
         "no Python interpreter at {}: run `kernel/setup.sh --with-tests` (or `python3 -m venv {venv} && \
@@ -75,7 +78,11 @@ pub fn make_model(root: &Path, version: &str, seed: &str) {
         .args(["--version", version, "--seed", seed])
         .output()
         .expect("cannot run Python");
-    assert!(out.status.success(), "make_model.py failed (pip install onnx numpy?): {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "make_model.py failed (pip install onnx numpy?): {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// The model version both registry test suites register (with the Python clients and ours):

@@ -10,9 +10,9 @@
 use std::time::Instant;
 
 use jukebox::data::{ChartData, Dataset, PROPERTIES_FILE, RANKINGS_FILE};
-use jukebox_testkit::sample_data_dir as sample_dir;
 use jukebox::prepare::{PreparedData, SplitOptions};
 use jukebox::train::{Classifier, Learner, NeuralNetwork, Progress};
+use jukebox_testkit::sample_data_dir as sample_dir;
 use polars::prelude::*;
 
 /// Keras/TF-CPU 2.21 on this kind of machine, shared sample, batch 32, 30 epochs
@@ -57,7 +57,11 @@ fn main() {
     let epochs: usize = std::env::var("BENCH_EPOCHS").ok().and_then(|v| v.parse().ok()).unwrap_or(30);
     let dir = sample_dir();
     // The shared folder names the rankings `song_rankings_sample.parquet`.
-    let rankings = [RANKINGS_FILE, "song_rankings_sample.parquet"].iter().map(|f| dir.join(f)).find(|p| p.is_file()).expect("no rankings file");
+    let rankings = [RANKINGS_FILE, "song_rankings_sample.parquet"]
+        .iter()
+        .map(|f| dir.join(f))
+        .find(|p| p.is_file())
+        .expect("no rankings file");
     let dataset = Dataset::from_files(&dir.join(PROPERTIES_FILE), &rankings).expect("loading the sample");
     let chart = dataset.merge().expect("merging");
 
@@ -70,7 +74,9 @@ fn main() {
         if rate >= 5.0 * KERAS_SAMPLES_PER_SECOND { "met" } else { "NOT met" }
     );
     if keras_available() {
-        println!("  tensorflow is importable, but this bench does not run Keras itself: compare with the reference above");
+        println!(
+            "  tensorflow is importable, but this bench does not run Keras itself: compare with the reference above"
+        );
     } else {
         println!("  tensorflow is not installed in the venv: Keras figures above are the recorded reference");
     }

@@ -44,8 +44,7 @@ pub const RANKINGS_SAMPLE_FILE: &str = "song_rankings_sample.parquet";
 /// The raw Kaggle export ("Top Spotify Songs in 73 Countries"), one row per chart entry.
 pub const KAGGLE_CSV_FILE: &str = "universal_top_spotify_songs.csv";
 /// Where the upstream workshop publishes the two parquet files.
-pub const UPSTREAM_BASE_URL: &str =
-    "https://github.com/rhoai-mlops/jukebox/raw/refs/heads/main/99-data_prep";
+pub const UPSTREAM_BASE_URL: &str = "https://github.com/rhoai-mlops/jukebox/raw/refs/heads/main/99-data_prep";
 
 /// Why data could not be found or loaded. Every variant names the file and, where it applies,
 /// the column at fault.
@@ -150,7 +149,11 @@ fn holds_data(dir: &Path) -> bool {
 pub fn rankings_path(dir: &Path) -> PathBuf {
     let full = dir.join(RANKINGS_FILE);
     let sample = dir.join(RANKINGS_SAMPLE_FILE);
-    if !full.exists() && sample.exists() { sample } else { full }
+    if !full.exists() && sample.exists() {
+        sample
+    } else {
+        full
+    }
 }
 
 /// Downloads `url` to `dest` with a progress bar. The bytes go to a `.part` file that is renamed
@@ -165,11 +168,8 @@ pub fn download_atomically(url: &str, dest: &Path) -> Result<()> {
         std::fs::create_dir_all(parent).map_err(io(parent))?;
     }
     let response = ureq::get(url).call().map_err(|e| fail(e.to_string()))?;
-    let expected_len: Option<u64> = response
-        .headers()
-        .get("content-length")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse().ok());
+    let expected_len: Option<u64> =
+        response.headers().get("content-length").and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok());
     let progress = match expected_len {
         Some(len) => indicatif::ProgressBar::new(len),
         None => indicatif::ProgressBar::new_spinner(),
@@ -363,11 +363,8 @@ impl Dataset {
         check_columns(&properties, properties_path, &PROPERTY_COLUMNS)?;
         let rankings = read_parquet(rankings_path)?;
         check_columns(&rankings, rankings_path, &RANKING_COLUMNS)?;
-        let present: Vec<_> = OPTIONAL_RANKING_COLUMNS
-            .iter()
-            .copied()
-            .filter(|(c, _)| rankings.schema().contains(c))
-            .collect();
+        let present: Vec<_> =
+            OPTIONAL_RANKING_COLUMNS.iter().copied().filter(|(c, _)| rankings.schema().contains(c)).collect();
         check_columns(&rankings, rankings_path, &present)?;
         let source = properties_path.parent().map(Path::to_path_buf).unwrap_or_default();
         Ok(Dataset { properties, rankings, source })
@@ -404,10 +401,12 @@ impl Dataset {
         for (optional, _) in &OPTIONAL_RANKING_COLUMNS[1..] {
             ranking_cols.push(col(*optional));
         }
-        let rankings = entries.clone().select(ranking_cols).collect().map_err(polars_err(path.display().to_string()))?;
+        let rankings =
+            entries.clone().select(ranking_cols).collect().map_err(polars_err(path.display().to_string()))?;
 
         let mut property_cols: Vec<Expr> = PROPERTY_COLUMNS.iter().map(|(c, _)| col(*c)).collect();
-        property_cols.push(col("snapshot_date").cast(DataType::Datetime(TimeUnit::Nanoseconds, None)).alias("event_timestamp"));
+        property_cols
+            .push(col("snapshot_date").cast(DataType::Datetime(TimeUnit::Nanoseconds, None)).alias("event_timestamp"));
         let properties = entries
             .sort(["snapshot_date"], SortMultipleOptions::default().with_maintain_order(true))
             .unique_stable(Some(cols(["spotify_id"])), UniqueKeepStrategy::First)
@@ -473,13 +472,8 @@ impl CountryIndex {
             .collect()
             .map_err(polars_err("listing countries"))?;
         let column = unique.column("country").map_err(polars_err("listing countries"))?;
-        let codes = column
-            .str()
-            .map_err(polars_err("listing countries"))?
-            .iter()
-            .flatten()
-            .map(str::to_string)
-            .collect();
+        let codes =
+            column.str().map_err(polars_err("listing countries"))?.iter().flatten().map(str::to_string).collect();
         Ok(CountryIndex { codes })
     }
 

@@ -129,13 +129,33 @@ impl DeployForm {
         let yes_no = |b: bool| if b { "yes" } else { "no" }.to_string();
         let rows: Vec<(&str, String, &str)> = vec![
             ("Model deployment name", self.name.clone(), "names the InferenceService, its runtime and the URL path"),
-            ("Serving runtime", "OpenVINO Model Server".into(), "the server that loads model.onnx and speaks KServe v2"),
-            ("Model framework", format!("{} - {}", self.format, self.format_version), "tells the runtime how to read the model folder"),
+            (
+                "Serving runtime",
+                "OpenVINO Model Server".into(),
+                "the server that loads model.onnx and speaks KServe v2",
+            ),
+            (
+                "Model framework",
+                format!("{} - {}", self.format, self.format_version),
+                "tells the runtime how to read the model folder",
+            ),
             ("Number of replicas", self.replicas.to_string(), "how many copies answer requests"),
             ("Model server size", format!("{:?}", self.size), "CPU and memory each replica gets"),
-            ("Make available through an external route", yes_no(self.external_route), "a URL outside the cluster (notebook 4 from a laptop)"),
-            ("Require token authentication", yes_no(self.token_auth), "requests must carry a service account's bearer token"),
-            ("Data connection", self.data_connection.clone(), "the bucket's credentials (the AWS_* variables of notebook 3)"),
+            (
+                "Make available through an external route",
+                yes_no(self.external_route),
+                "a URL outside the cluster (notebook 4 from a laptop)",
+            ),
+            (
+                "Require token authentication",
+                yes_no(self.token_auth),
+                "requests must carry a service account's bearer token",
+            ),
+            (
+                "Data connection",
+                self.data_connection.clone(),
+                "the bucket's credentials (the AWS_* variables of notebook 3)",
+            ),
             ("Path", self.path.clone(), "the model folder in the bucket; the server serves its version folders"),
         ];
         Table::new(
@@ -380,7 +400,11 @@ mod tests {
         assert_eq!(isvc["metadata"]["labels"]["networking.kserve.io/visibility"], "exposed");
         assert_eq!(isvc["spec"]["predictor"]["minReplicas"], 1);
         assert_eq!(isvc["spec"]["predictor"]["model"]["resources"]["requests"]["memory"], "4Gi");
-        let private = DeployForm { external_route: false, deployment_mode: DeploymentMode::RawDeployment, ..DeployForm::default() };
+        let private = DeployForm {
+            external_route: false,
+            deployment_mode: DeploymentMode::RawDeployment,
+            ..DeployForm::default()
+        };
         assert!(documents(&private)[1]["metadata"]["labels"].get("networking.kserve.io/visibility").is_none());
         assert_eq!(DeployForm::default().table().rows.len(), 9);
     }
@@ -389,6 +413,9 @@ mod tests {
     fn bad_names_and_no_replicas_are_refused() {
         let bad = DeployForm { name: "Juke_Box".into(), ..DeployForm::default() };
         assert!(bad.manifests().unwrap_err().to_string().contains("Juke_Box"));
-        assert!(matches!(DeployForm { replicas: 0, ..DeployForm::default() }.manifests(), Err(DeployError::NoReplicas)));
+        assert!(matches!(
+            DeployForm { replicas: 0, ..DeployForm::default() }.manifests(),
+            Err(DeployError::NoReplicas)
+        ));
     }
 }

@@ -20,7 +20,11 @@ impl Rgb {
     /// Black or white, whichever reads better on this background.
     pub fn text_colour(self) -> Rgb {
         let luma = 0.299 * self.0 as f64 + 0.587 * self.1 as f64 + 0.114 * self.2 as f64;
-        if luma > 140.0 { Rgb(0, 0, 0) } else { Rgb(255, 255, 255) }
+        if luma > 140.0 {
+            Rgb(0, 0, 0)
+        } else {
+            Rgb(255, 255, 255)
+        }
     }
 }
 
@@ -137,7 +141,9 @@ impl Table {
                         Ok(AnyValue::Null) | Err(_) => Cell::Empty,
                         Ok(AnyValue::String(s)) => Cell::Text(s.to_string()),
                         Ok(AnyValue::Boolean(b)) => Cell::Text(b.to_string()),
-                        Ok(v) if v.is_primitive_numeric() => v.extract::<f64>().map(Cell::Number).unwrap_or(Cell::Empty),
+                        Ok(v) if v.is_primitive_numeric() => {
+                            v.extract::<f64>().map(Cell::Number).unwrap_or(Cell::Empty)
+                        }
                         Ok(v) => Cell::Text(v.to_string()),
                     })
                     .collect()
@@ -226,7 +232,15 @@ impl fmt::Display for Table {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let cells: Vec<Vec<String>> = self.rows.iter().map(|r| r.iter().map(|c| c.to_string()).collect()).collect();
         let widths: Vec<usize> = (0..self.columns.len())
-            .map(|j| cells.iter().filter_map(|r| r.get(j)).map(|s| s.chars().count()).chain([self.columns[j].chars().count()]).max().unwrap_or(0))
+            .map(|j| {
+                cells
+                    .iter()
+                    .filter_map(|r| r.get(j))
+                    .map(|s| s.chars().count())
+                    .chain([self.columns[j].chars().count()])
+                    .max()
+                    .unwrap_or(0)
+            })
             .collect();
         if let Some(caption) = &self.caption {
             writeln!(f, "{caption}")?;
@@ -254,7 +268,9 @@ impl Plot {
     pub fn draw<E: std::fmt::Debug>(
         width: u32,
         height: u32,
-        draw: impl FnOnce(&plotters::drawing::DrawingArea<plotters::prelude::SVGBackend, plotters::coord::Shift>) -> Result<(), E>,
+        draw: impl FnOnce(
+            &plotters::drawing::DrawingArea<plotters::prelude::SVGBackend, plotters::coord::Shift>,
+        ) -> Result<(), E>,
     ) -> Result<Plot, PlotError> {
         use plotters::prelude::*;
         let mut svg = String::new();
@@ -346,7 +362,8 @@ pub fn heatmap(
     use plotters::prelude::*;
     let (n_rows, n_cols) = (row_labels.len(), column_labels.len());
     let cell = if n_rows.max(n_cols) > 30 { 14 } else { 44 };
-    let label_space = 12 + 7 * row_labels.iter().chain(column_labels).map(|l| l.chars().count()).max().unwrap_or(4) as u32;
+    let label_space =
+        12 + 7 * row_labels.iter().chain(column_labels).map(|l| l.chars().count()).max().unwrap_or(4) as u32;
     let width = label_space + cell * n_cols as u32 + 30;
     let height = label_space + cell * n_rows as u32 + 50;
     let font_size = if cell > 20 { 11 } else { 8 };
@@ -364,13 +381,12 @@ pub fn heatmap(
                 let text = value_format(*value);
                 if !text.is_empty() {
                     let ink = colour.text_colour();
-                    let style = ("sans-serif", font_size)
-                        .into_font()
-                        .color(&RGBColor(ink.0, ink.1, ink.2))
-                        .pos(plotters::style::text_anchor::Pos::new(
+                    let style = ("sans-serif", font_size).into_font().color(&RGBColor(ink.0, ink.1, ink.2)).pos(
+                        plotters::style::text_anchor::Pos::new(
                             plotters::style::text_anchor::HPos::Center,
                             plotters::style::text_anchor::VPos::Center,
-                        ));
+                        ),
+                    );
                     root.draw(&Text::new(text, (x + cell as i32 / 2, y + cell as i32 / 2), style))?;
                 }
             }
@@ -384,10 +400,11 @@ pub fn heatmap(
             root.draw(&Text::new(label.clone(), (x0 - 4, y0 + i as i32 * cell as i32 + cell as i32 / 2), style))?;
         }
         for (j, label) in column_labels.iter().enumerate() {
-            let style = label_font.clone().transform(FontTransform::Rotate90).pos(plotters::style::text_anchor::Pos::new(
-                plotters::style::text_anchor::HPos::Left,
-                plotters::style::text_anchor::VPos::Center,
-            ));
+            let style =
+                label_font.clone().transform(FontTransform::Rotate90).pos(plotters::style::text_anchor::Pos::new(
+                    plotters::style::text_anchor::HPos::Left,
+                    plotters::style::text_anchor::VPos::Center,
+                ));
             root.draw(&Text::new(
                 label.clone(),
                 (x0 + j as i32 * cell as i32 + cell as i32 / 2, y0 + n_rows as i32 * cell as i32 + 4),
@@ -413,8 +430,12 @@ mod tests {
 
     #[test]
     fn html_escapes_and_colours() {
-        let t = Table::new(vec!["name".into(), "r".into()], vec![vec!["<b>&".into(), 0.5.into()]])
-            .with_colour_scale(ColourScale::BLUES, 0.0, 1.0, 1);
+        let t = Table::new(vec!["name".into(), "r".into()], vec![vec!["<b>&".into(), 0.5.into()]]).with_colour_scale(
+            ColourScale::BLUES,
+            0.0,
+            1.0,
+            1,
+        );
         let html = t.to_html();
         assert!(html.contains("&lt;b&gt;&amp;"));
         assert!(html.contains("background:#"));
@@ -425,7 +446,16 @@ mod tests {
     #[test]
     fn heatmap_writes_values_in_cells() {
         let labels = vec!["a".to_string(), "b".to_string()];
-        let plot = heatmap("t", &labels, &labels, &[vec![1.0, -0.25], vec![-0.25, 1.0]], ColourScale::RED_YELLOW_BLUE, (-1.0, 1.0), |v| format!("{v:.2}")).unwrap();
+        let plot = heatmap(
+            "t",
+            &labels,
+            &labels,
+            &[vec![1.0, -0.25], vec![-0.25, 1.0]],
+            ColourScale::RED_YELLOW_BLUE,
+            (-1.0, 1.0),
+            |v| format!("{v:.2}"),
+        )
+        .unwrap();
         assert!(plot.svg.starts_with("<svg"));
         assert!(plot.svg.contains("\n-0.25\n"), "{}", &plot.svg[..400.min(plot.svg.len())]);
         assert_eq!(plot.svg.matches("<rect").count(), 5, "background + 4 cells");

@@ -61,7 +61,11 @@ pub struct ClassificationReport {
 }
 
 fn ratio(numerator: u64, denominator: u64) -> f64 {
-    if denominator == 0 { 0.0 } else { numerator as f64 / denominator as f64 }
+    if denominator == 0 {
+        0.0
+    } else {
+        numerator as f64 / denominator as f64
+    }
 }
 
 impl ClassificationReport {
@@ -196,14 +200,14 @@ impl ClassificationReport {
         let rows = self
             .per_class()
             .into_iter()
-            .map(|m| vec![Cell::from(m.class), m.precision.into(), m.recall.into(), m.f1.into(), (m.support as f64).into()])
+            .map(|m| {
+                vec![Cell::from(m.class), m.precision.into(), m.recall.into(), m.f1.into(), (m.support as f64).into()]
+            })
             .collect();
-        let mut table = Table::new(
-            vec!["class".into(), "precision".into(), "recall".into(), "f1".into(), "support".into()],
-            rows,
-        )
-        .with_caption("per-class metrics")
-        .with_colour_scale(ColourScale::BLUES, 0.0, 1.0, 1);
+        let mut table =
+            Table::new(vec!["class".into(), "precision".into(), "recall".into(), "f1".into(), "support".into()], rows)
+                .with_caption("per-class metrics")
+                .with_colour_scale(ColourScale::BLUES, 0.0, 1.0, 1);
         // Only the three scores are on the 0-1 scale; support is a count.
         if let Some(backgrounds) = table.backgrounds.as_mut() {
             for row in backgrounds {
@@ -319,7 +323,8 @@ impl Metrics {
     /// Writes the metrics as pretty JSON.
     pub fn save(&self, path: impl AsRef<Path>) -> Result<()> {
         let path = path.as_ref();
-        let file = std::fs::File::create(path).map_err(|source| EvaluateError::Io { path: path.to_path_buf(), source })?;
+        let file =
+            std::fs::File::create(path).map_err(|source| EvaluateError::Io { path: path.to_path_buf(), source })?;
         serde_json::to_writer_pretty(std::io::BufWriter::new(file), self)
             .map_err(|source| EvaluateError::Json { path: path.to_path_buf(), source })
     }

@@ -29,8 +29,17 @@ fn polars_err(context: &str) -> impl FnOnce(PolarsError) -> ExploreError + '_ {
 }
 
 /// The audio features a histogram makes sense for (continuous values between known bounds).
-pub const AUDIO_FEATURES: [&str; 9] =
-    ["danceability", "energy", "loudness", "speechiness", "acousticness", "instrumentalness", "liveness", "valence", "tempo"];
+pub const AUDIO_FEATURES: [&str; 9] = [
+    "danceability",
+    "energy",
+    "loudness",
+    "speechiness",
+    "acousticness",
+    "instrumentalness",
+    "liveness",
+    "valence",
+    "tempo",
+];
 
 /// Names of the numeric columns (booleans count as numeric, 0/1).
 pub fn numeric_columns(frame: &DataFrame) -> Vec<String> {
@@ -48,11 +57,7 @@ fn as_number(name: &str) -> Expr {
 
 /// One-row frame -> the f64 in column `name`.
 fn scalar(row: &DataFrame, name: &str) -> f64 {
-    row.column(name)
-        .ok()
-        .and_then(|c| c.get(0).ok())
-        .and_then(|v| v.extract::<f64>())
-        .unwrap_or(f64::NAN)
+    row.column(name).ok().and_then(|c| c.get(0).ok()).and_then(|v| v.extract::<f64>()).unwrap_or(f64::NAN)
 }
 
 /// Summary statistics, one row per numeric column (the transpose of pandas' `describe()`):
@@ -186,7 +191,9 @@ pub fn country_means(frame: &DataFrame) -> Result<Table> {
 pub fn top_songs(frame: &DataFrame, n: usize, start: &str, end: &str) -> Result<Table> {
     let mut entries = frame.clone().lazy();
     let caption = if frame.schema().contains("snapshot_date") {
-        let date = |s: &str| lit(s.to_string()).str().to_date(StrptimeOptions { format: Some("%Y-%m-%d".into()), ..Default::default() });
+        let date = |s: &str| {
+            lit(s.to_string()).str().to_date(StrptimeOptions { format: Some("%Y-%m-%d".into()), ..Default::default() })
+        };
         entries = entries.filter(col("snapshot_date").gt_eq(date(start)).and(col("snapshot_date").lt_eq(date(end))));
         format!("Top {n} songs by mean popularity, {start} to {end}")
     } else {
@@ -243,7 +250,8 @@ pub fn histograms(frame: &DataFrame, columns: &[&str]) -> Result<Plot> {
             .map_err(polars_err("histogram"))?;
         let mut bins = vec![0u32; BINS];
         let bin_ids = counts.column("bin").and_then(|s| s.u32().cloned()).map_err(polars_err("histogram"))?;
-        let bin_counts = counts.column("count").and_then(|s| s.cast(&DataType::UInt32)).map_err(polars_err("histogram"))?;
+        let bin_counts =
+            counts.column("count").and_then(|s| s.cast(&DataType::UInt32)).map_err(polars_err("histogram"))?;
         let bin_counts = bin_counts.u32().map_err(polars_err("histogram"))?;
         for (b, n) in bin_ids.iter().zip(bin_counts.iter()) {
             if let (Some(b), Some(n)) = (b, n) {

@@ -82,7 +82,13 @@ pub fn onnx_spec(data: &PreparedData) -> OnnxSpec {
 
 /// Writes `model` (as [`MODEL_NAME`], version `version`) into the repository `model_dir`, with
 /// the prepared data's artifacts and `metrics`. An existing version folder is overwritten.
-pub fn export(model: &TrainedModel, data: &PreparedData, metrics: &Metrics, model_dir: impl AsRef<Path>, version: u64) -> Result<ExportedModel> {
+pub fn export(
+    model: &TrainedModel,
+    data: &PreparedData,
+    metrics: &Metrics,
+    model_dir: impl AsRef<Path>,
+    version: u64,
+) -> Result<ExportedModel> {
     let version_dir = model_dir.as_ref().join(MODEL_NAME).join(version.to_string());
     std::fs::create_dir_all(&version_dir).map_err(|source| ExportError::Io { path: version_dir.clone(), source })?;
     let bytes = to_onnx_bytes(&model.network, &onnx_spec(data))?;
@@ -108,11 +114,13 @@ pub fn onnx_predict_proba(model_path: &Path, features: &[String], x: &[f32]) -> 
     let model = OnnxModel::load_with_sessions(model_path, 1)?;
     let width = features.len();
     let columns: Vec<Vec<f32>> = (0..width).map(|j| x.iter().skip(j).step_by(width).copied().collect()).collect();
-    let inputs: Vec<InputTensor> = features.iter().zip(&columns).map(|(name, column)| InputTensor::column(name, column)).collect();
+    let inputs: Vec<InputTensor> =
+        features.iter().zip(&columns).map(|(name, column)| InputTensor::column(name, column)).collect();
     let outputs = model.run(&inputs)?;
-    let output = outputs.into_iter().find(|o| o.name == OUTPUT_NAME).ok_or_else(|| RuntimeError::Run {
-        message: format!("the model has no output named '{OUTPUT_NAME}'"),
-    })?;
+    let output = outputs
+        .into_iter()
+        .find(|o| o.name == OUTPUT_NAME)
+        .ok_or_else(|| RuntimeError::Run { message: format!("the model has no output named '{OUTPUT_NAME}'") })?;
     Ok(output.data)
 }
 

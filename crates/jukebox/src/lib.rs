@@ -51,7 +51,10 @@ pub fn about() -> display::Table {
         ("5 refine", "refine", "grouped split, sweeps chosen by validation score, the run log"),
         ("all", "display", "the tables and plots that render inline in Jupyter"),
     ];
-    let rows = STAGES.iter().map(|(stage, module, what)| vec![(*stage).into(), format!("jukebox::{module}").into(), (*what).into()]).collect();
+    let rows = STAGES
+        .iter()
+        .map(|(stage, module, what)| vec![(*stage).into(), format!("jukebox::{module}").into(), (*what).into()])
+        .collect();
     let mut table = display::Table::new(vec!["stage".into(), "module".into(), "what it does".into()], rows);
     table.caption = Some(format!(
         "jukebox {} ({} build), from {}",

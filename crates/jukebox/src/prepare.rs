@@ -61,7 +61,9 @@ pub enum PrepareError {
     UnknownIndex { index: u32, n_classes: usize },
     #[error("invalid split option `{option}`: {reason}")]
     InvalidOption { option: &'static str, reason: String },
-    #[error("the data has no `snapshot_date` column, so the latest dates cannot be held out; use SplitStrategy::Stratified")]
+    #[error(
+        "the data has no `snapshot_date` column, so the latest dates cannot be held out; use SplitStrategy::Stratified"
+    )]
     NoDates,
     #[error("the data has no `spotify_id` column, so rows cannot be grouped by song; use SplitStrategy::Stratified")]
     NoSongIds,
@@ -204,9 +206,13 @@ impl MinMaxScaler {
         let as_f64 = |f: &str| col(f).cast(DataType::Float64);
         let mut aggregates: Vec<Expr> = features.iter().map(|f| as_f64(f).min().alias(format!("min:{f}"))).collect();
         aggregates.extend(features.iter().map(|f| as_f64(f).max().alias(format!("max:{f}"))));
-        let row = frame.clone().lazy().select(aggregates).collect().map_err(polars_err("fitting the min-max scaler"))?;
+        let row =
+            frame.clone().lazy().select(aggregates).collect().map_err(polars_err("fitting the min-max scaler"))?;
         let value = |name: String| -> Result<f64> {
-            let value = row.column(&name).and_then(|c| c.get(0).map(|v| v.extract::<f64>())).map_err(polars_err(name.clone()))?;
+            let value = row
+                .column(&name)
+                .and_then(|c| c.get(0).map(|v| v.extract::<f64>()))
+                .map_err(polars_err(name.clone()))?;
             value.ok_or_else(|| PrepareError::EmptySplit { split: "train", rows: frame.height() })
         };
         Ok(MinMaxScaler(Scaler {
@@ -221,7 +227,9 @@ impl MinMaxScaler {
         self.features
             .iter()
             .enumerate()
-            .map(|(i, f)| ((col(f.as_str()).cast(DataType::Float64) - lit(self.min[i])) / lit(self.range(i))).alias(f.as_str()))
+            .map(|(i, f)| {
+                ((col(f.as_str()).cast(DataType::Float64) - lit(self.min[i])) / lit(self.range(i))).alias(f.as_str())
+            })
             .collect()
     }
 
@@ -237,7 +245,11 @@ impl MinMaxScaler {
     pub fn table(&self) -> Table {
         Table::new(
             vec!["feature".into(), "min".into(), "max".into()],
-            self.features.iter().enumerate().map(|(i, f)| vec![f.clone().into(), self.min[i].into(), self.max[i].into()]).collect(),
+            self.features
+                .iter()
+                .enumerate()
+                .map(|(i, f)| vec![f.clone().into(), self.min[i].into(), self.max[i].into()])
+                .collect(),
         )
         .with_caption("min-max scaler (fitted on the training rows)")
     }
@@ -323,7 +335,9 @@ impl SplitOptions {
     }
 
     fn check(&self) -> Result<()> {
-        for (option, value) in [("test_fraction", self.test_fraction), ("validation_fraction", self.validation_fraction)] {
+        for (option, value) in
+            [("test_fraction", self.test_fraction), ("validation_fraction", self.validation_fraction)]
+        {
             if !(0.0..1.0).contains(&value) {
                 return Err(PrepareError::InvalidOption { option, reason: format!("{value} is not in [0, 1)") });
             }
@@ -458,12 +472,16 @@ impl PreparedData {
         };
         let with_test = with_test.collect().map_err(polars_err("choosing the test rows"))?;
         let in_order = |lf: LazyFrame, held_out: bool| {
-            lf.filter(col(HELD_OUT).eq(lit(held_out))).sort([SHUFFLE_KEY], SortMultipleOptions::default()).drop(cols([HELD_OUT]))
+            lf.filter(col(HELD_OUT).eq(lit(held_out)))
+                .sort([SHUFFLE_KEY], SortMultipleOptions::default())
+                .drop(cols([HELD_OUT]))
         };
         let test = in_order(with_test.clone().lazy(), true);
         let rest = match options.strategy {
             // The songs were already split three ways; validation takes the validation songs.
-            SplitStrategy::Grouped => in_order(with_test.lazy(), false).with_column(col(VALIDATION_SONG).alias(HELD_OUT)),
+            SplitStrategy::Grouped => {
+                in_order(with_test.lazy(), false).with_column(col(VALIDATION_SONG).alias(HELD_OUT))
+            }
             _ => mark_stratified_holdout(in_order(with_test.lazy(), false), options.validation_fraction)?,
         }
         .collect()
@@ -477,7 +495,8 @@ impl PreparedData {
             }
             Ok(frame)
         };
-        let (train, validation, test) = (collect(train, "train")?, collect(validation, "validation")?, collect(test, "test")?);
+        let (train, validation, test) =
+            (collect(train, "train")?, collect(validation, "validation")?, collect(test, "test")?);
 
         let scaler = MinMaxScaler::fit(&train, features)?;
         let features: Vec<String> = features.iter().map(|f| f.to_string()).collect();
@@ -524,7 +543,12 @@ impl PreparedData {
         let row = |name: &str, rows: usize| vec![Cell::from(name), (rows as f64).into(), (rows as f64 / n).into()];
         Table::new(
             vec!["split".into(), "rows".into(), "share".into()],
-            vec![row("train", self.n_train()), row("validation", self.n_val()), row("test", self.n_test()), row("all", self.n_rows())],
+            vec![
+                row("train", self.n_train()),
+                row("validation", self.n_val()),
+                row("test", self.n_test()),
+                row("all", self.n_rows()),
+            ],
         )
         .with_caption(format!("{} features, {} classes", self.n_features(), self.n_classes()))
     }
@@ -540,7 +564,10 @@ impl PreparedData {
         self.write_matrix(&artifacts.join(model_folder::X_TRAIN_FILE), &self.x_train)?;
         self.write_matrix(&artifacts.join(model_folder::X_TEST_FILE), &self.x_test)?;
         let codes = self.encoder.inverse_transform(&self.y_test)?;
-        write_json(&artifacts.join(model_folder::Y_TEST_FILE), &serde_json::json!({ "country": codes, "label": self.y_test }))?;
+        write_json(
+            &artifacts.join(model_folder::Y_TEST_FILE),
+            &serde_json::json!({ "country": codes, "label": self.y_test }),
+        )?;
         Ok(artifacts)
     }
 
@@ -551,7 +578,9 @@ impl PreparedData {
             .features
             .iter()
             .enumerate()
-            .map(|(j, f)| Column::new(f.as_str().into(), matrix.iter().skip(j).step_by(width).copied().collect::<Vec<f32>>()))
+            .map(|(j, f)| {
+                Column::new(f.as_str().into(), matrix.iter().skip(j).step_by(width).copied().collect::<Vec<f32>>())
+            })
             .collect();
         let mut frame = DataFrame::new(rows, columns).map_err(polars_err(path.display().to_string()))?;
         let file = File::create(path).map_err(io_err(path))?;
@@ -582,8 +611,9 @@ fn song_assignment(frame: &DataFrame, encoder: &LabelEncoder, options: &SplitOpt
     let with_test = mark_stratified_holdout(songs.lazy(), options.test_fraction)?
         .collect()
         .map_err(polars_err("choosing the test songs"))?;
-    let validation = mark_stratified_holdout(with_test.clone().lazy().filter(col(HELD_OUT).not()), options.validation_fraction)?
-        .select([col(SONG), col(HELD_OUT).alias(VALIDATION_SONG)]);
+    let validation =
+        mark_stratified_holdout(with_test.clone().lazy().filter(col(HELD_OUT).not()), options.validation_fraction)?
+            .select([col(SONG), col(HELD_OUT).alias(VALIDATION_SONG)]);
     Ok(with_test
         .lazy()
         .select([col(SONG), col(HELD_OUT)])
@@ -602,11 +632,15 @@ fn latest_dates_cutoff(frame: &DataFrame, fraction: f64) -> Result<i32> {
         .select([col("snapshot_date").cast(DataType::Int32).sort(SortOptions::default().with_order_descending(true))])
         .collect()
         .map_err(polars_err("sorting snapshot_date"))?;
-    let value = dates.column("snapshot_date").and_then(|c| c.get(wanted - 1).map(|v| v.extract::<i32>())).map_err(polars_err("snapshot_date"))?;
+    let value = dates
+        .column("snapshot_date")
+        .and_then(|c| c.get(wanted - 1).map(|v| v.extract::<i32>()))
+        .map_err(polars_err("snapshot_date"))?;
     value.ok_or(PrepareError::EmptySplit { split: "test", rows: frame.height() })
 }
 
 fn write_json(path: &Path, value: &impl Serialize) -> Result<()> {
     let file = File::create(path).map_err(io_err(path))?;
-    serde_json::to_writer_pretty(std::io::BufWriter::new(file), value).map_err(|source| PrepareError::Json { path: path.to_path_buf(), source })
+    serde_json::to_writer_pretty(std::io::BufWriter::new(file), value)
+        .map_err(|source| PrepareError::Json { path: path.to_path_buf(), source })
 }

@@ -36,7 +36,9 @@ use serde::{Deserialize, Serialize};
 use crate::display::{Cell, Plot, PlotError, Table};
 use crate::evaluate::{ClassificationReport, EvaluateError, Metrics};
 use crate::prepare::{PrepareError, PreparedData, SONG};
-use crate::train::{Classifier, DecisionTree, Learner, LogisticRegression, NeuralNetwork, Progress, TrainError, TrainedModel};
+use crate::train::{
+    Classifier, DecisionTree, Learner, LogisticRegression, NeuralNetwork, Progress, TrainError, TrainedModel,
+};
 
 /// Why refining failed. Variants name the grid field, file and line at fault.
 #[derive(Debug, thiserror::Error)]
@@ -62,8 +64,7 @@ pub enum RefineError {
 pub type Result<T, E = RefineError> = std::result::Result<T, E>;
 
 /// The grid `quick` names: 8 runs, about 15 s of training on 2 cores (CI, a first try).
-pub const QUICK_GRID: &str =
-    r#"{"epochs": [10, 25], "hidden_layers": [[32, 64, 128, 256], [128, 128]], "learning_rate": [0.001, 0.003], "batch_size": [64]}"#;
+pub const QUICK_GRID: &str = r#"{"epochs": [10, 25], "hidden_layers": [[32, 64, 128, 256], [128, 128]], "learning_rate": [0.001, 0.003], "batch_size": [64]}"#;
 
 /// The grid `class` names: 54 runs, a few minutes on a laptop (in class, during the break).
 pub const CLASS_GRID: &str = r#"{"epochs": [10, 30, 60], "hidden_layers": [[32, 64, 128, 256], [128, 128], [256, 256, 256]], "learning_rate": [0.0003, 0.001, 0.003], "batch_size": [32, 128]}"#;
@@ -160,7 +161,8 @@ impl Grid {
             let model = learner.fit(data)?;
             let score = |x: &[f32], y: &[u32], rows: usize| -> Result<ClassificationReport> {
                 let predicted = model.predict(x, rows);
-                Ok(ClassificationReport::new(y, &predicted, data.n_classes())?.with_class_names(data.encoder.classes())?)
+                Ok(ClassificationReport::new(y, &predicted, data.n_classes())?
+                    .with_class_names(data.encoder.classes())?)
             };
             let validation = score(&data.x_val, &data.y_val, data.n_val())?;
             let test = score(&data.x_test, &data.y_test, data.n_test())?;
@@ -185,12 +187,18 @@ impl Grid {
             vec![Cell::from("epochs"), list(self.epochs.iter().map(usize::to_string).collect())],
             vec![
                 Cell::from("hidden layers"),
-                list(self.hidden_layers.iter().map(|l| l.iter().map(usize::to_string).collect::<Vec<_>>().join("-")).collect()),
+                list(
+                    self.hidden_layers
+                        .iter()
+                        .map(|l| l.iter().map(usize::to_string).collect::<Vec<_>>().join("-"))
+                        .collect(),
+                ),
             ],
             vec![Cell::from("learning rate"), list(self.learning_rate.iter().map(f32::to_string).collect())],
             vec![Cell::from("batch size"), list(self.batch_size.iter().map(usize::to_string).collect())],
         ];
-        Table::new(vec!["setting".into(), "values tried".into()], rows).with_caption(format!("grid: {} runs", self.len()))
+        Table::new(vec!["setting".into(), "values tried".into()], rows)
+            .with_caption(format!("grid: {} runs", self.len()))
     }
 }
 
@@ -240,7 +248,8 @@ pub struct Sweep {
 
 impl Sweep {
     /// How [`Sweep::best`] chooses, in words (shown in the notebook and the terminal).
-    pub const SELECTION_RULE: &'static str = "the highest validation accuracy; a tie goes to the lower validation loss, \
+    pub const SELECTION_RULE: &'static str =
+        "the highest validation accuracy; a tie goes to the lower validation loss, \
         then to the earlier run. Test scores play no part in the choice.";
 
     /// The run [`Sweep::SELECTION_RULE`] picks. Panics on an empty sweep (a grid is never empty).
@@ -249,8 +258,13 @@ impl Sweep {
             .iter()
             .reduce(|best, run| {
                 let better = run.validation.accuracy() > best.validation.accuracy()
-                    || (run.validation.accuracy() == best.validation.accuracy() && run.validation_loss() < best.validation_loss());
-                if better { run } else { best }
+                    || (run.validation.accuracy() == best.validation.accuracy()
+                        && run.validation_loss() < best.validation_loss());
+                if better {
+                    run
+                } else {
+                    best
+                }
             })
             .expect("a sweep has at least one run")
     }
@@ -296,8 +310,12 @@ impl Sweep {
                 ]
             })
             .collect();
-        Table::new(columns.map(String::from).to_vec(), rows)
-            .with_caption(format!("sweep: {} runs on the {} split, seed {}", self.runs.len(), self.split, self.seed))
+        Table::new(columns.map(String::from).to_vec(), rows).with_caption(format!(
+            "sweep: {} runs on the {} split, seed {}",
+            self.runs.len(),
+            self.split,
+            self.seed
+        ))
     }
 
     /// Validation accuracy per epoch, one line per run; the chosen run is drawn thicker.
@@ -305,7 +323,8 @@ impl Sweep {
         use plotters::prelude::*;
         let best = self.best().number;
         let epochs = self.runs.iter().map(|r| r.model.history.val_accuracy.len()).max().unwrap_or(1).max(1);
-        let values = self.runs.iter().flat_map(|r| r.model.history.val_accuracy.iter().copied()).filter(|v| v.is_finite());
+        let values =
+            self.runs.iter().flat_map(|r| r.model.history.val_accuracy.iter().copied()).filter(|v| v.is_finite());
         let (low, high) = values.fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), v| (lo.min(v), hi.max(v)));
         let (low, high) = if low.is_finite() { (low as f64, high as f64) } else { (0.0, 1.0) };
         let pad = ((high - low) * 0.1).max(1e-3);
@@ -318,12 +337,24 @@ impl Sweep {
                 .y_label_area_size(55)
                 .build_cartesian_2d(0.5f64..epochs as f64 + 0.5, (low - pad)..(high + pad))
                 .map_err(|e| err(&e))?;
-            chart.configure_mesh().x_desc("epoch").y_desc("val accuracy").x_labels(epochs.min(12)).draw().map_err(|e| err(&e))?;
+            chart
+                .configure_mesh()
+                .x_desc("epoch")
+                .y_desc("val accuracy")
+                .x_labels(epochs.min(12))
+                .draw()
+                .map_err(|e| err(&e))?;
             for run in &self.runs {
                 let colour = Palette99::pick(run.number - 1).to_rgba();
                 let width = if run.number == best { 4 } else { 1 };
-                let points = run.model.history.val_accuracy.iter().enumerate().map(|(i, &v)| ((i + 1) as f64, v as f64));
-                let label = format!("run {}: {}{}", run.number, run.settings(), if run.number == best { " (chosen)" } else { "" });
+                let points =
+                    run.model.history.val_accuracy.iter().enumerate().map(|(i, &v)| ((i + 1) as f64, v as f64));
+                let label = format!(
+                    "run {}: {}{}",
+                    run.number,
+                    run.settings(),
+                    if run.number == best { " (chosen)" } else { "" }
+                );
                 chart
                     .draw_series(LineSeries::new(points, colour.stroke_width(width)))
                     .map_err(|e| err(&e))?
@@ -345,7 +376,8 @@ impl Sweep {
     /// One record per run, the chosen one marked, stamped with `recorded_at` (seconds since
     /// 1970) and a sweep id made of it, the split and the seed.
     pub fn records(&self) -> Vec<RunRecord> {
-        let recorded_at = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+        let recorded_at =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
         let best = self.best().number;
         self.runs
             .iter()
@@ -432,7 +464,11 @@ impl RunLog {
         }
         let mut file = std::fs::OpenOptions::new().create(true).append(true).open(&self.path).map_err(self.io())?;
         for record in records {
-            let mut line = serde_json::to_vec(record).map_err(|source| RefineError::Json { path: self.path.clone(), line: 0, source })?;
+            let mut line = serde_json::to_vec(record).map_err(|source| RefineError::Json {
+                path: self.path.clone(),
+                line: 0,
+                source,
+            })?;
             line.push(b'\n');
             file.write_all(&line).map_err(self.io())?;
         }
@@ -452,7 +488,11 @@ impl RunLog {
             if line.trim().is_empty() {
                 continue;
             }
-            records.push(serde_json::from_str(&line).map_err(|source| RefineError::Json { path: self.path.clone(), line: i + 1, source })?);
+            records.push(serde_json::from_str(&line).map_err(|source| RefineError::Json {
+                path: self.path.clone(),
+                line: i + 1,
+                source,
+            })?);
         }
         Ok(records)
     }
@@ -461,8 +501,18 @@ impl RunLog {
     pub fn table(&self) -> Result<Table> {
         let records = self.load()?;
         let columns = [
-            "sweep", "run", "split", "seed", "hidden layers", "learning rate", "batch size", "epochs", "val accuracy", "test accuracy",
-            "seconds", "chosen",
+            "sweep",
+            "run",
+            "split",
+            "seed",
+            "hidden layers",
+            "learning rate",
+            "batch size",
+            "epochs",
+            "val accuracy",
+            "test accuracy",
+            "seconds",
+            "chosen",
         ];
         let rows = records
             .iter()
@@ -483,8 +533,11 @@ impl RunLog {
                 ]
             })
             .collect();
-        Ok(Table::new(columns.map(String::from).to_vec(), rows)
-            .with_caption(format!("{} runs recorded in {}", records.len(), self.path.display())))
+        Ok(Table::new(columns.map(String::from).to_vec(), rows).with_caption(format!(
+            "{} runs recorded in {}",
+            records.len(),
+            self.path.display()
+        )))
     }
 }
 
@@ -542,7 +595,9 @@ impl SongOverlap {
             ]
         };
         Table::new(
-            ["split", "songs", "songs also in train", "rows", "share of rows whose song is in train"].map(String::from).to_vec(),
+            ["split", "songs", "songs also in train", "rows", "share of rows whose song is in train"]
+                .map(String::from)
+                .to_vec(),
             vec![row("validation", 0), row("test", 1)],
         )
         .with_caption(format!("{} split: {} songs in train", self.split, self.songs[0]))
@@ -612,7 +667,8 @@ impl SplitComparison {
                 ]
             })
             .collect();
-        Table::new(columns.to_vec(), rows).with_caption("the same learners on a random and on a grouped split (whole songs per split)")
+        Table::new(columns.to_vec(), rows)
+            .with_caption("the same learners on a random and on a grouped split (whole songs per split)")
     }
 
     pub fn evcxr_display(&self) {

@@ -29,12 +29,12 @@ use std::collections::BTreeSet;
 use std::path::Path;
 use std::time::Duration;
 
-pub use jukebox_protocol::registry::{
-    CustomProperties, MetadataValue, ModelArtifact, ModelVersion, ModelVersionUpdate, RegisteredModel,
-};
 use jukebox_protocol::registry::{
     escape_html, format_epoch_millis, print_evcxr_html, ArtifactState, ErrorBody, ListPage, ModelArtifactCreate,
     ModelArtifactFields, ModelState, ModelVersionCreate, RegisteredModelCreate, BASE_PATH_V1, BASE_PATH_V1ALPHA3,
+};
+pub use jukebox_protocol::registry::{
+    CustomProperties, MetadataValue, ModelArtifact, ModelVersion, ModelVersionUpdate, RegisteredModel,
 };
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -362,8 +362,10 @@ impl VersionTable {
 
     pub fn to_html(&self) -> String {
         let keys = self.metadata_keys();
-        let mut html = String::from("<table>\n<thead><tr><th>model</th><th>version</th><th>id</th><th>created</th>\
-            <th>author</th><th>format</th><th>uri</th>");
+        let mut html = String::from(
+            "<table>\n<thead><tr><th>model</th><th>version</th><th>id</th><th>created</th>\
+            <th>author</th><th>format</th><th>uri</th>",
+        );
         for key in &keys {
             html.push_str(&format!("<th>{}</th>", escape_html(key)));
         }
@@ -375,9 +377,13 @@ impl VersionTable {
                 .iter()
                 .map(|a| {
                     let f = &a.fields;
-                    format!("{} {}", f.model_format_name.as_deref().unwrap_or(""), f.model_format_version.as_deref().unwrap_or(""))
-                        .trim()
-                        .to_owned()
+                    format!(
+                        "{} {}",
+                        f.model_format_name.as_deref().unwrap_or(""),
+                        f.model_format_version.as_deref().unwrap_or("")
+                    )
+                    .trim()
+                    .to_owned()
                 })
                 .collect();
             let uris: Vec<&str> = row.artifacts.iter().filter_map(|a| a.fields.uri.as_deref()).collect();
@@ -454,7 +460,9 @@ impl ModelRegistry {
     /// [`API_VERSION_ENV`] (optional).
     pub fn from_env() -> Result<Self, RegistryError> {
         let url = std::env::var(URL_ENV).map_err(|_| {
-            RegistryError::Config(format!("{URL_ENV} is not set: start the registry (`jukebox up`) and export what it prints"))
+            RegistryError::Config(format!(
+                "{URL_ENV} is not set: start the registry (`jukebox up`) and export what it prints"
+            ))
         })?;
         let mut registry = Self::new(&url);
         if let Ok(token) = std::env::var(TOKEN_ENV) {
@@ -655,7 +663,11 @@ impl ModelRegistry {
 
     /// Changes a version's description, state or metadata (fields left `None` stay as they are;
     /// `custom_properties` replaces all metadata).
-    pub fn update_model_version(&self, version_id: &str, update: &ModelVersionUpdate) -> Result<ModelVersion, RegistryError> {
+    pub fn update_model_version(
+        &self,
+        version_id: &str,
+        update: &ModelVersionUpdate,
+    ) -> Result<ModelVersion, RegistryError> {
         self.send("PATCH", &format!("/model_versions/{version_id}"), &[], Some(update))
     }
 
@@ -665,7 +677,11 @@ impl ModelRegistry {
         not_found_as_none(self.send("GET", "/registered_model", &[("name", name)], None::<&()>))
     }
 
-    fn find_model_version(&self, model: &RegisteredModel, version: &str) -> Result<Option<ModelVersion>, RegistryError> {
+    fn find_model_version(
+        &self,
+        model: &RegisteredModel,
+        version: &str,
+    ) -> Result<Option<ModelVersion>, RegistryError> {
         let query = [("name", version), ("parentResourceId", model.id.as_str())];
         not_found_as_none(self.send("GET", "/model_version", &query, None::<&()>))
     }
@@ -675,7 +691,9 @@ impl ModelRegistry {
         let items: Vec<serde_json::Value> = self.all_pages(&format!("/model_versions/{version_id}/artifacts"))?;
         Ok(items
             .into_iter()
-            .filter(|item| item.get("artifactType").and_then(|t| t.as_str()).unwrap_or("model-artifact") == "model-artifact")
+            .filter(|item| {
+                item.get("artifactType").and_then(|t| t.as_str()).unwrap_or("model-artifact") == "model-artifact"
+            })
             .filter_map(|item| serde_json::from_value(item).ok())
             .collect())
     }
@@ -848,7 +866,9 @@ mod tests {
     #[test]
     fn metrics_json_becomes_typed_metadata() {
         let request = RegisterModel::new("jukebox", "1", "s3://b/k")
-            .metadata_from_json(&json!({"accuracy": 0.34, "epochs": 30, "ok": true, "seed": 42, "note": "x", "list": [1]}))
+            .metadata_from_json(
+                &json!({"accuracy": 0.34, "epochs": 30, "ok": true, "seed": 42, "note": "x", "list": [1]}),
+            )
             .unwrap();
         assert_eq!(request.metadata["accuracy"], MetadataValue::Double { double_value: 0.34 });
         assert_eq!(request.metadata["epochs"], MetadataValue::Int { int_value: 30 });
@@ -871,7 +891,10 @@ mod tests {
         second.custom_properties.insert("epochs".into(), MetadataValue::from(30));
         let table = VersionTable {
             model: RegisteredModel { id: "1".into(), name: "a<b".into(), ..Default::default() },
-            rows: vec![VersionRow { version: version("1", 0.08), artifacts: vec![] }, VersionRow { version: second, artifacts: vec![] }],
+            rows: vec![
+                VersionRow { version: version("1", 0.08), artifacts: vec![] },
+                VersionRow { version: second, artifacts: vec![] },
+            ],
         };
         assert_eq!(table.metadata_keys(), ["accuracy", "epochs"]);
         assert_eq!(table.metric("accuracy"), [Some(0.08), Some(0.41)]);

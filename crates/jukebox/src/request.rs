@@ -109,9 +109,17 @@ impl ModelArtifacts {
         into: impl AsRef<Path>,
     ) -> Result<Self, RequestError> {
         let name = artifact.fields.name.clone().unwrap_or_default();
-        let stored_at = artifact.fields.storage_path.as_deref().filter(|p| !p.is_empty()).ok_or(RequestError::NotStored { name })?;
+        let stored_at = artifact
+            .fields
+            .storage_path
+            .as_deref()
+            .filter(|p| !p.is_empty())
+            .ok_or(RequestError::NotStored { name })?;
         let into = into.as_ref();
-        storage.download_prefix(&format!("{}/{ARTIFACTS_DIR}", stored_at.trim_end_matches('/')), into.join(ARTIFACTS_DIR))?;
+        storage.download_prefix(
+            &format!("{}/{ARTIFACTS_DIR}", stored_at.trim_end_matches('/')),
+            into.join(ARTIFACTS_DIR),
+        )?;
         Self::load(into)
     }
 }
@@ -149,7 +157,9 @@ pub fn songs_by_name(properties: &DataFrame, name: &str, features: &[String]) ->
         let wanted = name.to_lowercase();
         let mut suggestions: Vec<String> = (0..names.len())
             .filter_map(|i| names.get(i))
-            .filter(|n| n.to_lowercase().contains(&wanted) || (n.chars().count() >= 4 && wanted.contains(&n.to_lowercase())))
+            .filter(|n| {
+                n.to_lowercase().contains(&wanted) || (n.chars().count() >= 4 && wanted.contains(&n.to_lowercase()))
+            })
             .map(str::to_string)
             .collect();
         suggestions.sort();
@@ -171,7 +181,10 @@ pub fn songs_by_name(properties: &DataFrame, name: &str, features: &[String]) ->
             let mut values = Vec::with_capacity(features.len());
             for (feature, column) in features.iter().zip(&columns) {
                 let value = column.f64().ok().and_then(|c| c.get(row)).filter(|v| v.is_finite());
-                values.push(value.ok_or_else(|| RequestError::BadFeature { song: name.to_string(), feature: feature.clone() })?);
+                values.push(
+                    value
+                        .ok_or_else(|| RequestError::BadFeature { song: name.to_string(), feature: feature.clone() })?,
+                );
             }
             Ok(Song {
                 name: name.to_string(),
@@ -207,7 +220,13 @@ impl InferenceClient {
             .timeout_global(Some(Duration::from_secs(60)))
             .build();
         let base_url = base_url.trim_end_matches('/').trim_end_matches("/v2").to_string();
-        Self { base_url, model: model.to_string(), version: None, token: None, agent: ureq::Agent::new_with_config(config) }
+        Self {
+            base_url,
+            model: model.to_string(),
+            version: None,
+            token: None,
+            agent: ureq::Agent::new_with_config(config),
+        }
     }
 
     /// A client from `JUKEBOX_MODEL_URL` and (if set) `JUKEBOX_MODEL_TOKEN`.
@@ -237,7 +256,12 @@ impl InferenceClient {
     /// storage path (`models/jukebox/2` is version 2), while the registry names them (`0.0.2`).
     pub fn with_version_of(self, artifact: &crate::registry::ModelArtifact) -> Result<Self, RequestError> {
         let name = artifact.fields.name.clone().unwrap_or_default();
-        let path = artifact.fields.storage_path.as_deref().filter(|p| !p.is_empty()).ok_or(RequestError::NotStored { name: name.clone() })?;
+        let path = artifact
+            .fields
+            .storage_path
+            .as_deref()
+            .filter(|p| !p.is_empty())
+            .ok_or(RequestError::NotStored { name: name.clone() })?;
         match path.trim_end_matches('/').rsplit('/').next().filter(|v| v.parse::<u64>().is_ok()) {
             Some(folder) => Ok(self.with_version(folder)),
             None => Err(RequestError::NoVersionFolder { name, path: path.to_string() }),
@@ -296,10 +320,10 @@ impl InferenceClient {
         if let Some(token) = &self.token {
             call = call.header("Authorization", &format!("Bearer {token}"));
         }
-        let body = serde_json::to_vec(request).map_err(|e| RequestError::BadResponse { url: url.clone(), message: e.to_string() })?;
-        let mut response = call
-            .send(&body[..])
-            .map_err(|e| RequestError::Unreachable { url: url.clone(), message: e.to_string() })?;
+        let body = serde_json::to_vec(request)
+            .map_err(|e| RequestError::BadResponse { url: url.clone(), message: e.to_string() })?;
+        let mut response =
+            call.send(&body[..]).map_err(|e| RequestError::Unreachable { url: url.clone(), message: e.to_string() })?;
         let status = response.status().as_u16();
         let text = response
             .body_mut()
@@ -332,7 +356,9 @@ impl InferenceClient {
                 call = call.header("Authorization", &format!("Bearer {token}"));
             }
             let (status, message) = match call.call() {
-                Ok(mut response) => (response.status().as_u16(), response.body_mut().read_to_string().unwrap_or_default()),
+                Ok(mut response) => {
+                    (response.status().as_u16(), response.body_mut().read_to_string().unwrap_or_default())
+                }
                 Err(e) => (0, e.to_string()),
             };
             if status == 200 {
@@ -341,7 +367,11 @@ impl InferenceClient {
             if started.elapsed() >= timeout {
                 return Err(match status {
                     0 => RequestError::Unreachable { url, message },
-                    _ => RequestError::Http { url, status, message: format!("not ready after {:.1} s: {message}", timeout.as_secs_f64()) },
+                    _ => RequestError::Http {
+                        url,
+                        status,
+                        message: format!("not ready after {:.1} s: {message}", timeout.as_secs_f64()),
+                    },
                 });
             }
             std::thread::sleep(Duration::from_millis(200));
@@ -358,7 +388,8 @@ impl InferenceClient {
         let response = self.infer(&self.build_request(artifacts, songs)?)?;
         let url = self.infer_url();
         let bad = |message: String| RequestError::BadResponse { url: url.clone(), message };
-        let output = response.output(OUTPUT_NAME).or(response.outputs.first()).ok_or_else(|| bad("no outputs".into()))?;
+        let output =
+            response.output(OUTPUT_NAME).or(response.outputs.first()).ok_or_else(|| bad("no outputs".into()))?;
         let data = output
             .data
             .as_ref()
@@ -407,7 +438,12 @@ impl RequestBody {
                     Some(data) => serde_json::to_string(data).unwrap_or_default(),
                     None => String::new(),
                 };
-                vec![Cell::from(input.name.as_str()), Cell::from(input.datatype.as_str()), Cell::from(format!("{:?}", input.shape)), Cell::from(values)]
+                vec![
+                    Cell::from(input.name.as_str()),
+                    Cell::from(input.datatype.as_str()),
+                    Cell::from(format!("{:?}", input.shape)),
+                    Cell::from(values),
+                ]
             })
             .collect();
         Table::new(vec!["input".into(), "datatype".into(), "shape".into(), "data (scaled)".into()], rows)
@@ -477,9 +513,11 @@ impl Prediction {
                 }
             }
         }
-        let probability = |p: &Prediction, code: &str| p.probabilities.iter().find(|(c, _)| c == code).map(|(_, v)| *v as f64);
+        let probability =
+            |p: &Prediction, code: &str| p.probabilities.iter().find(|(c, _)| c == code).map(|(_, v)| *v as f64);
         if let Some((_, first)) = labelled.first() {
-            countries.sort_by(|a, b| probability(first, b).unwrap_or(0.0).total_cmp(&probability(first, a).unwrap_or(0.0)));
+            countries
+                .sort_by(|a, b| probability(first, b).unwrap_or(0.0).total_cmp(&probability(first, a).unwrap_or(0.0)));
         }
         let mut columns = vec!["country".to_string()];
         columns.extend(labelled.iter().map(|(label, _)| format!("probability ({label})")));
@@ -525,7 +563,8 @@ impl Prediction {
                 .draw()?;
             chart.draw_series(values.iter().enumerate().map(|(i, &v)| {
                 let colour = if labels[i] == best { RGBColor(214, 39, 40) } else { RGBColor(31, 119, 180) };
-                let mut bar = Rectangle::new([(SegmentValue::Exact(i), 0.0), (SegmentValue::Exact(i + 1), v)], colour.filled());
+                let mut bar =
+                    Rectangle::new([(SegmentValue::Exact(i), 0.0), (SegmentValue::Exact(i + 1), v)], colour.filled());
                 bar.set_margin(0, 0, 1, 1);
                 bar
             }))?;
@@ -563,7 +602,8 @@ impl Predictions {
             .iter()
             .map(|p| {
                 let top = p.top_k(3);
-                let rest = top.iter().skip(1).map(|(c, v)| format!("{c} {:.1}%", v * 100.0)).collect::<Vec<_>>().join(", ");
+                let rest =
+                    top.iter().skip(1).map(|(c, v)| format!("{c} {:.1}%", v * 100.0)).collect::<Vec<_>>().join(", ");
                 vec![
                     Cell::Text(p.song.clone()),
                     p.artists.clone().map(Cell::Text).unwrap_or(Cell::Empty),
@@ -573,10 +613,7 @@ impl Predictions {
                 ]
             })
             .collect();
-        Table::new(
-            vec!["song".into(), "artists".into(), "country".into(), "probability".into(), "next".into()],
-            rows,
-        )
+        Table::new(vec!["song".into(), "artists".into(), "country".into(), "probability".into(), "next".into()], rows)
     }
 
     /// Renders inline in Jupyter.

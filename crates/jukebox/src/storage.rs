@@ -134,7 +134,9 @@ impl StorageConfig {
 /// fault and, for credentials, say so plainly.
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {
-    #[error("the environment variable {variable} is not set (it comes from the data connection; `jukebox up` prints it)")]
+    #[error(
+        "the environment variable {variable} is not set (it comes from the data connection; `jukebox up` prints it)"
+    )]
     MissingEnv { variable: &'static str },
     #[error("invalid S3 endpoint {endpoint:?}: {reason}")]
     InvalidEndpoint { endpoint: String, reason: String },
@@ -286,7 +288,14 @@ impl fmt::Display for TransferReport {
             Direction::Upload => "uploaded to",
             Direction::Download => "downloaded from",
         };
-        writeln!(f, "{} objects ({} bytes) {verb} {} ({})", self.objects.len(), self.total_bytes(), self.uri, self.endpoint)?;
+        writeln!(
+            f,
+            "{} objects ({} bytes) {verb} {} ({})",
+            self.objects.len(),
+            self.total_bytes(),
+            self.uri,
+            self.endpoint
+        )?;
         let width = self.objects.iter().map(|o| o.key.len()).max().unwrap_or(0);
         for o in &self.objects {
             writeln!(f, "  {:<width$}  {:>12}  {}  {}", o.key, o.size, o.md5, o.verification)?;
@@ -342,13 +351,18 @@ impl Storage {
         }
         let config = StorageConfig { endpoint: endpoint.clone(), ..config };
         let credentials = Credentials::new(Some(&config.access_key), Some(&config.secret_key), None, None, None)
-            .map_err(|e| StorageError::Client { operation: "credentials", target: config.access_key.clone(), detail: e.to_string() })?;
+            .map_err(|e| StorageError::Client {
+                operation: "credentials",
+                target: config.access_key.clone(),
+                detail: e.to_string(),
+            })?;
         let region = Region::Custom { region: config.region.clone(), endpoint };
         let bucket = Bucket::new(&config.bucket, region, credentials)
             .and_then(|b| b.with_request_timeout(REQUEST_TIMEOUT))
             .map_err(|e| StorageError::InvalidEndpoint { endpoint: config.endpoint.clone(), reason: e.to_string() })?
             .with_path_style();
-        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(StorageError::Runtime)?;
+        let runtime =
+            tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(StorageError::Runtime)?;
         Ok(Self { config, bucket, runtime })
     }
 
@@ -408,17 +422,22 @@ impl Storage {
     /// Uploads every file under `local_dir` (recursively) to `prefix`, or, when `prefix` is
     /// `None`, to `models/<name>/<version>/` read from a `<root>/<name>/<version>` model folder.
     /// Each object is verified after upload (see the module docs).
-    pub fn upload_dir(&self, local_dir: impl AsRef<Path>, prefix: Option<&str>) -> Result<TransferReport, StorageError> {
+    pub fn upload_dir(
+        &self,
+        local_dir: impl AsRef<Path>,
+        prefix: Option<&str>,
+    ) -> Result<TransferReport, StorageError> {
         let local_dir = local_dir.as_ref();
         let prefix = match prefix {
             Some(p) => normalize_prefix(p),
-            None => {
-                VersionFolder::identify(local_dir)?.bucket_prefix()
-            }
+            None => VersionFolder::identify(local_dir)?.bucket_prefix(),
         };
         let files = files_under(local_dir)?;
         if files.is_empty() {
-            return Err(StorageError::NotAModelFolder { path: local_dir.to_path_buf(), reason: "it holds no files".into() });
+            return Err(StorageError::NotAModelFolder {
+                path: local_dir.to_path_buf(),
+                reason: "it holds no files".into(),
+            });
         }
         let mut objects = Vec::with_capacity(files.len());
         for (relative, path) in files {
@@ -435,9 +454,7 @@ impl Storage {
         let target = self.config.s3_uri(key);
         if size < MULTIPART_THRESHOLD {
             let bytes = std::fs::read(path).map_err(StorageError::io(path))?;
-            self.runtime
-                .block_on(self.bucket.put_object(key, &bytes))
-                .map_err(|e| self.classify("PUT", &target, e))?;
+            self.runtime.block_on(self.bucket.put_object(key, &bytes)).map_err(|e| self.classify("PUT", &target, e))?;
         } else {
             self.runtime
                 .block_on(async {
@@ -451,7 +468,11 @@ impl Storage {
     }
 
     fn verify_upload(&self, key: &str, size: u64, md5: &str) -> Result<Verification, StorageError> {
-        let failed = |reason: String| StorageError::VerificationFailed { bucket: self.config.bucket.clone(), key: key.to_string(), reason };
+        let failed = |reason: String| StorageError::VerificationFailed {
+            bucket: self.config.bucket.clone(),
+            key: key.to_string(),
+            reason,
+        };
         let (head, _status) = self
             .runtime
             .block_on(self.bucket.head_object(key))
@@ -510,7 +531,11 @@ impl Storage {
 
     fn download_object(&self, object: &StoredObject, dest: &Path) -> Result<TransferredObject, StorageError> {
         let key = &object.key;
-        let failed = |reason: String| StorageError::VerificationFailed { bucket: self.config.bucket.clone(), key: key.clone(), reason };
+        let failed = |reason: String| StorageError::VerificationFailed {
+            bucket: self.config.bucket.clone(),
+            key: key.clone(),
+            reason,
+        };
         let parent = dest.parent().unwrap_or(Path::new("."));
         std::fs::create_dir_all(parent).map_err(StorageError::io(parent))?;
         let bytes = self.fetch_bytes(key)?;
@@ -548,7 +573,13 @@ impl Storage {
         Ok(TransferredObject { key: key.clone(), local_path: dest.to_path_buf(), size: object.size, md5, verification })
     }
 
-    fn report(&self, direction: Direction, prefix: String, local_dir: &Path, mut objects: Vec<TransferredObject>) -> TransferReport {
+    fn report(
+        &self,
+        direction: Direction,
+        prefix: String,
+        local_dir: &Path,
+        mut objects: Vec<TransferredObject>,
+    ) -> TransferReport {
         objects.sort_by(|a, b| a.key.cmp(&b.key));
         TransferReport {
             direction,
@@ -567,7 +598,8 @@ impl Storage {
         match error {
             E::HttpFailWithBody(status, body) => {
                 let code = xml_field(&body, "Code").unwrap_or_default();
-                let credential_codes = ["InvalidAccessKeyId", "SignatureDoesNotMatch", "NotSignedUp", "InvalidClientTokenId"];
+                let credential_codes =
+                    ["InvalidAccessKeyId", "SignatureDoesNotMatch", "NotSignedUp", "InvalidClientTokenId"];
                 if status == 403 && (credential_codes.contains(&code.as_str()) || code.is_empty()) {
                     return StorageError::WrongCredentials {
                         endpoint: self.config.endpoint.clone(),
@@ -652,7 +684,8 @@ fn files_under(dir: &Path) -> Result<Vec<(String, PathBuf)>, StorageError> {
 
 /// `dir/relative` for a key's remainder, refusing anything that would land outside `dir`.
 fn safe_join(dir: &Path, relative: &str, key: &str) -> Result<PathBuf, StorageError> {
-    let unsafe_key = |reason: &str| StorageError::UnsafeKey { key: key.to_string(), dir: dir.to_path_buf(), reason: reason.into() };
+    let unsafe_key =
+        |reason: &str| StorageError::UnsafeKey { key: key.to_string(), dir: dir.to_path_buf(), reason: reason.into() };
     if relative.is_empty() {
         return Err(unsafe_key("it names the prefix itself, not a file below it"));
     }
@@ -682,14 +715,18 @@ mod tests {
             (ENV_BUCKET, "models"),
         ]))
         .unwrap();
-        assert_eq!(config, StorageConfig::new("http://127.0.0.1:9000", "jukebox", "jukebox-secret", "us-east-1", "models"));
+        assert_eq!(
+            config,
+            StorageConfig::new("http://127.0.0.1:9000", "jukebox", "jukebox-secret", "us-east-1", "models")
+        );
         assert!(!format!("{config:?}").contains("jukebox-secret"), "the secret leaked into Debug output");
     }
 
     #[test]
     fn a_missing_variable_is_named() {
-        let error = StorageConfig::from_lookup(vars(&[(ENV_ENDPOINT, "http://x"), (ENV_ACCESS_KEY, "a"), (ENV_BUCKET, "b")]))
-            .unwrap_err();
+        let error =
+            StorageConfig::from_lookup(vars(&[(ENV_ENDPOINT, "http://x"), (ENV_ACCESS_KEY, "a"), (ENV_BUCKET, "b")]))
+                .unwrap_err();
         assert!(error.to_string().contains("AWS_SECRET_ACCESS_KEY"), "{error}");
     }
 

@@ -120,7 +120,8 @@ impl NeuralNetwork {
     /// The untrained network for `data` (to show its summary before training).
     pub fn network(&self, data: &PreparedData) -> Network {
         use jukebox_nn::Activation::{Relu, Softmax};
-        let mut layers: Vec<(usize, jukebox_nn::Activation)> = self.hidden_layers.iter().map(|&units| (units, Relu)).collect();
+        let mut layers: Vec<(usize, jukebox_nn::Activation)> =
+            self.hidden_layers.iter().map(|&units| (units, Relu)).collect();
         layers.push((data.n_classes(), Softmax));
         Network::new(data.n_features(), &layers, self.seed)
     }
@@ -179,12 +180,14 @@ impl ProgressReporter {
     /// Whether a run of `epochs` prints the line of `epoch` (Lines mode).
     fn shows_epoch(epoch: usize, epochs: usize) -> bool {
         let every = epochs.div_ceil(10).max(1);
-        epoch == epochs || epoch % every == 0 || epoch == 1
+        epoch == epochs || epoch.is_multiple_of(every) || epoch == 1
     }
 
     fn update(&mut self, p: &EpochProgress) -> std::ops::ControlFlow<()> {
         match self.mode {
-            Progress::Lines if p.epoch_done && Self::shows_epoch(p.epoch, p.epochs) => println!("{}", Self::epoch_line(p)),
+            Progress::Lines if p.epoch_done && Self::shows_epoch(p.epoch, p.epochs) => {
+                println!("{}", Self::epoch_line(p))
+            }
             Progress::Bar => {
                 let bar = self.bar.get_or_insert_with(|| {
                     let bar = indicatif::ProgressBar::new(p.batches as u64);
@@ -196,7 +199,10 @@ impl ProgressReporter {
                     bar
                 });
                 bar.set_position(p.batch as u64);
-                bar.set_message(format!("loss {:.4} accuracy {:.4} ({:.0} samples/s)", p.loss, p.accuracy, p.samples_per_second));
+                bar.set_message(format!(
+                    "loss {:.4} accuracy {:.4} ({:.0} samples/s)",
+                    p.loss, p.accuracy, p.samples_per_second
+                ));
                 if p.epoch_done {
                     bar.finish_and_clear();
                     eprintln!("{}", Self::epoch_line(p));
@@ -232,7 +238,11 @@ impl ProgressReporter {
             return;
         }
         let epochs = history.loss.len();
-        let mut line = format!("Trained {epochs} epoch{} in {:.1} s", if epochs == 1 { "" } else { "s" }, self.started.elapsed().as_secs_f64());
+        let mut line = format!(
+            "Trained {epochs} epoch{} in {:.1} s",
+            if epochs == 1 { "" } else { "s" },
+            self.started.elapsed().as_secs_f64()
+        );
         if let (Some(loss), Some(accuracy)) = (history.loss.last(), history.accuracy.last()) {
             line.push_str(&format!(": loss {loss:.4}, accuracy {accuracy:.4}"));
         }
@@ -353,7 +363,8 @@ impl Learner for NeuralNetwork {
         };
         let mut reporter = ProgressReporter::new(self.progress);
         let started = Instant::now();
-        let history = network.fit_with_control(Samples::new(&data.x_train, &data.y_train), &options, &mut |p| reporter.update(p))?;
+        let history = network
+            .fit_with_control(Samples::new(&data.x_train, &data.y_train), &options, &mut |p| reporter.update(p))?;
         if let Some(interrupted) = reporter.interrupted() {
             return Err(interrupted);
         }
@@ -436,9 +447,15 @@ impl TrainedModel {
         Ok(Plot::draw(900, 340, |root| -> Result<(), String> {
             let err = |e: &dyn std::fmt::Debug| format!("{e:?}");
             let (left, right) = root.split_horizontally(450);
-            let panels: [(&DrawingArea<SVGBackend, _>, &str, [(&str, &[f32], RGBColor); 2]); 2] = [
+            // (name, values, colour) of each line of a panel.
+            type Series<'a> = (&'a str, &'a [f32], RGBColor);
+            let panels: [(&DrawingArea<SVGBackend, _>, &str, [Series; 2]); 2] = [
                 (&left, "loss", [("loss", h.loss.as_slice(), BLUE), ("val_loss", h.val_loss.as_slice(), RED)]),
-                (&right, "accuracy", [("accuracy", h.accuracy.as_slice(), BLUE), ("val_accuracy", h.val_accuracy.as_slice(), RED)]),
+                (
+                    &right,
+                    "accuracy",
+                    [("accuracy", h.accuracy.as_slice(), BLUE), ("val_accuracy", h.val_accuracy.as_slice(), RED)],
+                ),
             ];
             for (area, title, series) in panels {
                 let values = series.iter().flat_map(|(_, v, _)| v.iter().copied()).filter(|v| v.is_finite());
@@ -488,7 +505,7 @@ fn linfa_dataset(data: &PreparedData) -> Result<linfa::Dataset<f64, usize, ndarr
 }
 
 fn linfa_records(x: &[f32], n_rows: usize) -> ndarray16::Array2<f64> {
-    let width = if n_rows == 0 { 0 } else { x.len() / n_rows };
+    let width = x.len().checked_div(n_rows).unwrap_or(0);
     ndarray16::Array2::from_shape_vec((n_rows, width), x.iter().map(|&v| v as f64).collect())
         .expect("x holds n_rows full rows")
 }
@@ -585,7 +602,8 @@ impl Classifier for FittedDecisionTree {
 /// Scores `model` on the test split, classes named by country code.
 pub fn test_report(model: &dyn Classifier, data: &PreparedData) -> Result<ClassificationReport> {
     let predicted = model.predict(&data.x_test, data.n_test());
-    Ok(ClassificationReport::new(&data.y_test, &predicted, data.n_classes())?.with_class_names(data.encoder.classes())?)
+    Ok(ClassificationReport::new(&data.y_test, &predicted, data.n_classes())?
+        .with_class_names(data.encoder.classes())?)
 }
 
 /// One model's scores in a [`Comparison`].

@@ -192,7 +192,8 @@ fn download_fills_the_cache_then_the_cache_is_used() {
 fn a_cut_off_download_leaves_nothing_behind() {
     let url = serve(vec![7u8; 1000], 5000, 1);
     let cache = tempfile::tempdir().unwrap();
-    let err = jukebox::data::download_atomically(&format!("{url}/x.parquet"), &cache.path().join("x.parquet")).unwrap_err();
+    let err =
+        jukebox::data::download_atomically(&format!("{url}/x.parquet"), &cache.path().join("x.parquet")).unwrap_err();
     assert!(err.to_string().contains("x.parquet"), "{err}");
     let left: Vec<_> = std::fs::read_dir(cache.path()).unwrap().collect();
     assert!(left.is_empty(), "no partial file may remain: {left:?}");

@@ -60,7 +60,10 @@ fn bad_input_is_named() {
 
 #[test]
 fn tables_heatmap_and_metrics_json() {
-    let report = ClassificationReport::new(&TRUTH, &PREDICTED, 6).unwrap().with_class_names(&["AR", "BR", "CL", "DE", "EC", "FR"]).unwrap();
+    let report = ClassificationReport::new(&TRUTH, &PREDICTED, 6)
+        .unwrap()
+        .with_class_names(&["AR", "BR", "CL", "DE", "EC", "FR"])
+        .unwrap();
     let table = report.per_class_table();
     assert_eq!(table.height(), 5);
     assert_eq!(table.number(2, "recall"), Some(0.4));
@@ -86,8 +89,23 @@ fn tables_heatmap_and_metrics_json() {
     metrics.save(&path).unwrap();
     let json: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
     for key in [
-        "accuracy", "precision_macro", "recall_macro", "f1_macro", "precision_weighted", "recall_weighted", "f1_weighted", "epochs",
-        "batch_size", "seed", "data_rows", "training_seconds", "hidden_layers", "learning_rate", "split", "val_accuracy", "per_class",
+        "accuracy",
+        "precision_macro",
+        "recall_macro",
+        "f1_macro",
+        "precision_weighted",
+        "recall_weighted",
+        "f1_weighted",
+        "epochs",
+        "batch_size",
+        "seed",
+        "data_rows",
+        "training_seconds",
+        "hidden_layers",
+        "learning_rate",
+        "split",
+        "val_accuracy",
+        "per_class",
     ] {
         assert!(json.get(key).is_some(), "metrics.json lacks `{key}`");
     }
@@ -138,7 +156,10 @@ print(json.dumps(out))
         .enumerate()
         .map(|(i, &(n, k))| (random_labels(i as u64 + 1, n, k), random_labels(i as u64 + 100, n, k), k))
         .collect();
-    let input = serde_json::json!(cases.iter().map(|(t, p, _)| serde_json::json!({"truth": t, "predicted": p})).collect::<Vec<_>>());
+    let input = serde_json::json!(cases
+        .iter()
+        .map(|(t, p, _)| serde_json::json!({"truth": t, "predicted": p}))
+        .collect::<Vec<_>>());
     let mut child = Command::new(python())
         .args(["-c", SCRIPT])
         .stdin(std::process::Stdio::piped())
@@ -163,7 +184,11 @@ print(json.dumps(out))
         ];
         for (name, value) in ours {
             let sklearn = expected[name].as_f64().unwrap();
-            assert!((value - sklearn).abs() < 1e-12, "{} rows, {k} classes, {name}: ours {value}, scikit-learn {sklearn}", truth.len());
+            assert!(
+                (value - sklearn).abs() < 1e-12,
+                "{} rows, {k} classes, {name}: ours {value}, scikit-learn {sklearn}",
+                truth.len()
+            );
         }
     }
 }

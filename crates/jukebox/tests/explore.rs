@@ -16,7 +16,8 @@ fn describe_has_one_row_per_numeric_column_with_pandas_statistics() {
     assert_eq!(table.number(row, "count"), Some(19_699.0));
     assert_eq!(table.number(row, "min"), Some(1.0));
     assert_eq!(table.number(row, "max"), Some(50.0));
-    let (q1, median, q3) = (table.number(row, "25%").unwrap(), table.number(row, "50%").unwrap(), table.number(row, "75%").unwrap());
+    let (q1, median, q3) =
+        (table.number(row, "25%").unwrap(), table.number(row, "50%").unwrap(), table.number(row, "75%").unwrap());
     assert!(1.0 <= q1 && q1 <= median && median <= q3 && q3 <= 50.0);
     assert!(table.to_html().contains("<td"));
 }
@@ -25,7 +26,8 @@ fn describe_has_one_row_per_numeric_column_with_pandas_statistics() {
 fn correlations_are_sorted_coloured_and_bounded() {
     let data = charts();
     let table = explore::correlations_with(&data.frame, "popularity").unwrap();
-    let values: Vec<f64> = (0..table.height()).map(|i| table.number(i, "correlation with popularity").unwrap()).collect();
+    let values: Vec<f64> =
+        (0..table.height()).map(|i| table.number(i, "correlation with popularity").unwrap()).collect();
     assert!(values.windows(2).all(|w| w[0] >= w[1]), "sorted strongest positive first: {values:?}");
     assert!(values.iter().all(|r| (-1.0..=1.0).contains(r)));
     assert!(!table.rows.iter().any(|r| r[0] == "popularity".into()), "the target is not correlated with itself");
@@ -37,6 +39,7 @@ fn correlations_are_sorted_coloured_and_bounded() {
 }
 
 #[test]
+#[allow(clippy::needless_range_loop)] // symmetry compares [i][j] with [j][i]: indices read best
 fn heatmap_is_a_symmetric_matrix_drawn_with_values() {
     let data = charts();
     let (columns, matrix) = explore::correlation_matrix(&data.frame).unwrap();

@@ -12,7 +12,9 @@ use jukebox::prepare::{PreparedData, SplitOptions};
 use jukebox::train::{Learner, NeuralNetwork, Progress, TrainedModel};
 
 fn train(data: &PreparedData, seed: u64) -> TrainedModel {
-    NeuralNetwork { epochs: 1, batch_size: 32, seed, progress: Progress::Silent, ..Default::default() }.fit(data).unwrap()
+    NeuralNetwork { epochs: 1, batch_size: 32, seed, progress: Progress::Silent, ..Default::default() }
+        .fit(data)
+        .unwrap()
 }
 
 fn metrics(model: &TrainedModel, data: &PreparedData) -> Metrics {
@@ -26,7 +28,9 @@ fn exported_model_matches_the_network_through_onnx_runtime() {
     let dir = tempfile::tempdir().unwrap();
     let exported = export(&model, &data, &metrics(&model, &data), dir.path(), 1).unwrap();
     assert_eq!(exported.model_path, dir.path().join("jukebox/1/model.onnx"));
-    for file in ["scaler.json", "label_encoder.json", "X_train.parquet", "X_test.parquet", "y_test.json", "metrics.json"] {
+    for file in
+        ["scaler.json", "label_encoder.json", "X_train.parquet", "X_test.parquet", "y_test.json", "metrics.json"]
+    {
         assert!(exported.artifacts_dir.join(file).is_file(), "artifacts/{file} missing");
     }
     let saved = Metrics::load(exported.artifacts_dir.join("metrics.json")).unwrap();
@@ -68,7 +72,11 @@ fn reference_tools_accept_the_export() {
     let rows = 500.min(data.n_test());
     let probabilities = model.predict_proba(&data.x_test[..rows * data.n_features()], rows);
     let expected = dir.path().join("expected.json");
-    std::fs::write(&expected, serde_json::json!({"rows": rows, "probabilities": probabilities, "tolerance": 1e-5}).to_string()).unwrap();
+    std::fs::write(
+        &expected,
+        serde_json::json!({"rows": rows, "probabilities": probabilities, "tolerance": 1e-5}).to_string(),
+    )
+    .unwrap();
     let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/check_export.py");
     let output = Command::new(common::python()).arg(script).arg(&exported.version_dir).arg(&expected).output().unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout);

@@ -64,7 +64,19 @@ fn scaler_is_fitted_on_the_training_rows_only() {
     let chart = common::chart();
     let data = PreparedData::new(&chart, &SplitOptions::default()).unwrap();
     // Raw min/max of the training rows, computed independently of the scaler.
-    let raw = data.splits.train.clone().lazy().select(FEATURES.iter().flat_map(|f| [col(*f).min().alias(format!("min:{f}")), col(*f).max().alias(format!("max:{f}"))]).collect::<Vec<_>>()).collect().unwrap();
+    let raw = data
+        .splits
+        .train
+        .clone()
+        .lazy()
+        .select(
+            FEATURES
+                .iter()
+                .flat_map(|f| [col(*f).min().alias(format!("min:{f}")), col(*f).max().alias(format!("max:{f}"))])
+                .collect::<Vec<_>>(),
+        )
+        .collect()
+        .unwrap();
     for (j, f) in FEATURES.iter().enumerate() {
         let get = |name: String| raw.column(&name).unwrap().get(0).unwrap().extract::<f64>().unwrap();
         assert_eq!(data.scaler.min[j], get(format!("min:{f}")), "{f} min");
@@ -74,7 +86,17 @@ fn scaler_is_fitted_on_the_training_rows_only() {
         assert_eq!((lo, hi), (0.0, 1.0), "{f}: scaled training values span exactly [0, 1]");
     }
     // Validation and test rows are scaled with the training min/max, not their own.
-    let first_test_duration = data.splits.test.column("duration_ms").unwrap().cast(&DataType::Float64).unwrap().f64().unwrap().get(0).unwrap();
+    let first_test_duration = data
+        .splits
+        .test
+        .column("duration_ms")
+        .unwrap()
+        .cast(&DataType::Float64)
+        .unwrap()
+        .f64()
+        .unwrap()
+        .get(0)
+        .unwrap();
     let expected = (first_test_duration - data.scaler.min[1]) / (data.scaler.max[1] - data.scaler.min[1]);
     assert!((data.x_test[1] as f64 - expected).abs() < 1e-6, "test row scaled with the training range");
     assert!(data.scaler.features.iter().map(String::as_str).eq(FEATURES));
@@ -93,13 +115,18 @@ fn label_encoder_sorts_and_round_trips() {
     let encoded = encoder.transform(&codes).unwrap();
     assert_eq!(encoder.inverse_transform(&encoded).unwrap(), codes);
     assert!(matches!(encoder.transform(&["XX"]), Err(PrepareError::UnknownLabel { .. })));
-    assert_eq!(encoder.inverse_transform(&[72]).unwrap_err().to_string(), "class index 72 is out of range: there are 72 classes");
+    assert_eq!(
+        encoder.inverse_transform(&[72]).unwrap_err().to_string(),
+        "class index 72 is out of range: there are 72 classes"
+    );
 }
 
 #[test]
 fn latest_dates_are_held_out_when_the_data_has_dates() {
     let chart = common::chart();
-    let err = PreparedData::new(&chart, &SplitOptions { strategy: SplitStrategy::LatestDates, ..Default::default() }).err().unwrap();
+    let err = PreparedData::new(&chart, &SplitOptions { strategy: SplitStrategy::LatestDates, ..Default::default() })
+        .err()
+        .unwrap();
     assert!(matches!(err, PrepareError::NoDates), "{err}");
 
     // Give the sample ten chart days: row i gets day i % 10 after 2024-01-01.
@@ -108,14 +135,25 @@ fn latest_dates_are_held_out_when_the_data_has_dates() {
         .clone()
         .lazy()
         .with_row_index("i", None)
-        .with_column(((col("i") % lit(10u32)).cast(DataType::Int32) + lit(19_723)).cast(DataType::Date).alias("snapshot_date"))
+        .with_column(
+            ((col("i") % lit(10u32)).cast(DataType::Int32) + lit(19_723)).cast(DataType::Date).alias("snapshot_date"),
+        )
         .drop(cols(["i"]))
         .collect()
         .unwrap();
     let dated = ChartData { frame: with_dates, countries: chart.countries.clone() };
-    let data = PreparedData::new(&dated, &SplitOptions { strategy: SplitStrategy::LatestDates, ..Default::default() }).unwrap();
+    let data = PreparedData::new(&dated, &SplitOptions { strategy: SplitStrategy::LatestDates, ..Default::default() })
+        .unwrap();
     let day = |frame: &DataFrame| -> Vec<i32> {
-        frame.column("snapshot_date").unwrap().cast(&DataType::Int32).unwrap().i32().unwrap().into_no_null_iter().collect()
+        frame
+            .column("snapshot_date")
+            .unwrap()
+            .cast(&DataType::Int32)
+            .unwrap()
+            .i32()
+            .unwrap()
+            .into_no_null_iter()
+            .collect()
     };
     let test_days = day(&data.splits.test);
     let earlier_days: Vec<i32> = day(&data.splits.train).into_iter().chain(day(&data.splits.validation)).collect();
@@ -149,7 +187,10 @@ fn ordered_split_holds_out_the_last_rows_like_the_python_workshop() {
     // Validation stays stratified over the remaining rows: every class keeps training rows.
     assert!(counts(&data.y_train).len() >= counts(&data.y_val).len());
     let err = "shuffled".parse::<SplitStrategy>().unwrap_err();
-    assert_eq!(err.to_string(), "invalid split option `split`: 'shuffled' is not a split; use stratified, ordered, latest-dates or grouped");
+    assert_eq!(
+        err.to_string(),
+        "invalid split option `split`: 'shuffled' is not a split; use stratified, ordered, latest-dates or grouped"
+    );
 }
 
 #[test]
@@ -170,13 +211,16 @@ fn saved_artifacts_are_readable() {
     let artifacts = data.save(dir.path()).unwrap();
     assert_eq!(artifacts, dir.path().join("artifacts"));
 
-    let scaler: serde_json::Value = serde_json::from_slice(&std::fs::read(artifacts.join("scaler.json")).unwrap()).unwrap();
+    let scaler: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(artifacts.join("scaler.json")).unwrap()).unwrap();
     assert_eq!(scaler["features"].as_array().unwrap().len(), 13);
     assert_eq!(scaler["min"][1].as_f64().unwrap(), data.scaler.min[1]);
     assert_eq!(scaler["max"][12].as_f64().unwrap(), data.scaler.max[12]);
-    let encoder: serde_json::Value = serde_json::from_slice(&std::fs::read(artifacts.join("label_encoder.json")).unwrap()).unwrap();
+    let encoder: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(artifacts.join("label_encoder.json")).unwrap()).unwrap();
     assert_eq!(encoder["classes"].as_array().unwrap().len(), 72);
-    let y_test: serde_json::Value = serde_json::from_slice(&std::fs::read(artifacts.join("y_test.json")).unwrap()).unwrap();
+    let y_test: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(artifacts.join("y_test.json")).unwrap()).unwrap();
     assert_eq!(y_test["label"].as_array().unwrap().len(), data.n_test());
     assert_eq!(y_test["country"][0], data.encoder.classes()[data.y_test[0] as usize].as_str());
 
@@ -224,8 +268,16 @@ fn training_and_request_scaling_match_scikit_learn_with_a_constant_feature() {
     let requested: Vec<Vec<f32>> = rows(&new).iter().map(|row| saved.transform(row)).collect();
     for (i, expected) in sklearn.iter().enumerate() {
         for (j, &value) in expected.iter().enumerate() {
-            assert!((training[i][j] - value).abs() < 1e-12, "training path row {i} feature {j}: {} vs {value}", training[i][j]);
-            assert!((requested[i][j] as f64 - value).abs() < 1e-6, "request path row {i} feature {j}: {} vs {value}", requested[i][j]);
+            assert!(
+                (training[i][j] - value).abs() < 1e-12,
+                "training path row {i} feature {j}: {} vs {value}",
+                training[i][j]
+            );
+            assert!(
+                (requested[i][j] as f64 - value).abs() < 1e-6,
+                "request path row {i} feature {j}: {} vs {value}",
+                requested[i][j]
+            );
         }
     }
 }

@@ -11,12 +11,18 @@ use jukebox::refine::{Grid, RefineError, RunLog, RunRecord, SongOverlap};
 use polars::prelude::*;
 
 fn grouped(seed: u64) -> PreparedData {
-    PreparedData::new(&common::chart(), &SplitOptions { strategy: SplitStrategy::Grouped, ..SplitOptions::with_seed(seed) }).unwrap()
+    PreparedData::new(
+        &common::chart(),
+        &SplitOptions { strategy: SplitStrategy::Grouped, ..SplitOptions::with_seed(seed) },
+    )
+    .unwrap()
 }
 
 /// (song, country) of every row of a split.
 fn songs_and_countries(frame: &DataFrame) -> Vec<(String, String)> {
-    let text = |name: &str| frame.column(name).unwrap().str().unwrap().iter().map(|v| v.unwrap().to_string()).collect::<Vec<_>>();
+    let text = |name: &str| {
+        frame.column(name).unwrap().str().unwrap().iter().map(|v| v.unwrap().to_string()).collect::<Vec<_>>()
+    };
     text(SONG).into_iter().zip(text("country")).collect()
 }
 
@@ -80,7 +86,8 @@ fn grids_are_data_and_bad_ones_are_named() {
     assert_eq!(quick.len(), 8);
     assert_eq!(quick.learners(1).len(), 8);
     assert_eq!("class".parse::<Grid>().unwrap().len(), 54);
-    let custom: Grid = r#"{"epochs":[3],"hidden_layers":[[8],[16,16]],"learning_rate":[0.01],"batch_size":[32,64]}"#.parse().unwrap();
+    let custom: Grid =
+        r#"{"epochs":[3],"hidden_layers":[[8],[16,16]],"learning_rate":[0.01],"batch_size":[32,64]}"#.parse().unwrap();
     assert_eq!(custom.len(), 4);
     assert_eq!(custom.learners(5)[3].hidden_layers, vec![16, 16]);
 
@@ -97,11 +104,15 @@ fn grids_are_data_and_bad_ones_are_named() {
     }
 }
 
-const SMALL_GRID: &str = r#"{"epochs":[2, 4],"hidden_layers":[[16],[32, 32]],"learning_rate":[0.003],"batch_size":[64]}"#;
+const SMALL_GRID: &str =
+    r#"{"epochs":[2, 4],"hidden_layers":[[16],[32, 32]],"learning_rate":[0.003],"batch_size":[64]}"#;
 
 /// The records without what depends on the clock.
 fn scores(records: &[RunRecord]) -> Vec<RunRecord> {
-    records.iter().map(|r| RunRecord { sweep: String::new(), recorded_at: 0, training_seconds: 0.0, ..r.clone() }).collect()
+    records
+        .iter()
+        .map(|r| RunRecord { sweep: String::new(), recorded_at: 0, training_seconds: 0.0, ..r.clone() })
+        .collect()
 }
 
 #[test]
@@ -116,7 +127,11 @@ fn a_sweep_chooses_by_validation_score_and_reruns_give_the_same_table() {
     let best = sweep.best();
     for run in &sweep.runs {
         let val = run.validation.accuracy();
-        assert!(val <= best.validation.accuracy(), "run {} has a better validation score than the chosen run", run.number);
+        assert!(
+            val <= best.validation.accuracy(),
+            "run {} has a better validation score than the chosen run",
+            run.number
+        );
         if val == best.validation.accuracy() {
             assert!(run.validation_loss() >= best.validation_loss());
         }
@@ -127,7 +142,8 @@ fn a_sweep_chooses_by_validation_score_and_reruns_give_the_same_table() {
     }
     // The choice ignores test scores: making the chosen run's test score the worst changes nothing.
     let mut tampered = sweep.clone();
-    let worst_test = tampered.runs.iter().min_by(|a, b| a.test.accuracy().total_cmp(&b.test.accuracy())).unwrap().test.clone();
+    let worst_test =
+        tampered.runs.iter().min_by(|a, b| a.test.accuracy().total_cmp(&b.test.accuracy())).unwrap().test.clone();
     let chosen = best.number;
     tampered.runs[chosen - 1].test = worst_test;
     assert_eq!(tampered.best().number, chosen);

@@ -93,7 +93,12 @@ fn our_client_reads_what_the_python_client_wrote() {
     let dir = tempfile::tempdir().unwrap();
     let server = RunningRegistry::start(&dir.path().join("registry.db"));
     let spec = spec("jukebox");
-    run_peer(&jukebox_testkit::venv_python("JUKEBOX_PYTHON", ".venv", "kernel/requirements-test.txt"), "register", &server.url, &spec);
+    run_peer(
+        &jukebox_testkit::venv_python("JUKEBOX_PYTHON", ".venv", "kernel/requirements-test.txt"),
+        "register",
+        &server.url,
+        &spec,
+    );
 
     let registry = ModelRegistry::new(&server.url);
     let model = registry.get_registered_model("jukebox").unwrap();
@@ -133,14 +138,20 @@ fn the_python_clients_read_what_our_client_wrote_on_both_api_versions() {
     let v1 = spec("written-by-rust");
     let registered = ModelRegistry::new(&server.url).register_model(&request_from(&v1)).unwrap();
     assert_eq!(registered.version.registered_model_id, registered.model.id);
-    run_peer(&jukebox_testkit::venv_python("JUKEBOX_PYTHON", ".venv", "kernel/requirements-test.txt"), "verify", &server.url, &v1);
+    run_peer(
+        &jukebox_testkit::venv_python("JUKEBOX_PYTHON", ".venv", "kernel/requirements-test.txt"),
+        "verify",
+        &server.url,
+        &v1,
+    );
 
     let v1alpha3 = spec("written-by-rust-v1alpha3");
     ModelRegistry::new(&server.url)
         .with_api_version(ApiVersion::V1Alpha3)
         .register_model(&request_from(&v1alpha3))
         .unwrap();
-    let python037 = jukebox_testkit::venv_python("JUKEBOX_PYTHON_MR037", ".venv-mr037", "kernel/requirements-mr037.txt");
+    let python037 =
+        jukebox_testkit::venv_python("JUKEBOX_PYTHON_MR037", ".venv-mr037", "kernel/requirements-mr037.txt");
     let out = run_peer(&python037, "verify", &server.url, &v1alpha3);
     assert!(out.contains("base path /api/model_registry/v1alpha3,"), "{out}");
 }
@@ -150,7 +161,9 @@ fn failures_are_typed_and_change_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let server = RunningRegistry::start(&dir.path().join("registry.db"));
     let registry = ModelRegistry::new(&server.url).with_author("ada");
-    let first = registry.register_model(&RegisterModel::new("jukebox", "1", "s3://models/jukebox/1").metadata("accuracy", 0.3)).unwrap();
+    let first = registry
+        .register_model(&RegisterModel::new("jukebox", "1", "s3://models/jukebox/1").metadata("accuracy", 0.3))
+        .unwrap();
 
     let err = registry.get_registered_model("no-such-model").unwrap_err();
     assert!(err.is_not_found(), "{err}");

@@ -19,7 +19,11 @@ fn model_repository() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     let maker = Path::new(env!("CARGO_MANIFEST_DIR")).join("../jukebox-runtime/tests/peers/make_model.py");
     let out = Command::new(common::python()).arg(maker).arg(dir.path()).output().unwrap();
-    assert!(out.status.success(), "make_model.py failed (pip install onnx numpy): {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "make_model.py failed (pip install onnx numpy): {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     dir
 }
 
@@ -64,7 +68,8 @@ fn songs_from_the_sample_data_are_predicted_like_onnxruntime_does() {
     let url = start_server(repository.path());
     let client = InferenceClient::new(&url, "jukebox").with_token(TOKEN);
     let data = common::sample_dir();
-    let dataset = Dataset::from_files(&data.join("song_properties.parquet"), &data.join("song_rankings_sample.parquet")).unwrap();
+    let dataset =
+        Dataset::from_files(&data.join("song_properties.parquet"), &data.join("song_rankings_sample.parquet")).unwrap();
     let features = &artifacts.scaler.features;
 
     let song = song_by_name(&dataset.properties, "Not Like Us", features).unwrap();
@@ -145,7 +150,10 @@ fn songs_from_the_sample_data_are_predicted_like_onnxruntime_does() {
         other => panic!("expected Unreachable, got {other:?}"),
     }
     let short = Song::from_features("short", &[1.0, 2.0]);
-    assert!(matches!(client.predict(&artifacts, &short), Err(RequestError::FeatureCount { actual: 2, expected: 13, .. })));
+    assert!(matches!(
+        client.predict(&artifacts, &short),
+        Err(RequestError::FeatureCount { actual: 2, expected: 13, .. })
+    ));
 }
 
 #[test]

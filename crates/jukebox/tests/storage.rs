@@ -65,7 +65,11 @@ struct Moto {
 impl Moto {
     fn start() -> Self {
         let moto = jukebox_testkit::venv_program("moto_server");
-        assert!(moto.exists(), "{} not found: install `moto[server]` into the venv (kernel/requirements-test.txt)", moto.display());
+        assert!(
+            moto.exists(),
+            "{} not found: install `moto[server]` into the venv (kernel/requirements-test.txt)",
+            moto.display()
+        );
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let child = Command::new(&moto)
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])
@@ -169,7 +173,9 @@ fn round_trip(endpoint: &str) {
         assert_eq!(object.verification, want, "{}", object.key);
     }
     let html = report.to_html();
-    assert!(html.contains("<code>models/jukebox/1/model.onnx</code>") && html.contains("s3://models/models/jukebox/1/"));
+    assert!(
+        html.contains("<code>models/jukebox/1/model.onnx</code>") && html.contains("s3://models/models/jukebox/1/")
+    );
 
     let fetched = work.path().join("boto3");
     let out = peer(endpoint, &["fetch", "models/jukebox/1/", fetched.to_str().unwrap()]);

@@ -13,14 +13,24 @@ const KERAS_ACCURACY_2_EPOCHS: f64 = 0.082;
 #[test]
 fn network_reaches_keras_accuracy_at_two_epochs() {
     let data = PreparedData::new(&common::chart(), &SplitOptions::default()).unwrap();
-    let learner = NeuralNetwork { epochs: 2, batch_size: 32, seed: 42, progress: Progress::Lines, ..Default::default() };
+    let learner =
+        NeuralNetwork { epochs: 2, batch_size: 32, seed: 42, progress: Progress::Lines, ..Default::default() };
     let model = learner.fit(&data).unwrap();
     assert_eq!(model.history.loss.len(), 2);
     assert_eq!(model.history.val_accuracy.len(), 2, "validation scored every epoch");
     assert!(model.history.loss[1] < model.history.loss[0], "loss falls: {:?}", model.history.loss);
     let report = model.test_report(&data).unwrap();
-    println!("2 epochs: test accuracy {:.4}, macro F1 {:.4}, {:.0} samples/s", report.accuracy(), report.f1_macro(), model.history.samples_per_second);
-    assert!(report.accuracy() >= KERAS_ACCURACY_2_EPOCHS, "accuracy {} below Keras's {KERAS_ACCURACY_2_EPOCHS}", report.accuracy());
+    println!(
+        "2 epochs: test accuracy {:.4}, macro F1 {:.4}, {:.0} samples/s",
+        report.accuracy(),
+        report.f1_macro(),
+        model.history.samples_per_second
+    );
+    assert!(
+        report.accuracy() >= KERAS_ACCURACY_2_EPOCHS,
+        "accuracy {} below Keras's {KERAS_ACCURACY_2_EPOCHS}",
+        report.accuracy()
+    );
     assert_eq!(report.total(), data.n_test() as u64);
     assert_eq!(report.class_names()[0], "AE", "classes named by country code");
 

@@ -128,7 +128,17 @@ mod tests {
         assert_eq!(form(&[]), DeployForm::default());
         assert!(form(&["--external-route"]).external_route);
         assert!(!form(&["--no-external-route"]).external_route);
-        let f = form(&["--name", "songs", "--replicas", "3", "--size", "medium", "--token-auth", "--deployment-mode", "raw-deployment"]);
+        let f = form(&[
+            "--name",
+            "songs",
+            "--replicas",
+            "3",
+            "--size",
+            "medium",
+            "--token-auth",
+            "--deployment-mode",
+            "raw-deployment",
+        ]);
         assert_eq!((f.name.as_str(), f.replicas, f.size, f.token_auth), ("songs", 3, Size::Medium, true));
         assert_eq!(f.deployment_mode, DeploymentMode::RawDeployment);
     }

@@ -55,23 +55,31 @@ pub struct Args {
 
 pub fn run(args: Args) -> anyhow::Result<()> {
     let grid: Grid = match args.grid.strip_prefix('@') {
-        Some(path) => std::fs::read_to_string(path).with_context(|| format!("reading the grid file {path}"))?.parse()?,
+        Some(path) => {
+            std::fs::read_to_string(path).with_context(|| format!("reading the grid file {path}"))?.parse()?
+        }
         None => args.grid.parse()?,
     };
     let strategy: SplitStrategy = args.split.parse()?;
     let chart = ChartData::load(args.data.as_deref()).context("loading the chart data")?;
-    let data = PreparedData::new(&chart, &SplitOptions { strategy, ..SplitOptions::with_seed(args.seed) }).context("preparing the data")?;
+    let data = PreparedData::new(&chart, &SplitOptions { strategy, ..SplitOptions::with_seed(args.seed) })
+        .context("preparing the data")?;
 
     if !args.no_comparison {
-        let random = PreparedData::new(&chart, &SplitOptions::with_seed(args.seed)).context("preparing the stratified split")?;
+        let random =
+            PreparedData::new(&chart, &SplitOptions::with_seed(args.seed)).context("preparing the stratified split")?;
         let grouped = match strategy {
             SplitStrategy::Grouped => data.clone(),
-            _ => PreparedData::new(&chart, &SplitOptions { strategy: SplitStrategy::Grouped, ..SplitOptions::with_seed(args.seed) })?,
+            _ => PreparedData::new(
+                &chart,
+                &SplitOptions { strategy: SplitStrategy::Grouped, ..SplitOptions::with_seed(args.seed) },
+            )?,
         };
         println!("{}", SongOverlap::of(&random)?.table());
         println!("{}", SongOverlap::of(&grouped)?.table());
         println!("training the network ({} epochs) and the baselines on both splits ...", args.compare_epochs);
-        let comparison = SplitComparison::new(&NeuralNetwork::new(args.compare_epochs, 32, args.seed), &random, &grouped)?;
+        let comparison =
+            SplitComparison::new(&NeuralNetwork::new(args.compare_epochs, 32, args.seed), &random, &grouped)?;
         println!("{}", comparison.table());
     }
 
@@ -86,7 +94,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let log = RunLog::beside(&model_dir);
     log.append(&sweep.records())?;
     println!("recorded {} runs in {}", sweep.runs.len(), log.path.display());
-    let exported = export(&best.model, &data, &best.metrics(&data), &model_dir, args.version_folder).context("exporting the chosen run")?;
+    let exported = export(&best.model, &data, &best.metrics(&data), &model_dir, args.version_folder)
+        .context("exporting the chosen run")?;
     let parity = exported.evaluate(&data)?.parity(&best.model, &data);
     anyhow::ensure!(parity.holds(1e-5), "the exported model disagrees with the trained network: {parity:?}");
     println!("wrote {} (ONNX Runtime agrees with the network)", exported.model_path.display());
@@ -96,7 +105,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         model_dir: exported.version_dir,
         name: args.name,
         version,
-        description: Some(format!("sweep run {} ({}), chosen by validation accuracy on the {} split", best.number, best.settings(), sweep.split)),
+        description: Some(format!(
+            "sweep run {} ({}), chosen by validation accuracy on the {} split",
+            best.number,
+            best.settings(),
+            sweep.split
+        )),
         author: None,
         license: "Apache-2.0".into(),
         storage_key: std::env::var("JUKEBOX_STORAGE_KEY").unwrap_or_else(|_| "models".into()),

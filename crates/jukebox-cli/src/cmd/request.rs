@@ -80,9 +80,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
 /// `<model folder>/<highest integer version>`.
 fn latest_version(model: &Path) -> anyhow::Result<PathBuf> {
     let versions = jukebox_protocol::model_folder::versions(model)?;
-    versions
-        .into_iter()
-        .next_back()
-        .map(|(_, path)| path)
-        .with_context(|| format!("no local model at {} (no <version>/model.onnx folder; train one, or pass --artifacts)", model.display()))
+    versions.into_iter().next_back().map(|(_, path)| path).with_context(|| {
+        format!(
+            "no local model at {} (no <version>/model.onnx folder; train one, or pass --artifacts)",
+            model.display()
+        )
+    })
 }

@@ -46,10 +46,7 @@ pub struct Args {
 pub fn run(args: Args) -> anyhow::Result<()> {
     let folder_name = VersionFolder::identify(&args.model_dir)?.name;
     if folder_name != args.name {
-        eprintln!(
-            "jukebox save: note: the folder says model {folder_name:?}, saving it as {:?} (--name)",
-            args.name
-        );
+        eprintln!("jukebox save: note: the folder says model {folder_name:?}, saving it as {:?} (--name)", args.name);
     }
     let registry = ModelRegistry::from_env()?;
     let storage = Storage::connect(StorageConfig::from_env()?)?;

@@ -108,7 +108,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             let artifact = jukebox::registry::ModelRegistry::new(registry)
                 .get_model_artifact(&args.model, version)
                 .with_context(|| format!("looking up {} version {version} in {registry}", args.model))?;
-            let uri = artifact.fields.uri.with_context(|| format!("{} version {version} has no artifact URI", args.model))?;
+            let uri =
+                artifact.fields.uri.with_context(|| format!("{} version {version} has no artifact URI", args.model))?;
             eprintln!("# registry: {} {version} -> {uri}", args.model);
             if !uri.starts_with("s3://") {
                 bail!("artifact URI {uri} is not s3://; only S3 artifacts can be served");
@@ -145,7 +146,14 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             interval: std::time::Duration::from_secs(args.poll_seconds),
             sessions_per_model: sessions,
         });
-        serve_repository_with(listener, repository, watch, args.limits.serve_options(args.token.clone()), shutdown_signal()).await?;
+        serve_repository_with(
+            listener,
+            repository,
+            watch,
+            args.limits.serve_options(args.token.clone()),
+            shutdown_signal(),
+        )
+        .await?;
         eprintln!("# model server stopped");
         Ok(())
     })
@@ -184,7 +192,12 @@ fn download_s3(uri: &str, model: &str, into: &Path) -> anyhow::Result<PathBuf> {
     let storage = jukebox::storage::Storage::open(config)?;
     let staging = into.join(".download");
     let report = storage.download_prefix(prefix, &staging).with_context(|| format!("downloading {uri}"))?;
-    eprintln!("# downloaded {} files ({} bytes) from {}", report.objects.len(), report.total_bytes(), uri.split('?').next().unwrap_or(uri));
+    eprintln!(
+        "# downloaded {} files ({} bytes) from {}",
+        report.objects.len(),
+        report.total_bytes(),
+        uri.split('?').next().unwrap_or(uri)
+    );
     let repository = into.join("repository");
     if staging.join(MODEL_FILE).is_file() {
         let segments: Vec<&str> = prefix.trim_matches('/').split('/').filter(|s| !s.is_empty()).collect();
@@ -196,7 +209,8 @@ fn download_s3(uri: &str, model: &str, into: &Path) -> anyhow::Result<PathBuf> {
         std::fs::create_dir_all(target.parent().expect("has a parent"))?;
         std::fs::rename(&staging, &target).with_context(|| format!("moving the download to {}", target.display()))?;
     } else {
-        std::fs::rename(&staging, &repository).with_context(|| format!("moving the download to {}", repository.display()))?;
+        std::fs::rename(&staging, &repository)
+            .with_context(|| format!("moving the download to {}", repository.display()))?;
     }
     Ok(repository)
 }

@@ -39,10 +39,17 @@ pub struct Args {
 pub fn run(args: Args) -> anyhow::Result<()> {
     let chart = ChartData::load(args.data.as_deref()).context("loading the chart data")?;
     let strategy = if args.latest_dates_as_test { SplitStrategy::LatestDates } else { SplitStrategy::Stratified };
-    let data = PreparedData::new(&chart, &SplitOptions { seed: args.seed, strategy, ..Default::default() }).context("preparing the data")?;
+    let data = PreparedData::new(&chart, &SplitOptions { seed: args.seed, strategy, ..Default::default() })
+        .context("preparing the data")?;
     println!("{}", data.summary());
 
-    let learner = NeuralNetwork { epochs: args.epochs, batch_size: args.batch_size, seed: args.seed, progress: Progress::Auto, ..Default::default() };
+    let learner = NeuralNetwork {
+        epochs: args.epochs,
+        batch_size: args.batch_size,
+        seed: args.seed,
+        progress: Progress::Auto,
+        ..Default::default()
+    };
     println!("{}\n", learner.network(&data).summary());
     let model = learner.fit(&data).context("training the network")?;
     println!("trained in {:.2} s ({:.0} samples/s)\n", model.training_seconds, model.history.samples_per_second);

@@ -86,12 +86,14 @@ struct Service {
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the async runtime")?;
+    let runtime =
+        tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the async runtime")?;
     runtime.block_on(up(args))
 }
 
 async fn up(args: Args) -> anyhow::Result<()> {
-    std::fs::create_dir_all(&args.data_dir).with_context(|| format!("cannot create the data folder {}", args.data_dir.display()))?;
+    std::fs::create_dir_all(&args.data_dir)
+        .with_context(|| format!("cannot create the data folder {}", args.data_dir.display()))?;
     let (stop, stopped) = watch::channel(false);
     let shutdown = move || {
         let mut stopped = stopped.clone();
@@ -126,7 +128,8 @@ async fn up(args: Args) -> anyhow::Result<()> {
     let registry_url = url_of(&registry_listener)?;
     let mut registry_config = RegistryConfig::new(args.data_dir.join("registry.db"));
     registry_config.token = args.registry_token.clone();
-    services.push(spawn("model registry", jukebox_server::registry::serve(registry_listener, registry_config, shutdown())));
+    services
+        .push(spawn("model registry", jukebox_server::registry::serve(registry_listener, registry_config, shutdown())));
     exports.push((jukebox::registry::URL_ENV, registry_url));
     if let Some(token) = &args.registry_token {
         exports.push((jukebox::registry::TOKEN_ENV, token.clone()));
@@ -134,7 +137,8 @@ async fn up(args: Args) -> anyhow::Result<()> {
 
     // Model server, on the bucket's models/ folder (or --model-repository), watching for new
     // versions, so a model uploaded after start is served without a restart.
-    let repository_dir = args.model_repository.clone().unwrap_or_else(|| args.data_dir.join("s3").join(&args.bucket).join("models"));
+    let repository_dir =
+        args.model_repository.clone().unwrap_or_else(|| args.data_dir.join("s3").join(&args.bucket).join("models"));
     let sessions = std::thread::available_parallelism().map_or(1, |n| n.get());
     let model_listener = bind(args.model_port, "model", "--model-port").await?;
     let model_url = url_of(&model_listener)?;
@@ -269,7 +273,11 @@ fn write_atomically(path: &Path, text: &str) -> anyhow::Result<()> {
     }
     let folder = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     std::fs::create_dir_all(folder).with_context(|| format!("cannot create {}", folder.display()))?;
-    let temp = folder.join(format!(".{}.tmp-{}", path.file_name().and_then(|n| n.to_str()).unwrap_or("env"), std::process::id()));
+    let temp = folder.join(format!(
+        ".{}.tmp-{}",
+        path.file_name().and_then(|n| n.to_str()).unwrap_or("env"),
+        std::process::id()
+    ));
     write_private(&temp, text)?;
     std::fs::rename(&temp, path).with_context(|| format!("cannot write {}", path.display()))?;
     Ok(())
@@ -300,11 +308,18 @@ fn state_credentials(data_dir: &Path) -> anyhow::Result<(String, String)> {
     match std::fs::read_to_string(&path) {
         Ok(text) => {
             let value = |key: &str| {
-                text.lines().find_map(|line| line.strip_prefix(key)?.strip_prefix('=')).map(str::trim).filter(|v| !v.is_empty()).map(String::from)
+                text.lines()
+                    .find_map(|line| line.strip_prefix(key)?.strip_prefix('='))
+                    .map(str::trim)
+                    .filter(|v| !v.is_empty())
+                    .map(String::from)
             };
             match (value("access_key"), value("secret_key")) {
                 (Some(access), Some(secret)) => Ok((access, secret)),
-                _ => bail!("{} lacks an access_key= or secret_key= line; fix or delete it (a new pair is made up then)", path.display()),
+                _ => bail!(
+                    "{} lacks an access_key= or secret_key= line; fix or delete it (a new pair is made up then)",
+                    path.display()
+                ),
             }
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {

@@ -11,9 +11,7 @@ pub struct Blobs {
 
 pub fn blobs(n_rows: usize, n_features: usize, n_classes: usize, spread: f32, seed: u64) -> Blobs {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let centres: Vec<f32> = (0..n_classes * n_features)
-        .map(|_| rng.random_range(0.0..1.0))
-        .collect();
+    let centres: Vec<f32> = (0..n_classes * n_features).map(|_| rng.random_range(0.0..1.0)).collect();
     let mut x = Vec::with_capacity(n_rows * n_features);
     let mut y = Vec::with_capacity(n_rows);
     for row in 0..n_rows {

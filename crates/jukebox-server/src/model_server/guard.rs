@@ -41,7 +41,12 @@ struct Constant {
     elements: u64,
 }
 
-fn check_graph(graph: &[u8], max_bytes: u64, constants: &mut HashMap<String, Constant>, depth: usize) -> Result<(), String> {
+fn check_graph(
+    graph: &[u8],
+    max_bytes: u64,
+    constants: &mut HashMap<String, Constant>,
+    depth: usize,
+) -> Result<(), String> {
     if depth > 16 {
         return Err("sub-graphs nested more than 16 deep".into());
     }
@@ -62,7 +67,12 @@ fn check_graph(graph: &[u8], max_bytes: u64, constants: &mut HashMap<String, Con
     Ok(())
 }
 
-fn check_node(node: &[u8], max_bytes: u64, constants: &mut HashMap<String, Constant>, depth: usize) -> Result<(), String> {
+fn check_node(
+    node: &[u8],
+    max_bytes: u64,
+    constants: &mut HashMap<String, Constant>,
+    depth: usize,
+) -> Result<(), String> {
     let (mut inputs, mut outputs, mut op_type, mut value_tensor) = (Vec::new(), Vec::new(), String::new(), None);
     let mut subgraphs = Vec::new();
     for field in Fields::new(node) {
@@ -85,7 +95,8 @@ fn check_node(node: &[u8], max_bytes: u64, constants: &mut HashMap<String, Const
             _ => {}
         }
     }
-    let constant_values = |index: usize| inputs.get(index).and_then(|name| constants.get(name)).and_then(|c| c.values.clone());
+    let constant_values =
+        |index: usize| inputs.get(index).and_then(|name| constants.get(name)).and_then(|c| c.values.clone());
     let product = |values: &[i64]| values.iter().fold(1u64, |acc, &v| acc.saturating_mul(v.max(0) as u64));
     let created = match op_type.as_str() {
         "ConstantOfShape" => constant_values(0).map(|shape| product(&shape)),

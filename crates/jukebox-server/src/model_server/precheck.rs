@@ -34,7 +34,7 @@ pub fn grouped(n: u64) -> String {
     let digits = n.to_string();
     let mut out = String::new();
     for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);
@@ -290,7 +290,8 @@ mod tests {
         let body = br#"{"inputs":[{"name":"a","shape":[100,6]},{"name":"b","shape":[100,6]}]}"#;
         let message = check(body, &limits()).unwrap_err().to_string();
         assert!(message.contains("1,200 elements together"), "{message}");
-        let ok = br#"{"id":"x","inputs":[{"name":"a","shape":[10,6],"data":[[1,2,3,4,5,6]]}],"outputs":[{"name":"o"}]}"#;
+        let ok =
+            br#"{"id":"x","inputs":[{"name":"a","shape":[10,6],"data":[[1,2,3,4,5,6]]}],"outputs":[{"name":"o"}]}"#;
         assert_eq!(check(ok, &limits()).unwrap(), 60);
         // Malformed JSON is left to the full parse.
         assert_eq!(check(b"{not json", &limits()).unwrap(), 1);

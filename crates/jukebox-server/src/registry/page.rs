@@ -38,7 +38,10 @@ pub fn render(trees: &[ModelTree]) -> String {
         if let Some(owner) = &model.owner {
             facts.push(format!("Owner: {}", escape_html(owner)));
         }
-        facts.push(format!("Registered {}", escape_html(&format_epoch_millis(model.create_time_since_epoch.as_deref()))));
+        facts.push(format!(
+            "Registered {}",
+            escape_html(&format_epoch_millis(model.create_time_since_epoch.as_deref()))
+        ));
         if !model.custom_properties.is_empty() {
             facts.push(custom_properties_html(&model.custom_properties));
         }

@@ -7,12 +7,12 @@
 use std::path::Path;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use jukebox_protocol::registry::{
-    FindQuery, ListPage, ListQuery, ModelArtifact, ModelArtifactCreate, ModelArtifactUpdate, ModelState,
-    ModelVersion, ModelVersionCreate, ModelVersionUpdate, OrderBy, RegisteredModel, RegisteredModelCreate,
-    RegisteredModelUpdate, SortOrder, MODEL_ARTIFACT_TYPE,
-};
 use jukebox_protocol::registry::ArtifactState;
+use jukebox_protocol::registry::{
+    FindQuery, ListPage, ListQuery, ModelArtifact, ModelArtifactCreate, ModelArtifactUpdate, ModelState, ModelVersion,
+    ModelVersionCreate, ModelVersionUpdate, OrderBy, RegisteredModel, RegisteredModelCreate, RegisteredModelUpdate,
+    SortOrder, MODEL_ARTIFACT_TYPE,
+};
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -131,7 +131,13 @@ fn get_body<T: DeserializeOwned>(conn: &Connection, kind: Kind, id: &str) -> Res
     }
 }
 
-fn put_body<T: Serialize>(tx: &Transaction<'_>, kind: Kind, id: i64, record: &T, update_time: i64) -> Result<(), RegistryError> {
+fn put_body<T: Serialize>(
+    tx: &Transaction<'_>,
+    kind: Kind,
+    id: i64,
+    record: &T,
+    update_time: i64,
+) -> Result<(), RegistryError> {
     tx.execute(
         &format!("UPDATE {} SET body = ?1, update_time = ?2 WHERE id = ?3", kind.table()),
         params![to_body(record)?, update_time, id],
@@ -140,7 +146,12 @@ fn put_body<T: Serialize>(tx: &Transaction<'_>, kind: Kind, id: i64, record: &T,
 }
 
 /// Refuses an external id already used by another record of the same kind.
-fn check_external_id(tx: &Transaction<'_>, kind: Kind, external_id: Option<&str>, own_id: Option<i64>) -> Result<(), RegistryError> {
+fn check_external_id(
+    tx: &Transaction<'_>,
+    kind: Kind,
+    external_id: Option<&str>,
+    own_id: Option<i64>,
+) -> Result<(), RegistryError> {
     let Some(external_id) = external_id else { return Ok(()) };
     let other: Option<i64> = tx
         .query_row(&format!("SELECT id FROM {} WHERE external_id = ?1", kind.table()), [external_id], |row| row.get(0))
@@ -176,8 +187,9 @@ impl RegistryStore {
     pub fn create_registered_model(&mut self, create: RegisteredModelCreate) -> Result<RegisteredModel, RegistryError> {
         require_non_empty("name", &create.name)?;
         let tx = self.conn.transaction()?;
-        let existing: Option<i64> =
-            tx.query_row("SELECT id FROM registered_models WHERE name = ?1", [&create.name], |row| row.get(0)).optional()?;
+        let existing: Option<i64> = tx
+            .query_row("SELECT id FROM registered_models WHERE name = ?1", [&create.name], |row| row.get(0))
+            .optional()?;
         if let Some(existing) = existing {
             return Err(RegistryError::Conflict(format!(
                 "a registered model named {:?} already exists (id {existing})",
@@ -212,7 +224,11 @@ impl RegistryStore {
         get_body(&self.conn, Kind::RegisteredModel, id)
     }
 
-    pub fn update_registered_model(&mut self, id: &str, update: RegisteredModelUpdate) -> Result<RegisteredModel, RegistryError> {
+    pub fn update_registered_model(
+        &mut self,
+        id: &str,
+        update: RegisteredModelUpdate,
+    ) -> Result<RegisteredModel, RegistryError> {
         let tx = self.conn.transaction()?;
         let mut model: RegisteredModel = get_body(&tx, Kind::RegisteredModel, id)?;
         let row_id = parse_id(Kind::RegisteredModel, id)?;
@@ -245,7 +261,9 @@ impl RegistryStore {
             (Some(name), _) => ("name", name),
             (None, Some(external_id)) => ("external_id", external_id),
             (None, None) => {
-                return Err(RegistryError::BadRequest("find a registered model by query parameter `name` or `externalId`".into()))
+                return Err(RegistryError::BadRequest(
+                    "find a registered model by query parameter `name` or `externalId`".into(),
+                ))
             }
         };
         let body: Option<String> = self
@@ -325,7 +343,11 @@ impl RegistryStore {
         get_body(&self.conn, Kind::ModelVersion, id)
     }
 
-    pub fn update_model_version(&mut self, id: &str, update: ModelVersionUpdate) -> Result<ModelVersion, RegistryError> {
+    pub fn update_model_version(
+        &mut self,
+        id: &str,
+        update: ModelVersionUpdate,
+    ) -> Result<ModelVersion, RegistryError> {
         let tx = self.conn.transaction()?;
         let mut version: ModelVersion = get_body(&tx, Kind::ModelVersion, id)?;
         let row_id = parse_id(Kind::ModelVersion, id)?;
@@ -358,7 +380,11 @@ impl RegistryStore {
     }
 
     /// Versions of one model (`registered_model_id`), or of all models.
-    pub fn list_model_versions(&self, registered_model_id: Option<&str>, query: &ListQuery) -> Result<ListPage<ModelVersion>, RegistryError> {
+    pub fn list_model_versions(
+        &self,
+        registered_model_id: Option<&str>,
+        query: &ListQuery,
+    ) -> Result<ListPage<ModelVersion>, RegistryError> {
         if let Some(id) = registered_model_id {
             self.get_registered_model(id)?;
         }
@@ -384,8 +410,11 @@ impl RegistryStore {
             let version_row = parse_id(Kind::ModelVersion, model_version_id)?;
             let artifact = self.get_model_artifact(id)?;
             let artifact_row = parse_id(Kind::ModelArtifact, &artifact.id)?;
-            let owner: Option<i64> =
-                self.conn.query_row("SELECT model_version_id FROM model_artifacts WHERE id = ?1", [artifact_row], |row| row.get(0))?;
+            let owner: Option<i64> = self.conn.query_row(
+                "SELECT model_version_id FROM model_artifacts WHERE id = ?1",
+                [artifact_row],
+                |row| row.get(0),
+            )?;
             if owner != Some(version_row) {
                 return Err(RegistryError::NotFound(format!(
                     "model version {model_version_id:?} has no artifact with id {id:?} (it belongs to another version, or to none); \
@@ -411,7 +440,11 @@ impl RegistryStore {
     }
 
     /// Creates an artifact, attached to a version or (`None`) standing alone.
-    pub fn create_artifact(&mut self, model_version_id: Option<&str>, create: ModelArtifactCreate) -> Result<ModelArtifact, RegistryError> {
+    pub fn create_artifact(
+        &mut self,
+        model_version_id: Option<&str>,
+        create: ModelArtifactCreate,
+    ) -> Result<ModelArtifact, RegistryError> {
         check_artifact_type(&create.artifact_type)?;
         let tx = self.conn.transaction()?;
         let version_row = match model_version_id {
@@ -481,7 +514,11 @@ impl RegistryStore {
         get_body(&self.conn, Kind::ModelArtifact, id)
     }
 
-    pub fn update_model_artifact(&mut self, id: &str, update: ModelArtifactUpdate) -> Result<ModelArtifact, RegistryError> {
+    pub fn update_model_artifact(
+        &mut self,
+        id: &str,
+        update: ModelArtifactUpdate,
+    ) -> Result<ModelArtifact, RegistryError> {
         let tx = self.conn.transaction()?;
         let mut artifact: ModelArtifact = get_body(&tx, Kind::ModelArtifact, id)?;
         let row_id = parse_id(Kind::ModelArtifact, id)?;
@@ -506,7 +543,10 @@ impl RegistryStore {
             f.custom_properties = properties;
         }
         artifact.last_update_time_since_epoch = Some(now.to_string());
-        tx.execute("UPDATE model_artifacts SET external_id = ?1 WHERE id = ?2", params![artifact.fields.external_id, row_id])?;
+        tx.execute(
+            "UPDATE model_artifacts SET external_id = ?1 WHERE id = ?2",
+            params![artifact.fields.external_id, row_id],
+        )?;
         put_body(&tx, Kind::ModelArtifact, row_id, &artifact, now)?;
         tx.commit()?;
         Ok(artifact)
@@ -517,7 +557,11 @@ impl RegistryStore {
     }
 
     /// Artifacts of one version (`model_version_id`), or all artifacts.
-    pub fn list_model_artifacts(&self, model_version_id: Option<&str>, query: &ListQuery) -> Result<ListPage<ModelArtifact>, RegistryError> {
+    pub fn list_model_artifacts(
+        &self,
+        model_version_id: Option<&str>,
+        query: &ListQuery,
+    ) -> Result<ListPage<ModelArtifact>, RegistryError> {
         if let Some(id) = model_version_id {
             self.get_model_version(id)?;
         }
@@ -537,8 +581,10 @@ impl RegistryStore {
             let mut with_artifacts = Vec::with_capacity(versions.len());
             for version in versions {
                 let version_row = parse_id(Kind::ModelVersion, &version.id)?;
-                let artifacts =
-                    self.bodies("SELECT body FROM model_artifacts WHERE model_version_id = ?1 ORDER BY id", [version_row])?;
+                let artifacts = self.bodies(
+                    "SELECT body FROM model_artifacts WHERE model_version_id = ?1 ORDER BY id",
+                    [version_row],
+                )?;
                 with_artifacts.push((version, artifacts));
             }
             trees.push(ModelTree { model, versions: with_artifacts });
@@ -560,42 +606,45 @@ impl RegistryStore {
     fn find_child<T: DeserializeOwned>(&self, kind: Kind, query: &FindQuery) -> Result<T, RegistryError> {
         let parent_column = kind.parent_column().expect("versions and artifacts have parents");
         let table = kind.table();
-        let (body, described): (Option<String>, String) = match (&query.name, &query.external_id, &query.parent_resource_id) {
-            (Some(name), _, Some(parent)) => {
-                let parent_row: Option<i64> = parent.trim().parse().ok();
-                let body = match parent_row {
-                    Some(parent_row) => self
+        let (body, described): (Option<String>, String) =
+            match (&query.name, &query.external_id, &query.parent_resource_id) {
+                (Some(name), _, Some(parent)) => {
+                    let parent_row: Option<i64> = parent.trim().parse().ok();
+                    let body = match parent_row {
+                        Some(parent_row) => self
+                            .conn
+                            .query_row(
+                                &format!("SELECT body FROM {table} WHERE {parent_column} = ?1 AND name = ?2"),
+                                params![parent_row, name],
+                                |row| row.get(0),
+                            )
+                            .optional()?,
+                        None => None,
+                    };
+                    (body, format!("name {name:?} under parent id {parent:?}"))
+                }
+                (_, Some(external_id), _) => {
+                    let body = self
                         .conn
-                        .query_row(
-                            &format!("SELECT body FROM {table} WHERE {parent_column} = ?1 AND name = ?2"),
-                            params![parent_row, name],
-                            |row| row.get(0),
-                        )
-                        .optional()?,
-                    None => None,
-                };
-                (body, format!("name {name:?} under parent id {parent:?}"))
-            }
-            (_, Some(external_id), _) => {
-                let body = self
-                    .conn
-                    .query_row(&format!("SELECT body FROM {table} WHERE external_id = ?1"), [external_id], |row| row.get(0))
-                    .optional()?;
-                (body, format!("externalId {external_id:?}"))
-            }
-            (Some(_), None, None) => {
-                return Err(RegistryError::BadRequest(format!(
-                    "a {} name is unique only within its parent: give query parameter `parentResourceId` too",
-                    kind.noun()
-                )))
-            }
-            (None, None, _) => {
-                return Err(RegistryError::BadRequest(format!(
-                    "find a {} by query parameters `name` and `parentResourceId`, or by `externalId`",
-                    kind.noun()
-                )))
-            }
-        };
+                        .query_row(&format!("SELECT body FROM {table} WHERE external_id = ?1"), [external_id], |row| {
+                            row.get(0)
+                        })
+                        .optional()?;
+                    (body, format!("externalId {external_id:?}"))
+                }
+                (Some(_), None, None) => {
+                    return Err(RegistryError::BadRequest(format!(
+                        "a {} name is unique only within its parent: give query parameter `parentResourceId` too",
+                        kind.noun()
+                    )))
+                }
+                (None, None, _) => {
+                    return Err(RegistryError::BadRequest(format!(
+                        "find a {} by query parameters `name` and `parentResourceId`, or by `externalId`",
+                        kind.noun()
+                    )))
+                }
+            };
         match body {
             Some(body) => from_body(&body),
             None => Err(RegistryError::NotFound(format!("no {} with {described}", kind.noun()))),
@@ -606,7 +655,12 @@ impl RegistryStore {
     ///
     /// The page token is the offset of the page's first record, as text; an empty token in the
     /// answer means there are no more pages.
-    fn list<T: DeserializeOwned>(&self, kind: Kind, parent_id: Option<&str>, query: &ListQuery) -> Result<ListPage<T>, RegistryError> {
+    fn list<T: DeserializeOwned>(
+        &self,
+        kind: Kind,
+        parent_id: Option<&str>,
+        query: &ListQuery,
+    ) -> Result<ListPage<T>, RegistryError> {
         let page_size = match &query.page_size {
             None => DEFAULT_PAGE_SIZE,
             Some(text) => match text.trim().parse::<i64>() {
@@ -621,7 +675,9 @@ impl RegistryStore {
         let offset = match query.next_page_token.as_deref().map(str::trim) {
             None | Some("") => 0,
             Some(token) => token.parse::<i64>().ok().filter(|o| *o >= 0).ok_or_else(|| {
-                RegistryError::BadRequest(format!("query parameter `nextPageToken` {token:?} is not a token this registry issued"))
+                RegistryError::BadRequest(format!(
+                    "query parameter `nextPageToken` {token:?} is not a token this registry issued"
+                ))
             })?,
         };
         let order_column = match query.order_by.unwrap_or_default() {

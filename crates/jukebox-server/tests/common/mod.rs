@@ -117,7 +117,9 @@ pub fn request(method: &str, path: &str, headers: &[&str], body: &[u8]) -> Vec<u
 
 /// Sends `bytes`, reads the answer to its end: (status, body). Status 0 = closed without an answer.
 pub fn raw(addr: SocketAddr, bytes: &[u8]) -> (u16, String) {
-    let Ok(mut stream) = TcpStream::connect_timeout(&addr, Duration::from_secs(5)) else { return (0, "connect failed".into()) };
+    let Ok(mut stream) = TcpStream::connect_timeout(&addr, Duration::from_secs(5)) else {
+        return (0, "connect failed".into());
+    };
     stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
     if stream.write_all(bytes).is_err() {
         // The server may answer (413) and close before reading everything.

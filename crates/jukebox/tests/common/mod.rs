@@ -11,7 +11,10 @@ const SAMPLE_RANKINGS_FILE: &str = "song_rankings_sample.parquet";
 /// The merged shared sample: 19,699 rows, 72 countries.
 pub fn chart() -> ChartData {
     let dir = sample_dir();
-    let rankings = [RANKINGS_FILE, SAMPLE_RANKINGS_FILE].iter().map(|f| dir.join(f)).find(|p| p.is_file()).expect("no rankings file");
+    let rankings = [RANKINGS_FILE, SAMPLE_RANKINGS_FILE]
+        .iter()
+        .map(|f| dir.join(f))
+        .find(|p| p.is_file())
+        .expect("no rankings file");
     Dataset::from_files(&dir.join(PROPERTIES_FILE), &rankings).unwrap().merge().unwrap()
 }
-
