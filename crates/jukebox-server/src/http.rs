@@ -26,6 +26,22 @@ use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use tokio::time::{Instant, Sleep};
 
+/// Completes on Ctrl-C (SIGINT) or SIGTERM: what stops `jukebox up` and `jukebox serve` (and
+/// what Kubernetes sends a pod). An error only when the handlers cannot be installed.
+pub async fn termination_signal() -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        tokio::select! {
+            result = tokio::signal::ctrl_c() => result?,
+            _ = terminate.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    tokio::signal::ctrl_c().await?;
+    Ok(())
+}
+
 /// How long the servers wait for in-flight requests after shutdown is asked for.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 

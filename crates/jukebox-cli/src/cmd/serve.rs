@@ -146,33 +146,14 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             interval: std::time::Duration::from_secs(args.poll_seconds),
             sessions_per_model: sessions,
         });
-        serve_repository_with(
-            listener,
-            repository,
-            watch,
-            args.limits.serve_options(args.token.clone()),
-            shutdown_signal(),
-        )
+        serve_repository_with(listener, repository, watch, args.limits.serve_options(args.token.clone()), async {
+            // Without the handlers the server could not be stopped cleanly; stopping at once is the honest failure.
+            let _ = jukebox_server::http::termination_signal().await;
+        })
         .await?;
         eprintln!("# model server stopped");
         Ok(())
     })
-}
-
-/// Ctrl-C or SIGTERM.
-async fn shutdown_signal() {
-    let interrupt = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .expect("installing a SIGTERM handler");
-        tokio::select! {
-            _ = interrupt => {}
-            _ = terminate.recv() => {}
-        }
-    }
-    #[cfg(not(unix))]
-    interrupt.await.ok();
 }
 
 /// Downloads `s3://bucket/prefix[?endpoint=..&defaultRegion=..]` into a repository layout under

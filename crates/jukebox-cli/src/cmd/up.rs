@@ -174,7 +174,7 @@ async fn up(args: Args) -> anyhow::Result<()> {
 
     // Run until a signal arrives or a server stops by itself (which is an error).
     let failure = tokio::select! {
-        signal = termination() => { signal?; None }
+        signal = jukebox_server::http::termination_signal() => { signal.context("cannot listen for Ctrl-C and SIGTERM")?; None }
         (index, finished) = first_to_finish(&mut services) => Some((index, finished)),
     };
     let _ = stop.send(true);
@@ -239,21 +239,6 @@ async fn bind(port: u16, what: &str, flag: &str) -> anyhow::Result<TcpListener> 
 
 fn url_of(listener: &TcpListener) -> anyhow::Result<String> {
     Ok(format!("http://{}", listener.local_addr()?))
-}
-
-/// Ctrl-C, or SIGTERM on Unix.
-async fn termination() -> anyhow::Result<()> {
-    #[cfg(unix)]
-    {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-        tokio::select! {
-            r = tokio::signal::ctrl_c() => r?,
-            _ = term.recv() => {}
-        }
-    }
-    #[cfg(not(unix))]
-    tokio::signal::ctrl_c().await?;
-    Ok(())
 }
 
 /// Quotes a value for POSIX shells when it holds anything beyond a safe set.
