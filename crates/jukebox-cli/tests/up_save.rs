@@ -24,7 +24,7 @@ struct Up {
 impl Up {
     fn start(data_dir: &Path, env_file: &Path) -> Self {
         let mut child = Command::new(JUKEBOX)
-            .args(["up", "--s3-port", "0", "--registry-port", "0", "--model-port", "0", "--data-dir"])
+            .args(["up", "--s3-port", "0", "--registry-port", "0", "--model-port", "0", "--state-dir"])
             .arg(data_dir)
             .arg("--env-file")
             .arg(env_file)
@@ -82,7 +82,7 @@ fn save(env: &BTreeMap<String, String>, model_dir: &Path, version: &str) -> Outp
             "--author",
             "ada",
         ])
-        .arg("--model-dir")
+        .arg("--version-dir")
         .arg(model_dir)
         .envs(env)
         .env("JUKEBOX_STORAGE_KEY", "workshop-models")
@@ -247,9 +247,9 @@ fn refine_registers_the_run_chosen_by_validation_score_with_its_settings() {
     let models = work.path().join("models");
     let grid = r#"{"epochs":[2, 4],"hidden_layers":[[16],[32, 32]],"learning_rate":[0.003],"batch_size":[64]}"#;
     let refine = Command::new(JUKEBOX)
-        .args(["refine", "--no-comparison", "--grid", grid, "--register", "0.0.2", "--data"])
+        .args(["refine", "--no-comparison", "--grid", grid, "--register", "0.0.2", "--data-dir"])
         .arg(jukebox_testkit::sample_data_dir())
-        .arg("--model-dir")
+        .arg("--model-repository")
         .arg(&models)
         .envs(&up.env)
         .output()
@@ -398,7 +398,7 @@ fn up_refuses_a_busy_port_with_a_hint() {
     let port = busy.local_addr().unwrap().port().to_string();
     let work = tempfile::tempdir().unwrap();
     let output = Command::new(JUKEBOX)
-        .args(["up", "--registry-port", "0", "--s3-port", &port, "--data-dir"])
+        .args(["up", "--registry-port", "0", "--s3-port", &port, "--state-dir"])
         .arg(work.path())
         .output()
         .unwrap();
@@ -419,7 +419,7 @@ fn save_names_the_missing_variable() {
     std::fs::write(model_dir.join("artifacts/metrics.json"), r#"{"accuracy":0.5}"#).unwrap();
     let output = Command::new(JUKEBOX)
         .args(["save", "--version", "1"])
-        .arg("--model-dir")
+        .arg("--version-dir")
         .arg(&model_dir)
         .env_remove("JUKEBOX_REGISTRY_URL")
         .output()

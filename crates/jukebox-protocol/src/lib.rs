@@ -2,6 +2,7 @@
 //! `jukebox-server`) and the `jukebox` command, so all agree on one definition of every JSON
 //! document and file name.
 //!
+//! - [`env`]: the names of the environment variables everything reads.
 //! - [`model_folder`]: the model folder (`<name>/<version>/model.onnx` and its artifacts), its
 //!   scaler and label encoder files with their one scaling rule, and `s3://` locations.
 //! - [`registry`]: the Kubeflow Model Registry REST API (registered models, versions, artifacts,
@@ -9,6 +10,7 @@
 //! - [`inference`]: the KServe v2 / Open Inference Protocol (model metadata, infer requests and
 //!   responses).
 
+pub mod env;
 pub mod inference;
 pub mod model_folder;
 pub mod registry;

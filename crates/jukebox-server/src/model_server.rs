@@ -104,9 +104,6 @@ pub const DEFAULT_MAX_MODEL_FILE_BYTES: u64 = 256 * 1024 * 1024;
 /// Default cap on a constant tensor a watched model would create while loading.
 pub const DEFAULT_MAX_FOLDED_CONSTANT_BYTES: u64 = 64 * 1024 * 1024;
 
-/// Environment variable holding the bearer token when none is given in the config.
-pub const TOKEN_ENV: &str = "JUKEBOX_MODEL_TOKEN";
-
 /// Everything the model server can fail with, mapped once to an HTTP status in
 /// [`IntoResponse`].
 #[derive(Debug, thiserror::Error)]
@@ -279,7 +276,7 @@ impl ModelServerConfig {
     pub fn new(repository: impl Into<PathBuf>) -> Self {
         Self {
             repository: repository.into(),
-            token: std::env::var(TOKEN_ENV).ok().filter(|t| !t.is_empty()),
+            token: std::env::var(jukebox_protocol::env::MODEL_TOKEN).ok().filter(|t| !t.is_empty()),
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             sessions_per_model: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
             poll_interval: None,

@@ -78,9 +78,6 @@ pub use store::{ModelTree, RegistryStore};
 
 use crate::http::{serve_http, HttpTimeouts};
 
-/// Environment variable holding the write token when none is given in the config.
-pub const TOKEN_ENV: &str = "JUKEBOX_REGISTRY_TOKEN";
-
 /// Longest `name` accepted (bytes): Kubeflow's MLMD stores names in a 255-character column.
 pub const MAX_NAME_BYTES: usize = 256;
 
@@ -109,7 +106,7 @@ impl RegistryConfig {
     pub fn new(database: impl Into<PathBuf>) -> Self {
         Self {
             database: database.into(),
-            token: std::env::var(TOKEN_ENV).ok().filter(|t| !t.is_empty()),
+            token: std::env::var(jukebox_protocol::env::REGISTRY_TOKEN).ok().filter(|t| !t.is_empty()),
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             timeouts: HttpTimeouts::API,
         }

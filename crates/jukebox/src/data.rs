@@ -95,15 +95,15 @@ impl DataLocator {
     /// The locator a notebook or the CLI uses: `explicit_dir` (if any) and the environment.
     pub fn from_env(explicit_dir: Option<&Path>) -> Self {
         let env_path = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty()).map(PathBuf::from);
-        let cache_dir = env_path("JUKEBOX_CACHE_DIR")
+        let cache_dir = env_path(jukebox_protocol::env::CACHE_DIR)
             .or_else(|| env_path("XDG_CACHE_HOME").map(|d| d.join("jukebox").join("data")))
             .or_else(|| env_path("HOME").map(|d| d.join(".cache").join("jukebox").join("data")))
             .unwrap_or_else(|| PathBuf::from(".jukebox-data"));
         DataLocator {
             explicit_dir: explicit_dir.map(Path::to_path_buf),
-            env_dir: env_path("JUKEBOX_DATA_DIR"),
+            env_dir: env_path(jukebox_protocol::env::DATA_DIR),
             cache_dir,
-            base_url: std::env::var("JUKEBOX_DATA_URL").unwrap_or_else(|_| UPSTREAM_BASE_URL.into()),
+            base_url: std::env::var(jukebox_protocol::env::DATA_URL).unwrap_or_else(|_| UPSTREAM_BASE_URL.into()),
         }
     }
 

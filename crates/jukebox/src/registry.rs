@@ -40,14 +40,8 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::storage::{Storage, StorageError, TransferReport};
+use jukebox_protocol::env;
 use jukebox_protocol::model_folder::{VersionFolder, METRICS_FILE};
-
-/// Environment variable holding the registry's URL (`jukebox up` prints it).
-pub const URL_ENV: &str = "JUKEBOX_REGISTRY_URL";
-/// Environment variable holding a bearer token for a cluster registry (optional).
-pub const TOKEN_ENV: &str = "JUKEBOX_REGISTRY_TOKEN";
-/// Environment variable choosing the API version, `v1` (default) or `v1alpha3` (optional).
-pub const API_VERSION_ENV: &str = "JUKEBOX_REGISTRY_API_VERSION";
 
 /// Items per page when the client walks a list.
 const PAGE_SIZE: usize = 100;
@@ -456,21 +450,22 @@ impl ModelRegistry {
         Self { base_url, api, token: None, author, agent }
     }
 
-    /// The client configured by the environment: [`URL_ENV`] (required), [`TOKEN_ENV`] and
-    /// [`API_VERSION_ENV`] (optional).
+    /// The client configured by the environment: [`env::REGISTRY_URL`] (required), [`env::REGISTRY_TOKEN`] and
+    /// [`env::REGISTRY_API_VERSION`] (optional).
     pub fn from_env() -> Result<Self, RegistryError> {
-        let url = std::env::var(URL_ENV).map_err(|_| {
+        let url = std::env::var(env::REGISTRY_URL).map_err(|_| {
             RegistryError::Config(format!(
-                "{URL_ENV} is not set: start the registry (`jukebox up`) and export what it prints"
+                "{} is not set: start the registry (`jukebox up`) and export what it prints",
+                env::REGISTRY_URL
             ))
         })?;
         let mut registry = Self::new(&url);
-        if let Ok(token) = std::env::var(TOKEN_ENV) {
+        if let Ok(token) = std::env::var(env::REGISTRY_TOKEN) {
             if !token.trim().is_empty() {
                 registry = registry.with_token(token.trim());
             }
         }
-        if let Ok(version) = std::env::var(API_VERSION_ENV) {
+        if let Ok(version) = std::env::var(env::REGISTRY_API_VERSION) {
             registry = registry.with_api_version(version.parse()?);
         }
         Ok(registry)

@@ -26,16 +26,12 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use jukebox_protocol::env;
 use jukebox_protocol::inference::{ErrorResponse, InferInput, InferRequest, InferResponse};
 use jukebox_protocol::model_folder::{ARTIFACTS_DIR, LABEL_ENCODER_FILE, OUTPUT_NAME, SCALER_FILE};
 use polars::prelude::{DataFrame, DataType};
 
 use crate::display::{escape, Cell, Code, Plot, Table};
-
-/// Environment variable naming the model server (what `jukebox serve` prints).
-pub const URL_ENV: &str = "JUKEBOX_MODEL_URL";
-/// Environment variable holding the model server's bearer token.
-pub const TOKEN_ENV: &str = "JUKEBOX_MODEL_TOKEN";
 
 /// Everything that can go wrong preparing, sending or reading a prediction request.
 #[derive(Debug, thiserror::Error)]
@@ -231,9 +227,9 @@ impl InferenceClient {
 
     /// A client from `JUKEBOX_MODEL_URL` and (if set) `JUKEBOX_MODEL_TOKEN`.
     pub fn from_env(model: &str) -> Result<Self, RequestError> {
-        let url = std::env::var(URL_ENV).map_err(|_| RequestError::NoUrl)?;
+        let url = std::env::var(env::MODEL_URL).map_err(|_| RequestError::NoUrl)?;
         let client = Self::new(&url, model);
-        Ok(match std::env::var(TOKEN_ENV) {
+        Ok(match std::env::var(env::MODEL_TOKEN) {
             Ok(token) if !token.is_empty() => client.with_token(token),
             _ => client,
         })

@@ -35,6 +35,7 @@ use std::io::Read;
 use std::path::{Component, Path, PathBuf};
 use std::time::Duration;
 
+use jukebox_protocol::env;
 use jukebox_protocol::model_folder::{ModelFolderError, S3Location, VersionFolder};
 use md5::{Digest, Md5};
 use s3::creds::Credentials;
@@ -72,11 +73,6 @@ impl fmt::Debug for StorageConfig {
 }
 
 /// The data-connection variable names, in the order [`StorageConfig::from_env`] reads them.
-pub const ENV_ENDPOINT: &str = "AWS_S3_ENDPOINT";
-pub const ENV_ACCESS_KEY: &str = "AWS_ACCESS_KEY_ID";
-pub const ENV_SECRET_KEY: &str = "AWS_SECRET_ACCESS_KEY";
-pub const ENV_REGION: &str = "AWS_DEFAULT_REGION";
-pub const ENV_BUCKET: &str = "AWS_S3_BUCKET";
 /// Region used when `AWS_DEFAULT_REGION` is unset or empty.
 pub const DEFAULT_REGION: &str = "us-east-1";
 
@@ -109,11 +105,11 @@ impl StorageConfig {
         let get = |name: &'static str| lookup(name).filter(|v| !v.trim().is_empty()).map(|v| v.trim().to_string());
         let required = |name: &'static str| get(name).ok_or(StorageError::MissingEnv { variable: name });
         Ok(Self {
-            endpoint: required(ENV_ENDPOINT)?,
-            access_key: required(ENV_ACCESS_KEY)?,
-            secret_key: required(ENV_SECRET_KEY)?,
-            region: get(ENV_REGION).unwrap_or_else(|| DEFAULT_REGION.to_string()),
-            bucket: required(ENV_BUCKET)?,
+            endpoint: required(env::AWS_S3_ENDPOINT)?,
+            access_key: required(env::AWS_ACCESS_KEY_ID)?,
+            secret_key: required(env::AWS_SECRET_ACCESS_KEY)?,
+            region: get(env::AWS_DEFAULT_REGION).unwrap_or_else(|| DEFAULT_REGION.to_string()),
+            bucket: required(env::AWS_S3_BUCKET)?,
         })
     }
 
@@ -709,10 +705,10 @@ mod tests {
     #[test]
     fn config_from_data_connection_variables() {
         let config = StorageConfig::from_lookup(vars(&[
-            (ENV_ENDPOINT, "http://127.0.0.1:9000"),
-            (ENV_ACCESS_KEY, "jukebox"),
-            (ENV_SECRET_KEY, "jukebox-secret"),
-            (ENV_BUCKET, "models"),
+            (env::AWS_S3_ENDPOINT, "http://127.0.0.1:9000"),
+            (env::AWS_ACCESS_KEY_ID, "jukebox"),
+            (env::AWS_SECRET_ACCESS_KEY, "jukebox-secret"),
+            (env::AWS_S3_BUCKET, "models"),
         ]))
         .unwrap();
         assert_eq!(
@@ -724,9 +720,12 @@ mod tests {
 
     #[test]
     fn a_missing_variable_is_named() {
-        let error =
-            StorageConfig::from_lookup(vars(&[(ENV_ENDPOINT, "http://x"), (ENV_ACCESS_KEY, "a"), (ENV_BUCKET, "b")]))
-                .unwrap_err();
+        let error = StorageConfig::from_lookup(vars(&[
+            (env::AWS_S3_ENDPOINT, "http://x"),
+            (env::AWS_ACCESS_KEY_ID, "a"),
+            (env::AWS_S3_BUCKET, "b"),
+        ]))
+        .unwrap_err();
         assert!(error.to_string().contains("AWS_SECRET_ACCESS_KEY"), "{error}");
     }
 

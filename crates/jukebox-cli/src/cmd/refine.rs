@@ -3,7 +3,7 @@
 //! Prints how many validation and test songs the model already met in training on a random and
 //! on a grouped split, the same learners scored on both (unless `--no-comparison`), then sweeps
 //! the grid on `--split` and prints every run and the one chosen by validation score. With
-//! `--model-dir`, every run is appended to `<model-dir>/runs.jsonl` and the chosen run is
+//! `--model-repository`, every run is appended to `<model-dir>/runs.jsonl` and the chosen run is
 //! exported as `<model-dir>/jukebox/<--version-folder>`; with `--register`, that folder is
 //! uploaded and registered as in `jukebox save` (settings from `jukebox up`'s environment).
 
@@ -21,8 +21,8 @@ use super::save;
 #[derive(clap::Args)]
 pub struct Args {
     /// Folder holding song_properties.parquet and song_rankings.parquet (default: JUKEBOX_DATA_DIR, the cache, or a download).
-    #[arg(long)]
-    data: Option<PathBuf>,
+    #[arg(long, alias = "data", value_name = "DIR")]
+    data_dir: Option<PathBuf>,
     /// The grid: `quick` (8 runs), `class` (36 runs), JSON such as
     /// '{"epochs":[10],"hidden_layers":[[64,64]],"learning_rate":[0.001],"batch_size":[64]}', or @FILE holding JSON.
     #[arg(long, default_value = "quick")]
@@ -40,13 +40,13 @@ pub struct Args {
     #[arg(long)]
     no_comparison: bool,
     /// Model repository: append the runs to its runs.jsonl and export the chosen run into it.
-    #[arg(long)]
-    model_dir: Option<PathBuf>,
+    #[arg(long, alias = "model-dir", value_name = "DIR")]
+    model_repository: Option<PathBuf>,
     /// Version folder the chosen run is exported as.
     #[arg(long, default_value_t = 2)]
     version_folder: u64,
-    /// Upload the exported folder and register it as this version (needs --model-dir).
-    #[arg(long, requires = "model_dir")]
+    /// Upload the exported folder and register it as this version (needs --model-repository).
+    #[arg(long, requires = "model_repository")]
     register: Option<String>,
     /// Registered model name.
     #[arg(long, default_value = "jukebox")]
@@ -61,7 +61,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         None => args.grid.parse()?,
     };
     let strategy: SplitStrategy = args.split.parse()?;
-    let chart = ChartData::load(args.data.as_deref()).context("loading the chart data")?;
+    let chart = ChartData::load(args.data_dir.as_deref()).context("loading the chart data")?;
     let data = PreparedData::new(&chart, &SplitOptions { strategy, ..SplitOptions::with_seed(args.seed) })
         .context("preparing the data")?;
 
@@ -90,7 +90,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     println!("chosen: run {} ({}) by {}", best.number, best.settings(), Sweep::SELECTION_RULE);
     println!("its test scores: accuracy {:.4}, f1 (macro) {:.4}", best.test.accuracy(), best.test.f1_macro());
 
-    let Some(model_dir) = args.model_dir else { return Ok(()) };
+    let Some(model_dir) = args.model_repository else { return Ok(()) };
     let log = RunLog::beside(&model_dir);
     log.append(&sweep.records())?;
     println!("recorded {} runs in {}", sweep.runs.len(), log.path.display());
@@ -102,7 +102,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
 
     let Some(version) = args.register else { return Ok(()) };
     save::run(save::Args {
-        model_dir: exported.version_dir,
+        version_dir: exported.version_dir,
         name: args.name,
         version,
         description: Some(format!(
@@ -113,6 +113,6 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         )),
         author: None,
         license: "Apache-2.0".into(),
-        storage_key: std::env::var("JUKEBOX_STORAGE_KEY").unwrap_or_else(|_| "models".into()),
+        storage_key: std::env::var(jukebox_protocol::env::STORAGE_KEY).unwrap_or_else(|_| "models".into()),
     })
 }

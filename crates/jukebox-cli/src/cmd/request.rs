@@ -5,12 +5,13 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use jukebox::request::{song_by_name, InferenceClient, ModelArtifacts, Song, TOKEN_ENV, URL_ENV};
+use jukebox::request::{song_by_name, InferenceClient, ModelArtifacts, Song};
+use jukebox_protocol::env;
 
 #[derive(clap::Args)]
 pub struct Args {
     /// Model server base URL (what `jukebox serve` prints).
-    #[arg(long, env = URL_ENV)]
+    #[arg(long, env = env::MODEL_URL)]
     pub url: String,
     /// Song name, exactly as in song_properties (e.g. "Not Like Us").
     #[arg(long, required_unless_present = "features")]
@@ -22,7 +23,7 @@ pub struct Args {
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
     /// Bearer token for the model server.
-    #[arg(long, env = TOKEN_ENV, hide_env_values = true)]
+    #[arg(long, env = env::MODEL_TOKEN, hide_env_values = true)]
     pub token: Option<String>,
     /// Model name on the server.
     #[arg(long, default_value = "jukebox")]
@@ -31,12 +32,12 @@ pub struct Args {
     #[arg(long)]
     pub version: Option<String>,
     /// Folder holding scaler.json and label_encoder.json (default: the highest version under
-    /// --model-dir/<model>/).
+    /// --model-repository/<model>/).
     #[arg(long)]
     pub artifacts: Option<PathBuf>,
-    /// Local model folder the training stage wrote.
-    #[arg(long, default_value = "models")]
-    pub model_dir: PathBuf,
+    /// Local model repository the training stage wrote.
+    #[arg(long, alias = "model-dir", default_value = "models", value_name = "DIR")]
+    pub model_repository: PathBuf,
     /// How many countries to print.
     #[arg(long, default_value_t = 5)]
     pub top: usize,
@@ -48,7 +49,7 @@ pub struct Args {
 pub fn run(args: Args) -> anyhow::Result<()> {
     let artifacts_dir = match &args.artifacts {
         Some(dir) => dir.clone(),
-        None => latest_version(&args.model_dir.join(&args.model))?,
+        None => latest_version(&args.model_repository.join(&args.model))?,
     };
     let artifacts = ModelArtifacts::load(&artifacts_dir)?;
     let song = match (&args.song, &args.features) {

@@ -2,7 +2,7 @@
 //! what the workshop's `3-save_model` notebook does with the Python client's
 //! `upload_artifact_and_register_model`.
 //!
-//! `--model-dir` is a `<root>/<name>/<integer version>` folder (model.onnx + artifacts/) written
+//! `--version-dir` is a `<root>/<name>/<integer version>` folder (model.onnx + artifacts/) written
 //! by the training stage. It goes to `s3://<bucket>/models/<name>/<integer version>/`, and version
 //! `--version` of model `--name` is registered with that location (format onnx 1), the data
 //! connection's name as storage key, and metadata from `artifacts/metrics.json` plus `license`.
@@ -20,9 +20,9 @@ use jukebox_protocol::model_folder::VersionFolder;
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// The model folder: `<root>/<name>/<integer version>` with model.onnx and artifacts/.
-    #[arg(long)]
-    pub model_dir: PathBuf,
+    /// The version folder: `<repository>/<name>/<integer version>` with model.onnx and artifacts/.
+    #[arg(long, alias = "model-dir", value_name = "DIR")]
+    pub version_dir: PathBuf,
     /// Registered model name (also the folder name under `models/` in the bucket).
     #[arg(long, default_value = "jukebox")]
     pub name: String,
@@ -39,18 +39,18 @@ pub struct Args {
     #[arg(long, default_value = "Apache-2.0")]
     pub license: String,
     /// Name of the data connection holding the S3 credentials (the artifact's storage key).
-    #[arg(long, default_value = "models", env = "JUKEBOX_STORAGE_KEY")]
+    #[arg(long, default_value = "models", env = jukebox_protocol::env::STORAGE_KEY)]
     pub storage_key: String,
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let folder_name = VersionFolder::identify(&args.model_dir)?.name;
+    let folder_name = VersionFolder::identify(&args.version_dir)?.name;
     if folder_name != args.name {
         eprintln!("jukebox save: note: the folder says model {folder_name:?}, saving it as {:?} (--name)", args.name);
     }
     let registry = ModelRegistry::from_env()?;
     let storage = Storage::connect(StorageConfig::from_env()?)?;
-    let mut upload = ModelUpload::new(&args.model_dir, &args.name, &args.version)
+    let mut upload = ModelUpload::new(&args.version_dir, &args.name, &args.version)
         .license(&args.license)
         .storage_key(&args.storage_key);
     upload.description = args.description;

@@ -10,23 +10,24 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
+use jukebox_protocol::env;
 use jukebox_protocol::model_folder::{S3Location, MODEL_FILE};
 use jukebox_server::model_server::{
     serve_repository_with, InferLimits, ModelRepository, RepositoryWatch, ServeOptions, DEFAULT_MAX_BODY_BYTES,
-    DEFAULT_MAX_ELEMENTS, DEFAULT_MAX_ROWS, TOKEN_ENV,
+    DEFAULT_MAX_ELEMENTS, DEFAULT_MAX_ROWS,
 };
 
 /// How much one inference request may ask for (shared by `jukebox serve` and `jukebox up`).
 #[derive(clap::Args, Clone, Debug)]
 pub struct RequestLimits {
     /// Most rows of any input of one request; larger requests are refused with 413 before decoding.
-    #[arg(long, default_value_t = DEFAULT_MAX_ROWS, env = "JUKEBOX_MAX_ROWS")]
+    #[arg(long, default_value_t = DEFAULT_MAX_ROWS, env = env::MAX_ROWS)]
     pub max_rows: u64,
     /// Most tensor elements of one request, all inputs together (413 beyond).
-    #[arg(long, default_value_t = DEFAULT_MAX_ELEMENTS, env = "JUKEBOX_MAX_ELEMENTS")]
+    #[arg(long, default_value_t = DEFAULT_MAX_ELEMENTS, env = env::MAX_ELEMENTS)]
     pub max_elements: u64,
     /// Requests that may wait while others run inference; one more answers 503.
-    #[arg(long, default_value_t = 64, env = "JUKEBOX_MAX_QUEUED")]
+    #[arg(long, default_value_t = 64, env = env::MAX_QUEUED)]
     pub max_queued: usize,
     /// Larger request bodies are refused with 413.
     #[arg(long, default_value_t = DEFAULT_MAX_BODY_BYTES)]
@@ -53,7 +54,7 @@ pub struct Args {
     #[arg(long, conflicts_with = "registry")]
     pub model_repository: Option<String>,
     /// Model registry URL: serve the artifact registered for --model and --version.
-    #[arg(long, env = "JUKEBOX_REGISTRY_URL", requires = "version")]
+    #[arg(long, env = env::REGISTRY_URL, requires = "version")]
     pub registry: Option<String>,
     /// Registered model name (with --registry), or the name given to a single-version s3 prefix.
     #[arg(long, default_value = "jukebox")]
@@ -68,7 +69,7 @@ pub struct Args {
     #[arg(long, default_value_t = 8000)]
     pub port: u16,
     /// Require `Authorization: Bearer <token>` (health routes stay open).
-    #[arg(long, env = TOKEN_ENV, hide_env_values = true)]
+    #[arg(long, env = env::MODEL_TOKEN, hide_env_values = true)]
     pub token: Option<String>,
     #[command(flatten)]
     pub limits: RequestLimits,
@@ -164,9 +165,9 @@ fn download_s3(uri: &str, model: &str, into: &Path) -> anyhow::Result<PathBuf> {
     let location: S3Location = uri.parse()?;
     let prefix = location.key.as_str();
     let config = jukebox::storage::StorageConfig::from_lookup(|name| match name {
-        jukebox::storage::ENV_BUCKET => Some(location.bucket.clone()),
-        jukebox::storage::ENV_ENDPOINT if location.endpoint.is_some() => location.endpoint.clone(),
-        jukebox::storage::ENV_REGION if location.region.is_some() => location.region.clone(),
+        env::AWS_S3_BUCKET => Some(location.bucket.clone()),
+        env::AWS_S3_ENDPOINT if location.endpoint.is_some() => location.endpoint.clone(),
+        env::AWS_DEFAULT_REGION if location.region.is_some() => location.region.clone(),
         other => std::env::var(other).ok(),
     })
     .context("S3 settings for the model repository")?;

@@ -13,11 +13,11 @@ use jukebox::train::{Classifier, Comparison, DecisionTree, Learner, LogisticRegr
 #[derive(clap::Args)]
 pub struct Args {
     /// Folder holding song_properties.parquet and song_rankings.parquet (default: JUKEBOX_DATA_DIR, the cache, or a download).
-    #[arg(long)]
-    data: Option<PathBuf>,
+    #[arg(long, alias = "data", value_name = "DIR")]
+    data_dir: Option<PathBuf>,
     /// Model repository to write `jukebox/<version>/model.onnx` and its artifacts into.
-    #[arg(long)]
-    model_dir: PathBuf,
+    #[arg(long, alias = "model-dir", value_name = "DIR")]
+    model_repository: PathBuf,
     #[arg(long, default_value_t = 2)]
     epochs: usize,
     #[arg(long, default_value_t = 32)]
@@ -37,7 +37,7 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let chart = ChartData::load(args.data.as_deref()).context("loading the chart data")?;
+    let chart = ChartData::load(args.data_dir.as_deref()).context("loading the chart data")?;
     let strategy = if args.latest_dates_as_test { SplitStrategy::LatestDates } else { SplitStrategy::Stratified };
     let data = PreparedData::new(&chart, &SplitOptions { seed: args.seed, strategy, ..Default::default() })
         .context("preparing the data")?;
@@ -66,7 +66,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     println!("{}", comparison.table());
 
     let metrics = Metrics::new(&comparison.models[0].report, &model.training_info(&data));
-    let exported = export(&model, &data, &metrics, &args.model_dir, args.version).context("exporting the model")?;
+    let exported =
+        export(&model, &data, &metrics, &args.model_repository, args.version).context("exporting the model")?;
     println!("wrote {} and {}", exported.model_path.display(), exported.artifacts_dir.display());
 
     let evaluation = exported.evaluate(&data).context("running the exported model in ONNX Runtime")?;

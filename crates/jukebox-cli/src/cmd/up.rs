@@ -28,7 +28,7 @@ use std::path::{Path, PathBuf};
 use std::pin::Pin;
 
 use anyhow::{bail, Context};
-use jukebox::storage::{ENV_ACCESS_KEY, ENV_BUCKET, ENV_ENDPOINT, ENV_REGION, ENV_SECRET_KEY};
+use jukebox_protocol::env;
 use jukebox_server::registry::RegistryConfig;
 use jukebox_server::s3::S3Config;
 use tokio::net::TcpListener;
@@ -38,19 +38,19 @@ use tokio::sync::watch;
 pub struct Args {
     /// Folder for all server data: `s3/` (one sub-folder per bucket) and `registry.db`.
     // Not JUKEBOX_DATA_DIR: that names the chart data folder, which must never receive server state.
-    #[arg(long, default_value = ".jukebox", env = "JUKEBOX_STATE_DIR")]
-    pub data_dir: PathBuf,
+    #[arg(long, alias = "data-dir", default_value = ".jukebox", env = env::STATE_DIR, value_name = "DIR")]
+    pub state_dir: PathBuf,
     /// Port of the S3 server; 0 picks a free one.
-    #[arg(long, default_value_t = 9000, env = "JUKEBOX_S3_PORT")]
+    #[arg(long, default_value_t = 9000, env = env::S3_PORT)]
     pub s3_port: u16,
     /// Port of the model registry; 0 picks a free one.
-    #[arg(long, default_value_t = 8080, env = "JUKEBOX_REGISTRY_PORT")]
+    #[arg(long, default_value_t = 8080, env = env::REGISTRY_PORT)]
     pub registry_port: u16,
     /// The S3 access key clients must sign with (default: the state folder's, made up on first start).
-    #[arg(long, env = "JUKEBOX_S3_ACCESS_KEY", requires = "secret_key")]
+    #[arg(long, env = env::S3_ACCESS_KEY, requires = "secret_key")]
     pub access_key: Option<String>,
     /// Its secret (default: the state folder's, made up on first start).
-    #[arg(long, env = "JUKEBOX_S3_SECRET_KEY", hide_env_values = true, requires = "access_key")]
+    #[arg(long, env = env::S3_SECRET_KEY, hide_env_values = true, requires = "access_key")]
     pub secret_key: Option<String>,
     /// Bucket created at start and announced as AWS_S3_BUCKET.
     #[arg(long, default_value = "models")]
@@ -59,18 +59,18 @@ pub struct Args {
     #[arg(long, default_value = "us-east-1")]
     pub region: String,
     /// Port of the KServe v2 model server; 0 picks a free one.
-    #[arg(long, default_value_t = 8000, env = "JUKEBOX_MODEL_PORT")]
+    #[arg(long, default_value_t = 8000, env = env::MODEL_PORT)]
     pub model_port: u16,
     /// Model repository the model server serves (<name>/<version>/model.onnx), watched for new
     /// versions; default: the bucket's `models/` folder, so uploaded models are served.
     #[arg(long)]
     pub model_repository: Option<PathBuf>,
     /// Bearer token the model server requires (default: none).
-    #[arg(long, env = "JUKEBOX_MODEL_TOKEN", hide_env_values = true)]
+    #[arg(long, env = env::MODEL_TOKEN, hide_env_values = true)]
     pub model_token: Option<String>,
     /// Bearer token the model registry requires for writes, as a cluster registry's proxy does
     /// (default: none; reads stay open). Exported as JUKEBOX_REGISTRY_TOKEN for the clients.
-    #[arg(long, env = "JUKEBOX_REGISTRY_TOKEN", hide_env_values = true)]
+    #[arg(long, env = env::REGISTRY_TOKEN, hide_env_values = true)]
     pub registry_token: Option<String>,
     #[command(flatten)]
     pub limits: super::serve::RequestLimits,
@@ -92,8 +92,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
 }
 
 async fn up(args: Args) -> anyhow::Result<()> {
-    std::fs::create_dir_all(&args.data_dir)
-        .with_context(|| format!("cannot create the data folder {}", args.data_dir.display()))?;
+    std::fs::create_dir_all(&args.state_dir)
+        .with_context(|| format!("cannot create the data folder {}", args.state_dir.display()))?;
     let (stop, stopped) = watch::channel(false);
     let shutdown = move || {
         let mut stopped = stopped.clone();
@@ -105,40 +105,40 @@ async fn up(args: Args) -> anyhow::Result<()> {
     let mut exports: Vec<(&str, String)> = Vec::new();
     let (access_key, secret_key) = match (&args.access_key, &args.secret_key) {
         (Some(access), Some(secret)) => (access.clone(), secret.clone()),
-        _ => state_credentials(&args.data_dir)?,
+        _ => state_credentials(&args.state_dir)?,
     };
 
     // S3 storage.
     let s3_listener = bind(args.s3_port, "S3", "--s3-port").await?;
     let s3_url = url_of(&s3_listener)?;
-    let s3_config = S3Config::new(args.data_dir.join("s3"), &access_key, &secret_key).with_bucket(&args.bucket);
+    let s3_config = S3Config::new(args.state_dir.join("s3"), &access_key, &secret_key).with_bucket(&args.bucket);
     // Checks the configuration (bucket name, folder) now, so a mistake fails before anything is printed.
     jukebox_server::s3::service(&s3_config)?;
     services.push(spawn("S3", jukebox_server::s3::serve(s3_listener, s3_config, shutdown())));
     exports.extend([
-        (ENV_ENDPOINT, s3_url),
-        (ENV_ACCESS_KEY, access_key),
-        (ENV_SECRET_KEY, secret_key),
-        (ENV_REGION, args.region.clone()),
-        (ENV_BUCKET, args.bucket.clone()),
+        (env::AWS_S3_ENDPOINT, s3_url),
+        (env::AWS_ACCESS_KEY_ID, access_key),
+        (env::AWS_SECRET_ACCESS_KEY, secret_key),
+        (env::AWS_DEFAULT_REGION, args.region.clone()),
+        (env::AWS_S3_BUCKET, args.bucket.clone()),
     ]);
 
     // Model registry.
     let registry_listener = bind(args.registry_port, "model registry", "--registry-port").await?;
     let registry_url = url_of(&registry_listener)?;
-    let mut registry_config = RegistryConfig::new(args.data_dir.join("registry.db"));
+    let mut registry_config = RegistryConfig::new(args.state_dir.join("registry.db"));
     registry_config.token = args.registry_token.clone();
     services
         .push(spawn("model registry", jukebox_server::registry::serve(registry_listener, registry_config, shutdown())));
-    exports.push((jukebox::registry::URL_ENV, registry_url));
+    exports.push((env::REGISTRY_URL, registry_url));
     if let Some(token) = &args.registry_token {
-        exports.push((jukebox::registry::TOKEN_ENV, token.clone()));
+        exports.push((env::REGISTRY_TOKEN, token.clone()));
     }
 
     // Model server, on the bucket's models/ folder (or --model-repository), watching for new
     // versions, so a model uploaded after start is served without a restart.
     let repository_dir =
-        args.model_repository.clone().unwrap_or_else(|| args.data_dir.join("s3").join(&args.bucket).join("models"));
+        args.model_repository.clone().unwrap_or_else(|| args.state_dir.join("s3").join(&args.bucket).join("models"));
     let sessions = std::thread::available_parallelism().map_or(1, |n| n.get());
     let model_listener = bind(args.model_port, "model", "--model-port").await?;
     let model_url = url_of(&model_listener)?;
@@ -156,7 +156,7 @@ async fn up(args: Args) -> anyhow::Result<()> {
             shutdown(),
         ),
     ));
-    exports.push((jukebox::request::URL_ENV, model_url));
+    exports.push((env::MODEL_URL, model_url));
     eprintln!("jukebox up: the model server serves {} (new versions load within a second)", repository_dir.display());
 
     let lines: String = exports.iter().map(|(name, value)| format!("export {name}={}\n", shell_quote(value))).collect();
@@ -169,7 +169,7 @@ async fn up(args: Args) -> anyhow::Result<()> {
     eprintln!(
         "jukebox up: {} serving from {}; Ctrl-C to stop",
         services.iter().map(|s| s.name).collect::<Vec<_>>().join(", "),
-        args.data_dir.display()
+        args.state_dir.display()
     );
 
     // Run until a signal arrives or a server stops by itself (which is an error).
@@ -288,8 +288,8 @@ const CREDENTIALS_FILE: &str = "credentials";
 
 /// The state folder's S3 credentials: read from `<data_dir>/credentials`, or made up (from the
 /// operating system's random source) and written there on first use, owner-only.
-fn state_credentials(data_dir: &Path) -> anyhow::Result<(String, String)> {
-    let path = data_dir.join(CREDENTIALS_FILE);
+fn state_credentials(state_dir: &Path) -> anyhow::Result<(String, String)> {
+    let path = state_dir.join(CREDENTIALS_FILE);
     match std::fs::read_to_string(&path) {
         Ok(text) => {
             let value = |key: &str| {
