@@ -1,10 +1,12 @@
 """Starting and stopping `kernel/lab` from tests."""
+import json
 import os
 import re
 import signal
 import socket
 import subprocess
 import time
+import urllib.request
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
@@ -98,3 +100,69 @@ def _alive(pid: int) -> bool:
         return Path(f"/proc/{pid}/stat").read_text().split(") ")[1][0] != "Z"
     except (OSError, IndexError):
         return False
+
+
+def api(lab: Lab, path: str, method: str = "GET", body: dict | None = None):
+    """A call to JupyterLab's REST API (`/api/...`) with the server's token; the decoded JSON."""
+    request = urllib.request.Request(
+        f"{lab.base}{path}",
+        method=method,
+        data=None if body is None else json.dumps(body).encode(),
+        headers={"Authorization": f"token {lab.token}", "Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=60) as response:
+        text = response.read()
+    return json.loads(text) if text else None
+
+
+def session_of(lab: Lab, path: str) -> dict | None:
+    """The server's session of the notebook at `path` (relative to notebooks/), if any."""
+    return next((s for s in api(lab, "/api/sessions") if s.get("path") == path), None)
+
+
+def start_session(lab: Lab, path: str, kernel: str = "rust") -> dict:
+    """A session with kernel `kernel` for the notebook at `path`, created through the REST API before
+    the page opens it: JupyterLab then connects to that kernel instead of starting (or asking for)
+    one itself."""
+    return api(lab, "/api/sessions", "POST", {"path": path, "name": Path(path).name, "type": "notebook", "kernel": {"name": kernel}})
+
+
+def wait_kernel_idle(lab: Lab, kernel_id: str, timeout: float, connected: bool = False) -> dict:
+    """Polls `/api/kernels/<id>` until its execution_state is idle (and, with `connected`, a
+    client is connected to it); the kernel's model."""
+    started = time.monotonic()
+    model = {}
+    while time.monotonic() - started < timeout:
+        model = api(lab, f"/api/kernels/{kernel_id}")
+        if model.get("execution_state") == "idle" and (not connected or model.get("connections", 0) > 0):
+            return model
+        if model.get("execution_state") == "dead":
+            break
+        time.sleep(0.5)
+    raise AssertionError(f"kernel {kernel_id} not idle within {timeout} s: {model}")
+
+
+def end_session(lab: Lab, path: str):
+    """Shuts the notebook's session (and its kernel) down, if there is one."""
+    session = session_of(lab, path)
+    if session:
+        api(lab, f"/api/sessions/{session['id']}", "DELETE")
+
+
+SERVICE_VARIABLES = ("AWS_", "JUKEBOX_REGISTRY_URL", "JUKEBOX_MODEL_URL")
+
+
+def services_env(lab: Lab) -> dict[str, str]:
+    """The services' variables (S3, registry, model server) that kernel/lab gave JupyterLab and its
+    kernels, read from the environment of the processes it started (its env file in .jukebox/lab/
+    is shared by every kernel/lab on this checkout)."""
+    for pid, _ in lab.ours():
+        try:
+            environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        variables = dict(item.decode(errors="replace").split("=", 1) for item in environ if b"=" in item)
+        found = {k: v for k, v in variables.items() if k.startswith(SERVICE_VARIABLES)}
+        if "JUKEBOX_REGISTRY_URL" in found and "AWS_S3_ENDPOINT" in found:
+            return found
+    raise AssertionError(f"no process of kernel/lab has the services' variables: {lab.ours()}")

@@ -11,10 +11,11 @@ not, they are run first, headless, against the same `jukebox up`.
 Run: JUKEBOX_BROWSER_TEST=1 .venv/bin/python -m pytest -q kernel/tests/test_lab_browser.py
 (Chromium: kernel/setup.sh --with-tests; data: JUKEBOX_TEST_DATA, default ../shared/data).
 
-Status: the broken-cell test passes; the notebook 1/4 test does not yet: in the test's page
-JupyterLab sometimes shows its "Select Kernel" dialog although the notebook names the kernel, and
-after choosing Rust (jukebox) there only the first cell of Run All runs (the same steps by hand,
-with a 15 s pause before Run All, ran all of notebook 1 in 10 s)."""
+Each notebook gets its session (Rust (jukebox) kernel) through the REST API before the page
+opens it, and Run All waits until that kernel is connected and idle (server and status bar):
+clicking Run All while the kernel was still starting made JupyterLab ask for a kernel ("Select
+Kernel") and drop the queued cells. Each page uses a workspace of its own; the news pop-up is off
+(settings in a temporary JUPYTERLAB_SETTINGS_DIR)."""
 import json
 import os
 import re
@@ -29,7 +30,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from lab_helpers import REPO, Lab
+from lab_helpers import REPO, Lab, end_session, services_env, session_of, start_session, wait_kernel_idle
 
 playwright_api = pytest.importorskip("playwright.sync_api")
 
@@ -56,6 +57,10 @@ def lab(tmp_path_factory):
     tracker = settings / "@jupyterlab/notebook-extension/tracker.jupyterlab-settings"
     tracker.parent.mkdir(parents=True)
     tracker.write_text(json.dumps({"windowingMode": "none"}))
+    # No "get notified about Jupyter news?" pop-up over the cells (nor a fetch of the news).
+    notification = settings / "@jupyterlab/apputils-extension/notification.jupyterlab-settings"
+    notification.parent.mkdir(parents=True)
+    notification.write_text(json.dumps({"fetchNews": "false", "checkForUpdates": False}))
     env = dict(
         os.environ,
         JUKEBOX_DATA_DIR=str(SAMPLE),
@@ -94,30 +99,58 @@ def copy_notebook(name: str, extra_cells=()) -> str:
     return f"out/lab/{name}"
 
 
-def run_all(lab, browser, path: str, timeout: float = 300):
-    """Opens `path` in JupyterLab, runs Run > Run All Cells, waits until every code cell ran or
-    one failed. Returns the page; raises CellError with the failed cell's source and error text."""
-    page = browser.new_page(viewport={"width": 1280, "height": 900})
-    page.goto(f"{lab.base}/lab/tree/{urllib.parse.quote(path)}?token={lab.token}")
-    page.wait_for_selector(".jp-NotebookPanel .jp-CodeCell", timeout=60_000)
-    # The kernel is the notebook's own (Rust (jukebox)); wait until it is up.
-    page.wait_for_function(
-        "() => { const s = document.querySelector('.jp-NotebookPanel:not(.lm-mod-hidden) .jp-Notebook-ExecutionIndicator');"
-        " return s && s.getAttribute('data-status') === 'idle'; }",
-        timeout=120_000,
-    )
+KERNEL_IDLE = re.compile(r"Rust \(jukebox\) \| Idle")
+
+
+def click_run_all(page):
+    """Run > Run All Cells, through the menu bar."""
     page.locator(".lm-MenuBar-itemLabel", has_text=re.compile("^Run$")).first.click()
     page.locator(".lm-Menu-itemLabel", has_text=re.compile("^Run All Cells$")).first.click()
+
+
+def wait_ready(lab, page, path: str, timeout: float):
+    """Until the page's notebook is connected to its Rust (jukebox) kernel and that kernel is idle,
+    in the server (execution_state, a client connected) and in the status bar. Before that, Run All
+    makes JupyterLab ask for a kernel ("Select Kernel") and drops the cells it queued."""
+    session = session_of(lab, path)
+    assert session and session["kernel"]["name"] == "rust", f"{path}: no rust session: {session}"
+    wait_kernel_idle(lab, session["kernel"]["id"], timeout, connected=True)
+    page.locator("#jp-main-statusbar").get_by_text(KERNEL_IDLE).first.wait_for(state="visible", timeout=timeout * 1000)
+    # Idle for a moment (the kernel's start-up replies settle), then idle still.
+    time.sleep(1.0)
+    wait_kernel_idle(lab, session["kernel"]["id"], timeout, connected=True)
+
+
+def run_all(lab, browser, path: str, timeout: float = 300):
+    """Opens `path` in JupyterLab (on a session with the Rust (jukebox) kernel created first through
+    the REST API), waits until that kernel is idle, runs Run > Run All Cells, waits until every code
+    cell ran or one failed. Returns the page; raises CellError with the failed cell's source and
+    error text."""
+    end_session(lab, path)
+    start_session(lab, path)
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    # A workspace of its own per page: nothing of an earlier page (its notebooks, its kernels) is
+    # restored into this one.
+    workspace = "test-" + re.sub(r"[^a-z0-9]+", "-", path.lower())
+    page.goto(f"{lab.base}/lab/workspaces/{workspace}/tree/{urllib.parse.quote(path)}?reset&token={lab.token}")
+    page.wait_for_selector(".jp-NotebookPanel .jp-CodeCell", timeout=120_000)
+    wait_ready(lab, page, path, timeout)
+    click_run_all(page)
     started = time.monotonic()
     state = None
+    asked = 0
     while time.monotonic() - started < timeout:
-        # JupyterLab sometimes asks for the kernel although the notebook names it: ours.
+        # Should not happen any more (the kernel was connected and idle before Run All); if
+        # JupyterLab asks anyway: ours, then wait for it and Run All again.
         dialog = page.locator(".jp-Dialog", has_text="Select Kernel")
         if dialog.count() and dialog.is_visible():
+            asked += 1
+            assert asked <= 2, f"{path}: JupyterLab keeps asking for a kernel"
             dialog.locator("select").select_option(label="Rust (jukebox)")
             dialog.locator("button", has_text="Select").click()
-            page.locator(".lm-MenuBar-itemLabel", has_text=re.compile("^Run$")).first.click()
-            page.locator(".lm-Menu-itemLabel", has_text=re.compile("^Run All Cells$")).first.click()
+            dialog.wait_for(state="hidden", timeout=30_000)
+            wait_ready(lab, page, path, timeout)
+            click_run_all(page)
         state = page.evaluate(
             """() => {
               const cells = [...document.querySelectorAll('.jp-NotebookPanel:not(.lm-mod-hidden) .jp-CodeCell')];
@@ -156,9 +189,9 @@ def assert_svg_rendered(output, what: str):
     assert size[0] > 100 and size[1] > 100, f"{what}: rendered at {size}"
 
 
-def registered(version: str) -> bool:
-    """Whether the registry of `jukebox up` (its env file) has jukebox `version`."""
-    env = dict(line.removeprefix("export ").split("=", 1) for line in (REPO / ".jukebox/lab/jukebox-up.env").read_text().split("\n") if "=" in line)
+def registered(lab, version: str) -> bool:
+    """Whether the registry of kernel/lab's `jukebox up` has jukebox `version`."""
+    env = services_env(lab)
     base = env["JUKEBOX_REGISTRY_URL"] + "/api/model_registry/v1"
     try:
         with urllib.request.urlopen(f"{base}/registered_model?name=jukebox", timeout=10) as r:
@@ -170,13 +203,9 @@ def registered(version: str) -> bool:
 
 
 def ensure_model_registered(lab):
-    if registered("0.0.1"):
+    if registered(lab, "0.0.1"):
         return
-    env = dict(os.environ, JUPYTER_PATH=str(REPO / ".venv/share/jupyter"))
-    for line in (REPO / ".jukebox/lab/jukebox-up.env").read_text().split("\n"):
-        if "=" in line:
-            key, value = line.removeprefix("export ").split("=", 1)
-            env[key] = value
+    env = dict(os.environ, JUPYTER_PATH=str(REPO / ".venv/share/jupyter"), **services_env(lab))
     for name in ("2-experiment_train.ipynb", "3-save_model.ipynb"):
         params = ["-p", "data_dir", str(SAMPLE)] if name.startswith("2") else []
         subprocess.run(
@@ -184,27 +213,31 @@ def ensure_model_registered(lab):
              str(REPO / "notebooks" / name), str(REPO / "notebooks/out" / name), *params],
             env=env, check=True, timeout=600,
         )
-    assert registered("0.0.1")
+    assert registered(lab, "0.0.1")
 
 
 def test_notebooks_1_and_4_run_in_the_browser_with_their_plots(lab, browser):
     started = time.monotonic()
-    page = run_all(lab, browser, copy_notebook("1-data_exploration.ipynb"), timeout=150)
+    path = copy_notebook("1-data_exploration.ipynb")
+    page = run_all(lab, browser, path)
     heatmap = output_of(page, "correlation_heatmap")
     assert_svg_rendered(heatmap, "notebook 1's heatmap")
     page.screenshot(path=str(SHOTS / "lab-1-data_exploration.png"))
     print(f"notebook 1: {time.monotonic() - started:.0f} s")
     page.close()
+    end_session(lab, path)
 
     ensure_model_registered(lab)
     started = time.monotonic()
-    page = run_all(lab, browser, copy_notebook("4-request_model.ipynb"))
+    path = copy_notebook("4-request_model.ipynb")
+    page = run_all(lab, browser, path)
     chart = output_of(page, "prediction.chart()")
     assert_svg_rendered(chart, "notebook 4's probability chart")
     page.screenshot(path=str(SHOTS / "lab-4-request_model.png"))
     assert "most likely in the Top 50 of" in output_of(page, "prediction.top_k(1)").inner_text()
     print(f"notebook 4: {time.monotonic() - started:.0f} s")
     page.close()
+    end_session(lab, path)
 
 
 def test_a_broken_cell_fails_the_run_with_its_error_text(lab, browser):
@@ -218,6 +251,7 @@ def test_a_broken_cell_fails_the_run_with_its_error_text(lab, browser):
     COPIES.mkdir(parents=True, exist_ok=True)
     nbformat.write(nb, COPIES / "broken.ipynb")
     with pytest.raises(CellError) as failure:
-        run_all(lab, browser, "out/lab/broken.ipynb", timeout=120)
+        run_all(lab, browser, "out/lab/broken.ipynb", timeout=300)
+    end_session(lab, "out/lab/broken.ipynb")
     message = str(failure.value)
     assert "deliberately not a number" in message and "mismatched types" in message, message
