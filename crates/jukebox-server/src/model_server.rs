@@ -248,7 +248,7 @@ impl Default for LoadLimits {
     }
 }
 
-/// How [`serve_repository_with`] serves: everything of [`ModelServerConfig`] but the folder.
+/// How [`serve_repository`] serves: everything of [`ModelServerConfig`] but the folder.
 #[derive(Debug, Clone)]
 pub struct ServeOptions {
     pub token: Option<String>,
@@ -638,33 +638,13 @@ pub async fn serve(
         load_limits: config.load_limits,
         timeouts: config.timeouts,
     };
-    serve_repository_with(listener, repository, watch, options, shutdown).await
+    serve_repository(listener, repository, watch, options, shutdown).await
 }
 
-/// Serves an already loaded repository (so a caller can load first, then announce the URL)
-/// until `shutdown` completes; with `watch`, versions added to or removed from its folder are
-/// picked up while serving.
-pub async fn serve_repository(
-    listener: tokio::net::TcpListener,
-    repository: ModelRepository,
-    watch: Option<RepositoryWatch>,
-    token: Option<String>,
-    max_body_bytes: usize,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> Result<(), ModelServerError> {
-    serve_repository_with(
-        listener,
-        repository,
-        watch,
-        ServeOptions { token, max_body_bytes, ..ServeOptions::default() },
-        shutdown,
-    )
-    .await
-}
-
-/// [`serve_repository`] with every option: request limits, the inference queue, limits on
+/// Serves `repository` (and, with `watch`, the versions that appear in its folder) with these
+/// options: the token, request limits, the inference queue, limits on
 /// watched model files, read timeouts.
-pub async fn serve_repository_with(
+pub async fn serve_repository(
     listener: tokio::net::TcpListener,
     repository: ModelRepository,
     watch: Option<RepositoryWatch>,

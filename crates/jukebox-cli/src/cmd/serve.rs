@@ -13,7 +13,7 @@ use anyhow::{bail, Context};
 use jukebox_protocol::env;
 use jukebox_protocol::model_folder::{S3Location, MODEL_FILE};
 use jukebox_server::model_server::{
-    serve_repository_with, InferLimits, ModelRepository, RepositoryWatch, ServeOptions, DEFAULT_MAX_BODY_BYTES,
+    serve_repository, InferLimits, ModelRepository, RepositoryWatch, ServeOptions, DEFAULT_MAX_BODY_BYTES,
     DEFAULT_MAX_ELEMENTS, DEFAULT_MAX_ROWS,
 };
 
@@ -147,7 +147,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             interval: std::time::Duration::from_secs(args.poll_seconds),
             sessions_per_model: sessions,
         });
-        serve_repository_with(listener, repository, watch, args.limits.serve_options(args.token.clone()), async {
+        serve_repository(listener, repository, watch, args.limits.serve_options(args.token.clone()), async {
             // Without the handlers the server could not be stopped cleanly; stopping at once is the honest failure.
             let _ = jukebox_server::http::termination_signal().await;
         })

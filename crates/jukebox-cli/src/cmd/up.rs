@@ -144,7 +144,7 @@ async fn up(args: Args) -> anyhow::Result<()> {
     let model_url = url_of(&model_listener)?;
     services.push(spawn(
         "model",
-        jukebox_server::model_server::serve_repository_with(
+        jukebox_server::model_server::serve_repository(
             model_listener,
             jukebox_server::model_server::ModelRepository::default(),
             Some(jukebox_server::model_server::RepositoryWatch {
