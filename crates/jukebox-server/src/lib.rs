@@ -6,7 +6,8 @@
 //! - [`model_server`]: a KServe v2 / Open Inference Protocol server running ONNX models
 //!   (stands in for OpenVINO Model Server).
 //!
-//! All three run on [`http`]'s accept loop, with header and body read timeouts.
+//! All three run on [`http`]'s accept loop, with header and body read timeouts; [`stack`] starts
+//! them together, as `jukebox up` does.
 //!
 //! Notebooks never compile this crate; the `jukebox` binary starts these servers.
 
@@ -14,3 +15,4 @@ pub mod http;
 pub mod model_server;
 pub mod registry;
 pub mod s3;
+pub mod stack;
