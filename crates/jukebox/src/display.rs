@@ -332,21 +332,9 @@ impl fmt::Display for Code {
 #[error("drawing failed: {0}")]
 pub struct PlotError(pub String);
 
-/// Escapes text for HTML.
-pub fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
+/// Escapes text for HTML element content and attribute values: the workspace's one escaper, which
+/// the registry server's web page shares (so it lives in `jukebox-protocol`).
+pub use jukebox_protocol::registry::escape_html as escape;
 
 /// A heatmap of a square or rectangular matrix with labelled axes and each value written in its
 /// cell. Used for correlations (red-yellow-blue) and the confusion matrix (blues).

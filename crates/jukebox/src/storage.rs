@@ -259,15 +259,15 @@ impl TransferReport {
         };
         let mut html = format!(
             "<div><p>{verb} <code>{}</code> ({}): {} objects, {} bytes</p>\n<table>\n<thead><tr><th>key</th><th style=\"text-align:right\">bytes</th><th>MD5</th><th>checked</th></tr></thead>\n<tbody>\n",
-            escape_html(&self.uri),
-            escape_html(&self.endpoint),
+            crate::display::escape(&self.uri),
+            crate::display::escape(&self.endpoint),
             self.objects.len(),
             self.total_bytes()
         );
         for o in &self.objects {
             html.push_str(&format!(
                 "<tr><td><code>{}</code></td><td style=\"text-align:right\">{}</td><td><code>{}</code></td><td>{}</td></tr>\n",
-                escape_html(&o.key),
+                crate::display::escape(&o.key),
                 o.size,
                 o.md5,
                 o.verification
@@ -298,10 +298,6 @@ impl fmt::Display for TransferReport {
         }
         Ok(())
     }
-}
-
-fn escape_html(text: &str) -> String {
-    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
 }
 
 /// Normalises a key prefix: no leading `/`, exactly one trailing `/` (empty stays empty).
