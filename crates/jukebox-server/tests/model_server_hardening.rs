@@ -5,67 +5,30 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use jukebox_server::model_server::{serve, InferLimits, ModelServerConfig};
+use jukebox_server::model_server::{InferLimits, ModelServerConfig};
 use jukebox_testkit::{make_model, python};
 
-/// A model server on its own runtime thread; stopped when dropped.
-struct Running {
-    url: String,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
+mod common;
+use common::Running;
 
-impl Running {
-    fn start(config: ModelServerConfig) -> Self {
-        let (addr_tx, addr_rx) = std::sync::mpsc::channel();
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let thread = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-            runtime.block_on(async move {
-                let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-                addr_tx.send(listener.local_addr().unwrap()).unwrap();
-                serve(listener, config, async {
-                    stopped.await.ok();
-                })
-                .await
-                .unwrap();
-            });
-        });
-        let addr = addr_rx.recv_timeout(Duration::from_secs(30)).expect("server did not start");
-        let running = Self { url: format!("http://{addr}"), stop: Some(stop), thread: Some(thread) };
-        running.wait_for("/v2/health/ready", 200);
-        running
-    }
-
-    fn wait_for(&self, path: &str, status: u16) -> String {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let (got, body) = get(&format!("{}{path}", self.url));
-            if got == status {
-                return body;
-            }
-            assert!(Instant::now() < deadline, "GET {path} still answers {got} ({body}), expected {status}");
-            std::thread::sleep(Duration::from_millis(50));
+/// GET `path` on `server` until it answers `status` (30 s at most): the body.
+fn wait_for(server: &Running, path: &str, status: u16) -> String {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (got, body) = get(&format!("{}{path}", server.url()));
+        if got == status {
+            return body;
         }
-    }
-
-    /// The workshop model's input names, from its metadata.
-    fn input_names(&self, model: &str) -> Vec<String> {
-        let body = self.wait_for(&format!("/v2/models/{model}"), 200);
-        let metadata: serde_json::Value = serde_json::from_str(&body).unwrap();
-        metadata["inputs"].as_array().unwrap().iter().map(|i| i["name"].as_str().unwrap().to_string()).collect()
+        assert!(Instant::now() < deadline, "GET {path} still answers {got} ({body}), expected {status}");
+        std::thread::sleep(Duration::from_millis(50));
     }
 }
 
-impl Drop for Running {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-    }
+/// The workshop model's input names, from its metadata.
+fn input_names(server: &Running, model: &str) -> Vec<String> {
+    let body = wait_for(server, &format!("/v2/models/{model}"), 200);
+    let metadata: serde_json::Value = serde_json::from_str(&body).unwrap();
+    metadata["inputs"].as_array().unwrap().iter().map(|i| i["name"].as_str().unwrap().to_string()).collect()
 }
 
 fn agent() -> ureq::Agent {
@@ -107,8 +70,8 @@ fn repository_with_model() -> tempfile::TempDir {
 #[test]
 fn an_oversized_request_is_refused_with_413_before_decoding() {
     let repository = repository_with_model();
-    let server = Running::start(ModelServerConfig::new(repository.path())); // default limits
-    let names = server.input_names("jukebox");
+    let server = Running::model_server(ModelServerConfig::new(repository.path())); // default limits
+    let names = input_names(&server, "jukebox");
     // The probe's request: 1.25 M rows, ~31 MB of JSON (just under the 32 MB body limit).
     let rows = 1_250_000;
     let per_input = (31_000_000 / names.len()) / 2;
@@ -120,7 +83,7 @@ fn an_oversized_request_is_refused_with_413_before_decoding() {
     let body = format!(r#"{{"inputs":[{}]}}"#, inputs.join(","));
     println!("request body: {:.1} MB", body.len() as f64 / 1e6);
     let started = Instant::now();
-    let (status, answer) = post(&format!("{}/v2/models/jukebox/infer", server.url), &body);
+    let (status, answer) = post(&format!("{}/v2/models/jukebox/infer", server.url()), &body);
     let elapsed = started.elapsed();
     println!("413 answered in {:.1} ms (body upload included): {answer}", elapsed.as_secs_f64() * 1e3);
     assert_eq!(status, 413, "{answer}");
@@ -128,17 +91,17 @@ fn an_oversized_request_is_refused_with_413_before_decoding() {
     assert!(elapsed < Duration::from_secs(1), "took {elapsed:?}");
     // Shapes that lie: a small shape but too many values in `data` is refused too.
     let lying = infer_body(&names, 200_000, "0", "").replace("[200000,1]", "[1,1]");
-    let (status, answer) = post(&format!("{}/v2/models/jukebox/infer", server.url), &lying);
+    let (status, answer) = post(&format!("{}/v2/models/jukebox/infer", server.url()), &lying);
     assert_eq!(status, 413, "{answer}");
-    assert_eq!(get(&format!("{}/v2/health/ready", server.url)).0, 200);
+    assert_eq!(get(&format!("{}/v2/health/ready", server.url())).0, 200);
 }
 
 #[test]
 fn the_same_output_asked_twice_is_refused_by_name() {
     let repository = repository_with_model();
-    let server = Running::start(ModelServerConfig::new(repository.path()));
-    let names = server.input_names("jukebox");
-    let url = format!("{}/v2/models/jukebox/infer", server.url);
+    let server = Running::model_server(ModelServerConfig::new(repository.path()));
+    let names = input_names(&server, "jukebox");
+    let url = format!("{}/v2/models/jukebox/infer", server.url());
     let twice = infer_body(&names, 2, "0.5", r#","outputs":[{"name":"output"},{"name":"output"}]"#);
     let (status, answer) = post(&url, &twice);
     assert_eq!(status, 400, "{answer}");
@@ -154,10 +117,10 @@ fn a_full_queue_answers_503_and_the_rest_are_served() {
     let mut config = ModelServerConfig::new(repository.path());
     // One large request at a time, none waiting: concurrent large requests must get 503.
     config.limits = InferLimits { max_elements_in_flight: 1, max_waiting: 0, ..InferLimits::default() };
-    let server = Running::start(config);
-    let names = server.input_names("jukebox");
+    let server = Running::model_server(config);
+    let names = input_names(&server, "jukebox");
     let body = std::sync::Arc::new(infer_body(&names, 100_000, "0.25", ""));
-    let url = format!("{}/v2/models/jukebox/infer", server.url);
+    let url = format!("{}/v2/models/jukebox/infer", server.url());
     let threads: Vec<_> = (0..6)
         .map(|_| {
             let (url, body) = (url.clone(), body.clone());
@@ -192,9 +155,9 @@ fn a_model_re_uploaded_to_the_same_version_is_served_within_two_seconds() {
     upload_model(&repository, "1", "1");
     let mut config = ModelServerConfig::new(&repository);
     config.poll_interval = Some(Duration::from_secs(1)); // what `jukebox up` uses
-    let server = Running::start(config);
-    let names = server.input_names("jukebox");
-    let url = format!("{}/v2/models/jukebox/versions/1/infer", server.url);
+    let server = Running::model_server(config);
+    let names = input_names(&server, "jukebox");
+    let url = format!("{}/v2/models/jukebox/versions/1/infer", server.url());
     let body = infer_body(&names, 1, "0.5", "");
     let (status, first) = post(&url, &body);
     assert_eq!(status, 200, "{first}");
@@ -245,27 +208,28 @@ fn a_watched_model_that_would_allocate_a_gigabyte_at_load_is_refused_and_the_oth
     upload_model(&repository, "1", "1");
     let mut config = ModelServerConfig::new(&repository);
     config.poll_interval = Some(Duration::from_millis(100));
-    let server = Running::start(config);
-    server.wait_for("/v2/models/jukebox/ready", 200);
+    let server = Running::model_server(config);
+    wait_for(&server, "/v2/models/jukebox/ready", 200);
 
     let size = write_constant_bomb(&repository.join("bomb/1/model.onnx"));
     println!("ConstantOfShape model: {size} bytes");
     std::thread::sleep(Duration::from_millis(800)); // several polls
-    let (status, body) = get(&format!("{}/v2/models/bomb/ready", server.url));
+    let (status, body) = get(&format!("{}/v2/models/bomb/ready", server.url()));
     assert_eq!(status, 404, "the bomb was loaded: {body}");
-    let names = server.input_names("jukebox");
-    let (status, answer) = post(&format!("{}/v2/models/jukebox/infer", server.url), &infer_body(&names, 3, "0.5", ""));
+    let names = input_names(&server, "jukebox");
+    let (status, answer) =
+        post(&format!("{}/v2/models/jukebox/infer", server.url()), &infer_body(&names, 3, "0.5", ""));
     assert_eq!(status, 200, "{answer}");
 }
 
 #[test]
 fn a_large_request_run_in_slices_answers_what_one_call_answers() {
     let repository = repository_with_model();
-    let sliced = Running::start(ModelServerConfig::new(repository.path())); // 8,192 rows per call
+    let sliced = Running::model_server(ModelServerConfig::new(repository.path())); // 8,192 rows per call
     let mut whole_config = ModelServerConfig::new(repository.path());
     whole_config.limits.batch_rows = 0;
-    let whole = Running::start(whole_config);
-    let names = sliced.input_names("jukebox");
+    let whole = Running::model_server(whole_config);
+    let names = input_names(&sliced, "jukebox");
     let rows = 20_000;
     let inputs: Vec<String> = names
         .iter()
@@ -280,7 +244,7 @@ fn a_large_request_run_in_slices_answers_what_one_call_answers() {
         .collect();
     let body = format!(r#"{{"inputs":[{}]}}"#, inputs.join(","));
     let answer = |server: &Running| {
-        let (status, text) = post(&format!("{}/v2/models/jukebox/infer", server.url), &body);
+        let (status, text) = post(&format!("{}/v2/models/jukebox/infer", server.url()), &body);
         assert_eq!(status, 200, "{text}");
         serde_json::from_str::<serde_json::Value>(&text).unwrap()["outputs"][0].clone()
     };
