@@ -243,8 +243,14 @@ impl S3Location {
     /// The last part of the key when it is an integer: the version folder a model server serves
     /// this location as (`models/jukebox/2` -> 2).
     pub fn version_folder(&self) -> Option<u64> {
-        self.key.trim_end_matches('/').rsplit('/').next().and_then(|v| v.parse().ok())
+        version_folder_of(&self.key)
     }
+}
+
+/// The version folder a key or storage path names: its last part when that is an integer
+/// (`models/jukebox/2` and `models/jukebox/2/` -> 2).
+pub fn version_folder_of(key: &str) -> Option<u64> {
+    key.trim_end_matches('/').rsplit('/').next().and_then(|v| v.parse().ok())
 }
 
 /// `s3://bucket/key` and, when known, `?endpoint=...&defaultRegion=...`, the form the Kubeflow

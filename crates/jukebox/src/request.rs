@@ -258,8 +258,8 @@ impl InferenceClient {
             .as_deref()
             .filter(|p| !p.is_empty())
             .ok_or(RequestError::NotStored { name: name.clone() })?;
-        match path.trim_end_matches('/').rsplit('/').next().filter(|v| v.parse::<u64>().is_ok()) {
-            Some(folder) => Ok(self.with_version(folder)),
+        match jukebox_protocol::model_folder::version_folder_of(path) {
+            Some(folder) => Ok(self.with_version(folder.to_string())),
             None => Err(RequestError::NoVersionFolder { name, path: path.to_string() }),
         }
     }
