@@ -20,14 +20,16 @@
 //! split. Reference (scikit-learn, same split of the shared sample): logistic regression 0.115,
 //! decision tree 0.429 test accuracy.
 
-use std::io::IsTerminal;
 use std::time::Instant;
 
-use jukebox_nn::{EpochProgress, FitOptions, History, Network, NnError, Samples, Summary};
+use jukebox_nn::{FitOptions, History, Network, NnError, Samples, Summary};
 
 use crate::display::{Cell, Plot, PlotError, Table};
 use crate::evaluate::{ClassificationReport, EvaluateError, TrainingInfo};
 use crate::prepare::PreparedData;
+
+mod progress;
+use progress::ProgressReporter;
 
 /// Why training or scoring failed.
 #[derive(Debug, thiserror::Error)]
@@ -136,207 +138,6 @@ impl NeuralNetwork {
     }
 }
 
-/// Shows [`EpochProgress`] as a bar or as lines, and stops training on an interrupt.
-///
-/// Lines (notebooks, logs): evcxr, the Rust kernel, forwards a cell's output line by line and has
-/// no display updates, so a line cannot be rewritten in place in Jupyter. Instead a run prints at
-/// most about ten epoch lines (every epoch up to 10 epochs, else every `ceil(epochs / 10)`-th and
-/// the last) and ends with one summary line, so that the saved notebook stays short.
-///
-/// Interrupts: while training, SIGINT (Ctrl-C; the Jupyter stop button, the kernelspec's
-/// `interrupt_mode` being `signal`) sets a flag that ends the run at the next progress call
-/// (every 50 batches, a few hundredths of a second) with [`TrainError::Interrupted`]; the
-/// process, and the kernel's variables, live on.
-struct ProgressReporter {
-    mode: Progress,
-    bar: Option<indicatif::ProgressBar>,
-    started: Instant,
-    last: Option<EpochProgress>,
-    interrupt: interrupt::Watch,
-}
-
-impl ProgressReporter {
-    fn new(mode: Progress) -> Self {
-        let mode = match mode {
-            Progress::Auto if std::io::stderr().is_terminal() => Progress::Bar,
-            Progress::Auto => Progress::Lines,
-            other => other,
-        };
-        ProgressReporter { mode, bar: None, started: Instant::now(), last: None, interrupt: interrupt::Watch::start() }
-    }
-
-    fn epoch_line(p: &EpochProgress) -> String {
-        let mut line = format!(
-            "Epoch {}/{}: {} batches, loss {:.4}, accuracy {:.4}",
-            p.epoch, p.epochs, p.batches, p.loss, p.accuracy
-        );
-        if let (Some(loss), Some(accuracy)) = (p.val_loss, p.val_accuracy) {
-            line.push_str(&format!(", val_loss {loss:.4}, val_accuracy {accuracy:.4}"));
-        }
-        line.push_str(&format!(", {:.0} samples/s", p.samples_per_second));
-        line
-    }
-
-    /// Whether a run of `epochs` prints the line of `epoch` (Lines mode).
-    fn shows_epoch(epoch: usize, epochs: usize) -> bool {
-        let every = epochs.div_ceil(10).max(1);
-        epoch == epochs || epoch.is_multiple_of(every) || epoch == 1
-    }
-
-    fn update(&mut self, p: &EpochProgress) -> std::ops::ControlFlow<()> {
-        match self.mode {
-            Progress::Lines if p.epoch_done && Self::shows_epoch(p.epoch, p.epochs) => {
-                println!("{}", Self::epoch_line(p))
-            }
-            Progress::Bar => {
-                let bar = self.bar.get_or_insert_with(|| {
-                    let bar = indicatif::ProgressBar::new(p.batches as u64);
-                    let style = indicatif::ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} {msg}")
-                        .expect("valid template")
-                        .progress_chars("=> ");
-                    bar.set_style(style);
-                    bar.set_prefix(format!("Epoch {}/{}", p.epoch, p.epochs));
-                    bar
-                });
-                bar.set_position(p.batch as u64);
-                bar.set_message(format!(
-                    "loss {:.4} accuracy {:.4} ({:.0} samples/s)",
-                    p.loss, p.accuracy, p.samples_per_second
-                ));
-                if p.epoch_done {
-                    bar.finish_and_clear();
-                    eprintln!("{}", Self::epoch_line(p));
-                    self.bar = None;
-                }
-            }
-            _ => {}
-        }
-        self.last = Some(p.clone());
-        if self.interrupt.requested() {
-            if let Some(bar) = self.bar.take() {
-                bar.abandon();
-            }
-            return std::ops::ControlFlow::Break(());
-        }
-        std::ops::ControlFlow::Continue(())
-    }
-
-    /// The error of an interrupted run, if it was.
-    fn interrupted(&self) -> Option<TrainError> {
-        let p = self.last.as_ref()?;
-        self.interrupt.requested().then_some(TrainError::Interrupted {
-            epoch: p.epoch,
-            epochs: p.epochs,
-            batch: p.batch,
-            batches: p.batches,
-        })
-    }
-
-    /// The closing line of a run shown as lines.
-    fn finish(&self, history: &History) {
-        if self.mode != Progress::Lines {
-            return;
-        }
-        let epochs = history.loss.len();
-        let mut line = format!(
-            "Trained {epochs} epoch{} in {:.1} s",
-            if epochs == 1 { "" } else { "s" },
-            self.started.elapsed().as_secs_f64()
-        );
-        if let (Some(loss), Some(accuracy)) = (history.loss.last(), history.accuracy.last()) {
-            line.push_str(&format!(": loss {loss:.4}, accuracy {accuracy:.4}"));
-        }
-        if let (Some(loss), Some(accuracy)) = (history.val_loss.last(), history.val_accuracy.last()) {
-            line.push_str(&format!(", val_loss {loss:.4}, val_accuracy {accuracy:.4}"));
-        }
-        line.push_str(&format!(" ({:.0} samples/s)", history.samples_per_second));
-        println!("{line}");
-    }
-}
-
-/// SIGINT while a network trains: a flag the training loop reads, instead of the end of the
-/// process. Outside training, SIGINT does what it did before (ends the process; in the Rust
-/// kernel's cell process that is what evcxr's own interrupt does: the process is restarted and
-/// the variables are lost).
-mod interrupt {
-    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-
-    static REQUESTED: AtomicBool = AtomicBool::new(false);
-    static RUNNING: AtomicUsize = AtomicUsize::new(0);
-    static INSTALLED: std::sync::Once = std::sync::Once::new();
-    static WATCHING: AtomicBool = AtomicBool::new(false);
-
-    #[cfg(unix)]
-    mod sys {
-        use std::os::raw::c_int;
-        pub const SIGINT: c_int = 2;
-        pub const SIG_DFL: usize = 0;
-        pub const SIG_IGN: usize = 1;
-        pub const SIG_ERR: usize = usize::MAX;
-        extern "C" {
-            // The C library's `signal` (BSD semantics in glibc and macOS: the handler stays
-            // installed and interrupted reads restart).
-            pub fn signal(signum: c_int, handler: usize) -> usize;
-            pub fn raise(signum: c_int) -> c_int;
-        }
-    }
-
-    #[cfg(unix)]
-    extern "C" fn on_sigint(_: std::os::raw::c_int) {
-        if RUNNING.load(Ordering::SeqCst) > 0 {
-            REQUESTED.store(true, Ordering::SeqCst);
-        } else {
-            // Not training: the default action (both calls are async-signal-safe).
-            unsafe {
-                sys::signal(sys::SIGINT, sys::SIG_DFL);
-                sys::raise(sys::SIGINT);
-            }
-        }
-    }
-
-    /// Installs the handler once per process: when SIGINT has its default action, or is ignored
-    /// in evcxr's cell process (the kernel ignores SIGINT and leaves the decision to the cell
-    /// process, see kernel/evcxr-kernel). A program that set its own handler, or ignores SIGINT
-    /// on purpose, keeps it.
-    fn install() {
-        #[cfg(unix)]
-        INSTALLED.call_once(|| unsafe {
-            let previous = sys::signal(sys::SIGINT, on_sigint as extern "C" fn(std::os::raw::c_int) as usize);
-            let in_evcxr = std::env::var_os("EVCXR_IS_RUNTIME").is_some();
-            let ours = previous == sys::SIG_DFL || (previous == sys::SIG_IGN && in_evcxr);
-            if previous == sys::SIG_ERR {
-                return;
-            }
-            if ours {
-                WATCHING.store(true, Ordering::SeqCst);
-            } else {
-                sys::signal(sys::SIGINT, previous);
-            }
-        });
-    }
-
-    /// While alive, SIGINT stops training instead of ending the process.
-    pub struct Watch(());
-
-    impl Watch {
-        pub fn start() -> Watch {
-            install();
-            REQUESTED.store(false, Ordering::SeqCst);
-            RUNNING.fetch_add(1, Ordering::SeqCst);
-            Watch(())
-        }
-        pub fn requested(&self) -> bool {
-            WATCHING.load(Ordering::SeqCst) && REQUESTED.load(Ordering::SeqCst)
-        }
-    }
-
-    impl Drop for Watch {
-        fn drop(&mut self) {
-            RUNNING.fetch_sub(1, Ordering::SeqCst);
-        }
-    }
-}
-
 /// A trained network with its training history and timings.
 #[derive(Clone, Debug)]
 pub struct TrainedModel {
@@ -366,6 +167,7 @@ impl Learner for NeuralNetwork {
         let history = network
             .fit_with_control(Samples::new(&data.x_train, &data.y_train), &options, &mut |p| reporter.update(p))?;
         if let Some(interrupted) = reporter.interrupted() {
+            reporter.stopped(&interrupted);
             return Err(interrupted);
         }
         reporter.finish(&history);
