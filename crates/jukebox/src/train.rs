@@ -7,8 +7,11 @@
 //! | learner | fitted model | what it is |
 //! |---|---|---|
 //! | [`NeuralNetwork`] | [`TrainedModel`] | the workshop's dense network (13 -> 32 -> 64 -> 128 -> 256 -> classes), trained with Adam via `jukebox-nn` |
-//! | [`LogisticRegression`] | [`FittedLogisticRegression`] | multinomial logistic regression (linfa-logistic): a linear model |
-//! | [`DecisionTree`] | [`FittedDecisionTree`] | an unpruned decision tree (linfa-trees) |
+//! | [`LogisticRegression`] | [`FittedLogisticRegression`] | multinomial logistic regression (L-BFGS): a linear model |
+//! | [`DecisionTree`] | [`FittedDecisionTree`] | an unpruned CART decision tree (Gini) |
+//!
+//! The two baselines live in [`baselines`], which says how they are fitted and why they are
+//! written here rather than taken from linfa.
 //!
 //! Training the network shows a progress bar per epoch in a terminal, or epoch lines (at most
 //! about ten) and a summary line elsewhere (notebooks, logs), with the running loss and accuracy;
@@ -28,7 +31,9 @@ use crate::display::{Cell, Plot, PlotError, Table};
 use crate::evaluate::{ClassificationReport, EvaluateError, TrainingInfo};
 use crate::prepare::PreparedData;
 
+pub mod baselines;
 mod progress;
+pub use baselines::{DecisionTree, FittedDecisionTree, FittedLogisticRegression, LogisticRegression};
 use progress::ProgressReporter;
 
 /// Why training or scoring failed.
@@ -292,112 +297,6 @@ impl TrainedModel {
             }
             Ok(())
         })?)
-    }
-}
-
-/// Converts the f32 training matrix to the f64 ndarray linfa expects.
-fn linfa_dataset(data: &PreparedData) -> Result<linfa::Dataset<f64, usize, ndarray16::Ix1>> {
-    let records = ndarray16::Array2::from_shape_vec(
-        (data.n_train(), data.n_features()),
-        data.x_train.iter().map(|&v| v as f64).collect(),
-    )
-    .map_err(|e| TrainError::Baseline { model: "baseline", message: e.to_string() })?;
-    let targets = ndarray16::Array1::from_iter(data.y_train.iter().map(|&y| y as usize));
-    Ok(linfa::Dataset::new(records, targets))
-}
-
-fn linfa_records(x: &[f32], n_rows: usize) -> ndarray16::Array2<f64> {
-    let width = x.len().checked_div(n_rows).unwrap_or(0);
-    ndarray16::Array2::from_shape_vec((n_rows, width), x.iter().map(|&v| v as f64).collect())
-        .expect("x holds n_rows full rows")
-}
-
-/// Multinomial logistic regression (L2-regularised, L-BFGS) from linfa-logistic.
-#[derive(Clone, Debug, PartialEq)]
-pub struct LogisticRegression {
-    /// L2 regularisation strength (linfa's default 1.0).
-    pub alpha: f64,
-    pub max_iterations: u64,
-}
-
-impl Default for LogisticRegression {
-    fn default() -> Self {
-        LogisticRegression { alpha: 1.0, max_iterations: 100 }
-    }
-}
-
-pub struct FittedLogisticRegression {
-    model: linfa_logistic::MultiFittedLogisticRegression<f64, usize>,
-    fit_seconds: f64,
-}
-
-impl Learner for LogisticRegression {
-    type Fitted = FittedLogisticRegression;
-    fn fit(&self, data: &PreparedData) -> Result<FittedLogisticRegression> {
-        use linfa::traits::Fit as _;
-        let dataset = linfa_dataset(data)?;
-        let started = Instant::now();
-        let model = linfa_logistic::MultiLogisticRegression::default()
-            .alpha(self.alpha)
-            .max_iterations(self.max_iterations)
-            .fit(&dataset)
-            .map_err(|e| TrainError::Baseline { model: "logistic regression", message: e.to_string() })?;
-        Ok(FittedLogisticRegression { model, fit_seconds: started.elapsed().as_secs_f64() })
-    }
-}
-
-impl Classifier for FittedLogisticRegression {
-    fn name(&self) -> String {
-        "logistic regression".into()
-    }
-    fn predict(&self, x: &[f32], n_rows: usize) -> Vec<u32> {
-        use linfa::traits::Predict as _;
-        self.model.predict(&linfa_records(x, n_rows)).iter().map(|&c| c as u32).collect()
-    }
-    fn fit_seconds(&self) -> f64 {
-        self.fit_seconds
-    }
-}
-
-/// A CART decision tree (Gini impurity) from linfa-trees.
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct DecisionTree {
-    /// `None` grows the tree until leaves are pure (scikit-learn's default).
-    pub max_depth: Option<usize>,
-}
-
-pub struct FittedDecisionTree {
-    model: linfa_trees::DecisionTree<f64, usize>,
-    fit_seconds: f64,
-}
-
-impl Learner for DecisionTree {
-    type Fitted = FittedDecisionTree;
-    fn fit(&self, data: &PreparedData) -> Result<FittedDecisionTree> {
-        use linfa::traits::Fit as _;
-        let dataset = linfa_dataset(data)?;
-        let started = Instant::now();
-        let model = linfa_trees::DecisionTree::params()
-            .max_depth(self.max_depth)
-            .fit(&dataset)
-            .map_err(|e| TrainError::Baseline { model: "decision tree", message: e.to_string() })?;
-        Ok(FittedDecisionTree { model, fit_seconds: started.elapsed().as_secs_f64() })
-    }
-}
-
-impl Classifier for FittedDecisionTree {
-    fn name(&self) -> String {
-        match self.model.max_depth() {
-            depth if depth > 0 => format!("decision tree (depth {depth})"),
-            _ => "decision tree".into(),
-        }
-    }
-    fn predict(&self, x: &[f32], n_rows: usize) -> Vec<u32> {
-        use linfa::traits::Predict as _;
-        self.model.predict(&linfa_records(x, n_rows)).iter().map(|&c| c as u32).collect()
-    }
-    fn fit_seconds(&self) -> f64 {
-        self.fit_seconds
     }
 }
 

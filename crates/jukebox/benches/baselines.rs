@@ -1,0 +1,273 @@
+//! The classic baselines beside scikit-learn, measured in the same run on the same split.
+//!
+//! Run: `cargo bench --workspace --bench baselines` (after `source kernel/env.sh`; set
+//! `JUKEBOX_TEST_DATA` if the shared data is not at `../shared/data`, `JUKEBOX_PYTHON` for a venv
+//! with scikit-learn other than `.venv`).
+//!
+//! It prepares the shared sample with the default split (stratified 64/16/20, seed 42), writes the
+//! training and test rows to a temporary folder as raw little-endian arrays, fits our
+//! [`LogisticRegression`] and [`DecisionTree`] on them, runs `baselines_sklearn.py` beside this
+//! file, which fits scikit-learn's on exactly those arrays, and prints one table:
+//! median fit seconds over `BENCH_REPEATS` fits (default 3), test accuracy, and the peak resident
+//! memory the fit added (Linux `VmHWM`, reset before each fit through `/proc/self/clear_refs`).
+//!
+//! Settings are matched: logistic regression `alpha = 1` (scikit-learn `C = 1/alpha = 1`),
+//! L-BFGS from zero weights, at most 100 iterations, gradient tolerance 1e-4 (`tol`); decision
+//! tree with Gini impurity, unlimited depth (`DecisionTreeClassifier(random_state=0)`: the seed
+//! only orders the features tried, which matters for ties).
+//!
+//! The linfa 0.8.1 versions the crate used before are fitted once each as well (f64 as before,
+//! and f32), as the record of why the baselines are written by hand; `BENCH_LINFA=0` skips them.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Instant;
+
+use jukebox::data::{Dataset, PROPERTIES_FILE, RANKINGS_FILE};
+use jukebox::prepare::{PreparedData, SplitOptions};
+use jukebox::train::{Classifier, DecisionTree, Learner, LogisticRegression};
+use jukebox_testkit::sample_data_dir;
+
+/// One line of the table.
+struct Row {
+    model: &'static str,
+    implementation: String,
+    seconds: Vec<f64>,
+    accuracy: f64,
+    extra_mib: f64,
+    note: String,
+}
+
+fn status_mib(field: &str) -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find(|l| l.starts_with(field) && l[field.len()..].starts_with(':'))
+        .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
+        .map_or(f64::NAN, |kib| kib / 1024.0)
+}
+
+/// Resets the peak resident memory to the current one (Linux: writing 5 to clear_refs).
+fn reset_peak() {
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+}
+
+/// Runs `fit` under the memory watch: (wall seconds, peak MiB above the start, result).
+fn watched<T>(fit: impl FnOnce() -> T) -> (f64, f64, T) {
+    reset_peak();
+    let before = status_mib("VmRSS");
+    let started = Instant::now();
+    let result = fit();
+    let seconds = started.elapsed().as_secs_f64();
+    (seconds, status_mib("VmHWM") - before, result)
+}
+
+fn accuracy(predicted: &[u32], truth: &[u32]) -> f64 {
+    predicted.iter().zip(truth).filter(|(p, t)| p == t).count() as f64 / truth.len() as f64
+}
+
+fn median(values: &[f64]) -> f64 {
+    let mut v = values.to_vec();
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+fn ours<L: Learner>(
+    model: &'static str,
+    learner: &L,
+    data: &PreparedData,
+    repeats: usize,
+    note: impl Fn(&L::Fitted) -> String,
+) -> Row {
+    let mut seconds = Vec::new();
+    let mut extra_mib: f64 = 0.0;
+    let mut last = None;
+    for _ in 0..repeats {
+        let (s, mib, fitted) = watched(|| learner.fit(data).expect("fitting"));
+        seconds.push(s);
+        extra_mib = extra_mib.max(mib);
+        last = Some(fitted);
+    }
+    let fitted = last.expect("at least one repeat");
+    let accuracy = accuracy(&fitted.predict(&data.x_test, data.n_test()), &data.y_test);
+    Row { model, implementation: "jukebox".into(), seconds, accuracy, extra_mib, note: note(&fitted) }
+}
+
+/// The linfa 0.8.1 baselines as the crate fitted them before (records converted from f32), in
+/// float type `$F` (a macro: linfa-logistic's float trait is private, so no generic bound names it).
+macro_rules! linfa_rows {
+    ($F:ty, $data:expr, $precision:expr) => {{
+        use linfa::traits::{Fit as _, Predict as _};
+        type F = $F;
+        let (data, precision): (&PreparedData, &str) = ($data, $precision);
+        let records = |x: &[f32], rows: usize| {
+            ndarray16::Array2::from_shape_vec((rows, data.n_features()), x.iter().map(|&v| v as F).collect())
+                .expect("full rows")
+        };
+        let targets = ndarray16::Array1::from_iter(data.y_train.iter().map(|&y| y as usize));
+        let test = records(&data.x_test, data.n_test());
+        let score = |predicted: ndarray16::Array1<usize>| {
+            accuracy(&predicted.iter().map(|&c| c as u32).collect::<Vec<_>>(), &data.y_test)
+        };
+        let mut rows = Vec::new();
+        let (s, mib, model) = watched(|| {
+            let dataset = linfa::Dataset::new(records(&data.x_train, data.n_train()), targets.clone());
+            linfa_logistic::MultiLogisticRegression::<F>::default()
+                .alpha(1.0)
+                .max_iterations(100)
+                .fit(&dataset)
+                .expect("linfa-logistic")
+        });
+        rows.push(Row {
+            model: "logistic regression",
+            implementation: format!("linfa-logistic {precision}"),
+            seconds: vec![s],
+            accuracy: score(model.predict(&test)),
+            extra_mib: mib,
+            note: "alpha 1, 100 iterations, gradient tolerance 1e-4".into(),
+        });
+        let (s, mib, tree) = watched(|| {
+            let dataset = linfa::Dataset::new(records(&data.x_train, data.n_train()), targets.clone());
+            linfa_trees::DecisionTree::<F, usize>::params().max_depth(None).fit(&dataset).expect("linfa-trees")
+        });
+        rows.push(Row {
+            model: "decision tree",
+            implementation: format!("linfa-trees {precision}"),
+            seconds: vec![s],
+            accuracy: score(tree.predict(&test)),
+            extra_mib: mib,
+            note: format!("depth {}", tree.max_depth()),
+        });
+        rows
+    }};
+}
+
+/// Writes the split as raw little-endian arrays plus `meta.json` for the Python peer.
+fn write_split(dir: &Path, data: &PreparedData, learner: &LogisticRegression, repeats: usize) {
+    let f32s = |v: &[f32]| v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>();
+    let u32s = |v: &[u32]| v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>();
+    std::fs::write(dir.join("x_train.f32"), f32s(&data.x_train)).unwrap();
+    std::fs::write(dir.join("y_train.u32"), u32s(&data.y_train)).unwrap();
+    std::fs::write(dir.join("x_test.f32"), f32s(&data.x_test)).unwrap();
+    std::fs::write(dir.join("y_test.u32"), u32s(&data.y_test)).unwrap();
+    let meta = serde_json::json!({
+        "n_train": data.n_train(),
+        "n_test": data.n_test(),
+        "n_features": data.n_features(),
+        "n_classes": data.n_classes(),
+        "alpha": learner.alpha,
+        "max_iterations": learner.max_iterations,
+        "tolerance": learner.tolerance,
+        "repeats": repeats,
+    });
+    std::fs::write(dir.join("meta.json"), meta.to_string()).unwrap();
+}
+
+/// scikit-learn's rows, from `baselines_sklearn.py` run on the written split.
+fn sklearn_rows(dir: &Path) -> Result<Vec<Row>, String> {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/baselines_sklearn.py");
+    let python = jukebox_testkit::python_path();
+    let out = Command::new(&python).arg(&script).arg(dir).output().map_err(|e| format!("{}: {e}", python.display()))?;
+    if !out.status.success() {
+        return Err(String::from_utf8_lossy(&out.stderr).into_owned());
+    }
+    let mut rows: Vec<Row> = Vec::new();
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        let v: serde_json::Value = serde_json::from_str(line).map_err(|e| format!("{line}: {e}"))?;
+        let model = match v["model"].as_str() {
+            Some("logistic regression") => "logistic regression",
+            Some("decision tree") => "decision tree",
+            _ => return Err(format!("unexpected line {line}")),
+        };
+        let number = |key: &str| v[key].as_f64().unwrap_or(f64::NAN);
+        let note = match model {
+            "logistic regression" => format!("{} iterations", number("n_iter")),
+            _ => format!("depth {}", number("n_iter")),
+        };
+        match rows.iter_mut().find(|r| r.model == model) {
+            Some(row) => {
+                row.seconds.push(number("seconds"));
+                row.extra_mib = row.extra_mib.max(number("extra_mib"));
+            }
+            None => rows.push(Row {
+                model,
+                implementation: format!("scikit-learn {}", v["version"].as_str().unwrap_or("?")),
+                seconds: vec![number("seconds")],
+                accuracy: number("accuracy"),
+                extra_mib: number("extra_mib"),
+                note,
+            }),
+        }
+    }
+    Ok(rows)
+}
+
+fn main() {
+    let repeats: usize = std::env::var("BENCH_REPEATS").ok().and_then(|v| v.parse().ok()).unwrap_or(3).max(1);
+    let dir = sample_data_dir();
+    let rankings = [RANKINGS_FILE, "song_rankings_sample.parquet"]
+        .iter()
+        .map(|f| dir.join(f))
+        .find(|p| p.is_file())
+        .expect("no rankings file");
+    let chart = Dataset::from_files(&dir.join(PROPERTIES_FILE), &rankings).expect("loading").merge().expect("merging");
+    let data = PreparedData::new(&chart, &SplitOptions::default()).expect("preparing");
+    println!(
+        "shared sample: {} train rows, {} test rows, {} features, {} classes; {repeats} fits each, median shown",
+        data.n_train(),
+        data.n_test(),
+        data.n_features(),
+        data.n_classes()
+    );
+
+    let logistic = LogisticRegression::default();
+    let mut rows = vec![
+        ours("logistic regression", &logistic, &data, repeats, |m| {
+            format!("{} iterations{}", m.iterations(), if m.converged() { "" } else { " (not converged)" })
+        }),
+        ours("decision tree", &DecisionTree::default(), &data, repeats, |m| {
+            format!("depth {}, {} leaves", m.depth(), m.leaves())
+        }),
+    ];
+
+    let folder = tempfile::tempdir().expect("temp folder");
+    write_split(folder.path(), &data, &logistic, repeats);
+    match sklearn_rows(folder.path()) {
+        Ok(sklearn) => rows.extend(sklearn),
+        Err(e) => println!(
+            "scikit-learn not measured (needs {} with scikit-learn): {e}",
+            jukebox_testkit::python_path().display()
+        ),
+    }
+    if std::env::var("BENCH_LINFA").as_deref() != Ok("0") {
+        rows.extend(linfa_rows!(f64, &data, "f64"));
+        rows.extend(linfa_rows!(f32, &data, "f32"));
+    }
+
+    rows.sort_by_key(|r| r.model != "logistic regression");
+    println!("{:<20} {:<22} {:>9} {:>9} {:>10}  notes", "model", "implementation", "fit s", "accuracy", "peak +MiB");
+    for r in &rows {
+        println!(
+            "{:<20} {:<22} {:>9.3} {:>9.4} {:>10.1}  {}{}",
+            r.model,
+            r.implementation,
+            median(&r.seconds),
+            r.accuracy,
+            r.extra_mib,
+            r.note,
+            if r.seconds.len() > 1 { format!(" (fits: {:.3?})", r.seconds) } else { String::new() }
+        );
+    }
+    for model in ["logistic regression", "decision tree"] {
+        let find = |prefix: &str| rows.iter().find(|r| r.model == model && r.implementation.starts_with(prefix));
+        if let (Some(ours), Some(theirs)) = (find("jukebox"), find("scikit-learn")) {
+            let (a, b) = (median(&ours.seconds), median(&theirs.seconds));
+            let gap = (ours.accuracy - theirs.accuracy) * 100.0;
+            println!(
+                "{model}: {:.1}x scikit-learn's speed, accuracy {gap:+.2} points: {}",
+                b / a,
+                if a <= b && gap.abs() <= 1.0 { "goal met" } else { "goal NOT met" }
+            );
+        }
+    }
+}
