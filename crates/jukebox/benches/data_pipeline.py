@@ -1,0 +1,85 @@
+"""The pandas side of the data pipeline benchmark (data_pipeline.rs runs it; not a test).
+
+    python data_pipeline.py make SAMPLE_DIR OUT_DIR ROWS   repeat the sample's chart entries to ROWS
+    python data_pipeline.py run DATA_DIR                   read, merge, dropna, describe once; print JSON
+
+`make` writes with pandas/pyarrow (snappy), the writer of the workshop's published files, and links
+song_properties.parquet into OUT_DIR rather than copying it. `run` does what the workshop notebook
+does in pandas, timed per step in-process after the imports, and reports this process's peak
+resident memory (VmHWM) and its resident memory once pandas was imported (the interpreter's share).
+"""
+import json
+import os
+import sys
+import time
+
+
+def status_mib(field):
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) / 1024.0
+    return float("nan")
+
+
+def make(sample_dir, out_dir, rows):
+    import pandas as pd
+
+    sample = pd.read_parquet(os.path.join(sample_dir, "song_rankings_sample.parquet"))
+    repeats = -(-rows // len(sample))
+    big = pd.concat([sample] * repeats, ignore_index=True).iloc[:rows]
+    big.to_parquet(os.path.join(out_dir, "song_rankings.parquet"), index=False)
+    link = os.path.join(out_dir, "song_properties.parquet")
+    if not os.path.exists(link):
+        os.symlink(os.path.abspath(os.path.join(sample_dir, "song_properties.parquet")), link)
+    print(len(big))
+
+
+FEATURES = ["is_explicit", "duration_ms", "danceability", "energy", "key", "loudness", "mode",
+            "speechiness", "acousticness", "instrumentalness", "liveness", "valence", "tempo"]
+RANKING_COLUMNS = ["spotify_id", "name", "artists", "popularity", "daily_rank", "daily_movement",
+                   "weekly_movement", "country"]
+
+
+def run(data_dir):
+    import pandas as pd
+
+    baseline = status_mib("VmRSS")
+    steps = {}
+    t = time.perf_counter()
+    properties = pd.read_parquet(os.path.join(data_dir, "song_properties.parquet"))
+    rankings = pd.read_parquet(os.path.join(data_dir, "song_rankings.parquet"))
+    steps["read"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    dates = [c for c in ("name", "artists", "event_timestamp", "snapshot_date") if c in properties.columns]
+    merged = rankings.merge(properties.drop(columns=dates), on="spotify_id", how="left")
+    steps["merge"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    merged = merged.dropna(subset=RANKING_COLUMNS + FEATURES)
+    # The country numbering jukebox adds (first-seen order), so both sides describe the same table.
+    merged["country_index"] = pd.factorize(merged["country"])[0]
+    steps["dropna"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    summary = merged.describe()
+    steps["describe"] = time.perf_counter() - t
+
+    print(json.dumps({
+        "version": pd.__version__,
+        "rows": len(merged),
+        "columns": len(summary.columns),
+        "mean_popularity": float(summary.loc["mean", "popularity"]),
+        "steps": steps,
+        "total": sum(steps.values()),
+        "peak_mib": status_mib("VmHWM"),
+        "baseline_mib": baseline,
+    }))
+
+
+if __name__ == "__main__":
+    if sys.argv[1] == "make":
+        make(sys.argv[2], sys.argv[3], int(sys.argv[4]))
+    else:
+        run(sys.argv[2])

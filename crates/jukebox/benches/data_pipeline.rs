@@ -1,0 +1,182 @@
+//! The data pipeline (read both files, merge, dropna, describe) on ~1.1 M chart entries, ours beside
+//! pandas 3.x measured in the same run, with each side's peak memory.
+//!
+//! Run: `cargo bench --workspace --bench data_pipeline` (after `source kernel/env.sh`; set
+//! `JUKEBOX_TEST_DATA` if the shared data is not at `../shared/data`, `JUKEBOX_PYTHON` for another
+//! venv). `BENCH_ROWS` (default 1,100,000) sets the size, `BENCH_REPS` (default 5) the runs per side.
+//!
+//! The input is the sample's chart entries repeated into a temporary folder at bench time (written
+//! by pandas/pyarrow, the writer of the published files; song_properties.parquet is linked, not
+//! copied). Each run of each side is its own process, alternating ours and pandas, so a side's
+//! peak resident memory (VmHWM) is its own and neither profits from the other's warm heap. pandas
+//! is timed in-process after its import (benches/data_pipeline.py); ours from `main` on, which
+//! includes nothing comparable to an import. Medians over the runs are printed.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+use jukebox::data::{ChartData, Dataset};
+use jukebox::display::Cell;
+use serde_json::{json, Value};
+
+fn status_mib(field: &str) -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find(|l| l.starts_with(field) && l[field.len()..].starts_with(':'))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|kib| kib.parse::<f64>().ok())
+        .map_or(f64::NAN, |kib| kib / 1024.0)
+}
+
+/// One run of our pipeline in this process, printed as one JSON line. `mode` "load" is what the
+/// notebooks and `jukebox data` call (`ChartData::load`: one lazy query reads only the columns
+/// used, joins, filters); "steps" goes through `Dataset` (both files read whole, then merged) so
+/// each step has its own figure.
+fn child(mode: &str, dir: &Path) {
+    let baseline = status_mib("VmRSS");
+    let mut steps = serde_json::Map::new();
+    let mut time = |step: &str, started: Instant| {
+        steps.insert(step.into(), json!(started.elapsed().as_secs_f64()));
+    };
+    let started = Instant::now();
+    let charts = if mode == "load" {
+        let charts = ChartData::load(Some(dir)).expect("ChartData::load");
+        time("read+merge+dropna", started);
+        charts
+    } else {
+        let dataset = Dataset::from_dir(dir).expect("Dataset::from_dir");
+        time("read", started);
+        let started = Instant::now();
+        let charts = dataset.merge().expect("Dataset::merge");
+        time("merge+dropna", started);
+        charts
+    };
+    let started = Instant::now();
+    let summary = jukebox::explore::describe(&charts.frame).expect("describe");
+    time("describe", started);
+    let total: f64 = steps.values().filter_map(Value::as_f64).sum();
+    let mean_popularity = (0..summary.height())
+        .find(|&row| summary.rows[row][0] == Cell::Text("popularity".into()))
+        .and_then(|row| summary.number(row, "mean"));
+    println!(
+        "{}",
+        json!({
+            "rows": charts.rows(),
+            "columns": summary.height(),
+            "mean_popularity": mean_popularity,
+            "steps": steps,
+            "total": total,
+            "peak_mib": status_mib("VmHWM"),
+            "baseline_mib": baseline,
+        })
+    );
+}
+
+fn run_json(command: &mut Command) -> Value {
+    let out = command.output().expect("cannot start a benchmark process");
+    assert!(out.status.success(), "{command:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let line = stdout.lines().rev().find(|l| l.starts_with('{')).expect("no JSON line");
+    serde_json::from_str(line).expect("bad JSON line")
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    match values.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => values[n / 2],
+        n => (values[n / 2 - 1] + values[n / 2]) / 2.0,
+    }
+}
+
+fn step(runs: &[Value], name: &str) -> Option<f64> {
+    let values: Vec<f64> = runs.iter().filter_map(|r| r["steps"][name].as_f64()).collect();
+    (!values.is_empty()).then(|| median(values))
+}
+
+fn field(runs: &[Value], name: &str) -> f64 {
+    median(runs.iter().filter_map(|r| r[name].as_f64()).collect())
+}
+
+fn seconds(value: Option<f64>) -> String {
+    value.map_or_else(|| "-".into(), |v| format!("{v:.3}"))
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(i) = args.iter().position(|a| a == "--child") {
+        return child(&args[i + 1], Path::new(&args[i + 2]));
+    }
+    let rows: usize = std::env::var("BENCH_ROWS").ok().and_then(|v| v.parse().ok()).unwrap_or(1_100_000);
+    let reps: usize = std::env::var("BENCH_REPS").ok().and_then(|v| v.parse().ok()).unwrap_or(5);
+    let python = jukebox_testkit::python();
+    let peer = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("benches/data_pipeline.py");
+    let work = tempfile::tempdir().expect("temp folder");
+    let dir = work.path();
+    let sample = jukebox_testkit::sample_data_dir();
+    let made = Command::new(&python).arg(&peer).arg("make").arg(&sample).arg(dir).arg(rows.to_string()).output();
+    let made = made.expect("cannot run Python");
+    assert!(made.status.success(), "building the input failed: {}", String::from_utf8_lossy(&made.stderr));
+    println!("input: {} chart entries (the sample's repeated) in {}", rows, dir.display());
+
+    let me = std::env::current_exe().expect("own path");
+    let ours = |mode: &str| run_json(Command::new(&me).arg("--child").arg(mode).arg(dir));
+    // A first untimed run of each side warms the page cache with both files.
+    ours("load");
+    run_json(Command::new(&python).arg(&peer).arg("run").arg(dir));
+    let (mut load, mut split, mut pandas) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..reps {
+        load.push(ours("load"));
+        split.push(ours("steps"));
+        pandas.push(run_json(Command::new(&python).arg(&peer).arg("run").arg(dir)));
+    }
+    let version = pandas[0]["version"].as_str().unwrap_or("?").to_string();
+    for (label, runs) in [("ChartData::load", &load), ("Dataset steps", &split)] {
+        assert_eq!(runs[0]["rows"], pandas[0]["rows"], "{label} and pandas disagree on the merged rows");
+    }
+
+    println!("\nmedian of {reps} runs per side, each run its own process; seconds (pandas: import excluded)");
+    println!("{:<20} {:>16} {:>14} {:>14}", "step", "ChartData::load", "Dataset steps", format!("pandas {version}"));
+    let row = |name: &str, a: Option<f64>, b: Option<f64>, c: Option<f64>| {
+        println!("{name:<20} {:>16} {:>14} {:>14}", seconds(a), seconds(b), seconds(c));
+    };
+    row("read", None, step(&split, "read"), step(&pandas, "read"));
+    row("read+merge+dropna", step(&load, "read+merge+dropna"), None, None);
+    row("merge(+dropna)", None, step(&split, "merge+dropna"), step(&pandas, "merge"));
+    row("dropna+factorize", None, None, step(&pandas, "dropna"));
+    row("describe", step(&load, "describe"), step(&split, "describe"), step(&pandas, "describe"));
+    let (t_load, t_split, t_pandas) = (field(&load, "total"), field(&split, "total"), field(&pandas, "total"));
+    row("total", Some(t_load), Some(t_split), Some(t_pandas));
+    let mib = |runs: &[Value], name: &str| format!("{:.0} MiB", field(runs, name));
+    println!(
+        "{:<20} {:>16} {:>14} {:>14}",
+        "peak memory (VmHWM)",
+        mib(&load, "peak_mib"),
+        mib(&split, "peak_mib"),
+        mib(&pandas, "peak_mib")
+    );
+    println!(
+        "{:<20} {:>16} {:>14} {:>14}",
+        "  of it at start",
+        mib(&load, "baseline_mib"),
+        mib(&split, "baseline_mib"),
+        mib(&pandas, "baseline_mib")
+    );
+    println!(
+        "{:<20} {:>16} {:>14} {:>14}",
+        "rows / described",
+        format!("{} / {}", load[0]["rows"], load[0]["columns"]),
+        format!("{} / {}", split[0]["rows"], split[0]["columns"]),
+        format!("{} / {}", pandas[0]["rows"], pandas[0]["columns"])
+    );
+    let (peak_load, peak_pandas) = (field(&load, "peak_mib"), field(&pandas, "peak_mib"));
+    let speedup = t_pandas / t_load;
+    let met = speedup >= 3.0 && peak_load <= peak_pandas;
+    println!(
+        "\nChartData::load + describe: {speedup:.1}x pandas' speed, peak {peak_load:.0} MiB vs {peak_pandas:.0} MiB; \
+         goal (>= 3x, peak <= pandas'): {}",
+        if met { "met" } else { "NOT met" }
+    );
+}
