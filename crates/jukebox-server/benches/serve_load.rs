@@ -1,11 +1,13 @@
-//! Load test for a KServe v2 model server over loopback: the workshop's one-song JSON request,
-//! first one at a time (latency), then many at once (throughput). Any non-200 answer counts as
-//! an error and the run exits non-zero.
+//! Load test for a KServe v2 model server over loopback: the workshop's one-song request at
+//! several concurrencies (default 1, 16 and 64), as JSON and as the binary tensor data that
+//! `tritonclient` sends by default. Any non-200 answer counts as an error and the run exits
+//! non-zero; every answer is checked against in-process ONNX Runtime.
 //!
 //! ```text
-//! cargo bench -p jukebox-server --bench serve_load -- [--url URL | --model-repository DIR]
-//!     [--model jukebox] [--requests 10000] [--concurrency 64] [--latency-requests 2000] [--label NAME]
-//!     [--sessions N (ONNX Runtime sessions per model, in-process server only)]
+//! cargo bench --workspace --bench serve_load -- [--url URL | --model-repository DIR]
+//!     [--model jukebox] [--requests 20000] [--concurrency 1,16,64] [--latency-requests 5000]
+//!     [--body json,binary] [--label NAME] [--reference-model PATH]
+//!     [--sessions N] [--dynamic-batching] [--batch-wait-us N] (in-process server only)
 //! ```
 //!
 //! Without `--url` the jukebox model server runs in this process (2 worker threads) on a
@@ -13,15 +15,29 @@
 //! `jukebox-runtime/tests/peers/make_model.py` (needs the venv). With `--url` any v2 server is
 //! measured with the same client (`compare_kserve.py` uses that for KServe's Python server).
 //!
-//! The client is deliberately plain: one blocking keep-alive HTTP/1.1 connection per thread, so
-//! it costs the same for every server it measures. Prints one `RESULT` line per phase.
+//! **The load generator** is bounded and cheap, like `wrk -t1 -cN`: one thread runs an event
+//! loop over N keep-alive HTTP/1.1 connections, each sending its next request as soon as the
+//! answer to the last one is read (closed loop, so at most N requests are in flight). One thread
+//! with nonblocking sockets costs the server's two cores far less than N blocking threads would
+//! (an earlier version of this bench used one thread per connection: at 64 connections the
+//! client's context switches took more CPU than the server). It costs the same for every server
+//! it measures.
+//!
+//! **Correctness**: the answer to every request is compared with the first answer byte for byte;
+//! answers that differ (and the first) are decoded and compared with the model run in this
+//! process by ONNX Runtime with every graph optimisation (`--reference-model`, default: the
+//! served model file); the largest difference is printed as `max_abs_diff`.
+//!
+//! Prints one `RESULT` line per body and concurrency.
 
 use jukebox_testkit::python;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
+use std::cell::RefCell;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::rc::Rc;
 use std::time::{Duration, Instant};
+
+use jukebox_runtime::{InputTensor, OnnxModel};
+use tokio::net::TcpStream;
 
 const FEATURES: [&str; 13] = [
     "is_explicit",
@@ -39,15 +55,40 @@ const FEATURES: [&str; 13] = [
     "tempo",
 ];
 
+/// The workshop's scaled features of one song.
+const VALUES: [f32; 13] = [0.0, 0.2, 0.61, 0.73, 0.45, 0.81, 1.0, 0.08, 0.12, 0.0, 0.15, 0.52, 0.47];
+
 struct Options {
     url: Option<String>,
     repository: Option<PathBuf>,
     model: String,
     requests: usize,
-    concurrency: usize,
+    concurrency: Vec<usize>,
     latency_requests: usize,
+    bodies: Vec<BodyKind>,
     label: String,
+    reference_model: Option<PathBuf>,
     sessions: Option<usize>,
+    dynamic_batching: bool,
+    batch_wait_us: u64,
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum BodyKind {
+    /// The workshop notebook's JSON body.
+    Json,
+    /// What `tritonclient.http` sends by default: JSON header, then the tensors' bytes, and the
+    /// output asked for as binary data.
+    Binary,
+}
+
+impl BodyKind {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Json => "json",
+            Self::Binary => "binary",
+        }
+    }
 }
 
 fn options() -> Options {
@@ -55,11 +96,15 @@ fn options() -> Options {
         url: None,
         repository: None,
         model: "jukebox".into(),
-        requests: 10_000,
-        concurrency: 64,
-        latency_requests: 2_000,
+        requests: 20_000,
+        concurrency: vec![1, 16, 64],
+        latency_requests: 5_000,
+        bodies: vec![BodyKind::Json, BodyKind::Binary],
         label: "jukebox".into(),
+        reference_model: None,
         sessions: None,
+        dynamic_batching: false,
+        batch_wait_us: 0,
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -69,10 +114,25 @@ fn options() -> Options {
             "--model-repository" => o.repository = Some(PathBuf::from(value())),
             "--model" => o.model = value(),
             "--requests" => o.requests = value().parse().expect("--requests N"),
-            "--concurrency" => o.concurrency = value().parse().expect("--concurrency N"),
+            "--concurrency" => {
+                o.concurrency = value().split(',').map(|c| c.trim().parse().expect("--concurrency N[,N...]")).collect()
+            }
             "--latency-requests" => o.latency_requests = value().parse().expect("--latency-requests N"),
+            "--body" => {
+                o.bodies = value()
+                    .split(',')
+                    .map(|b| match b.trim() {
+                        "json" => BodyKind::Json,
+                        "binary" => BodyKind::Binary,
+                        other => panic!("--body json,binary (got {other})"),
+                    })
+                    .collect()
+            }
             "--label" => o.label = value(),
+            "--reference-model" => o.reference_model = Some(PathBuf::from(value())),
             "--sessions" => o.sessions = Some(value().parse().expect("--sessions N")),
+            "--dynamic-batching" => o.dynamic_batching = true,
+            "--batch-wait-us" => o.batch_wait_us = value().parse().expect("--batch-wait-us N"),
             "--bench" => {} // added by `cargo bench`
             other => panic!("unknown argument {other}"),
         }
@@ -80,38 +140,94 @@ fn options() -> Options {
     o
 }
 
-/// The workshop's body for one song: 13 inputs of shape [1, 1] holding scaled features.
-fn workshop_body() -> String {
-    let values = [0.0, 0.2, 0.61, 0.73, 0.45, 0.81, 1.0, 0.08, 0.12, 0.0, 0.15, 0.52, 0.47];
-    let inputs: Vec<String> = FEATURES
-        .iter()
-        .zip(values)
-        .map(|(name, v)| format!(r#"{{"name": "{name}", "shape": [1, 1], "datatype": "FP32", "data": [{v}]}}"#))
-        .collect();
-    format!(r#"{{"inputs": [{}]}}"#, inputs.join(", "))
+/// The request (head and body) for one song, and the head lines that differ by kind.
+fn request_bytes(kind: BodyKind, host: &str, path: &str) -> Vec<u8> {
+    let (content_type, extra, body) = match kind {
+        BodyKind::Json => {
+            let inputs: Vec<String> = FEATURES
+                .iter()
+                .zip(VALUES)
+                .map(|(name, v)| format!(r#"{{"name": "{name}", "shape": [1, 1], "datatype": "FP32", "data": [{v}]}}"#))
+                .collect();
+            ("application/json", String::new(), format!(r#"{{"inputs": [{}]}}"#, inputs.join(", ")).into_bytes())
+        }
+        BodyKind::Binary => {
+            let inputs: Vec<String> = FEATURES
+                .iter()
+                .map(|name| {
+                    format!(
+                        r#"{{"name":"{name}","shape":[1,1],"datatype":"FP32","parameters":{{"binary_data_size":4}}}}"#
+                    )
+                })
+                .collect();
+            let json = format!(
+                r#"{{"inputs":[{}],"outputs":[{{"name":"output","parameters":{{"binary_data":true}}}}]}}"#,
+                inputs.join(",")
+            );
+            let mut body = json.clone().into_bytes();
+            for v in VALUES {
+                body.extend_from_slice(&v.to_le_bytes());
+            }
+            ("application/octet-stream", format!("Inference-Header-Content-Length: {}\r\n", json.len()), body)
+        }
+    };
+    let mut request = format!(
+        "POST {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: {content_type}\r\n{extra}Content-Length: {}\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    request.extend_from_slice(&body);
+    request
+}
+
+/// The probabilities in an answer body (JSON `data`, or binary data after the JSON).
+fn answer_values(body: &[u8], json_length: Option<usize>) -> Option<Vec<f32>> {
+    let json = &body[..json_length.unwrap_or(body.len())];
+    let answer: serde_json::Value = serde_json::from_slice(json).ok()?;
+    let output = &answer["outputs"][0];
+    match output["data"].as_array() {
+        Some(values) => values.iter().map(|v| v.as_f64().map(|v| v as f32)).collect(),
+        None => {
+            let size = output["parameters"]["binary_data_size"].as_u64()? as usize;
+            let bytes = body.get(json_length?..json_length? + size)?;
+            Some(bytes.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect())
+        }
+    }
+}
+
+/// The served model file: `<repository>/<model>/<highest version>/model.onnx`.
+fn served_model_file(repository: &Path, model: &str) -> PathBuf {
+    let versions = std::fs::read_dir(repository.join(model)).expect("model folder");
+    let version = versions
+        .flatten()
+        .filter_map(|e| e.file_name().to_str().and_then(|n| n.parse::<u64>().ok()))
+        .max()
+        .expect("a version folder");
+    repository.join(model).join(version.to_string()).join("model.onnx")
+}
+
+/// The model's answer for the song, run in this process (every graph optimisation).
+fn reference_answer(model_file: &Path) -> Vec<f32> {
+    let model = OnnxModel::load(model_file).expect("load the reference model");
+    let columns: Vec<[f32; 1]> = VALUES.iter().map(|&v| [v]).collect();
+    let inputs: Vec<InputTensor> = FEATURES.iter().zip(&columns).map(|(n, c)| InputTensor::column(n, c)).collect();
+    model.run(&inputs).expect("reference run").remove(0).data
 }
 
 /// Starts the jukebox model server in this process and returns its URL.
-fn start_local_server(
-    repository: Option<PathBuf>,
-    sessions: Option<usize>,
-    keep: &mut Option<tempfile::TempDir>,
-) -> String {
-    let repository = repository.unwrap_or_else(|| {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let maker = Path::new(env!("CARGO_MANIFEST_DIR")).join("../jukebox-runtime/tests/peers/make_model.py");
-        let status = std::process::Command::new(python()).arg(maker).arg(dir.path()).status().expect("run python");
-        assert!(status.success(), "make_model.py failed: is the venv installed (kernel/requirements-test.txt)?");
-        let path = dir.path().to_path_buf();
-        *keep = Some(dir);
-        path
-    });
+fn start_local_server(o: &Options, repository: PathBuf) -> String {
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     let listener = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     let mut config = jukebox_server::model_server::ModelServerConfig::new(repository);
-    if let Some(n) = sessions {
+    if let Some(n) = o.sessions {
         config.sessions_per_model = n;
+    }
+    if o.dynamic_batching {
+        config.limits.batching = Some(jukebox_server::model_server::Batching {
+            max_wait: Duration::from_micros(o.batch_wait_us),
+            ..Default::default()
+        });
     }
     std::thread::spawn(move || {
         runtime
@@ -121,108 +237,170 @@ fn start_local_server(
     url
 }
 
-/// One keep-alive connection.
-struct Connection {
-    reader: BufReader<TcpStream>,
-    writer: TcpStream,
-    request: Vec<u8>,
+/// One answer: status, body, and `Inference-Header-Content-Length` when given.
+struct Answer {
+    status: u16,
+    body_start: usize,
+    end: usize,
+    json_length: Option<usize>,
 }
 
-impl Connection {
-    fn open(host: &str, path: &str, body: &str) -> std::io::Result<Self> {
-        let stream = TcpStream::connect(host)?;
-        stream.set_nodelay(true)?;
-        stream.set_read_timeout(Some(Duration::from_secs(30)))?;
-        let request = format!(
-            "POST {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-            body.len()
-        )
-        .into_bytes();
-        Ok(Self { reader: BufReader::new(stream.try_clone()?), writer: stream, request })
-    }
-
-    /// Sends the request, reads the whole answer, returns (status, body).
-    fn send(&mut self) -> std::io::Result<(u16, Vec<u8>)> {
-        self.writer.write_all(&self.request)?;
-        let mut line = String::new();
-        self.reader.read_line(&mut line)?;
-        let status: u16 = line.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
-        let mut length = None;
-        loop {
-            line.clear();
-            if self.reader.read_line(&mut line)? == 0 {
-                return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "connection closed"));
-            }
-            let header = line.trim_end();
-            if header.is_empty() {
-                break;
-            }
-            if let Some((name, value)) = header.split_once(':') {
-                if name.eq_ignore_ascii_case("content-length") {
-                    length = value.trim().parse::<usize>().ok();
-                }
-            }
+async fn write_all(stream: &TcpStream, mut bytes: &[u8]) -> std::io::Result<()> {
+    while !bytes.is_empty() {
+        stream.writable().await?;
+        match stream.try_write(bytes) {
+            Ok(n) => bytes = &bytes[n..],
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            Err(e) => return Err(e),
         }
-        let length = length.ok_or_else(|| std::io::Error::other("answer without Content-Length"))?;
-        let mut body = vec![0; length];
-        self.reader.read_exact(&mut body)?;
-        Ok((status, body))
     }
+    Ok(())
+}
+
+/// Reads more bytes into `buf`; an error at end of stream.
+async fn read_more(stream: &TcpStream, buf: &mut Vec<u8>) -> std::io::Result<()> {
+    let mut chunk = [0u8; 16 * 1024];
+    loop {
+        stream.readable().await?;
+        match stream.try_read(&mut chunk) {
+            Ok(0) => return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "connection closed")),
+            Ok(n) => {
+                buf.extend_from_slice(&chunk[..n]);
+                return Ok(());
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Sends the request on a keep-alive connection and reads the whole answer into `buf`.
+async fn exchange(stream: &TcpStream, request: &[u8], buf: &mut Vec<u8>) -> std::io::Result<Answer> {
+    write_all(stream, request).await?;
+    buf.clear();
+    let head_end = loop {
+        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i + 4;
+        }
+        read_more(stream, buf).await?;
+    };
+    let head = std::str::from_utf8(&buf[..head_end]).map_err(std::io::Error::other)?;
+    let status: u16 = head.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let header = |wanted: &str| {
+        head.lines()
+            .filter_map(|l| l.split_once(':'))
+            .find(|(name, _)| name.eq_ignore_ascii_case(wanted))
+            .and_then(|(_, value)| value.trim().parse::<usize>().ok())
+    };
+    let length = header("content-length").ok_or_else(|| std::io::Error::other("answer without Content-Length"))?;
+    let json_length = header("inference-header-content-length");
+    while buf.len() < head_end + length {
+        read_more(stream, buf).await?;
+    }
+    Ok(Answer { status, body_start: head_end, end: head_end + length, json_length })
+}
+
+async fn connect(host: &str) -> std::io::Result<TcpStream> {
+    let stream = TcpStream::connect(host).await?;
+    stream.set_nodelay(true)?;
+    Ok(stream)
+}
+
+#[derive(Default)]
+struct Tally {
+    latencies: Vec<Duration>,
+    errors: usize,
+    /// Answers that were not byte-identical to the first one.
+    differing: usize,
+    max_abs_diff: f32,
 }
 
 struct Phase {
-    latencies: Vec<Duration>,
-    errors: usize,
+    tally: Tally,
     wall: Duration,
 }
 
-fn run_phase(host: &str, path: &str, body: &str, requests: usize, concurrency: usize) -> Phase {
-    let next = AtomicUsize::new(0);
+/// `requests` requests over `concurrency` connections, closed loop, on one thread.
+fn run_phase(host: &str, request: &[u8], reference: &[f32], requests: usize, concurrency: usize) -> Phase {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let tally = Rc::new(RefCell::new(Tally::default()));
+    let expected_bytes: Rc<RefCell<Option<Vec<u8>>>> = Rc::new(RefCell::new(None));
+    let next = Rc::new(std::cell::Cell::new(0usize));
     let start = Instant::now();
-    let results: Vec<(Vec<Duration>, usize)> = std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..concurrency)
-            .map(|_| {
-                let next = &next;
-                scope.spawn(move || {
-                    let mut latencies = Vec::new();
-                    let mut errors = 0;
-                    let mut connection = None;
-                    while next.fetch_add(1, Ordering::Relaxed) < requests {
-                        if connection.is_none() {
-                            connection = Connection::open(host, path, body).ok();
+    let local = tokio::task::LocalSet::new();
+    local.block_on(&runtime, async {
+        let mut tasks = Vec::new();
+        for _ in 0..concurrency {
+            let (tally, expected_bytes, next) = (tally.clone(), expected_bytes.clone(), next.clone());
+            let host = host.to_string();
+            let request = request.to_vec();
+            let reference = reference.to_vec();
+            tasks.push(tokio::task::spawn_local(async move {
+                let mut connection: Option<TcpStream> = None;
+                let mut buf = Vec::with_capacity(8192);
+                while next.replace(next.get() + 1) < requests {
+                    if connection.is_none() {
+                        connection = connect(&host).await.ok();
+                    }
+                    let Some(stream) = connection.as_ref() else {
+                        tally.borrow_mut().errors += 1;
+                        continue;
+                    };
+                    let t = Instant::now();
+                    let answer = exchange(stream, &request, &mut buf).await;
+                    let elapsed = t.elapsed();
+                    let mut tally = tally.borrow_mut();
+                    match answer {
+                        Ok(a) if a.status == 200 => {
+                            tally.latencies.push(elapsed);
+                            let body = &buf[a.body_start..a.end];
+                            let mut expected = expected_bytes.borrow_mut();
+                            if expected.as_deref() != Some(body) {
+                                if expected.is_some() {
+                                    tally.differing += 1;
+                                }
+                                match answer_values(body, a.json_length) {
+                                    Some(values) if values.len() == reference.len() => {
+                                        let diff = values
+                                            .iter()
+                                            .zip(&reference)
+                                            .map(|(a, b)| (a - b).abs())
+                                            .fold(0.0f32, f32::max);
+                                        tally.max_abs_diff = tally.max_abs_diff.max(diff);
+                                    }
+                                    _ => {
+                                        eprintln!("unexpected answer: {}", String::from_utf8_lossy(body));
+                                        tally.max_abs_diff = f32::INFINITY;
+                                    }
+                                }
+                                expected.get_or_insert_with(|| body.to_vec());
+                            }
                         }
-                        let Some(conn) = connection.as_mut() else {
-                            errors += 1;
-                            continue;
-                        };
-                        let t = Instant::now();
-                        match conn.send() {
-                            Ok((200, _)) => latencies.push(t.elapsed()),
-                            Ok((status, answer)) => {
-                                if errors == 0 {
-                                    eprintln!("HTTP {status}: {}", String::from_utf8_lossy(&answer));
-                                }
-                                errors += 1;
+                        Ok(a) => {
+                            if tally.errors == 0 {
+                                eprintln!("HTTP {}: {}", a.status, String::from_utf8_lossy(&buf[a.body_start..a.end]));
                             }
-                            Err(e) => {
-                                if errors == 0 {
-                                    eprintln!("I/O error: {e}");
-                                }
-                                errors += 1;
-                                connection = None;
+                            tally.errors += 1;
+                        }
+                        Err(e) => {
+                            if tally.errors == 0 {
+                                eprintln!("I/O error: {e}");
                             }
+                            tally.errors += 1;
+                            connection = None;
                         }
                     }
-                    (latencies, errors)
-                })
-            })
-            .collect();
-        handles.into_iter().map(|h| h.join().unwrap()).collect()
+                }
+            }));
+        }
+        for task in tasks {
+            task.await.unwrap();
+        }
     });
     let wall = start.elapsed();
-    let mut latencies: Vec<Duration> = results.iter().flat_map(|(l, _)| l.iter().copied()).collect();
-    latencies.sort();
-    Phase { latencies, errors: results.iter().map(|(_, e)| e).sum(), wall }
+    let mut tally = Rc::try_unwrap(tally).ok().expect("tasks done").into_inner();
+    tally.latencies.sort();
+    Phase { tally, wall }
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> f64 {
@@ -235,48 +413,64 @@ fn percentile(sorted: &[Duration], p: f64) -> f64 {
 
 fn main() {
     let o = options();
-    let mut keep = None;
+    let mut _keep = None;
+    let repository = o.repository.clone().unwrap_or_else(|| {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let maker = Path::new(env!("CARGO_MANIFEST_DIR")).join("../jukebox-runtime/tests/peers/make_model.py");
+        let status = std::process::Command::new(python())
+            .arg(maker)
+            .arg(dir.path())
+            .stdout(std::process::Stdio::null())
+            .status()
+            .expect("run python");
+        assert!(status.success(), "make_model.py failed: is the venv installed (kernel/requirements-test.txt)?");
+        let path = dir.path().to_path_buf();
+        _keep = Some(dir);
+        path
+    });
     let url = match &o.url {
         Some(url) => url.trim_end_matches('/').to_string(),
-        None => start_local_server(o.repository.clone(), o.sessions, &mut keep),
+        None => start_local_server(&o, repository.clone()),
     };
+    let reference_file = o.reference_model.clone().unwrap_or_else(|| served_model_file(&repository, &o.model));
+    let reference = reference_answer(&reference_file);
     let host = url.strip_prefix("http://").expect("--url must be http://HOST:PORT").to_string();
     let path = format!("/v2/models/{}/infer", o.model);
-    let body = workshop_body();
 
-    // Wait for the server, check one answer carries probabilities, then warm up.
+    // Wait for the server to answer.
     let deadline = Instant::now() + Duration::from_secs(60);
-    let answer = loop {
-        match Connection::open(&host, &path, &body).and_then(|mut c| c.send()) {
-            Ok((200, answer)) => break answer,
-            Ok((status, answer)) if Instant::now() > deadline => {
-                panic!("{url} answered {status}: {}", String::from_utf8_lossy(&answer))
-            }
-            Err(e) if Instant::now() > deadline => panic!("{url} unreachable: {e}"),
-            _ => std::thread::sleep(Duration::from_millis(200)),
+    let probe = request_bytes(BodyKind::Json, &host, &path);
+    loop {
+        let phase = run_phase(&host, &probe, &reference, 1, 1);
+        if phase.tally.errors == 0 {
+            break;
         }
-    };
-    let answer: serde_json::Value = serde_json::from_slice(&answer).expect("JSON answer");
-    let probabilities = answer["outputs"][0]["data"].as_array().expect("outputs[0].data");
-    let total: f64 = probabilities.iter().filter_map(|v| v.as_f64()).sum();
-    assert!((total - 1.0).abs() < 1e-4, "probabilities sum to {total}");
-    run_phase(&host, &path, &body, 500, 4);
+        assert!(Instant::now() < deadline, "{url} does not answer");
+        std::thread::sleep(Duration::from_millis(200));
+    }
 
     let mut failed = false;
-    for (phase, requests, concurrency) in
-        [("latency", o.latency_requests, 1), ("throughput", o.requests, o.concurrency)]
-    {
-        let r = run_phase(&host, &path, &body, requests, concurrency);
-        println!(
-            "RESULT label={} phase={phase} requests={requests} concurrency={concurrency} errors={} p50_ms={:.3} p99_ms={:.3} max_ms={:.3} rps={:.0}",
-            o.label,
-            r.errors,
-            percentile(&r.latencies, 0.50),
-            percentile(&r.latencies, 0.99),
-            percentile(&r.latencies, 1.0),
-            r.latencies.len() as f64 / r.wall.as_secs_f64(),
-        );
-        failed |= r.errors > 0;
+    for &kind in &o.bodies {
+        let request = request_bytes(kind, &host, &path);
+        run_phase(&host, &request, &reference, 500, 4); // warm-up
+        for &concurrency in &o.concurrency {
+            let requests = if concurrency == 1 { o.latency_requests } else { o.requests };
+            let r = run_phase(&host, &request, &reference, requests, concurrency);
+            let t = &r.tally;
+            println!(
+                "RESULT label={} body={} requests={requests} concurrency={concurrency} errors={} p50_ms={:.3} p99_ms={:.3} max_ms={:.3} rps={:.0} differing={} max_abs_diff={:e}",
+                o.label,
+                kind.name(),
+                t.errors,
+                percentile(&t.latencies, 0.50),
+                percentile(&t.latencies, 0.99),
+                percentile(&t.latencies, 1.0),
+                t.latencies.len() as f64 / r.wall.as_secs_f64(),
+                t.differing,
+                t.max_abs_diff,
+            );
+            failed |= t.errors > 0 || t.max_abs_diff >= 1e-6;
+        }
     }
     if failed {
         std::process::exit(1);

@@ -56,8 +56,12 @@
 //! # }
 //! ```
 
+mod batch;
 mod guard;
 mod precheck;
+mod tensors;
+
+pub use batch::Batching;
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -75,8 +79,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use jukebox_protocol::inference::{
-    ErrorResponse, InferOutput, InferRequest, InferResponse, ModelMetadata, Parameters, ServerMetadata, TensorData,
-    TensorMetadata, HEADER_INFERENCE_CONTENT_LENGTH, PARAM_BINARY_DATA_SIZE, PLATFORM_ONNX,
+    ErrorResponse, ModelMetadata, ServerMetadata, TensorMetadata, HEADER_INFERENCE_CONTENT_LENGTH,
+    PARAM_BINARY_DATA_SIZE, PLATFORM_ONNX,
 };
 use jukebox_protocol::model_folder;
 use jukebox_runtime::{GraphRewrites, InputTensor, OnnxModel, RuntimeError};
@@ -97,6 +101,12 @@ pub const DEFAULT_MAX_ELEMENTS: u64 = 2_000_000;
 
 /// Default rows per ONNX Runtime call (see [`InferLimits::batch_rows`]).
 pub const DEFAULT_BATCH_ROWS: u64 = 8192;
+
+/// Requests of at most this many tensor elements are decoded, run and answered on the async
+/// worker that read them (tens of microseconds: a thread hand-off to the blocking pool and back
+/// cost more than the work); larger ones go to the blocking pool so health and metadata keep
+/// their workers.
+pub const INLINE_MAX_ELEMENTS: u64 = 8192;
 
 /// Default cap on a model file found by the repository watcher (the workshop model is ~30 KB).
 pub const DEFAULT_MAX_MODEL_FILE_BYTES: u64 = 256 * 1024 * 1024;
@@ -216,6 +226,9 @@ pub struct InferLimits {
     /// outputs all have a dynamic batch dimension), because ONNX Runtime keeps the memory a call
     /// grew to. 0 = one call per request.
     pub batch_rows: u64,
+    /// Dynamic batching of small concurrent requests for one model (see [`Batching`]);
+    /// `None` = every request runs alone.
+    pub batching: Option<Batching>,
 }
 
 impl Default for InferLimits {
@@ -226,6 +239,7 @@ impl Default for InferLimits {
             max_elements_in_flight: DEFAULT_MAX_ELEMENTS,
             max_waiting: 64,
             batch_rows: DEFAULT_BATCH_ROWS,
+            batching: None,
         }
     }
 }
@@ -296,6 +310,11 @@ pub struct LoadedModel {
     outputs: Vec<TensorMetadata>,
     /// The file as it was when loaded; a different stamp later means a re-upload to reload.
     stamp: Option<FileStamp>,
+    /// Every input and output has a dynamic first dimension: requests can be stacked along it
+    /// (dynamic batching) or cut into slices of rows.
+    batchable: bool,
+    /// Requests waiting to run merged ([`Batching`]).
+    batch_queue: batch::BatchQueue,
 }
 
 /// What identifies one upload of a file: S3 uploads are renamed into place, so a re-upload gets a
@@ -342,12 +361,10 @@ fn load_checked(
     let bytes = std::fs::read(path).map_err(|e| refused(e.to_string()))?;
     guard::check(&bytes, limits.max_folded_constant_bytes).map_err(refused)?;
     // Served files come from a bucket anyone with the credentials writes to: no load-time
-    // constant folding, so loading cannot allocate without bound whatever the guard misses.
-    OnnxModel::load_with_rewrites(path, sessions, GraphRewrites::None).map_err(|source| ModelServerError::Load {
-        name: name.to_string(),
-        version,
-        source,
-    })
+    // constant folding (the one rewrite that evaluates the graph), so loading cannot allocate
+    // without bound whatever the guard misses; the other rewrites (fusions) stay.
+    OnnxModel::load_with_rewrites(path, sessions, GraphRewrites::AllButConstantFolding)
+        .map_err(|source| ModelServerError::Load { name: name.to_string(), version, source })
 }
 
 /// Every model version found in a repository folder.
@@ -449,13 +466,17 @@ impl ModelRepository {
                 .map(|i| TensorMetadata { name: i.name.clone(), datatype: i.datatype.clone(), shape: i.shape.clone() })
                 .collect()
         };
+        let inputs: Vec<TensorMetadata> = describe(model.inputs());
+        let outputs: Vec<TensorMetadata> = describe(model.outputs());
         let loaded = LoadedModel {
             stamp: FileStamp::of(model.path()),
             name: name.to_string(),
             version,
-            inputs: describe(model.inputs()),
-            outputs: describe(model.outputs()),
+            batchable: inputs.iter().chain(&outputs).all(|t| t.shape.first() == Some(&-1)),
+            inputs,
+            outputs,
             model,
+            batch_queue: batch::BatchQueue::default(),
         };
         self.models.entry(name.to_string()).or_default().insert(version, Arc::new(loaded));
     }
@@ -828,10 +849,14 @@ async fn infer_queued(
                 .map_err(|e| ModelServerError::Io(std::io::Error::other(e)))?
         }
     };
-    let slice_rows = usize::try_from(state.limits.batch_rows).unwrap_or(usize::MAX);
-    let response = tokio::task::spawn_blocking(move || run_inference_with(&loaded, &headers, body, slice_rows))
-        .await
-        .map_err(|e| ModelServerError::Io(std::io::Error::other(format!("inference worker failed: {e}"))))??;
+    let response = if elements <= INLINE_MAX_ELEMENTS {
+        infer_small(&loaded, &headers, body, state.limits.batching).await?
+    } else {
+        let slice_rows = usize::try_from(state.limits.batch_rows).unwrap_or(usize::MAX);
+        tokio::task::spawn_blocking(move || run_inference_with(&loaded, &headers, body, slice_rows))
+            .await
+            .map_err(|e| ModelServerError::Io(std::io::Error::other(format!("inference worker failed: {e}"))))??
+    };
     let (parts, body) = response.into_parts();
     Ok(Response::from_parts(parts, axum::body::Body::new(PermitBody { inner: body, _permit: permit })))
 }
@@ -845,7 +870,7 @@ fn run_in_slices(
     inputs: &[InputTensor<'_>],
     slice_rows: usize,
 ) -> Result<Vec<jukebox_runtime::OutputTensor>, RuntimeError> {
-    let batched = loaded.inputs.iter().chain(&loaded.outputs).all(|t| t.shape.first() == Some(&-1));
+    let batched = loaded.batchable;
     let rows = inputs.first().and_then(|i| i.shape.first()).copied().unwrap_or(0);
     let splittable = batched
         && slice_rows > 0
@@ -976,20 +1001,94 @@ pub fn run_inference_with(
     body: Bytes,
     slice_rows: usize,
 ) -> Result<Response, ModelServerError> {
-    let json_length = json_length(headers, &body)?;
+    let Prepared { id, inputs, selected } = prepare(loaded, headers, &body)?;
+    drop(body); // the decoded tensors are all that is needed now
+    let tensors: Vec<InputTensor> =
+        inputs.iter().map(|(name, shape, data)| InputTensor::new(name, shape, data)).collect();
+    let results = run_in_slices(loaded, &tensors, slice_rows).map_err(ModelServerError::Tensor)?;
+    Ok(respond(loaded, id.as_deref(), &selected, &results))
+}
+
+/// A small request ([`INLINE_MAX_ELEMENTS`]) on the async worker that read it: decoded, checked,
+/// run alone or merged with others ([`Batching`]), answered. A request the model refuses is
+/// answered here and never joins a batch.
+async fn infer_small(
+    loaded: &Arc<LoadedModel>,
+    headers: &HeaderMap,
+    body: Bytes,
+    batching: Option<Batching>,
+) -> Result<Response, ModelServerError> {
+    let Prepared { id, inputs, selected } = prepare(loaded, headers, &body)?;
+    drop(body);
+    let results = match batching.filter(|_| loaded.batchable) {
+        Some(settings) => match columns_in_model_order(loaded, inputs)? {
+            Ok(columns) => batch::run(loaded, columns, settings).await,
+            Err(inputs) => run_alone(loaded, &inputs),
+        },
+        None => run_alone(loaded, &inputs),
+    }
+    .map_err(ModelServerError::Tensor)?;
+    Ok(respond(loaded, id.as_deref(), &selected, &results))
+}
+
+/// An input of a decoded request: name, shape, values.
+type DecodedInput = (String, Vec<i64>, Vec<f32>);
+
+fn run_alone(loaded: &LoadedModel, inputs: &[DecodedInput]) -> batch::RunResult {
+    let tensors: Vec<InputTensor> =
+        inputs.iter().map(|(name, shape, data)| InputTensor::new(name, shape, data)).collect();
+    loaded.model.run(&tensors)
+}
+
+/// The request's inputs checked against the model (a refusal is this request's 4xx) and put in
+/// the model's input order, ready to be stacked with other requests' rows. `Ok(Err(inputs))`
+/// hands them back when their shapes are not written out in full (a rank the runtime fills in),
+/// so they run alone.
+fn columns_in_model_order(
+    loaded: &LoadedModel,
+    mut inputs: Vec<DecodedInput>,
+) -> Result<Result<Vec<batch::Column>, Vec<DecodedInput>>, ModelServerError> {
+    let tensors: Vec<InputTensor> =
+        inputs.iter().map(|(name, shape, data)| InputTensor::new(name, shape, data)).collect();
+    loaded.model.check_inputs(&tensors).map_err(ModelServerError::Tensor)?;
+    if inputs.iter().any(|(name, shape, _)| {
+        loaded.inputs.iter().find(|i| &i.name == name).map(|i| i.shape.len()) != Some(shape.len())
+    }) {
+        return Ok(Err(inputs));
+    }
+    let mut columns = Vec::with_capacity(loaded.inputs.len());
+    for info in &loaded.inputs {
+        // check_inputs saw every model input exactly once.
+        let position = inputs.iter().position(|(name, _, _)| *name == info.name).expect("checked input");
+        let (_, shape, data) = inputs.swap_remove(position);
+        columns.push(batch::Column { shape, data });
+    }
+    Ok(Ok(columns))
+}
+
+/// A decoded infer request checked against the model's signature, before it runs.
+struct Prepared {
+    id: Option<String>,
+    /// Inputs in request order.
+    inputs: Vec<DecodedInput>,
+    /// The outputs to answer, in answer order: (index among the model's outputs, as binary data).
+    selected: Vec<(usize, bool)>,
+}
+
+/// Decodes an infer body (JSON, optionally followed by binary tensor data) into f32 tensors and
+/// checks names, datatypes, binary sizes and the outputs asked for.
+fn prepare(loaded: &LoadedModel, headers: &HeaderMap, body: &Bytes) -> Result<Prepared, ModelServerError> {
+    let json_length = json_length(headers, body)?;
     let (json, mut binary) = body.split_at(json_length);
-    let request: InferRequest = serde_json::from_slice(json)
+    let request = tensors::decode(json)
         .map_err(|e| ModelServerError::BadRequest(format!("invalid inference request JSON: {e}")))?;
 
     // Decode every input to f32, in request order (binary sections follow that order).
-    let mut values: Vec<Vec<f32>> = Vec::with_capacity(request.inputs.len());
-    for input in &request.inputs {
+    let mut inputs: Vec<DecodedInput> = Vec::with_capacity(request.inputs.len());
+    for input in request.inputs {
         let Some(expected) = loaded.inputs.iter().find(|i| i.name == input.name) else {
             let known = loaded.inputs.iter().map(|i| i.name.as_str()).collect::<Vec<_>>().join(", ");
-            return Err(ModelServerError::Tensor(RuntimeError::UnknownInput {
-                name: input.name.clone(),
-                expected: known,
-            }));
+            return Err(ModelServerError::Tensor(RuntimeError::UnknownInput { name: input.name, expected: known }));
         };
         if input.datatype != expected.datatype {
             return Err(ModelServerError::BadRequest(format!(
@@ -1003,7 +1102,7 @@ pub fn run_inference_with(
                 input.name, input.shape
             )));
         }
-        let data = if let Some(size) = input.binary_data_size() {
+        let data = if let Some(size) = input.binary_data_size {
             let size = usize::try_from(size).unwrap_or(usize::MAX);
             if size > binary.len() {
                 return Err(ModelServerError::BadRequest(format!(
@@ -1022,13 +1121,14 @@ pub fn run_inference_with(
             binary = rest;
             bytes.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect()
         } else {
-            match &input.data {
-                Some(data) => data.to_f32().ok_or_else(|| {
-                    ModelServerError::BadRequest(format!(
+            match input.data {
+                Some(tensors::Data::Values(values)) => values,
+                Some(tensors::Data::Strings) => {
+                    return Err(ModelServerError::BadRequest(format!(
                         "input tensor '{}' holds strings, not FP32 numbers",
                         input.name
-                    ))
-                })?,
+                    )))
+                }
                 None => {
                     return Err(ModelServerError::BadRequest(format!(
                         "input tensor '{}' has neither `data` nor parameters.{PARAM_BINARY_DATA_SIZE}",
@@ -1037,7 +1137,7 @@ pub fn run_inference_with(
                 }
             }
         };
-        values.push(data);
+        inputs.push((input.name, input.shape, data));
     }
     if !binary.is_empty() {
         return Err(ModelServerError::BadRequest(format!(
@@ -1047,7 +1147,7 @@ pub fn run_inference_with(
     }
 
     // Which outputs to return, and which of them as binary data; checked before running.
-    let binary_default = request.binary_data_output();
+    let binary_default = request.binary_data_output;
     let selected: Vec<(usize, bool)> = match &request.outputs {
         None => (0..loaded.outputs.len()).map(|i| (i, binary_default)).collect(),
         Some(requested) => requested
@@ -1068,66 +1168,36 @@ pub fn run_inference_with(
             })
             .collect::<Result<_, ModelServerError>>()?,
     };
+    Ok(Prepared { id: request.id, inputs, selected })
+}
 
-    let inputs: Vec<InputTensor> = request
-        .inputs
+/// The answer to a request: the selected outputs, as JSON data or binary data after the JSON.
+fn respond(
+    loaded: &LoadedModel,
+    id: Option<&str>,
+    selected: &[(usize, bool)],
+    results: &[jukebox_runtime::OutputTensor],
+) -> Response {
+    let answers: Vec<tensors::Answer<'_>> = selected
         .iter()
-        .zip(&values)
-        .map(|(input, data)| InputTensor::new(&input.name, &input.shape, data))
+        .map(|&(index, binary)| tensors::Answer {
+            name: &loaded.outputs[index].name,
+            datatype: &loaded.outputs[index].datatype,
+            shape: &results[index].shape,
+            data: &results[index].data,
+            binary,
+        })
         .collect();
-    let mut results = run_in_slices(loaded, &inputs, slice_rows).map_err(ModelServerError::Tensor)?;
-
-    let mut outputs = Vec::with_capacity(selected.len());
-    let mut binary_out: Vec<u8> = Vec::new();
-    for (index, as_binary) in selected {
-        let result = std::mem::take(&mut results[index].data);
-        let info = &loaded.outputs[index];
-        let shape = results[index].shape.clone();
-        if as_binary {
-            let mut parameters = Parameters::new();
-            parameters.insert(PARAM_BINARY_DATA_SIZE.to_string(), (result.len() * 4).into());
-            binary_out.extend(result.iter().flat_map(|v| v.to_le_bytes()));
-            outputs.push(InferOutput {
-                name: info.name.clone(),
-                datatype: info.datatype.clone(),
-                shape,
-                parameters: Some(parameters),
-                data: None,
-            });
-        } else {
-            outputs.push(InferOutput {
-                name: info.name.clone(),
-                datatype: info.datatype.clone(),
-                shape,
-                parameters: None,
-                data: Some(TensorData::F32(result)),
-            });
-        }
+    let (body, json_length) = tensors::encode(&loaded.name, loaded.version, id, &answers);
+    if json_length == body.len() {
+        return ([(header::CONTENT_TYPE, "application/json")], body).into_response();
     }
-    let response = InferResponse {
-        model_name: loaded.name.clone(),
-        model_version: Some(loaded.version.to_string()),
-        id: request.id,
-        parameters: None,
-        outputs,
-    };
-    // Sized up front (an f32 prints in at most 15 bytes plus a comma): growing by doubling would
-    // hold the old and the new buffer at once, 190 MB for a 100,000-row answer. Untouched
-    // capacity costs address space, not resident memory.
-    let values: usize = response.outputs.iter().map(|o| o.data.as_ref().map_or(0, TensorData::len)).sum();
-    let mut body = Vec::with_capacity(values.saturating_mul(16).saturating_add(4096) + binary_out.len());
-    serde_json::to_writer(&mut body, &response).map_err(|e| ModelServerError::BadRequest(e.to_string()))?;
-    if binary_out.is_empty() {
-        return Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response());
-    }
-    let json_length = body.len();
-    body.extend_from_slice(&binary_out);
-    Ok((
+    (
         [
             (header::CONTENT_TYPE, HeaderValue::from_static("application/octet-stream")),
             (header::HeaderName::from_static("inference-header-content-length"), HeaderValue::from(json_length)),
         ],
         body,
     )
-        .into_response())
+        .into_response()
 }

@@ -13,7 +13,7 @@ use anyhow::{bail, Context};
 use jukebox_protocol::env;
 use jukebox_protocol::model_folder::{S3Location, MODEL_FILE};
 use jukebox_server::model_server::{
-    serve_repository, InferLimits, ModelRepository, RepositoryWatch, ServeOptions, DEFAULT_MAX_BODY_BYTES,
+    serve_repository, Batching, InferLimits, ModelRepository, RepositoryWatch, ServeOptions, DEFAULT_MAX_BODY_BYTES,
     DEFAULT_MAX_ELEMENTS, DEFAULT_MAX_ROWS,
 };
 
@@ -32,6 +32,18 @@ pub struct RequestLimits {
     /// Larger request bodies are refused with 413.
     #[arg(long, default_value_t = DEFAULT_MAX_BODY_BYTES)]
     pub max_body_bytes: usize,
+    /// Dynamic batching: concurrent small requests for the same model run as one ONNX Runtime
+    /// call (their rows stacked, then the outputs split back), as Triton and OpenVINO Model
+    /// Server batch. Raises throughput under many concurrent clients; off by default.
+    #[arg(long)]
+    pub dynamic_batching: bool,
+    /// With --dynamic-batching: microseconds a batch waits for more requests once it has one
+    /// (0 = merge only the requests already waiting, which adds no latency).
+    #[arg(long, default_value_t = 0, requires = "dynamic_batching")]
+    pub batch_wait_us: u64,
+    /// With --dynamic-batching: most rows of one merged call.
+    #[arg(long, default_value_t = Batching::default().max_rows, requires = "dynamic_batching")]
+    pub max_batch_rows: usize,
 }
 
 impl RequestLimits {
@@ -42,6 +54,10 @@ impl RequestLimits {
             max_elements: self.max_elements,
             max_elements_in_flight: self.max_elements,
             max_waiting: self.max_queued,
+            batching: self.dynamic_batching.then(|| Batching {
+                max_wait: std::time::Duration::from_micros(self.batch_wait_us),
+                max_rows: self.max_batch_rows.max(1),
+            }),
             ..InferLimits::default()
         };
         ServeOptions { token, max_body_bytes: self.max_body_bytes, limits, ..ServeOptions::default() }

@@ -1,0 +1,250 @@
+//! Dynamic batching: concurrent small requests for one model version run as one ONNX Runtime
+//! call, as Triton's and OpenVINO Model Server's dynamic batchers do.
+//!
+//! Why: for the workshop model one call costs about the same for 1 row as for 50 (the fixed
+//! cost is the call, not the arithmetic), so under load most of the work is per call. Rows of
+//! separate requests are independent in a model whose inputs and outputs all have a dynamic
+//! first dimension, so their inputs can be stacked along that dimension, run once, and the
+//! outputs cut back into each request's rows.
+//!
+//! How, without a batcher thread: each model version has a queue. A request (already decoded
+//! and checked against the model, so a bad one never joins a batch and gets its own 4xx) adds
+//! its job; if no run is in progress it also spawns the *leader*, a task on the same runtime
+//! that takes every queued job that fits ([`Batching::max_rows`]), runs them as one call,
+//! answers each job through its own channel, and repeats while jobs are queued. At concurrency
+//! 1 the queue holds only the request itself, so it runs at once with no added wait and no
+//! thread hand-off; under load, requests that arrive while a call runs form the next batch.
+//! A positive [`Batching::max_wait`] makes the leader wait that long (measured in microseconds,
+//! yielding to the runtime so the requests it waits for can be parsed) for more rows before
+//! running.
+//!
+//! Batches are bounded in rows and every job is a small request (larger ones take the blocking
+//! pool, see the parent module), so a leader holds an async worker for a call of a few tens of
+//! microseconds at a time and yields between calls. If the stacked call fails, each job is run
+//! alone so that an error answers only the request that caused it.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use jukebox_runtime::{InputTensor, OutputTensor, RuntimeError};
+use tokio::sync::oneshot;
+
+use super::LoadedModel;
+
+/// Settings of dynamic batching ([`super::InferLimits::batching`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Batching {
+    /// How long a batch may wait for more requests once it has one; zero = merge only the
+    /// requests already waiting (no added latency).
+    pub max_wait: Duration,
+    /// Most rows of one merged call.
+    pub max_rows: usize,
+}
+
+impl Default for Batching {
+    fn default() -> Self {
+        Self { max_wait: Duration::ZERO, max_rows: 256 }
+    }
+}
+
+/// One input of a job, in the model's input order.
+pub struct Column {
+    pub shape: Vec<i64>,
+    pub data: Vec<f32>,
+}
+
+/// Outputs of one run, or why it failed.
+pub type RunResult = Result<Vec<OutputTensor>, RuntimeError>;
+
+struct Job {
+    columns: Vec<Column>,
+    rows: usize,
+    reply: oneshot::Sender<RunResult>,
+}
+
+/// A model version's queue of jobs waiting for a merged call.
+#[derive(Default)]
+pub struct BatchQueue {
+    state: Mutex<QueueState>,
+}
+
+#[derive(Default)]
+struct QueueState {
+    jobs: VecDeque<Job>,
+    /// Rows of the queued jobs together.
+    rows: usize,
+    /// A leader task is running (or about to): new jobs only queue.
+    leading: bool,
+}
+
+impl BatchQueue {
+    fn lock(&self) -> std::sync::MutexGuard<'_, QueueState> {
+        // A panic while the lock was held cannot leave the queue half-updated (push and pop only).
+        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+/// Runs `columns` (the model's inputs in graph order, already checked) merged with whatever
+/// other requests for the same model are queued, and returns this request's outputs.
+pub async fn run(loaded: &Arc<LoadedModel>, columns: Vec<Column>, settings: Batching) -> RunResult {
+    let rows = columns.first().and_then(|c| c.shape.first()).map_or(0, |&r| r.max(0) as usize);
+    let (reply, answer) = oneshot::channel();
+    let start_leader = {
+        let mut state = loaded.batch_queue.lock();
+        state.jobs.push_back(Job { columns, rows, reply });
+        state.rows += rows;
+        !std::mem::replace(&mut state.leading, true)
+    };
+    if start_leader {
+        // A task of its own, not this request's future: if this client hangs up, the batch it
+        // leads still runs and answers the others.
+        tokio::spawn(lead(loaded.clone(), settings));
+    }
+    answer.await.unwrap_or_else(|_| Err(RuntimeError::Run { message: "the batch this request was in failed".into() }))
+}
+
+/// Releases leadership however the leader ends: if it panicked with jobs still queued, a new
+/// leader takes them, so a queue is never left with nobody to run it.
+struct Leadership {
+    loaded: Arc<LoadedModel>,
+    settings: Batching,
+    /// Set when the leader found the queue empty and gave up leadership itself.
+    finished: bool,
+}
+
+impl Drop for Leadership {
+    fn drop(&mut self) {
+        if self.finished {
+            return;
+        }
+        let mut state = self.loaded.batch_queue.lock();
+        if state.jobs.is_empty() {
+            state.leading = false;
+        } else if tokio::runtime::Handle::try_current().is_ok() {
+            tokio::spawn(lead(self.loaded.clone(), self.settings));
+        } else {
+            // Runtime gone (shutdown): dropping the jobs answers their requests with an error.
+            state.jobs.clear();
+            state.rows = 0;
+            state.leading = false;
+        }
+    }
+}
+
+async fn lead(loaded: Arc<LoadedModel>, settings: Batching) {
+    let mut leadership = Leadership { loaded: loaded.clone(), settings, finished: false };
+    loop {
+        if !settings.max_wait.is_zero() {
+            let deadline = Instant::now() + settings.max_wait;
+            while loaded.batch_queue.lock().rows < settings.max_rows && Instant::now() < deadline {
+                // Timers tick in milliseconds; yielding lets this worker parse the requests
+                // the batch waits for and comes back within microseconds.
+                tokio::task::yield_now().await;
+            }
+        }
+        let batch = {
+            let mut state = loaded.batch_queue.lock();
+            let batch = take_batch(&mut state, settings.max_rows);
+            if batch.is_empty() {
+                // Decided under the lock: a job queued after this sees `leading == false` and
+                // starts a new leader.
+                state.leading = false;
+                leadership.finished = true;
+                return;
+            }
+            batch
+        };
+        run_batch(&loaded, batch);
+        // Let the other tasks of this worker run (their requests form the next batch).
+        tokio::task::yield_now().await;
+    }
+}
+
+/// The front jobs that fit in `max_rows` together (at least one) and stack: every input of the
+/// same trailing dimensions as the first job's.
+fn take_batch(state: &mut QueueState, max_rows: usize) -> Vec<Job> {
+    let mut batch: Vec<Job> = Vec::new();
+    let mut rows = 0;
+    while let Some(next) = state.jobs.front() {
+        let fits = batch.is_empty()
+            || (rows + next.rows <= max_rows
+                && next.columns.len() == batch[0].columns.len()
+                && next.columns.iter().zip(&batch[0].columns).all(|(a, b)| a.shape.get(1..) == b.shape.get(1..)));
+        if !fits {
+            break;
+        }
+        let job = state.jobs.pop_front().expect("front exists");
+        state.rows -= job.rows;
+        rows += job.rows;
+        batch.push(job);
+    }
+    batch
+}
+
+/// Runs the jobs as one call and answers each; on failure, each alone.
+fn run_batch(loaded: &LoadedModel, batch: Vec<Job>) {
+    if batch.len() == 1 {
+        let job = batch.into_iter().next().expect("one job");
+        let result = run_alone(loaded, &job.columns);
+        let _ = job.reply.send(result); // the client may have hung up
+        return;
+    }
+    match run_merged(loaded, &batch) {
+        Some(mut split) => {
+            for (job, outputs) in batch.into_iter().zip(split.drain(..)) {
+                let _ = job.reply.send(Ok(outputs));
+            }
+        }
+        None => {
+            for job in batch {
+                let result = run_alone(loaded, &job.columns);
+                let _ = job.reply.send(result);
+            }
+        }
+    }
+}
+
+fn run_alone(loaded: &LoadedModel, columns: &[Column]) -> RunResult {
+    let inputs: Vec<InputTensor<'_>> = loaded
+        .inputs
+        .iter()
+        .zip(columns)
+        .map(|(info, column)| InputTensor::new(&info.name, &column.shape, &column.data))
+        .collect();
+    loaded.model.run(&inputs)
+}
+
+/// Stacks the jobs' inputs along the first dimension, runs once and cuts every output back
+/// into each job's rows; `None` when the call fails or an output is not one row per input row.
+fn run_merged(loaded: &LoadedModel, batch: &[Job]) -> Option<Vec<Vec<OutputTensor>>> {
+    let total: usize = batch.iter().map(|j| j.rows).sum();
+    let stacked: Vec<Column> = (0..loaded.inputs.len())
+        .map(|k| {
+            let mut shape = batch[0].columns[k].shape.clone();
+            shape[0] = total as i64;
+            let mut data = Vec::with_capacity(batch.iter().map(|j| j.columns[k].data.len()).sum());
+            for job in batch {
+                data.extend_from_slice(&job.columns[k].data);
+            }
+            Column { shape, data }
+        })
+        .collect();
+    let outputs = run_alone(loaded, &stacked).ok()?;
+    if total == 0 || outputs.iter().any(|o| o.shape.first() != Some(&(total as i64)) || o.data.len() % total != 0) {
+        return None;
+    }
+    let mut split: Vec<Vec<OutputTensor>> = batch.iter().map(|_| Vec::with_capacity(outputs.len())).collect();
+    for output in &outputs {
+        let per_row = output.data.len() / total;
+        let mut start = 0;
+        for (job, answers) in batch.iter().zip(&mut split) {
+            let end = start + job.rows * per_row;
+            let mut shape = output.shape.clone();
+            shape[0] = job.rows as i64;
+            answers.push(OutputTensor { name: output.name.clone(), shape, data: output.data[start..end].to_vec() });
+            start = end;
+        }
+    }
+    Some(split)
+}

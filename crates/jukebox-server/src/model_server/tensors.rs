@@ -1,0 +1,474 @@
+//! Infer requests decoded straight into f32 tensors, and answers written into one buffer.
+//!
+//! The generic route, `serde_json` into [`jukebox_protocol::inference::InferRequest`], builds
+//! every number as an f64 inside a [`jukebox_protocol::inference::TensorData`] and then copies
+//! it into the f32 vector ONNX Runtime takes: two vectors and a conversion pass per input, twice
+//! the memory of the tensor at its peak. This decoder is a serde visitor that pushes each JSON
+//! number into a `Vec<f32>` sized from the input's `shape` as it is read (flat or nested `data`,
+//! row-major, the same rules as `TensorData`: the first scalar fixes the kind, numbers and
+//! booleans may not mix, strings are refused later by name). Everything else of the request is
+//! small and decoded as the protocol types decode it.
+//!
+//! The answer is written field by field into a buffer sized up front, in the order
+//! [`jukebox_protocol::inference::InferResponse`] serialises, so clients see the same bytes.
+
+use std::fmt;
+
+use jukebox_protocol::inference::{Parameters, RequestedOutput, PARAM_BINARY_DATA_OUTPUT, PARAM_BINARY_DATA_SIZE};
+use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::Deserializer;
+
+/// An infer request with its tensors already f32.
+#[derive(Debug, Default)]
+pub struct Request {
+    pub id: Option<String>,
+    /// The request parameter `binary_data_output` (false when absent or not a boolean).
+    pub binary_data_output: bool,
+    pub inputs: Vec<Input>,
+    pub outputs: Option<Vec<RequestedOutput>>,
+}
+
+/// One input tensor of a [`Request`].
+#[derive(Debug)]
+pub struct Input {
+    pub name: String,
+    pub shape: Vec<i64>,
+    pub datatype: String,
+    /// `parameters.binary_data_size`: the tensor's bytes follow the JSON.
+    pub binary_data_size: Option<u64>,
+    pub data: Option<Data>,
+}
+
+/// The `data` of an input.
+#[derive(Debug, PartialEq)]
+pub enum Data {
+    /// Numbers (or booleans as 1 and 0), row-major.
+    Values(Vec<f32>),
+    /// Strings: no model served here takes them; the caller names the input in its refusal.
+    Strings,
+}
+
+/// Decodes the JSON part of an infer request.
+pub fn decode(json: &[u8]) -> Result<Request, serde_json::Error> {
+    let mut deserializer = serde_json::Deserializer::from_slice(json);
+    let request = deserializer.deserialize_map(RequestVisitor)?;
+    deserializer.end()?;
+    Ok(request)
+}
+
+/// Most values reserved ahead from a declared `shape`: the size check before decoding bounds
+/// what the server accepts, but a shape is the client's word, so the vector grows past this
+/// only as values actually arrive.
+const MAX_RESERVE: usize = 1 << 20;
+
+/// Nesting deeper than this is not a tensor a model takes; refusing it bounds recursion.
+const MAX_DEPTH: usize = 32;
+
+struct RequestVisitor;
+
+impl<'de> Visitor<'de> for RequestVisitor {
+    type Value = Request;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an inference request object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Request, A::Error> {
+        let mut request = Request::default();
+        let (mut seen_id, mut seen_parameters, mut seen_inputs, mut seen_outputs) = (false, false, false, false);
+        while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+            match key.as_ref() {
+                "id" => {
+                    once(&mut seen_id, "id")?;
+                    request.id = map.next_value()?;
+                }
+                "parameters" => {
+                    once(&mut seen_parameters, "parameters")?;
+                    let parameters: Option<Parameters> = map.next_value()?;
+                    request.binary_data_output = flag(parameters.as_ref(), PARAM_BINARY_DATA_OUTPUT);
+                }
+                "inputs" => {
+                    once(&mut seen_inputs, "inputs")?;
+                    request.inputs = map.next_value_seed(InputsSeed)?;
+                }
+                "outputs" => {
+                    once(&mut seen_outputs, "outputs")?;
+                    request.outputs = map.next_value()?;
+                }
+                _ => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        if !seen_inputs {
+            return Err(de::Error::missing_field("inputs"));
+        }
+        Ok(request)
+    }
+}
+
+/// A field given twice is an error, as serde's derived decoders make it.
+fn once<E: de::Error>(seen: &mut bool, field: &'static str) -> Result<(), E> {
+    if std::mem::replace(seen, true) {
+        return Err(E::duplicate_field(field));
+    }
+    Ok(())
+}
+
+fn flag(parameters: Option<&Parameters>, key: &str) -> bool {
+    parameters.and_then(|p| p.get(key)).and_then(|v| v.as_bool()).unwrap_or(false)
+}
+
+struct InputsSeed;
+
+impl<'de> DeserializeSeed<'de> for InputsSeed {
+    type Value = Vec<Input>;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Vec<Input>, D::Error> {
+        deserializer.deserialize_seq(self)
+    }
+}
+
+impl<'de> Visitor<'de> for InputsSeed {
+    type Value = Vec<Input>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a list of input tensors")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<Input>, A::Error> {
+        let mut inputs = Vec::with_capacity(seq.size_hint().unwrap_or(16).min(64));
+        while let Some(input) = seq.next_element_seed(InputSeed)? {
+            inputs.push(input);
+        }
+        Ok(inputs)
+    }
+}
+
+struct InputSeed;
+
+impl<'de> DeserializeSeed<'de> for InputSeed {
+    type Value = Input;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Input, D::Error> {
+        deserializer.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for InputSeed {
+    type Value = Input;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an input tensor object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Input, A::Error> {
+        let mut name: Option<String> = None;
+        let mut shape: Option<Vec<i64>> = None;
+        let mut datatype: Option<String> = None;
+        let mut parameters: Option<Option<Parameters>> = None;
+        let mut data: Option<Option<Data>> = None;
+        while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+            match key.as_ref() {
+                "name" if name.is_some() => return Err(de::Error::duplicate_field("name")),
+                "name" => name = Some(map.next_value()?),
+                "shape" if shape.is_some() => return Err(de::Error::duplicate_field("shape")),
+                "shape" => shape = Some(map.next_value()?),
+                "datatype" if datatype.is_some() => return Err(de::Error::duplicate_field("datatype")),
+                "datatype" => datatype = Some(map.next_value()?),
+                "parameters" if parameters.is_some() => return Err(de::Error::duplicate_field("parameters")),
+                "parameters" => parameters = Some(map.next_value()?),
+                "data" if data.is_some() => return Err(de::Error::duplicate_field("data")),
+                "data" => {
+                    // Clients send `shape` before `data`, so the vector is sized once.
+                    let expected = shape.as_ref().map_or(0, |s| {
+                        s.iter().try_fold(1usize, |acc, &d| acc.checked_mul(usize::try_from(d).ok()?)).unwrap_or(0)
+                    });
+                    data = Some(map.next_value_seed(DataSeed { reserve: expected.min(MAX_RESERVE) })?);
+                }
+                _ => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        let parameters = parameters.flatten();
+        Ok(Input {
+            name: name.ok_or_else(|| de::Error::missing_field("name"))?,
+            shape: shape.ok_or_else(|| de::Error::missing_field("shape"))?,
+            datatype: datatype.ok_or_else(|| de::Error::missing_field("datatype"))?,
+            binary_data_size: parameters.as_ref().and_then(|p| p.get(PARAM_BINARY_DATA_SIZE)).and_then(|v| v.as_u64()),
+            data: data.flatten(),
+        })
+    }
+}
+
+/// `data`: `null` (absent) or a flat or nested array.
+struct DataSeed {
+    reserve: usize,
+}
+
+impl<'de> DeserializeSeed<'de> for DataSeed {
+    type Value = Option<Data>;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Option<Data>, D::Error> {
+        deserializer.deserialize_option(self)
+    }
+}
+
+impl<'de> Visitor<'de> for DataSeed {
+    type Value = Option<Data>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an array (flat or nested) of numbers, booleans or strings")
+    }
+
+    fn visit_none<E: de::Error>(self) -> Result<Option<Data>, E> {
+        Ok(None)
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<Option<Data>, E> {
+        Ok(None)
+    }
+
+    fn visit_some<D: Deserializer<'de>>(self, deserializer: D) -> Result<Option<Data>, D::Error> {
+        let mut flat = Flat { values: Vec::with_capacity(self.reserve), kind: Kind::Empty };
+        deserializer.deserialize_any(FlattenSeed { flat: &mut flat, depth: 0 })?;
+        Ok(Some(match flat.kind {
+            Kind::Strings => Data::Strings,
+            Kind::Empty | Kind::Numbers | Kind::Bools => Data::Values(flat.values),
+        }))
+    }
+}
+
+/// What the first scalar was: later ones must be of the same kind.
+#[derive(Clone, Copy, PartialEq)]
+enum Kind {
+    Empty,
+    Numbers,
+    Bools,
+    Strings,
+}
+
+struct Flat {
+    values: Vec<f32>,
+    kind: Kind,
+}
+
+impl Flat {
+    fn push<E: de::Error>(&mut self, kind: Kind, value: f32) -> Result<(), E> {
+        if self.kind != kind {
+            if self.kind != Kind::Empty {
+                return Err(E::custom(match kind {
+                    Kind::Numbers => "tensor data mixes numbers with booleans or strings",
+                    Kind::Bools => "tensor data mixes booleans with numbers or strings",
+                    _ => "tensor data mixes strings with numbers or booleans",
+                }));
+            }
+            self.kind = kind;
+        }
+        if kind != Kind::Strings {
+            self.values.push(value);
+        }
+        Ok(())
+    }
+}
+
+struct FlattenSeed<'a> {
+    flat: &'a mut Flat,
+    depth: usize,
+}
+
+impl<'de> DeserializeSeed<'de> for FlattenSeed<'_> {
+    type Value = ();
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for FlattenSeed<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an array (flat or nested) of numbers, booleans or strings")
+    }
+
+    // Numbers go through f64 as `TensorData` reads them, so both routes give the same f32.
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<(), E> {
+        self.flat.push(Kind::Numbers, v as f32)
+    }
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<(), E> {
+        self.flat.push(Kind::Numbers, v as f64 as f32)
+    }
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<(), E> {
+        self.flat.push(Kind::Numbers, v as f64 as f32)
+    }
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<(), E> {
+        self.flat.push(Kind::Bools, if v { 1.0 } else { 0.0 })
+    }
+    fn visit_str<E: de::Error>(self, _: &str) -> Result<(), E> {
+        self.flat.push(Kind::Strings, 0.0)
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        if self.depth >= MAX_DEPTH {
+            return Err(de::Error::custom(format!("tensor data nested deeper than {MAX_DEPTH} levels")));
+        }
+        let flat = self.flat;
+        while seq.next_element_seed(FlattenSeed { flat: &mut *flat, depth: self.depth + 1 })?.is_some() {}
+        Ok(())
+    }
+}
+
+/// One output of an answer: JSON `data`, or bytes after the JSON (`binary_data_size`).
+pub struct Answer<'a> {
+    pub name: &'a str,
+    pub datatype: &'a str,
+    pub shape: &'a [i64],
+    pub data: &'a [f32],
+    pub binary: bool,
+}
+
+/// Writes an infer answer: the JSON document, then the bytes of the outputs sent as binary.
+/// Returns the buffer and the JSON part's length (`Inference-Header-Content-Length` when
+/// binary data follows).
+pub fn encode(model_name: &str, model_version: u64, id: Option<&str>, outputs: &[Answer<'_>]) -> (Vec<u8>, usize) {
+    // Sized up front (an f32 prints in at most 15 bytes plus a comma): growing by doubling would
+    // hold the old and the new buffer at once, 190 MB for a 100,000-row answer. Untouched
+    // capacity costs address space, not resident memory.
+    let json_values: usize = outputs.iter().filter(|o| !o.binary).map(|o| o.data.len()).sum();
+    let binary_bytes: usize = outputs.iter().filter(|o| o.binary).map(|o| o.data.len() * 4).sum();
+    let mut body =
+        Vec::with_capacity(json_values.saturating_mul(16).saturating_add(256 * (outputs.len() + 1)) + binary_bytes);
+    body.extend_from_slice(b"{\"model_name\":");
+    write_str(&mut body, model_name);
+    body.extend_from_slice(b",\"model_version\":\"");
+    body.extend_from_slice(model_version.to_string().as_bytes());
+    body.push(b'"');
+    if let Some(id) = id {
+        body.extend_from_slice(b",\"id\":");
+        write_str(&mut body, id);
+    }
+    body.extend_from_slice(b",\"outputs\":[");
+    for (i, output) in outputs.iter().enumerate() {
+        if i > 0 {
+            body.push(b',');
+        }
+        body.extend_from_slice(b"{\"name\":");
+        write_str(&mut body, output.name);
+        body.extend_from_slice(b",\"datatype\":");
+        write_str(&mut body, output.datatype);
+        body.extend_from_slice(b",\"shape\":");
+        serde_json::to_writer(&mut body, output.shape).expect("writing to a Vec cannot fail");
+        if output.binary {
+            body.extend_from_slice(b",\"parameters\":{\"");
+            body.extend_from_slice(PARAM_BINARY_DATA_SIZE.as_bytes());
+            body.extend_from_slice(b"\":");
+            body.extend_from_slice((output.data.len() * 4).to_string().as_bytes());
+            body.push(b'}');
+        } else {
+            // serde_json prints each f32 in its shortest round-trip form (and a non-finite one
+            // as null), as the protocol types do.
+            body.extend_from_slice(b",\"data\":");
+            serde_json::to_writer(&mut body, output.data).expect("writing to a Vec cannot fail");
+        }
+        body.push(b'}');
+    }
+    body.extend_from_slice(b"]}");
+    let json_length = body.len();
+    for output in outputs.iter().filter(|o| o.binary) {
+        for value in output.data {
+            body.extend_from_slice(&value.to_le_bytes());
+        }
+    }
+    (body, json_length)
+}
+
+/// A JSON string, escaped as serde_json escapes it.
+fn write_str(body: &mut Vec<u8>, text: &str) {
+    serde_json::to_writer(body, text).expect("writing to a Vec cannot fail");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use jukebox_protocol::inference::{InferOutput, InferRequest, InferResponse, TensorData};
+
+    #[test]
+    fn decodes_as_the_protocol_types_do() {
+        let body = br#"{"id":"7","parameters":{"binary_data_output":true,"x":[1]},"extra":{"a":1},
+            "inputs":[{"name":"a","shape":[2,2],"datatype":"FP32","data":[[1,2.5],[-3,0.1]]},
+                      {"name":"b","shape":[2],"datatype":"BOOL","data":[true,false]},
+                      {"name":"c","shape":[1],"datatype":"BYTES","data":["x"]},
+                      {"name":"d","shape":[2,1],"datatype":"FP32","parameters":{"binary_data_size":8}}],
+            "outputs":[{"name":"output","parameters":{"binary_data":false}}]}"#;
+        let ours = decode(body).unwrap();
+        let theirs: InferRequest = serde_json::from_slice(body).unwrap();
+        assert_eq!(ours.id, theirs.id);
+        assert_eq!(ours.binary_data_output, theirs.binary_data_output());
+        assert_eq!(ours.outputs, theirs.outputs);
+        for (a, b) in ours.inputs.iter().zip(&theirs.inputs) {
+            assert_eq!((&a.name, &a.shape, &a.datatype), (&b.name, &b.shape, &b.datatype));
+            assert_eq!(a.binary_data_size, b.binary_data_size());
+            let expected = b.data.as_ref().map(|d| match d.to_f32() {
+                Some(values) => Data::Values(values),
+                None => Data::Strings,
+            });
+            assert_eq!(a.data, expected);
+        }
+    }
+
+    #[test]
+    fn refuses_what_the_protocol_types_refuse() {
+        for body in [
+            r#"{"inputs":[{"name":"a","shape":[2],"datatype":"FP32","data":[1,true]}]}"#,
+            r#"{"inputs":[{"name":"a","shape":[1],"datatype":"FP32","data":{"x":1}}]}"#,
+            r#"{"inputs":[{"name":"a","datatype":"FP32","data":[1]}]}"#,
+            r#"{"inputs":[{"name":"a","shape":[1],"datatype":"FP32","data":[1]}],"inputs":[]}"#,
+            r#"{"outputs":[]}"#,
+            r#"{"inputs":[]} trailing"#,
+            r#"[1]"#,
+        ] {
+            assert!(decode(body.as_bytes()).is_err(), "{body}");
+            assert!(serde_json::from_str::<InferRequest>(body).is_err(), "{body}");
+        }
+        let deep = format!(
+            r#"{{"inputs":[{{"name":"a","shape":[1],"datatype":"FP32","data":{}1{}}}]}}"#,
+            "[".repeat(40),
+            "]".repeat(40)
+        );
+        assert!(decode(deep.as_bytes()).is_err());
+    }
+
+    #[test]
+    fn encodes_what_the_protocol_types_serialise() {
+        let data = [0.25f32, 0.75, 1e-8, f32::NAN];
+        for id in [None, Some("q\"1")] {
+            for binary in [false, true] {
+                let (body, json_length) = encode(
+                    "jukebox",
+                    3,
+                    id,
+                    &[Answer { name: "output", datatype: "FP32", shape: &[1, 4], data: &data, binary }],
+                );
+                let mut parameters = Parameters::new();
+                parameters.insert(PARAM_BINARY_DATA_SIZE.to_string(), 16.into());
+                let expected = InferResponse {
+                    model_name: "jukebox".into(),
+                    model_version: Some("3".into()),
+                    id: id.map(str::to_string),
+                    parameters: None,
+                    outputs: vec![InferOutput {
+                        name: "output".into(),
+                        datatype: "FP32".into(),
+                        shape: vec![1, 4],
+                        parameters: binary.then_some(parameters),
+                        data: (!binary).then(|| TensorData::F32(data.to_vec())),
+                    }],
+                };
+                assert_eq!(&body[..json_length], serde_json::to_vec(&expected).unwrap().as_slice());
+                let tail: Vec<u8> = if binary { data.iter().flat_map(|v| v.to_le_bytes()).collect() } else { vec![] };
+                assert_eq!(&body[json_length..], tail.as_slice());
+            }
+        }
+    }
+}
