@@ -30,44 +30,52 @@ fn status_mib(field: &str) -> f64 {
         .map_or(f64::NAN, |kib| kib / 1024.0)
 }
 
-/// One run of our pipeline in this process, printed as one JSON line. `mode` "load" is what the
-/// notebooks and `jukebox data` call (`ChartData::load`: one lazy query reads only the columns
-/// used, joins, filters); "steps" goes through `Dataset` (both files read whole, then merged) so
-/// each step has its own figure.
+/// Two runs of our pipeline in this process (the first is what a notebook or `jukebox data` pays,
+/// the second has no one-time costs), printed as one JSON line. `mode` "load" is what notebooks 2
+/// and 5 call (`ChartData::load`: one lazy query over scans of the files); "steps" is notebook 1's
+/// path and `jukebox data`'s (`Dataset::from_dir` reads both files whole, then `Dataset::merge`),
+/// where each step has its own figure.
 fn child(mode: &str, dir: &Path) {
     let baseline = status_mib("VmRSS");
-    let mut steps = serde_json::Map::new();
-    let mut time = |step: &str, started: Instant| {
-        steps.insert(step.into(), json!(started.elapsed().as_secs_f64()));
-    };
-    let started = Instant::now();
-    let charts = if mode == "load" {
-        let charts = ChartData::load(Some(dir)).expect("ChartData::load");
-        time("read+merge+dropna", started);
-        charts
-    } else {
-        let dataset = Dataset::from_dir(dir).expect("Dataset::from_dir");
-        time("read", started);
+    let run = || {
+        let mut steps = serde_json::Map::new();
+        let mut time = |step: &str, started: Instant| {
+            steps.insert(step.into(), json!(started.elapsed().as_secs_f64()));
+        };
         let started = Instant::now();
-        let charts = dataset.merge().expect("Dataset::merge");
-        time("merge+dropna", started);
-        charts
+        let charts = if mode == "load" {
+            let charts = ChartData::load(Some(dir)).expect("ChartData::load");
+            time("read+merge+dropna", started);
+            charts
+        } else {
+            let dataset = Dataset::from_dir(dir).expect("Dataset::from_dir");
+            time("read", started);
+            let started = Instant::now();
+            let charts = dataset.merge().expect("Dataset::merge");
+            time("merge+dropna", started);
+            charts
+        };
+        let started = Instant::now();
+        let summary = jukebox::explore::describe(&charts.frame).expect("describe");
+        time("describe", started);
+        (steps, charts.rows(), summary)
     };
-    let started = Instant::now();
-    let summary = jukebox::explore::describe(&charts.frame).expect("describe");
-    time("describe", started);
-    let total: f64 = steps.values().filter_map(Value::as_f64).sum();
+    let (first, rows, summary) = run();
+    let (second, _, _) = run();
+    let total = |steps: &serde_json::Map<String, Value>| steps.values().filter_map(Value::as_f64).sum::<f64>();
     let mean_popularity = (0..summary.height())
         .find(|&row| summary.rows[row][0] == Cell::Text("popularity".into()))
         .and_then(|row| summary.number(row, "mean"));
     println!(
         "{}",
         json!({
-            "rows": charts.rows(),
+            "rows": rows,
             "columns": summary.height(),
             "mean_popularity": mean_popularity,
-            "steps": steps,
-            "total": total,
+            "total": total(&first),
+            "steps": first,
+            "second_total": total(&second),
+            "second": second,
             "peak_mib": status_mib("VmHWM"),
             "baseline_mib": baseline,
         })
@@ -91,8 +99,8 @@ fn median(mut values: Vec<f64>) -> f64 {
     }
 }
 
-fn step(runs: &[Value], name: &str) -> Option<f64> {
-    let values: Vec<f64> = runs.iter().filter_map(|r| r["steps"][name].as_f64()).collect();
+fn step(runs: &[Value], run: &str, name: &str) -> Option<f64> {
+    let values: Vec<f64> = runs.iter().filter_map(|r| r[run][name].as_f64()).collect();
     (!values.is_empty()).then(|| median(values))
 }
 
@@ -135,21 +143,34 @@ fn main() {
     let version = pandas[0]["version"].as_str().unwrap_or("?").to_string();
     for (label, runs) in [("ChartData::load", &load), ("Dataset steps", &split)] {
         assert_eq!(runs[0]["rows"], pandas[0]["rows"], "{label} and pandas disagree on the merged rows");
+        let (a, b) = (runs[0]["mean_popularity"].as_f64(), pandas[0]["mean_popularity"].as_f64());
+        assert!(a.zip(b).is_some_and(|(a, b)| (a - b).abs() < 1e-9 * b.abs()), "mean popularity: {a:?} vs {b:?}");
     }
 
-    println!("\nmedian of {reps} runs per side, each run its own process; seconds (pandas: import excluded)");
-    println!("{:<20} {:>16} {:>14} {:>14}", "step", "ChartData::load", "Dataset steps", format!("pandas {version}"));
-    let row = |name: &str, a: Option<f64>, b: Option<f64>, c: Option<f64>| {
-        println!("{name:<20} {:>16} {:>14} {:>14}", seconds(a), seconds(b), seconds(c));
-    };
-    row("read", None, step(&split, "read"), step(&pandas, "read"));
-    row("read+merge+dropna", step(&load, "read+merge+dropna"), None, None);
-    row("merge(+dropna)", None, step(&split, "merge+dropna"), step(&pandas, "merge"));
-    row("dropna+factorize", None, None, step(&pandas, "dropna"));
-    row("describe", step(&load, "describe"), step(&split, "describe"), step(&pandas, "describe"));
-    let (t_load, t_split, t_pandas) = (field(&load, "total"), field(&split, "total"), field(&pandas, "total"));
-    row("total", Some(t_load), Some(t_split), Some(t_pandas));
+    for (run, total, title) in [
+        ("steps", "total", "first run in a fresh process"),
+        ("second", "second_total", "second run in the same process"),
+    ] {
+        println!("\n{title}: median of {reps} processes per side, seconds (pandas: import excluded)");
+        println!(
+            "{:<20} {:>16} {:>14} {:>14}",
+            "step",
+            "ChartData::load",
+            "Dataset steps",
+            format!("pandas {version}")
+        );
+        let row = |name: &str, a: Option<f64>, b: Option<f64>, c: Option<f64>| {
+            println!("{name:<20} {:>16} {:>14} {:>14}", seconds(a), seconds(b), seconds(c));
+        };
+        row("read", None, step(&split, run, "read"), step(&pandas, run, "read"));
+        row("read+merge+dropna", step(&load, run, "read+merge+dropna"), None, None);
+        row("merge(+dropna)", None, step(&split, run, "merge+dropna"), step(&pandas, run, "merge"));
+        row("dropna+factorize", None, None, step(&pandas, run, "dropna"));
+        row("describe", step(&load, run, "describe"), step(&split, run, "describe"), step(&pandas, run, "describe"));
+        row("total", Some(field(&load, total)), Some(field(&split, total)), Some(field(&pandas, total)));
+    }
     let mib = |runs: &[Value], name: &str| format!("{:.0} MiB", field(runs, name));
+    println!();
     println!(
         "{:<20} {:>16} {:>14} {:>14}",
         "peak memory (VmHWM)",
@@ -171,12 +192,17 @@ fn main() {
         format!("{} / {}", split[0]["rows"], split[0]["columns"]),
         format!("{} / {}", pandas[0]["rows"], pandas[0]["columns"])
     );
-    let (peak_load, peak_pandas) = (field(&load, "peak_mib"), field(&pandas, "peak_mib"));
-    let speedup = t_pandas / t_load;
-    let met = speedup >= 3.0 && peak_load <= peak_pandas;
+    // Judged on the first runs (what a notebook pays) and on pandas' faster second run, both sides
+    // against the slower of our two paths.
+    let ours = field(&load, "total").max(field(&split, "total"));
+    let ours_second = field(&load, "second_total").max(field(&split, "second_total"));
+    let peak = field(&load, "peak_mib").max(field(&split, "peak_mib"));
+    let peak_pandas = field(&pandas, "peak_mib");
+    let (speedup, speedup_second) = (field(&pandas, "total") / ours, field(&pandas, "second_total") / ours_second);
+    let met = speedup.min(speedup_second) >= 3.0 && peak <= peak_pandas;
     println!(
-        "\nChartData::load + describe: {speedup:.1}x pandas' speed, peak {peak_load:.0} MiB vs {peak_pandas:.0} MiB; \
-         goal (>= 3x, peak <= pandas'): {}",
+        "\nslower of our two paths: {speedup:.1}x pandas' speed on first runs, {speedup_second:.1}x on second runs; \
+         peak {peak:.0} MiB vs pandas' {peak_pandas:.0} MiB; goal (>= 3x, peak <= pandas'): {}",
         if met { "met" } else { "NOT met" }
     );
 }

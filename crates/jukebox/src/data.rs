@@ -279,14 +279,17 @@ const OPTIONAL_RANKING_COLUMNS: [(&str, Kind); 3] =
 const PROPERTY_DATE_COLUMNS: [&str; 2] = ["event_timestamp", "snapshot_date"];
 
 fn check_columns(df: &DataFrame, file: &Path, required: &[(&str, Kind)]) -> Result<()> {
-    let schema = df.schema();
+    check_schema(df.schema(), file, required)
+}
+
+fn check_schema(schema: &Schema, file: &Path, required: &[(&str, Kind)]) -> Result<()> {
     for &(column, kind) in required {
         match schema.get(column) {
             None => {
                 return Err(DataError::MissingColumn {
                     file: file.to_path_buf(),
                     column: column.into(),
-                    present: df.get_column_names().iter().map(|c| c.as_str()).collect::<Vec<_>>().join(", "),
+                    present: schema.iter_names().map(|c| c.as_str()).collect::<Vec<_>>().join(", "),
                 })
             }
             Some(dtype) if !kind.accepts(dtype) => {
@@ -303,16 +306,85 @@ fn check_columns(df: &DataFrame, file: &Path, required: &[(&str, Kind)]) -> Resu
     Ok(())
 }
 
+/// The columns a rankings file must have right: the required ones and the optional ones it has.
+fn ranking_checks(schema: &Schema) -> Vec<(&'static str, Kind)> {
+    RANKING_COLUMNS.iter().chain(OPTIONAL_RANKING_COLUMNS.iter().filter(|(c, _)| schema.contains(c))).copied().collect()
+}
+
+fn unreadable_parquet(path: &Path) -> impl Fn(PolarsError) -> DataError + '_ {
+    move |e| DataError::Unreadable { file: path.to_path_buf(), format: "parquet", reason: e.to_string() }
+}
+
 fn read_parquet(path: &Path) -> Result<DataFrame> {
     let file = File::open(path).map_err(|source| match source.kind() {
         std::io::ErrorKind::NotFound => DataError::MissingFile { path: path.to_path_buf() },
         _ => DataError::Io { path: path.to_path_buf(), source },
     })?;
-    ParquetReader::new(file).finish().map_err(|e| DataError::Unreadable {
-        file: path.to_path_buf(),
-        format: "parquet",
-        reason: e.to_string(),
-    })
+    ParquetReader::new(file).finish().map_err(unreadable_parquet(path))
+}
+
+/// A lazy scan of a parquet file, with its schema read from the file's footer only: the data is
+/// read when the query that uses the scan runs, and then only the columns and rows it keeps.
+fn scan_parquet(path: &Path) -> Result<(LazyFrame, SchemaRef)> {
+    if !path.is_file() {
+        return Err(DataError::MissingFile { path: path.to_path_buf() });
+    }
+    let source = PlRefPath::try_from_path(path).map_err(unreadable_parquet(path))?;
+    let mut scan = LazyFrame::scan_parquet(source, ScanArgsParquet::default()).map_err(unreadable_parquet(path))?;
+    let schema = scan.collect_schema().map_err(unreadable_parquet(path))?;
+    Ok((scan, schema))
+}
+
+/// The merge of [`Dataset::merge`] as one lazy query over either source of the two tables
+/// (frames in memory, or scans of the files). Each table's nulls are dropped *before* the join:
+/// dropping them after it would copy every column of the 1.1 M joined rows once more, and on a
+/// scan the filter runs inside the parquet reader. Of song_properties only `spotify_id` and the
+/// numeric columns are kept (its name, artists and dates would duplicate the chart entries'), so
+/// a scan reads no other column.
+fn merge_plan(
+    properties: LazyFrame,
+    properties_schema: &Schema,
+    rankings: LazyFrame,
+    rankings_schema: &Schema,
+) -> LazyFrame {
+    let drop_from_properties: Vec<&str> = ["name", "artists"]
+        .into_iter()
+        .chain(PROPERTY_DATE_COLUMNS)
+        .filter(|c| properties_schema.contains(c))
+        .collect();
+    let properties = properties.drop(cols(drop_from_properties)).drop_nulls(Some(cols(FEATURES))).with_columns(
+        FEATURES.iter().chain(["time_signature"].iter()).map(|c| col(*c).cast(DataType::Float64)).collect::<Vec<_>>(),
+    );
+    let mut rankings = rankings.drop_nulls(Some(cols(RANKING_COLUMNS.map(|(c, _)| c))));
+    if let Some(dtype) = rankings_schema.get("snapshot_date") {
+        rankings = rankings.with_column(as_date("snapshot_date", dtype).alias("snapshot_date"));
+    }
+    // A left join keeps the chart entries in their order and, when each song has one row of
+    // properties, leaves the entries' own columns uncopied.
+    rankings.join(
+        properties,
+        [col("spotify_id")],
+        [col("spotify_id")],
+        JoinArgs { maintain_order: MaintainOrderJoin::Left, ..JoinArgs::new(JoinType::Left) },
+    )
+}
+
+/// Runs a [`merge_plan`], drops the chart entries whose song has no properties and numbers the
+/// countries.
+fn finish_merge(plan: LazyFrame, context: impl FnOnce() -> String) -> Result<ChartData> {
+    let mut frame = plan.collect().map_err(|source| DataError::Polars { context: context(), source })?;
+    // Both tables' nulls were dropped before the join, so a null feature now means a song missing
+    // from song_properties. The shared data has none; filter (a copy of every column) only if so.
+    if FEATURES.iter().any(|f| frame.column(f).is_ok_and(|c| c.null_count() > 0)) {
+        frame = frame
+            .lazy()
+            .drop_nulls(Some(cols(FEATURES)))
+            .collect()
+            .map_err(polars_err("dropping chart entries of songs without properties"))?;
+    }
+    let countries = CountryIndex::first_seen(&frame)?;
+    let frame = countries.add_index_column(frame)?;
+    Ok(ChartData { frame, countries })
 }
 
 /// An expression turning a date-like column (date, datetime or `YYYY-MM-DD` text) into a date.
@@ -362,10 +434,7 @@ impl Dataset {
         let properties = read_parquet(properties_path)?;
         check_columns(&properties, properties_path, &PROPERTY_COLUMNS)?;
         let rankings = read_parquet(rankings_path)?;
-        check_columns(&rankings, rankings_path, &RANKING_COLUMNS)?;
-        let present: Vec<_> =
-            OPTIONAL_RANKING_COLUMNS.iter().copied().filter(|(c, _)| rankings.schema().contains(c)).collect();
-        check_columns(&rankings, rankings_path, &present)?;
+        check_columns(&rankings, rankings_path, &ranking_checks(rankings.schema()))?;
         let source = properties_path.parent().map(Path::to_path_buf).unwrap_or_default();
         Ok(Dataset { properties, rankings, source })
     }
@@ -421,37 +490,14 @@ impl Dataset {
     /// workshop uses dropped (this removes the global chart), `snapshot_date` as a date when
     /// present, and `country_index` numbering the countries in first-seen order.
     pub fn merge(&self) -> Result<ChartData> {
-        let drop_from_properties: Vec<&str> = ["name", "artists"]
-            .into_iter()
-            .chain(PROPERTY_DATE_COLUMNS)
-            .filter(|c| self.properties.schema().contains(c))
-            .collect();
-        let properties = self.properties.clone().lazy().drop(cols(drop_from_properties)).with_columns(
-            FEATURES
-                .iter()
-                .chain(["time_signature"].iter())
-                .map(|c| col(*c).cast(DataType::Float64))
-                .collect::<Vec<_>>(),
+        // Cloning a frame into a lazy query copies no data: the columns are shared.
+        let plan = merge_plan(
+            self.properties.clone().lazy(),
+            self.properties.schema(),
+            self.rankings.clone().lazy(),
+            self.rankings.schema(),
         );
-        let mut rankings = self.rankings.clone().lazy();
-        if let Some(dtype) = self.rankings.schema().get("snapshot_date") {
-            rankings = rankings.with_column(as_date("snapshot_date", dtype).alias("snapshot_date"));
-        }
-        let used: Vec<&str> = RANKING_COLUMNS.iter().map(|(c, _)| *c).chain(FEATURES).collect();
-        let frame = rankings
-            .join(
-                properties,
-                [col("spotify_id")],
-                [col("spotify_id")],
-                JoinArgs { maintain_order: MaintainOrderJoin::Left, ..JoinArgs::new(JoinType::Left) },
-            )
-            .drop_nulls(Some(cols(used)))
-            .collect()
-            .map_err(polars_err("merging song_rankings with song_properties"))?;
-
-        let countries = CountryIndex::first_seen(&frame)?;
-        let frame = countries.add_index_column(frame)?;
-        Ok(ChartData { frame, countries })
+        finish_merge(plan, || "merging song_rankings with song_properties".into())
     }
 }
 
@@ -534,7 +580,30 @@ pub struct ChartData {
 impl ChartData {
     /// Loads and merges in one step, finding the data as [`DataLocator::from_env`] does.
     pub fn load(explicit_dir: Option<&Path>) -> Result<ChartData> {
-        Dataset::load(explicit_dir)?.merge()
+        Self::from_dir(&DataLocator::from_env(explicit_dir).resolve()?)
+    }
+
+    /// The merged table of the files in `dir` (the two parquet files, else the Kaggle CSV), the
+    /// same as [`Dataset::from_dir`] then [`Dataset::merge`].
+    pub fn from_dir(dir: &Path) -> Result<ChartData> {
+        let properties = dir.join(PROPERTIES_FILE);
+        if !properties.exists() && dir.join(KAGGLE_CSV_FILE).exists() {
+            return Dataset::from_dir(dir)?.merge();
+        }
+        Self::from_files(&properties, &rankings_path(dir))
+    }
+
+    /// The merged table of the two parquet files as one lazy query over scans of them, so that
+    /// neither table is held whole in memory: the reader skips song_properties' unused columns
+    /// and drops null rows as it reads, and the join consumes what it reads. The columns are
+    /// checked from the files' footers first, with the same errors as [`Dataset::from_files`].
+    pub fn from_files(properties_path: &Path, rankings_path: &Path) -> Result<ChartData> {
+        let (properties, properties_schema) = scan_parquet(properties_path)?;
+        check_schema(&properties_schema, properties_path, &PROPERTY_COLUMNS)?;
+        let (rankings, rankings_schema) = scan_parquet(rankings_path)?;
+        check_schema(&rankings_schema, rankings_path, &ranking_checks(&rankings_schema))?;
+        let plan = merge_plan(properties, &properties_schema, rankings, &rankings_schema);
+        finish_merge(plan, || format!("merging {} with {}", rankings_path.display(), properties_path.display()))
     }
     pub fn rows(&self) -> usize {
         self.frame.height()
@@ -561,8 +630,13 @@ impl Dataset {
 
     /// A short text summary: where the data came from, table sizes and merged size.
     pub fn summary(&self) -> Result<String> {
-        let merged = self.merge()?;
-        Ok(format!(
+        Ok(self.summary_of(&self.merge()?))
+    }
+
+    /// [`Dataset::summary`] with the merged table already at hand (merging again would double
+    /// the work of `jukebox data --describe`).
+    pub fn summary_of(&self, merged: &ChartData) -> String {
+        format!(
             "source:          {}\nsong_properties: {} songs, columns: {}\nsong_rankings:   {} chart entries, columns: {}\nmerged:          {} rows with a country, {} countries{}",
             self.source.display(),
             self.properties.height(),
@@ -572,6 +646,6 @@ impl Dataset {
             merged.rows(),
             merged.countries.len(),
             if merged.has_dates() { "" } else { " (no chart dates in this data)" },
-        ))
+        )
     }
 }

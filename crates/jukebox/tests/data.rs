@@ -4,7 +4,7 @@ use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::path::Path;
 
-use jukebox::data::{DataError, DataLocator, Dataset, PROPERTIES_FILE, RANKINGS_FILE};
+use jukebox::data::{ChartData, DataError, DataLocator, Dataset, PROPERTIES_FILE, RANKINGS_FILE};
 use jukebox_testkit::sample_data_dir as sample_dir;
 use polars::prelude::*;
 
@@ -113,25 +113,35 @@ fn kaggle_csv_is_split_into_the_two_tables() {
     assert!(top.caption.unwrap().contains("2024-05-10 to 2024-05-11"));
 }
 
-fn error_text(result: Result<Dataset, DataError>) -> String {
+fn error_text<T>(result: Result<T, DataError>) -> String {
     match result {
         Ok(_) => panic!("expected an error"),
         Err(e) => e.to_string(),
     }
 }
 
+/// The error of both ways to load a folder (read both tables, or one lazy query over the files):
+/// they must agree.
+fn error_of_both(dir: &Path) -> String {
+    let read = error_text(Dataset::from_dir(dir));
+    assert_eq!(read, error_text(ChartData::from_dir(dir)), "Dataset::from_dir and ChartData::from_dir disagree");
+    read
+}
+
 #[test]
 fn missing_file_is_named() {
     let dir = tempfile::tempdir().unwrap();
-    let message = error_text(Dataset::from_files(&dir.path().join("nope.parquet"), &dir.path().join("r.parquet")));
+    let (missing, rankings) = (dir.path().join("nope.parquet"), dir.path().join("r.parquet"));
+    let message = error_text(Dataset::from_files(&missing, &rankings));
     assert!(message.contains("data file not found") && message.contains("nope.parquet"), "{message}");
+    assert_eq!(message, error_text(ChartData::from_files(&missing, &rankings)));
 }
 
 #[test]
 fn missing_column_is_named_with_its_file() {
     let dir = tempfile::tempdir().unwrap();
     copy_sample_with(dir.path(), |p| p.drop(cols(["danceability"])));
-    let message = error_text(Dataset::from_dir(dir.path()));
+    let message = error_of_both(dir.path());
     assert!(message.contains(PROPERTIES_FILE), "{message}");
     assert!(message.contains("required column `danceability` is missing"), "{message}");
 }
@@ -140,7 +150,7 @@ fn missing_column_is_named_with_its_file() {
 fn wrong_type_is_named_with_expected_and_found() {
     let dir = tempfile::tempdir().unwrap();
     copy_sample_with(dir.path(), |p| p.with_column(col("energy").cast(DataType::String)));
-    let message = error_text(Dataset::from_dir(dir.path()));
+    let message = error_of_both(dir.path());
     assert!(message.contains("column `energy` has type str, expected a number"), "{message}");
 }
 
@@ -151,6 +161,32 @@ fn corrupt_parquet_is_reported_as_unreadable() {
     std::fs::copy(jukebox::data::rankings_path(&sample_dir()), dir.path().join(RANKINGS_FILE)).unwrap();
     let message = error_text(Dataset::from_dir(dir.path()));
     assert!(message.contains("not a readable parquet file") && message.contains(PROPERTIES_FILE), "{message}");
+    let message = error_text(ChartData::from_dir(dir.path()));
+    assert!(message.contains("not a readable parquet file") && message.contains(PROPERTIES_FILE), "{message}");
+}
+
+#[test]
+fn one_query_over_the_files_equals_reading_then_merging() {
+    let sample = sample_dir();
+    let merged = Dataset::from_dir(&sample).unwrap().merge().unwrap();
+    let loaded = ChartData::from_dir(&sample).unwrap();
+    assert!(loaded.frame.equals_missing(&merged.frame), "{:?}\n{:?}", loaded.frame.head(Some(3)), merged.frame);
+    assert_eq!(loaded.countries, merged.countries);
+
+    // Songs missing from song_properties and songs with a null feature: their chart entries are
+    // dropped the same way on both paths.
+    let dir = tempfile::tempdir().unwrap();
+    copy_sample_with(dir.path(), |p| {
+        p.slice(500, u32::MAX).with_column(
+            when(col("danceability").gt(lit(0.8))).then(lit(NULL)).otherwise(col("danceability")).alias("danceability"),
+        )
+    });
+    let merged = Dataset::from_dir(dir.path()).unwrap().merge().unwrap();
+    let loaded = ChartData::from_dir(dir.path()).unwrap();
+    assert!(merged.rows() < 19_000, "{} rows", merged.rows());
+    assert!(loaded.frame.equals_missing(&merged.frame));
+    assert_eq!(loaded.countries, merged.countries);
+    assert_eq!(loaded.frame.column("danceability").unwrap().null_count(), 0);
 }
 
 /// A one-shot HTTP server on loopback that answers every request with `body`, optionally

@@ -15,9 +15,11 @@ pub struct Args {
 
 pub fn run(args: Args) -> anyhow::Result<()> {
     let dataset = jukebox::data::Dataset::load(args.data_dir.as_deref())?;
-    println!("{}", dataset.summary()?);
+    // One merge serves the summary and the statistics.
+    let merged = dataset.merge()?;
+    println!("{}", dataset.summary_of(&merged));
     if args.describe {
-        println!("\n{}", jukebox::explore::describe(&dataset.merge()?.frame)?);
+        println!("\n{}", jukebox::explore::describe(&merged.frame)?);
     }
     Ok(())
 }
