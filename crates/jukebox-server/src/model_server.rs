@@ -317,6 +317,13 @@ pub struct LoadedModel {
     batch_queue: batch::BatchQueue,
 }
 
+impl LoadedModel {
+    /// Requests of this model version answered from a call merged with others ([`Batching`]).
+    pub fn merged_requests(&self) -> u64 {
+        self.batch_queue.merged_requests()
+    }
+}
+
 /// What identifies one upload of a file: S3 uploads are renamed into place, so a re-upload gets a
 /// new inode and modification time even when its size is the same.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

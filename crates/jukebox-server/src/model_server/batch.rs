@@ -11,9 +11,10 @@
 //! and checked against the model, so a bad one never joins a batch and gets its own 4xx) adds
 //! its job; if no run is in progress it also spawns the *leader*, a task on the same runtime
 //! that takes every queued job that fits ([`Batching::max_rows`]), runs them as one call,
-//! answers each job through its own channel, and repeats while jobs are queued. At concurrency
-//! 1 the queue holds only the request itself, so it runs at once with no added wait and no
-//! thread hand-off; under load, requests that arrive while a call runs form the next batch.
+//! answers each job through its own channel, and repeats while jobs are queued. A request that
+//! finds the queue empty and no run in progress runs at once on its own worker, so at
+//! concurrency 1 there is no added wait, task or thread hand-off; under load, requests that
+//! arrive while a call runs form the next batch.
 //! A positive [`Batching::max_wait`] makes the leader wait that long (measured in microseconds,
 //! yielding to the runtime so the requests it waits for can be parsed) for more rows before
 //! running.
@@ -67,6 +68,8 @@ struct Job {
 #[derive(Default)]
 pub struct BatchQueue {
     state: Mutex<QueueState>,
+    /// Requests answered from a merged call (with at least one other), for tests and diagnostics.
+    merged: std::sync::atomic::AtomicU64,
 }
 
 #[derive(Default)]
@@ -79,6 +82,11 @@ struct QueueState {
 }
 
 impl BatchQueue {
+    /// Requests answered so far from a call merged with other requests.
+    pub fn merged_requests(&self) -> u64 {
+        self.merged.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, QueueState> {
         // A panic while the lock was held cannot leave the queue half-updated (push and pop only).
         self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -89,6 +97,30 @@ impl BatchQueue {
 /// other requests for the same model are queued, and returns this request's outputs.
 pub async fn run(loaded: &Arc<LoadedModel>, columns: Vec<Column>, settings: Batching) -> RunResult {
     let rows = columns.first().and_then(|c| c.shape.first()).map_or(0, |&r| r.max(0) as usize);
+    // Nothing queued and nobody running: run at once on this worker, without a task or a
+    // channel (a spawned leader can wake the other worker, which then steals it: a thread
+    // hand-off at concurrency 1). Requests that arrive meanwhile queue for a leader started after.
+    if settings.max_wait.is_zero() {
+        let alone = {
+            let mut state = loaded.batch_queue.lock();
+            let alone = !state.leading && state.jobs.is_empty();
+            state.leading |= alone;
+            alone
+        };
+        if alone {
+            let mut leadership = Leadership { loaded: loaded.clone(), settings, finished: false };
+            let result = run_alone(loaded, &columns);
+            let mut state = loaded.batch_queue.lock();
+            if state.jobs.is_empty() {
+                state.leading = false;
+                leadership.finished = true;
+            }
+            // Otherwise dropping `leadership` starts a leader for the jobs that queued meanwhile.
+            drop(state);
+            drop(leadership);
+            return result;
+        }
+    }
     let (reply, answer) = oneshot::channel();
     let start_leader = {
         let mut state = loaded.batch_queue.lock();
@@ -192,6 +224,7 @@ fn run_batch(loaded: &LoadedModel, batch: Vec<Job>) {
     }
     match run_merged(loaded, &batch) {
         Some(mut split) => {
+            loaded.batch_queue.merged.fetch_add(batch.len() as u64, std::sync::atomic::Ordering::Relaxed);
             for (job, outputs) in batch.into_iter().zip(split.drain(..)) {
                 let _ = job.reply.send(Ok(outputs));
             }
