@@ -50,3 +50,8 @@ pub const MODEL_PORT: &str = "JUKEBOX_MODEL_PORT";
 /// S3 credentials `jukebox up` uses instead of making some up.
 pub const S3_ACCESS_KEY: &str = "JUKEBOX_S3_ACCESS_KEY";
 pub const S3_SECRET_KEY: &str = "JUKEBOX_S3_SECRET_KEY";
+
+/// Set (to `1`) in the Rust kernel when its message relay (`kernel/kernel_relay.py`) listens:
+/// a cell may then print live display lines (`jukebox::display::LiveDisplay`) that the relay turns
+/// into Jupyter display updates.
+pub const DISPLAY_UPDATES: &str = "JUKEBOX_DISPLAY_UPDATES";

@@ -4,6 +4,10 @@
 //! prints `EVCXR_BEGIN_CONTENT <mime type>`, the content, and `EVCXR_END_CONTENT`. [`Table`]
 //! renders as `text/html` and [`Plot`] as `image/svg+xml`; papermill stores both in the executed
 //! notebook. Plots are drawn with plotters' SVG backend, which needs no system fonts.
+//! [`show`] is the one place that writes that envelope.
+//!
+//! A cell's result is shown when the cell ends. An output that changes while the cell runs
+//! (training progress) is a [`LiveDisplay`]: in the Rust kernel it is redrawn in place.
 
 use std::fmt::{self, Write as _};
 
@@ -223,7 +227,63 @@ impl Table {
 
     /// Renders inline in Jupyter (evcxr's display convention).
     pub fn evcxr_display(&self) {
-        println!("EVCXR_BEGIN_CONTENT text/html\n{}\nEVCXR_END_CONTENT", self.to_html());
+        show("text/html", &self.to_html());
+    }
+}
+
+/// Prints `content` as a rich output of type `mime` in evcxr's envelope: what an `evcxr_display`
+/// method does. evcxr shows it as the cell's result when the cell ends.
+pub fn show(mime: &str, content: &str) {
+    println!("EVCXR_BEGIN_CONTENT {mime}\n{content}\nEVCXR_END_CONTENT");
+}
+
+/// What starts a live display line on stdout; `kernel/kernel_relay.py` reads the same prefix.
+pub const LIVE_DISPLAY_MARKER: &str = "JUKEBOX_DISPLAY ";
+
+/// An output that a running cell redraws in place, such as training progress.
+///
+/// evcxr, the Rust kernel, forwards what a cell prints line by line and cannot update an output,
+/// so our kernel launcher puts a small relay between Jupyter and evcxr (`kernel/kernel_relay.py`)
+/// and sets `JUKEBOX_DISPLAY_UPDATES`. Each [`LiveDisplay::show`] prints one line,
+/// `JUKEBOX_DISPLAY {"display_id", "update", "data": {mime: content}}`, which the relay sends to
+/// Jupyter as `display_data` (the first) or `update_display_data` (the next ones): JupyterLab
+/// redraws the output, and papermill saves its last state in the notebook.
+/// [`LiveDisplay::start`] is `None` where no relay listens (a terminal, a log, another kernel).
+#[derive(Debug)]
+pub struct LiveDisplay {
+    id: String,
+    shown: bool,
+}
+
+impl LiveDisplay {
+    /// A new live output, if the kernel can show one.
+    pub fn start() -> Option<LiveDisplay> {
+        if std::env::var_os(jukebox_protocol::env::DISPLAY_UPDATES).is_none_or(|v| v != "1") {
+            return None;
+        }
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let started = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+        // Unique across the kernel's cell processes (one per restart) and across cells.
+        let id = format!(
+            "jukebox-{}-{}-{}",
+            std::process::id(),
+            started.as_nanos(),
+            NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        );
+        Some(LiveDisplay { id, shown: false })
+    }
+
+    /// Shows `text` (plain text, for logs and saved notebooks) and `html` (what JupyterLab
+    /// draws), replacing what this output showed before.
+    pub fn show(&mut self, text: &str, html: &str) {
+        let line = serde_json::json!({
+            "display_id": self.id,
+            "update": self.shown,
+            "data": { "text/plain": text, "text/html": html },
+        });
+        // serde_json writes no raw newline, so the message stays one line.
+        println!("{LIVE_DISPLAY_MARKER}{line}");
+        self.shown = true;
     }
 }
 
@@ -290,7 +350,7 @@ impl Plot {
 
     /// Renders inline in Jupyter (evcxr's display convention).
     pub fn evcxr_display(&self) {
-        println!("EVCXR_BEGIN_CONTENT image/svg+xml\n{}\nEVCXR_END_CONTENT", self.svg);
+        show("image/svg+xml", &self.svg);
     }
 }
 
@@ -317,7 +377,7 @@ impl Code {
 
     /// Renders inline in Jupyter (evcxr's display convention).
     pub fn evcxr_display(&self) {
-        println!("EVCXR_BEGIN_CONTENT text/html\n{}\nEVCXR_END_CONTENT", self.to_html());
+        show("text/html", &self.to_html());
     }
 }
 

@@ -582,7 +582,7 @@ impl Prediction {
 
     /// Renders inline in Jupyter (evcxr's display convention).
     pub fn evcxr_display(&self) {
-        println!("EVCXR_BEGIN_CONTENT text/html\n{}\nEVCXR_END_CONTENT", self.to_html());
+        crate::display::show("text/html", &self.to_html());
     }
 }
 
@@ -614,6 +614,6 @@ impl Predictions {
 
     /// Renders inline in Jupyter.
     pub fn evcxr_display(&self) {
-        println!("EVCXR_BEGIN_CONTENT text/html\n{}\nEVCXR_END_CONTENT", self.table().to_html());
+        crate::display::show("text/html", &self.table().to_html());
     }
 }

@@ -248,7 +248,7 @@ impl TransferReport {
 
     /// Renders as an HTML table in Jupyter (evcxr's rich-output convention).
     pub fn evcxr_display(&self) {
-        println!("EVCXR_BEGIN_CONTENT text/html\n{}\nEVCXR_END_CONTENT", self.to_html());
+        crate::display::show("text/html", &self.to_html());
     }
 
     /// The HTML that [`evcxr_display`](Self::evcxr_display) shows.

@@ -74,7 +74,7 @@ pub trait Learner {
 /// How training progress is shown.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Progress {
-    /// A bar when stderr is a terminal, otherwise lines.
+    /// A bar when stderr is a terminal; in the Rust kernel, a live output; otherwise lines.
     #[default]
     Auto,
     /// An indicatif progress bar per epoch (on stderr).
@@ -82,6 +82,10 @@ pub enum Progress {
     /// Epoch lines on stdout, like Keras's `verbose=2` (at most about ten: every
     /// `ceil(epochs / 10)`-th epoch and the last), then a summary line.
     Lines,
+    /// One output redrawn in place while the network trains (a bar for the current epoch under
+    /// the epoch lines so far), left with the epoch lines and the summary line: Jupyter through
+    /// the Rust kernel's relay ([`crate::display::LiveDisplay`]). Lines where no relay listens.
+    Live,
     Silent,
 }
 

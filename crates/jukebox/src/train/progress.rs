@@ -7,12 +7,14 @@ use jukebox_nn::{EpochProgress, History};
 
 use super::{Progress, TrainError};
 
-/// Shows [`EpochProgress`] as a bar or as lines, and stops training on an interrupt.
+/// Shows [`EpochProgress`] as a bar, a live output or lines, and stops training on an interrupt.
 ///
-/// Lines (notebooks, logs): evcxr, the Rust kernel, forwards a cell's output line by line and has
-/// no display updates, so a line cannot be rewritten in place in Jupyter. Instead a run prints at
-/// most about ten epoch lines (every epoch up to 10 epochs, else every `ceil(epochs / 10)`-th and
-/// the last) and ends with one summary line, so that the saved notebook stays short.
+/// Lines (logs, and notebooks where no relay listens): at most about ten epoch lines (every epoch
+/// up to 10 epochs, else every `ceil(epochs / 10)`-th and the last) and one summary line, so that
+/// the saved notebook stays short. Live (Jupyter through the Rust kernel's relay): one output that
+/// shows those lines and, under them, a bar for the epoch being trained, redrawn a few times a
+/// second; when training ends the bar gives way to the summary line, so the saved notebook keeps
+/// the same text as with lines.
 ///
 /// Interrupts: while training, SIGINT (Ctrl-C; the Jupyter stop button, the kernelspec's
 /// `interrupt_mode` being `signal`) sets a flag that ends the run at the next progress call
@@ -21,19 +23,43 @@ use super::{Progress, TrainError};
 pub(super) struct ProgressReporter {
     mode: Progress,
     bar: Option<indicatif::ProgressBar>,
+    live: Option<crate::display::LiveDisplay>,
+    /// The epoch lines shown so far (Live).
+    lines: Vec<String>,
+    last_drawn: Option<Instant>,
     started: Instant,
     last: Option<EpochProgress>,
     interrupt: interrupt::Watch,
 }
 
+/// How often a live output is redrawn at most, between epoch ends: often enough to look alive,
+/// rarely enough that the browser and the saved notebook do not churn.
+const LIVE_REDRAW_SECONDS: f64 = 0.2;
+
 impl ProgressReporter {
     pub(super) fn new(mode: Progress) -> Self {
+        let mut live = None;
         let mode = match mode {
             Progress::Auto if std::io::stderr().is_terminal() => Progress::Bar,
-            Progress::Auto => Progress::Lines,
+            Progress::Auto | Progress::Live => match crate::display::LiveDisplay::start() {
+                Some(display) => {
+                    live = Some(display);
+                    Progress::Live
+                }
+                None => Progress::Lines,
+            },
             other => other,
         };
-        ProgressReporter { mode, bar: None, started: Instant::now(), last: None, interrupt: interrupt::Watch::start() }
+        ProgressReporter {
+            mode,
+            bar: None,
+            live,
+            lines: Vec::new(),
+            last_drawn: None,
+            started: Instant::now(),
+            last: None,
+            interrupt: interrupt::Watch::start(),
+        }
     }
 
     fn epoch_line(p: &EpochProgress) -> String {
@@ -48,16 +74,66 @@ impl ProgressReporter {
         line
     }
 
-    /// Whether a run of `epochs` prints the line of `epoch` (Lines mode).
+    /// Whether a run of `epochs` prints the line of `epoch` (Lines and Live).
     fn shows_epoch(epoch: usize, epochs: usize) -> bool {
         let every = epochs.div_ceil(10).max(1);
         epoch == epochs || epoch.is_multiple_of(every) || epoch == 1
     }
 
+    /// The bar of the epoch being trained, as text and as HTML.
+    fn bar_of(p: &EpochProgress) -> (String, String) {
+        const WIDTH: usize = 30;
+        let done = (p.batch * WIDTH).checked_div(p.batches).unwrap_or(0).min(WIDTH);
+        let numbers = format!(
+            "batch {}/{}, loss {:.4}, accuracy {:.4}, {:.0} samples/s",
+            p.batch, p.batches, p.loss, p.accuracy, p.samples_per_second
+        );
+        let text =
+            format!("Epoch {}/{} [{}{}] {numbers}", p.epoch, p.epochs, "=".repeat(done), " ".repeat(WIDTH - done));
+        let html = format!(
+            "<div style=\"display:flex;align-items:center;gap:8px\"><span>Epoch {}/{}</span>\
+             <progress max=\"{}\" value=\"{}\" style=\"width:240px\"></progress><span>{}</span></div>",
+            p.epoch,
+            p.epochs,
+            p.batches,
+            p.batch,
+            crate::display::escape(&numbers)
+        );
+        (text, html)
+    }
+
+    /// Redraws the live output: the epoch lines so far, then `current` (a bar or a closing line).
+    fn draw(&mut self, current: Option<(String, String)>) {
+        let Some(live) = self.live.as_mut() else { return };
+        let mut text = self.lines.join("\n");
+        let mut html =
+            format!("<pre style=\"margin:0;font-size:12px;line-height:1.3\">{}</pre>", crate::display::escape(&text));
+        if let Some((current_text, current_html)) = current {
+            if !text.is_empty() {
+                text.push('\n');
+            }
+            text.push_str(&current_text);
+            html.push_str(&current_html);
+        }
+        live.show(&text, &html);
+        self.last_drawn = Some(Instant::now());
+    }
+
     pub(super) fn update(&mut self, p: &EpochProgress) -> std::ops::ControlFlow<()> {
         match self.mode {
             Progress::Lines if p.epoch_done && Self::shows_epoch(p.epoch, p.epochs) => {
-                println!("{}", Self::epoch_line(p))
+                println!("{}", Self::epoch_line(p));
+            }
+            Progress::Live => {
+                let shown = p.epoch_done && Self::shows_epoch(p.epoch, p.epochs);
+                if shown {
+                    self.lines.push(Self::epoch_line(p));
+                }
+                let due = self.last_drawn.is_none_or(|at| at.elapsed().as_secs_f64() >= LIVE_REDRAW_SECONDS);
+                if shown || due {
+                    let bar = (!p.epoch_done).then(|| Self::bar_of(p));
+                    self.draw(bar);
+                }
             }
             Progress::Bar => {
                 let bar = self.bar.get_or_insert_with(|| {
@@ -103,23 +179,20 @@ impl ProgressReporter {
         })
     }
 
-    /// The closing line of an interrupted run shown as lines. It goes to stdout, in order with the
-    /// epoch lines: the error itself reaches a notebook through stderr, which the kernel forwards
-    /// on its own schedule (it can arrive just after the cell has ended).
-    pub(super) fn stopped(&self, interrupted: &TrainError) {
-        if let (Progress::Lines, TrainError::Interrupted { epoch, epochs, batch, batches }) = (self.mode, interrupted) {
-            println!(
-                "Stopped at epoch {epoch}/{epochs}, batch {batch}/{batches} after {:.1} s: interrupted",
-                self.started.elapsed().as_secs_f64()
-            );
-        }
+    /// Closes the progress of an interrupted run with where it stopped. It goes to stdout, in
+    /// order with the epoch lines: the error itself reaches a notebook through stderr, which the
+    /// kernel forwards on its own schedule (it can arrive just after the cell has ended).
+    pub(super) fn stopped(&mut self, interrupted: &TrainError) {
+        let TrainError::Interrupted { epoch, epochs, batch, batches } = interrupted else { return };
+        let line = format!(
+            "Stopped at epoch {epoch}/{epochs}, batch {batch}/{batches} after {:.1} s: interrupted",
+            self.started.elapsed().as_secs_f64()
+        );
+        self.close(line);
     }
 
-    /// The closing line of a run shown as lines.
-    pub(super) fn finish(&self, history: &History) {
-        if self.mode != Progress::Lines {
-            return;
-        }
+    /// The summary line that ends a run.
+    pub(super) fn finish(&mut self, history: &History) {
         let epochs = history.loss.len();
         let mut line = format!(
             "Trained {epochs} epoch{} in {:.1} s",
@@ -133,7 +206,19 @@ impl ProgressReporter {
             line.push_str(&format!(", val_loss {loss:.4}, val_accuracy {accuracy:.4}"));
         }
         line.push_str(&format!(" ({:.0} samples/s)", history.samples_per_second));
-        println!("{line}");
+        self.close(line);
+    }
+
+    /// Ends the output with `line`: printed (Lines), or in place of the bar (Live).
+    fn close(&mut self, line: String) {
+        match self.mode {
+            Progress::Lines => println!("{line}"),
+            Progress::Live => {
+                self.lines.push(line);
+                self.draw(None);
+            }
+            _ => {}
+        }
     }
 }
 
