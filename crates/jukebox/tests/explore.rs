@@ -71,3 +71,35 @@ fn country_means_top_songs_and_histograms() {
     let countries = explore::countries(&data.frame).unwrap();
     assert_eq!(countries.height(), 72);
 }
+
+#[test]
+fn describe_equals_pandas_describe_of_the_same_merge() {
+    // pandas reads, merges, drops nulls and describes the sample (benches/data_pipeline.py).
+    let sample = jukebox_testkit::sample_data_dir();
+    let peer = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/data_pipeline.py");
+    let out = std::process::Command::new(jukebox_testkit::python())
+        .arg(peer)
+        .arg("describe")
+        .arg(sample.join(jukebox::data::PROPERTIES_FILE))
+        .arg(jukebox::data::rankings_path(&sample))
+        .output()
+        .expect("cannot run Python");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let pandas: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let table = explore::describe(&charts().frame).unwrap();
+    let mut compared = 0;
+    for (row, cells) in table.rows.iter().enumerate() {
+        let jukebox::display::Cell::Text(column) = &cells[0] else { panic!("row {row} has no name") };
+        // pandas leaves booleans out; our merge made is_explicit a number.
+        let Some(stats) = pandas.get(column) else { continue };
+        for stat in &table.columns[1..] {
+            let (ours, theirs) = (table.number(row, stat).unwrap(), stats[stat].as_f64().unwrap());
+            assert!(
+                (ours - theirs).abs() <= 1e-9 * theirs.abs().max(1.0),
+                "{column} {stat}: {ours} vs pandas {theirs}"
+            );
+        }
+        compared += 1;
+    }
+    assert_eq!(compared, pandas.as_object().unwrap().len(), "every column pandas describes is described");
+}
