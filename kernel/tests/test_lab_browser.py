@@ -121,7 +121,7 @@ def wait_ready(lab, page, path: str, timeout: float):
     wait_kernel_idle(lab, session["kernel"]["id"], timeout, connected=True)
 
 
-def run_all(lab, browser, path: str, timeout: float = 300):
+def run_all(lab, browser, path: str, timeout: float = 300, on_poll=None, poll: float = 0.5):
     """Opens `path` in JupyterLab (on a session with the Rust (jukebox) kernel created first through
     the REST API), waits until that kernel is idle, runs Run > Run All Cells, waits until every code
     cell ran or one failed. Returns the page; raises CellError with the failed cell's source and
@@ -167,7 +167,9 @@ def run_all(lab, browser, path: str, timeout: float = 300):
             raise CellError(f"cell failed in {path}:\n{cell['source']}\n--- error ---\n" + "\n".join(cell["errors"]))
         if state and all(c["prompt"].strip().startswith("[") and c["prompt"].strip()[1:-2].isdigit() for c in state):
             return page
-        time.sleep(0.5)
+        if on_poll:
+            on_poll(page)
+        time.sleep(poll)
     pending = [(c["prompt"], c["source"][:60]) for c in (state or []) if not c["prompt"].strip()[1:-2].isdigit()]
     page.screenshot(path=str(SHOTS / "lab-timeout.png"))
     raise AssertionError(f"{path}: not all cells ran within {timeout} s; pending: {pending}")
@@ -255,3 +257,51 @@ def test_a_broken_cell_fails_the_run_with_its_error_text(lab, browser):
     end_session(lab, "out/lab/broken.ipynb")
     message = str(failure.value)
     assert "deliberately not a number" in message and "mismatched types" in message, message
+
+
+def test_training_progress_is_redrawn_in_place_in_the_page(lab, browser):
+    """A 60-epoch training cell (about 6 s on the sample): while it runs, its output area holds one
+    output whose bar (an HTML <progress>) moves; when it ends, that output shows the epoch lines
+    and the summary line, and no bar."""
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "rust", "display_name": "Rust (jukebox)", "language": "rust"}
+    nb.cells = [
+        nbformat.v4.new_code_cell(
+            "use jukebox::data::ChartData;\nuse jukebox::prepare::{PreparedData, SplitOptions};\n"
+            "use jukebox::train::{Learner, NeuralNetwork, TrainedModel};\n"
+            f"let charts: ChartData = ChartData::load(Some(std::path::Path::new({json.dumps(str(SAMPLE))})))?;\n"
+            "let data: PreparedData = PreparedData::new(&charts, &SplitOptions::with_seed(42))?;"
+        ),
+        nbformat.v4.new_code_cell("let model: TrainedModel = NeuralNetwork::new(60, 32, 42).fit(&data)?;"),
+    ]
+    COPIES.mkdir(parents=True, exist_ok=True)
+    nbformat.write(nb, COPIES / "training.ipynb")
+    seen = []  # (number of outputs, bar value) of the training cell while it runs
+
+    def watch(page):
+        sample = page.evaluate(
+            """() => {
+              const cells = [...document.querySelectorAll('.jp-NotebookPanel:not(.lm-mod-hidden) .jp-CodeCell')];
+              const cell = cells.find(c => (c.querySelector('.jp-InputArea-editor')?.textContent ?? '').includes('NeuralNetwork::new(60'));
+              const bar = cell?.querySelector('.jp-OutputArea progress');
+              return bar ? [cell.querySelectorAll('.jp-OutputArea-output').length, bar.getAttribute('value'), bar.closest('div').textContent] : null;
+            }"""
+        )
+        if sample:
+            if not seen:
+                page.screenshot(path=str(SHOTS / "lab-training-progress.png"))
+            seen.append(sample)
+
+    page = run_all(lab, browser, "out/lab/training.ipynb", timeout=300, on_poll=watch, poll=0.1)
+    output = output_of(page, "NeuralNetwork::new(60")
+    final = output.inner_text()
+    bars_left, outputs = output.locator("progress").count(), output.locator(".jp-OutputArea-output").count()
+    page.screenshot(path=str(SHOTS / "lab-training-done.png"))
+    page.close()
+    end_session(lab, "out/lab/training.ipynb")
+    print(f"training progress: {len(seen)} samples of the bar, {len({s[2] for s in seen})} distinct")
+    assert len({s[2] for s in seen}) >= 3, f"the bar did not move while training: {seen}"
+    assert all(count == 1 for count, _, _ in seen), f"more than one output while training: {seen}"
+    assert "Epoch 60/60:" in final and "Trained 60 epochs in" in final, final
+    assert bars_left == 0, "a bar is left after training"
+    assert outputs == 1, final
