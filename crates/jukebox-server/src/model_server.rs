@@ -1010,9 +1010,8 @@ pub fn run_inference_with(
 ) -> Result<Response, ModelServerError> {
     let Prepared { id, inputs, selected } = prepare(loaded, headers, &body)?;
     drop(body); // the decoded tensors are all that is needed now
-    let tensors: Vec<InputTensor> =
-        inputs.iter().map(|(name, shape, data)| InputTensor::new(name, shape, data)).collect();
-    let results = run_in_slices(loaded, &tensors, slice_rows).map_err(ModelServerError::Tensor)?;
+    let results =
+        run_in_slices(loaded, &input_tensors(loaded, &inputs), slice_rows).map_err(ModelServerError::Tensor)?;
     Ok(respond(loaded, id.as_deref(), &selected, &results))
 }
 
@@ -1038,13 +1037,17 @@ async fn infer_small(
     Ok(respond(loaded, id.as_deref(), &selected, &results))
 }
 
-/// An input of a decoded request: name, shape, values.
-type DecodedInput = (String, Vec<i64>, Vec<f32>);
+/// An input of a decoded request: its index among the model's inputs (whose name it has), shape,
+/// values.
+type DecodedInput = (usize, Vec<i64>, Vec<f32>);
+
+/// The request's inputs as the runtime takes them, named by the model's own strings.
+fn input_tensors<'a>(loaded: &'a LoadedModel, inputs: &'a [DecodedInput]) -> Vec<InputTensor<'a>> {
+    inputs.iter().map(|(index, shape, data)| InputTensor::new(&loaded.inputs[*index].name, shape, data)).collect()
+}
 
 fn run_alone(loaded: &LoadedModel, inputs: &[DecodedInput]) -> batch::RunResult {
-    let tensors: Vec<InputTensor> =
-        inputs.iter().map(|(name, shape, data)| InputTensor::new(name, shape, data)).collect();
-    loaded.model.run(&tensors)
+    loaded.model.run(&input_tensors(loaded, inputs))
 }
 
 /// The request's inputs checked against the model (a refusal is this request's 4xx) and put in
@@ -1055,18 +1058,14 @@ fn columns_in_model_order(
     loaded: &LoadedModel,
     mut inputs: Vec<DecodedInput>,
 ) -> Result<Result<Vec<batch::Column>, Vec<DecodedInput>>, ModelServerError> {
-    let tensors: Vec<InputTensor> =
-        inputs.iter().map(|(name, shape, data)| InputTensor::new(name, shape, data)).collect();
-    loaded.model.check_inputs(&tensors).map_err(ModelServerError::Tensor)?;
-    if inputs.iter().any(|(name, shape, _)| {
-        loaded.inputs.iter().find(|i| &i.name == name).map(|i| i.shape.len()) != Some(shape.len())
-    }) {
+    loaded.model.check_inputs(&input_tensors(loaded, &inputs)).map_err(ModelServerError::Tensor)?;
+    if inputs.iter().any(|(index, shape, _)| loaded.inputs[*index].shape.len() != shape.len()) {
         return Ok(Err(inputs));
     }
     let mut columns = Vec::with_capacity(loaded.inputs.len());
-    for info in &loaded.inputs {
+    for k in 0..loaded.inputs.len() {
         // check_inputs saw every model input exactly once.
-        let position = inputs.iter().position(|(name, _, _)| *name == info.name).expect("checked input");
+        let position = inputs.iter().position(|(index, _, _)| *index == k).expect("checked input");
         let (_, shape, data) = inputs.swap_remove(position);
         columns.push(batch::Column { shape, data });
     }
@@ -1093,10 +1092,14 @@ fn prepare(loaded: &LoadedModel, headers: &HeaderMap, body: &Bytes) -> Result<Pr
     // Decode every input to f32, in request order (binary sections follow that order).
     let mut inputs: Vec<DecodedInput> = Vec::with_capacity(request.inputs.len());
     for input in request.inputs {
-        let Some(expected) = loaded.inputs.iter().find(|i| i.name == input.name) else {
+        let Some(index) = loaded.inputs.iter().position(|i| i.name == input.name) else {
             let known = loaded.inputs.iter().map(|i| i.name.as_str()).collect::<Vec<_>>().join(", ");
-            return Err(ModelServerError::Tensor(RuntimeError::UnknownInput { name: input.name, expected: known }));
+            return Err(ModelServerError::Tensor(RuntimeError::UnknownInput {
+                name: input.name.into_owned(),
+                expected: known,
+            }));
         };
+        let expected = &loaded.inputs[index];
         if input.datatype != expected.datatype {
             return Err(ModelServerError::BadRequest(format!(
                 "input tensor '{}' has datatype {} but the model expects {}",
@@ -1144,7 +1147,7 @@ fn prepare(loaded: &LoadedModel, headers: &HeaderMap, body: &Bytes) -> Result<Pr
                 }
             }
         };
-        inputs.push((input.name, input.shape, data));
+        inputs.push((index, input.shape, data));
     }
     if !binary.is_empty() {
         return Err(ModelServerError::BadRequest(format!(

@@ -9,15 +9,19 @@
 //!
 //! How, without a batcher thread: each model version has a queue. A request (already decoded
 //! and checked against the model, so a bad one never joins a batch and gets its own 4xx) adds
-//! its job; if no run is in progress it also spawns the *leader*, a task on the same runtime
-//! that takes every queued job that fits ([`Batching::max_rows`]), runs them as one call,
-//! answers each job through its own channel, and repeats while jobs are queued. A request that
-//! finds the queue empty and no run in progress runs at once on its own worker, so at
-//! concurrency 1 there is no added wait, task or thread hand-off; under load, requests that
-//! arrive while a call runs form the next batch.
-//! A positive [`Batching::max_wait`] makes the leader wait that long (measured in microseconds,
-//! yielding to the runtime so the requests it waits for can be parsed) for more rows before
-//! running.
+//! its job; if no call is in progress for that model, the request *leads*: it yields once, so
+//! that the requests its worker has already read reach the queue too, takes every queued job
+//! that fits ([`Batching::max_rows`]), runs them as one call and answers each through its own
+//! channel. Jobs that queued during the call are handed to a leader task that repeats this
+//! while jobs are queued. At concurrency 1 the leader's batch is its own request: no task, no
+//! thread hand-off, one yield. A positive [`Batching::max_wait`] makes a leader wait that long
+//! (measured in microseconds, yielding to the runtime so the requests it waits for can be
+//! parsed) for more rows before running.
+//!
+//! Why a request does not simply run alone when the queue is empty: a tokio worker runs one
+//! request from its first byte to its answer without pausing, so under load the queue is
+//! almost always empty at that moment, and the server stayed at one call per request
+//! (~11k req/s at c=64 where merging gives ~25k).
 //!
 //! Batches are bounded in rows and every job is a small request (larger ones take the blocking
 //! pool, see the parent module), so a leader holds an async worker for a call of a few tens of
@@ -97,43 +101,46 @@ impl BatchQueue {
 /// other requests for the same model are queued, and returns this request's outputs.
 pub async fn run(loaded: &Arc<LoadedModel>, columns: Vec<Column>, settings: Batching) -> RunResult {
     let rows = columns.first().and_then(|c| c.shape.first()).map_or(0, |&r| r.max(0) as usize);
-    // Nothing queued and nobody running: run at once on this worker, without a task or a
-    // channel (a spawned leader can wake the other worker, which then steals it: a thread
-    // hand-off at concurrency 1). Requests that arrive meanwhile queue for a leader started after.
-    if settings.max_wait.is_zero() {
-        let alone = {
-            let mut state = loaded.batch_queue.lock();
-            let alone = !state.leading && state.jobs.is_empty();
-            state.leading |= alone;
-            alone
-        };
-        if alone {
-            let mut leadership = Leadership { loaded: loaded.clone(), settings, finished: false };
-            let result = run_alone(loaded, &columns);
-            let mut state = loaded.batch_queue.lock();
-            if state.jobs.is_empty() {
-                state.leading = false;
-                leadership.finished = true;
-            }
-            // Otherwise dropping `leadership` starts a leader for the jobs that queued meanwhile.
-            drop(state);
-            drop(leadership);
-            return result;
-        }
-    }
     let (reply, answer) = oneshot::channel();
-    let start_leader = {
+    let lead_now = {
         let mut state = loaded.batch_queue.lock();
         state.jobs.push_back(Job { columns, rows, reply });
         state.rows += rows;
         !std::mem::replace(&mut state.leading, true)
     };
-    if start_leader {
-        // A task of its own, not this request's future: if this client hangs up, the batch it
-        // leads still runs and answers the others.
-        tokio::spawn(lead(loaded.clone(), settings));
+    if lead_now {
+        // Nobody runs this model's queue: this request leads one batch in its own task (no
+        // spawn, so no other worker is woken at concurrency 1), its job first in it. Whatever
+        // queues meanwhile goes to a leader task started when it hands over.
+        let mut leadership = Leadership { loaded: loaded.clone(), settings, finished: false };
+        wait_for_more(loaded, settings).await;
+        let batch = take_batch(&mut loaded.batch_queue.lock(), settings.max_rows);
+        run_batch(loaded, batch);
+        let mut state = loaded.batch_queue.lock();
+        if state.jobs.is_empty() {
+            state.leading = false;
+            leadership.finished = true;
+        }
+        // Otherwise dropping `leadership` (after the lock) starts a leader task for the rest.
+        drop(state);
+        drop(leadership);
     }
     answer.await.unwrap_or_else(|_| Err(RuntimeError::Run { message: "the batch this request was in failed".into() }))
+}
+
+/// Lets the requests this worker has already read reach the queue before a batch is taken: one
+/// yield (tokio runs a woken or spawned task before the others of its worker, and a request
+/// runs from its first byte to here without pausing), or with [`Batching::max_wait`] yields
+/// until the wait is over or the batch is full. Timers tick in milliseconds; a yield comes back
+/// within microseconds.
+async fn wait_for_more(loaded: &LoadedModel, settings: Batching) {
+    tokio::task::yield_now().await;
+    if !settings.max_wait.is_zero() {
+        let deadline = Instant::now() + settings.max_wait;
+        while loaded.batch_queue.lock().rows < settings.max_rows && Instant::now() < deadline {
+            tokio::task::yield_now().await;
+        }
+    }
 }
 
 /// Releases leadership however the leader ends: if it panicked with jobs still queued, a new
@@ -164,23 +171,18 @@ impl Drop for Leadership {
     }
 }
 
+/// A leader task: batches while jobs are queued, yielding between calls so that this worker's
+/// other requests run (and queue for the next batch).
 async fn lead(loaded: Arc<LoadedModel>, settings: Batching) {
     let mut leadership = Leadership { loaded: loaded.clone(), settings, finished: false };
     loop {
-        if !settings.max_wait.is_zero() {
-            let deadline = Instant::now() + settings.max_wait;
-            while loaded.batch_queue.lock().rows < settings.max_rows && Instant::now() < deadline {
-                // Timers tick in milliseconds; yielding lets this worker parse the requests
-                // the batch waits for and comes back within microseconds.
-                tokio::task::yield_now().await;
-            }
-        }
+        wait_for_more(&loaded, settings).await;
         let batch = {
             let mut state = loaded.batch_queue.lock();
             let batch = take_batch(&mut state, settings.max_rows);
             if batch.is_empty() {
                 // Decided under the lock: a job queued after this sees `leading == false` and
-                // starts a new leader.
+                // leads itself.
                 state.leading = false;
                 leadership.finished = true;
                 return;
@@ -188,8 +190,6 @@ async fn lead(loaded: Arc<LoadedModel>, settings: Batching) {
             batch
         };
         run_batch(&loaded, batch);
-        // Let the other tasks of this worker run (their requests form the next batch).
-        tokio::task::yield_now().await;
     }
 }
 

@@ -12,6 +12,7 @@ use std::fmt;
 
 use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
+use super::tensors::Str;
 use super::{InferLimits, ModelServerError};
 
 /// Total elements the request declares (for the in-flight budget), or the limit it breaks.
@@ -119,8 +120,8 @@ impl<'de> Visitor<'de> for RequestVisitor<'_, '_> {
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-        while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
-            if key == "inputs" {
+        while let Some(key) = map.next_key::<Str<'de>>()? {
+            if key.0 == "inputs" {
                 map.next_value_seed(InputsSeed(self.0))?;
             } else {
                 map.next_value::<IgnoredAny>()?;
@@ -177,10 +178,10 @@ impl<'de> Visitor<'de> for InputSeed<'_, '_> {
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-        let mut name: Option<String> = None;
+        let mut name: Option<Str<'de>> = None;
         let mut shape: Option<Vec<i64>> = None;
-        while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
-            match key.as_ref() {
+        while let Some(key) = map.next_key::<Str<'de>>()? {
+            match key.0.as_ref() {
                 "name" => name = Some(map.next_value()?),
                 "shape" => {
                     let value: Vec<i64> = map.next_value()?;
@@ -191,7 +192,7 @@ impl<'de> Visitor<'de> for InputSeed<'_, '_> {
                             "tensor rank",
                         ));
                     }
-                    let described = describe(name.as_deref(), self.index);
+                    let described = describe(name.as_ref().map(|n| n.0.as_ref()), self.index);
                     self.scan.check_shape(&described, &value)?;
                     shape = Some(value);
                 }

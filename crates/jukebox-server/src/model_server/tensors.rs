@@ -12,28 +12,29 @@
 //! The answer is written field by field into a buffer sized up front, in the order
 //! [`jukebox_protocol::inference::InferResponse`] serialises, so clients see the same bytes.
 
+use std::borrow::Cow;
 use std::fmt;
 
 use jukebox_protocol::inference::{Parameters, RequestedOutput, PARAM_BINARY_DATA_OUTPUT, PARAM_BINARY_DATA_SIZE};
 use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::Deserializer;
 
-/// An infer request with its tensors already f32.
+/// An infer request with its tensors already f32; names borrowed from the body.
 #[derive(Debug, Default)]
-pub struct Request {
+pub struct Request<'a> {
     pub id: Option<String>,
     /// The request parameter `binary_data_output` (false when absent or not a boolean).
     pub binary_data_output: bool,
-    pub inputs: Vec<Input>,
+    pub inputs: Vec<Input<'a>>,
     pub outputs: Option<Vec<RequestedOutput>>,
 }
 
 /// One input tensor of a [`Request`].
 #[derive(Debug)]
-pub struct Input {
-    pub name: String,
+pub struct Input<'a> {
+    pub name: Cow<'a, str>,
     pub shape: Vec<i64>,
-    pub datatype: String,
+    pub datatype: Cow<'a, str>,
     /// `parameters.binary_data_size`: the tensor's bytes follow the JSON.
     pub binary_data_size: Option<u64>,
     pub data: Option<Data>,
@@ -49,7 +50,7 @@ pub enum Data {
 }
 
 /// Decodes the JSON part of an infer request.
-pub fn decode(json: &[u8]) -> Result<Request, serde_json::Error> {
+pub fn decode(json: &[u8]) -> Result<Request<'_>, serde_json::Error> {
     let mut deserializer = serde_json::Deserializer::from_slice(json);
     let request = deserializer.deserialize_map(RequestVisitor)?;
     deserializer.end()?;
@@ -67,17 +68,17 @@ const MAX_DEPTH: usize = 32;
 struct RequestVisitor;
 
 impl<'de> Visitor<'de> for RequestVisitor {
-    type Value = Request;
+    type Value = Request<'de>;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("an inference request object")
     }
 
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Request, A::Error> {
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Request<'de>, A::Error> {
         let mut request = Request::default();
         let (mut seen_id, mut seen_parameters, mut seen_inputs, mut seen_outputs) = (false, false, false, false);
-        while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
-            match key.as_ref() {
+        while let Some(key) = map.next_key::<Str<'de>>()? {
+            match key.0.as_ref() {
                 "id" => {
                     once(&mut seen_id, "id")?;
                     request.id = map.next_value()?;
@@ -122,21 +123,21 @@ fn flag(parameters: Option<&Parameters>, key: &str) -> bool {
 struct InputsSeed;
 
 impl<'de> DeserializeSeed<'de> for InputsSeed {
-    type Value = Vec<Input>;
+    type Value = Vec<Input<'de>>;
 
-    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Vec<Input>, D::Error> {
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Vec<Input<'de>>, D::Error> {
         deserializer.deserialize_seq(self)
     }
 }
 
 impl<'de> Visitor<'de> for InputsSeed {
-    type Value = Vec<Input>;
+    type Value = Vec<Input<'de>>;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("a list of input tensors")
     }
 
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<Input>, A::Error> {
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<Input<'de>>, A::Error> {
         let mut inputs = Vec::with_capacity(seq.size_hint().unwrap_or(16).min(64));
         while let Some(input) = seq.next_element_seed(InputSeed)? {
             inputs.push(input);
@@ -148,28 +149,28 @@ impl<'de> Visitor<'de> for InputsSeed {
 struct InputSeed;
 
 impl<'de> DeserializeSeed<'de> for InputSeed {
-    type Value = Input;
+    type Value = Input<'de>;
 
-    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Input, D::Error> {
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Input<'de>, D::Error> {
         deserializer.deserialize_map(self)
     }
 }
 
 impl<'de> Visitor<'de> for InputSeed {
-    type Value = Input;
+    type Value = Input<'de>;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("an input tensor object")
     }
 
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Input, A::Error> {
-        let mut name: Option<String> = None;
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Input<'de>, A::Error> {
+        let mut name: Option<Str<'de>> = None;
         let mut shape: Option<Vec<i64>> = None;
-        let mut datatype: Option<String> = None;
+        let mut datatype: Option<Str<'de>> = None;
         let mut parameters: Option<Option<Parameters>> = None;
         let mut data: Option<Option<Data>> = None;
-        while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
-            match key.as_ref() {
+        while let Some(key) = map.next_key::<Str<'de>>()? {
+            match key.0.as_ref() {
                 "name" if name.is_some() => return Err(de::Error::duplicate_field("name")),
                 "name" => name = Some(map.next_value()?),
                 "shape" if shape.is_some() => return Err(de::Error::duplicate_field("shape")),
@@ -193,12 +194,41 @@ impl<'de> Visitor<'de> for InputSeed {
         }
         let parameters = parameters.flatten();
         Ok(Input {
-            name: name.ok_or_else(|| de::Error::missing_field("name"))?,
+            name: name.ok_or_else(|| de::Error::missing_field("name"))?.0,
             shape: shape.ok_or_else(|| de::Error::missing_field("shape"))?,
-            datatype: datatype.ok_or_else(|| de::Error::missing_field("datatype"))?,
+            datatype: datatype.ok_or_else(|| de::Error::missing_field("datatype"))?.0,
             binary_data_size: parameters.as_ref().and_then(|p| p.get(PARAM_BINARY_DATA_SIZE)).and_then(|v| v.as_u64()),
             data: data.flatten(),
         })
+    }
+}
+
+/// A string borrowed from the body when it has no escapes (serde's own `Cow<str>` always copies):
+/// a request's keys and names, read twice per request (size check, then decoding), are most of
+/// its allocations otherwise.
+pub struct Str<'de>(pub Cow<'de, str>);
+
+impl<'de> serde::Deserialize<'de> for Str<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_str(StrVisitor)
+    }
+}
+
+struct StrVisitor;
+
+impl<'de> Visitor<'de> for StrVisitor {
+    type Value = Str<'de>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a string")
+    }
+
+    fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Str<'de>, E> {
+        Ok(Str(Cow::Borrowed(v)))
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Str<'de>, E> {
+        Ok(Str(Cow::Owned(v.to_string())))
     }
 }
 
@@ -398,7 +428,7 @@ mod tests {
         let body = br#"{"id":"7","parameters":{"binary_data_output":true,"x":[1]},"extra":{"a":1},
             "inputs":[{"name":"a","shape":[2,2],"datatype":"FP32","data":[[1,2.5],[-3,0.1]]},
                       {"name":"b","shape":[2],"datatype":"BOOL","data":[true,false]},
-                      {"name":"c","shape":[1],"datatype":"BYTES","data":["x"]},
+                      {"name":"c\u0063","shape":[1],"datatype":"BYTES","data":["x"]},
                       {"name":"d","shape":[2,1],"datatype":"FP32","parameters":{"binary_data_size":8}}],
             "outputs":[{"name":"output","parameters":{"binary_data":false}}]}"#;
         let ours = decode(body).unwrap();
@@ -407,7 +437,10 @@ mod tests {
         assert_eq!(ours.binary_data_output, theirs.binary_data_output());
         assert_eq!(ours.outputs, theirs.outputs);
         for (a, b) in ours.inputs.iter().zip(&theirs.inputs) {
-            assert_eq!((&a.name, &a.shape, &a.datatype), (&b.name, &b.shape, &b.datatype));
+            assert_eq!(
+                (a.name.as_ref(), &a.shape, a.datatype.as_ref()),
+                (b.name.as_str(), &b.shape, b.datatype.as_str())
+            );
             assert_eq!(a.binary_data_size, b.binary_data_size());
             let expected = b.data.as_ref().map(|d| match d.to_f32() {
                 Some(values) => Data::Values(values),
