@@ -17,7 +17,8 @@
 //! Why written here and not taken from linfa (measured in `cargo bench --workspace --bench
 //! baselines`, which prints linfa's figures beside ours and scikit-learn's): linfa-logistic runs
 //! its L-BFGS through argmin on freshly allocated ndarray matrices for every evaluation and took
-//! about 9.5 s here; linfa-trees sorts the rows again at every node and took about 0.9 s. This
+//! 8-9.5 s here in f64 and 3.6 s in f32, against scikit-learn's 3.2-5 s; linfa-trees sorts the
+//! rows again at every node and took 0.9 s in either precision, against scikit-learn's 0.1 s. This
 //! code makes one pass over the rows per evaluation (scores, softmax, loss and gradient fused),
 //! and the tree sorts each feature once and then only partitions those orders as it grows.
 
