@@ -60,14 +60,6 @@ impl fmt::Display for Summary {
     }
 }
 
-impl Summary {
-    /// Rich output for the evcxr Jupyter kernel: the table as preformatted HTML.
-    pub fn evcxr_display(&self) {
-        let text = self.to_string().replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;");
-        println!("EVCXR_BEGIN_CONTENT text/html\n<pre>{text}</pre>\nEVCXR_END_CONTENT");
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use crate::Network;

@@ -17,9 +17,8 @@
 //! Deserialization is liberal (unknown fields are ignored, optional fields may be absent) and
 //! serialization is exact (absent options are left out, field names are the API's camelCase).
 //!
-//! The read forms can also render themselves as HTML tables (`to_html`, and `evcxr_display` for
-//! Jupyter notebooks running the evcxr Rust kernel), so a notebook cell that returns one shows a
-//! table, and the embedded registry server's web page reuses the same rendering.
+//! Wire types only: how a notebook shows them is `jukebox::registry`'s business, how the embedded
+//! server's web page shows them the server's.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -528,23 +527,7 @@ pub struct ErrorBody {
 }
 
 // ---------------------------------------------------------------------------------------------
-// HTML rendering, shared by notebooks (evcxr) and the registry server's web page.
-
-/// Escapes text for HTML element content and attribute values.
-pub fn escape_html(text: &str) -> String {
-    let mut escaped = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => escaped.push_str("&amp;"),
-            '<' => escaped.push_str("&lt;"),
-            '>' => escaped.push_str("&gt;"),
-            '"' => escaped.push_str("&quot;"),
-            '\'' => escaped.push_str("&#39;"),
-            _ => escaped.push(c),
-        }
-    }
-    escaped
-}
+// Times as people read them.
 
 /// Formats an epoch-millisecond time (as the API sends it) as `YYYY-MM-DD hh:mm:ss UTC`;
 /// text that is not a number is returned unchanged, a missing time as an empty string.
@@ -564,118 +547,6 @@ pub fn format_epoch_millis(millis: Option<&str>) -> String {
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
     let year = yoe + era * 400 + i64::from(month <= 2);
     format!("{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02} UTC", rem / 3600, rem % 3600 / 60, rem % 60)
-}
-
-/// Renders custom properties as `key = value` lines inside one cell.
-pub fn custom_properties_html(properties: &CustomProperties) -> String {
-    properties
-        .iter()
-        .map(|(key, value)| format!("<code>{}</code> = {}", escape_html(key), escape_html(&value.to_string())))
-        .collect::<Vec<_>>()
-        .join("<br>")
-}
-
-/// A two-column (field, value) table; values are escaped here.
-fn field_table(rows: &[(&str, String)], properties: &CustomProperties) -> String {
-    let mut html = String::from("<table>\n");
-    for (field, value) in rows {
-        html.push_str(&format!("<tr><th>{}</th><td>{}</td></tr>\n", field, escape_html(value)));
-    }
-    for (key, value) in properties {
-        html.push_str(&format!("<tr><th>{}</th><td>{}</td></tr>\n", escape_html(key), escape_html(&value.to_string())));
-    }
-    html.push_str("</table>");
-    html
-}
-
-fn opt(value: &Option<String>) -> String {
-    value.clone().unwrap_or_default()
-}
-
-fn state_text<T: Serialize>(state: &Option<T>) -> String {
-    state
-        .as_ref()
-        .and_then(|s| serde_json::to_value(s).ok())
-        .and_then(|v| v.as_str().map(str::to_owned))
-        .unwrap_or_default()
-}
-
-/// Prints `html` in evcxr's rich-output envelope so Jupyter renders it.
-pub fn print_evcxr_html(html: &str) {
-    println!("EVCXR_BEGIN_CONTENT text/html\n{html}\nEVCXR_END_CONTENT");
-}
-
-impl RegisteredModel {
-    /// A field/value table; custom properties follow as extra rows.
-    pub fn to_html(&self) -> String {
-        field_table(
-            &[
-                ("registered model", self.name.clone()),
-                ("id", self.id.clone()),
-                ("description", opt(&self.description)),
-                ("owner", opt(&self.owner)),
-                ("state", state_text(&self.state)),
-                ("created", format_epoch_millis(self.create_time_since_epoch.as_deref())),
-                ("updated", format_epoch_millis(self.last_update_time_since_epoch.as_deref())),
-            ],
-            &self.custom_properties,
-        )
-    }
-
-    /// Renders inline in a Jupyter notebook (evcxr kernel).
-    pub fn evcxr_display(&self) {
-        print_evcxr_html(&self.to_html());
-    }
-}
-
-impl ModelVersion {
-    /// A field/value table; custom properties (metadata such as metrics) follow as extra rows.
-    pub fn to_html(&self) -> String {
-        field_table(
-            &[
-                ("model version", self.name.clone()),
-                ("id", self.id.clone()),
-                ("registered model id", self.registered_model_id.clone()),
-                ("description", opt(&self.description)),
-                ("author", opt(&self.author)),
-                ("state", state_text(&self.state)),
-                ("created", format_epoch_millis(self.create_time_since_epoch.as_deref())),
-                ("updated", format_epoch_millis(self.last_update_time_since_epoch.as_deref())),
-            ],
-            &self.custom_properties,
-        )
-    }
-
-    /// Renders inline in a Jupyter notebook (evcxr kernel).
-    pub fn evcxr_display(&self) {
-        print_evcxr_html(&self.to_html());
-    }
-}
-
-impl ModelArtifact {
-    /// A field/value table; custom properties follow as extra rows.
-    pub fn to_html(&self) -> String {
-        let f = &self.fields;
-        field_table(
-            &[
-                ("model artifact", opt(&f.name)),
-                ("id", self.id.clone()),
-                ("uri", opt(&f.uri)),
-                ("model format", opt(&f.model_format_name)),
-                ("model format version", opt(&f.model_format_version)),
-                ("storage key", opt(&f.storage_key)),
-                ("storage path", opt(&f.storage_path)),
-                ("state", state_text(&f.state)),
-                ("created", format_epoch_millis(self.create_time_since_epoch.as_deref())),
-            ],
-            &f.custom_properties,
-        )
-    }
-
-    /// Renders inline in a Jupyter notebook (evcxr kernel).
-    pub fn evcxr_display(&self) {
-        print_evcxr_html(&self.to_html());
-    }
 }
 
 #[cfg(test)]
@@ -741,16 +612,10 @@ mod tests {
     }
 
     #[test]
-    fn html_escapes_user_text_and_formats_times() {
-        let model = RegisteredModel {
-            id: "1".into(),
-            name: "<script>alert('x')</script>".into(),
-            create_time_since_epoch: Some("1700000000000".into()),
-            ..Default::default()
-        };
-        let html = model.to_html();
-        assert!(html.contains("&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;"));
-        assert!(!html.contains("<script>"));
-        assert!(html.contains("2023-11-14 22:13:20 UTC"));
+    fn epoch_millis_read_as_utc_times() {
+        assert_eq!(format_epoch_millis(Some("1700000000000")), "2023-11-14 22:13:20 UTC");
+        assert_eq!(format_epoch_millis(Some("0")), "1970-01-01 00:00:00 UTC");
+        assert_eq!(format_epoch_millis(Some("soon")), "soon");
+        assert_eq!(format_epoch_millis(None), "");
     }
 }

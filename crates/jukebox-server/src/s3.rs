@@ -226,10 +226,9 @@ fn percent_decode(text: &str) -> String {
 
 /// An S3 XML error answer.
 fn xml_error(status: hyper::StatusCode, code: &str, message: &str) -> s3s::HttpResponse {
-    let escape = |t: &str| t.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;");
     let body = format!(
         "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>{code}</Code><Message>{}</Message></Error>",
-        escape(message)
+        html_escape::encode_text(message)
     );
     let mut response = hyper::Response::new(s3s::Body::from(body));
     *response.status_mut() = status;

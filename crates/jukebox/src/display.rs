@@ -1,10 +1,17 @@
-//! Tables and plots that render inline in Jupyter.
+//! Tables and plots that render inline in Jupyter: the one place where the workbench renders.
 //!
-//! The evcxr kernel shows a value richly when its type has a method `evcxr_display(&self)` that
-//! prints `EVCXR_BEGIN_CONTENT <mime type>`, the content, and `EVCXR_END_CONTENT`. [`Table`]
-//! renders as `text/html` and [`Plot`] as `image/svg+xml`; papermill stores both in the executed
-//! notebook. Plots are drawn with plotters' SVG backend, which needs no system fonts.
-//! [`show`] is the one place that writes that envelope.
+//! The evcxr kernel shows a cell's last value richly when `value.evcxr_display()` compiles: that
+//! method prints `EVCXR_BEGIN_CONTENT <mime type>`, the content, and `EVCXR_END_CONTENT`.
+//! [`show`] is the one function that writes that envelope. Every value a stage returns for
+//! reading implements [`ToHtml`] (beside its type; for the records of other crates in the stage
+//! that returns them, e.g. the registry's wire types in `registry`, and the network's summary
+//! here), and
+//! the blanket trait [`Show`] gives every [`ToHtml`] value its `evcxr_display`. The Rust
+//! kernel imports [`Show`] in its prelude (`kernel/evcxr-kernel`); elsewhere, `use
+//! jukebox::display::Show;` once. [`Plot`] renders as `image/svg+xml`, drawn with plotters' SVG
+//! backend (no system fonts needed); papermill stores both kinds in the executed notebook.
+//! [`escape`] is the one HTML escaper (the `html-escape` crate, which the registry server's page
+//! uses as well).
 //!
 //! A cell's result is shown when the cell ends. An output that changes while the cell runs
 //! (training progress) is a [`LiveDisplay`]: in the Rust kernel it is redrawn in place.
@@ -192,9 +199,11 @@ impl Table {
             _ => None,
         }
     }
+}
 
+impl ToHtml for Table {
     /// The table as an HTML fragment (text escaped).
-    pub fn to_html(&self) -> String {
+    fn to_html(&self) -> String {
         let mut html = String::from("<table class=\"jukebox\" style=\"border-collapse:collapse;font-size:12px\">");
         if let Some(caption) = &self.caption {
             let _ = write!(html, "<caption style=\"font-weight:bold;text-align:left\">{}</caption>", escape(caption));
@@ -224,17 +233,36 @@ impl Table {
         html.push_str("</tbody></table>");
         html
     }
-
-    /// Renders inline in Jupyter (evcxr's display convention).
-    pub fn evcxr_display(&self) {
-        show("text/html", &self.to_html());
-    }
 }
 
 /// Prints `content` as a rich output of type `mime` in evcxr's envelope: what an `evcxr_display`
 /// method does. evcxr shows it as the cell's result when the cell ends.
 pub fn show(mime: &str, content: &str) {
     println!("EVCXR_BEGIN_CONTENT {mime}\n{content}\nEVCXR_END_CONTENT");
+}
+
+/// A value that reads as an HTML fragment (text escaped with [`escape`]).
+pub trait ToHtml {
+    fn to_html(&self) -> String;
+}
+
+/// Shows a value as a cell's result in Jupyter: evcxr calls `evcxr_display` on a cell's last value
+/// when the method resolves, which this trait makes it do for every [`ToHtml`] value.
+pub trait Show {
+    fn evcxr_display(&self);
+}
+
+impl<T: ToHtml + ?Sized> Show for T {
+    fn evcxr_display(&self) {
+        show("text/html", &self.to_html());
+    }
+}
+
+/// The network's Keras-like layer table, as preformatted text.
+impl ToHtml for jukebox_nn::Summary {
+    fn to_html(&self) -> String {
+        format!("<pre>{}</pre>", escape(&self.to_string()))
+    }
 }
 
 /// What starts a live display line on stdout; `kernel/kernel_relay.py` reads the same prefix.
@@ -366,18 +394,15 @@ impl Code {
     pub fn new(language: impl Into<String>, text: impl Into<String>) -> Code {
         Code { language: language.into(), text: text.into() }
     }
+}
 
-    pub fn to_html(&self) -> String {
+impl ToHtml for Code {
+    fn to_html(&self) -> String {
         format!(
             "<pre class=\"jukebox language-{}\" style=\"font-size:12px;line-height:1.3\">{}</pre>",
             escape(&self.language),
             escape(&self.text)
         )
-    }
-
-    /// Renders inline in Jupyter (evcxr's display convention).
-    pub fn evcxr_display(&self) {
-        show("text/html", &self.to_html());
     }
 }
 
@@ -392,9 +417,10 @@ impl fmt::Display for Code {
 #[error("drawing failed: {0}")]
 pub struct PlotError(pub String);
 
-/// Escapes text for HTML element content and attribute values: the workspace's one escaper, which
-/// the registry server's web page shares (so it lives in `jukebox-protocol`).
-pub use jukebox_protocol::registry::escape_html as escape;
+/// Escapes text for HTML element content and quoted attribute values (`& < > " '`).
+pub fn escape(text: &str) -> String {
+    html_escape::encode_quoted_attribute(text).into_owned()
+}
 
 /// A heatmap of a square or rectangular matrix with labelled axes and each value written in its
 /// cell. Used for correlations (red-yellow-blue) and the confusion matrix (blues).

@@ -18,8 +18,9 @@
 //! | 4 | [`request`] | ask a KServe v2 model server for predictions |
 //! | 5 | [`refine`] | grouped split, sweeps chosen by validation score, the run log |
 //!
-//! [`display`] holds the table and plot types that render inline in Jupyter (evcxr's
-//! `evcxr_display` convention): every stage returns them so notebook cells stay one line long.
+//! [`display`] holds the table and plot types that render inline in Jupyter, and the one way
+//! values render there ([`display::ToHtml`], [`display::Show`]): every stage returns values that
+//! show themselves, so notebook cells stay one line long.
 
 pub mod data;
 pub mod deploy;

@@ -33,7 +33,7 @@ use std::path::{Path, PathBuf};
 use polars::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::display::{Cell, Plot, PlotError, Table};
+use crate::display::{Cell, Plot, PlotError, Table, ToHtml};
 use crate::evaluate::{ClassificationReport, EvaluateError, Metrics};
 use crate::prepare::{PrepareError, PreparedData, SONG};
 use crate::train::{
@@ -405,9 +405,11 @@ impl Sweep {
             })
             .collect()
     }
+}
 
-    pub fn evcxr_display(&self) {
-        self.table().evcxr_display()
+impl ToHtml for Sweep {
+    fn to_html(&self) -> String {
+        self.table().to_html()
     }
 }
 
@@ -670,8 +672,10 @@ impl SplitComparison {
         Table::new(columns.to_vec(), rows)
             .with_caption("the same learners on a random and on a grouped split (whole songs per split)")
     }
+}
 
-    pub fn evcxr_display(&self) {
-        self.table().evcxr_display()
+impl ToHtml for SplitComparison {
+    fn to_html(&self) -> String {
+        self.table().to_html()
     }
 }

@@ -30,8 +30,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use jukebox_protocol::registry::{
-    escape_html, format_epoch_millis, print_evcxr_html, ArtifactState, ErrorBody, ListPage, ModelArtifactCreate,
-    ModelArtifactFields, ModelState, ModelVersionCreate, RegisteredModelCreate, BASE_PATH_V1, BASE_PATH_V1ALPHA3,
+    format_epoch_millis, ArtifactState, ErrorBody, ListPage, ModelArtifactCreate, ModelArtifactFields, ModelState,
+    ModelVersionCreate, RegisteredModelCreate, BASE_PATH_V1, BASE_PATH_V1ALPHA3,
 };
 pub use jukebox_protocol::registry::{
     CustomProperties, MetadataValue, ModelArtifact, ModelVersion, ModelVersionUpdate, RegisteredModel,
@@ -39,6 +39,7 @@ pub use jukebox_protocol::registry::{
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use crate::display::{escape as escape_html, ToHtml};
 use crate::storage::{Storage, StorageError, TransferReport};
 use jukebox_protocol::env;
 use jukebox_protocol::model_folder::{VersionFolder, METRICS_FILE};
@@ -291,14 +292,9 @@ pub struct SavedModel {
     pub registered: RegisteredVersion,
 }
 
-impl SavedModel {
-    pub fn to_html(&self) -> String {
+impl ToHtml for SavedModel {
+    fn to_html(&self) -> String {
         format!("{}\n{}", self.upload.to_html(), self.registered.to_html())
-    }
-
-    /// Renders inline in a Jupyter notebook (evcxr kernel).
-    pub fn evcxr_display(&self) {
-        print_evcxr_html(&self.to_html());
     }
 }
 
@@ -310,19 +306,14 @@ pub struct RegisteredVersion {
     pub artifact: ModelArtifact,
 }
 
-impl RegisteredVersion {
+impl ToHtml for RegisteredVersion {
     /// One row: model, version, ids, format, URI, then the metadata.
-    pub fn to_html(&self) -> String {
+    fn to_html(&self) -> String {
         let table = VersionTable {
             model: self.model.clone(),
             rows: vec![VersionRow { version: self.version.clone(), artifacts: vec![self.artifact.clone()] }],
         };
         table.to_html()
-    }
-
-    /// Renders inline in a Jupyter notebook (evcxr kernel).
-    pub fn evcxr_display(&self) {
-        print_evcxr_html(&self.to_html());
     }
 }
 
@@ -353,8 +344,10 @@ impl VersionTable {
     pub fn metric(&self, key: &str) -> Vec<Option<f64>> {
         self.rows.iter().map(|r| r.version.custom_properties.get(key).and_then(MetadataValue::as_f64)).collect()
     }
+}
 
-    pub fn to_html(&self) -> String {
+impl ToHtml for VersionTable {
+    fn to_html(&self) -> String {
         let keys = self.metadata_keys();
         let mut html = String::from(
             "<table>\n<thead><tr><th>model</th><th>version</th><th>id</th><th>created</th>\
@@ -400,10 +393,89 @@ impl VersionTable {
         html.push_str("</tbody>\n</table>");
         html
     }
+}
 
-    /// Renders inline in a Jupyter notebook (evcxr kernel).
-    pub fn evcxr_display(&self) {
-        print_evcxr_html(&self.to_html());
+// The registry's records as a notebook shows them: a field/value table, custom properties (the
+// metadata, such as metrics) as extra rows.
+
+/// A two-column (field, value) table, then one row per custom property; values escaped here.
+fn field_table(rows: &[(&str, String)], properties: &CustomProperties) -> String {
+    let mut html = String::from("<table>\n");
+    for (field, value) in rows {
+        html.push_str(&format!("<tr><th>{}</th><td>{}</td></tr>\n", field, escape_html(value)));
+    }
+    for (key, value) in properties {
+        html.push_str(&format!("<tr><th>{}</th><td>{}</td></tr>\n", escape_html(key), escape_html(&value.to_string())));
+    }
+    html.push_str("</table>");
+    html
+}
+
+fn text_of(value: &Option<String>) -> String {
+    value.clone().unwrap_or_default()
+}
+
+/// A state enum as the API spells it (`LIVE`, `ARCHIVED`, ...).
+fn state_name<T: Serialize>(state: &Option<T>) -> String {
+    state
+        .as_ref()
+        .and_then(|s| serde_json::to_value(s).ok())
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default()
+}
+
+impl ToHtml for RegisteredModel {
+    fn to_html(&self) -> String {
+        field_table(
+            &[
+                ("registered model", self.name.clone()),
+                ("id", self.id.clone()),
+                ("description", text_of(&self.description)),
+                ("owner", text_of(&self.owner)),
+                ("state", state_name(&self.state)),
+                ("created", format_epoch_millis(self.create_time_since_epoch.as_deref())),
+                ("updated", format_epoch_millis(self.last_update_time_since_epoch.as_deref())),
+            ],
+            &self.custom_properties,
+        )
+    }
+}
+
+impl ToHtml for ModelVersion {
+    fn to_html(&self) -> String {
+        field_table(
+            &[
+                ("model version", self.name.clone()),
+                ("id", self.id.clone()),
+                ("registered model id", self.registered_model_id.clone()),
+                ("description", text_of(&self.description)),
+                ("author", text_of(&self.author)),
+                ("state", state_name(&self.state)),
+                ("created", format_epoch_millis(self.create_time_since_epoch.as_deref())),
+                ("updated", format_epoch_millis(self.last_update_time_since_epoch.as_deref())),
+            ],
+            &self.custom_properties,
+        )
+    }
+}
+
+impl ToHtml for ModelArtifact {
+    fn to_html(&self) -> String {
+        let f = &self.fields;
+        field_table(
+            &[
+                ("model artifact", text_of(&f.name)),
+                ("id", self.id.clone()),
+                ("uri", text_of(&f.uri)),
+                ("model format", text_of(&f.model_format_name)),
+                ("model format version", text_of(&f.model_format_version)),
+                ("storage key", text_of(&f.storage_key)),
+                ("storage path", text_of(&f.storage_path)),
+                ("state", state_name(&f.state)),
+                ("created", format_epoch_millis(self.create_time_since_epoch.as_deref())),
+            ],
+            &f.custom_properties,
+        )
     }
 }
 
@@ -816,6 +888,25 @@ fn recorded_metrics(path: &Path) -> Result<CustomProperties, RegistryError> {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn records_render_as_escaped_field_tables_with_readable_times() {
+        let model = RegisteredModel {
+            id: "1".into(),
+            name: "<script>alert('x')</script>".into(),
+            create_time_since_epoch: Some("1700000000000".into()),
+            ..Default::default()
+        };
+        let html = model.to_html();
+        assert!(
+            html.contains(
+                "<tr><th>registered model</th><td>&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt;</td></tr>"
+            ),
+            "{html}"
+        );
+        assert!(!html.contains("<script>"));
+        assert!(html.contains("<tr><th>created</th><td>2023-11-14 22:13:20 UTC</td></tr>"), "{html}");
+    }
 
     #[test]
     fn the_client_accepts_a_url_with_an_api_base_path() {

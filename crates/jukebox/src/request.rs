@@ -31,7 +31,7 @@ use jukebox_protocol::inference::{ErrorResponse, InferInput, InferRequest, Infer
 use jukebox_protocol::model_folder::{ARTIFACTS_DIR, LABEL_ENCODER_FILE, OUTPUT_NAME, SCALER_FILE};
 use polars::prelude::{DataFrame, DataType};
 
-use crate::display::{escape, Cell, Code, Plot, Table};
+use crate::display::{escape, Cell, Code, Plot, Table, ToHtml};
 
 /// Everything that can go wrong preparing, sending or reading a prediction request.
 #[derive(Debug, thiserror::Error)]
@@ -567,9 +567,11 @@ impl Prediction {
             Ok::<(), DrawingAreaErrorKind<std::io::Error>>(())
         })
     }
+}
 
+impl ToHtml for Prediction {
     /// The top-5 table as HTML, with the most likely country spelled out first.
-    pub fn to_html(&self) -> String {
+    fn to_html(&self) -> String {
         let (code, p) = self.top();
         format!(
             "<p>The most likely country for <b>{}</b> is <b>{}</b> ({:.1}%).</p>{}",
@@ -578,11 +580,6 @@ impl Prediction {
             p * 100.0,
             self.table(5).to_html()
         )
-    }
-
-    /// Renders inline in Jupyter (evcxr's display convention).
-    pub fn evcxr_display(&self) {
-        crate::display::show("text/html", &self.to_html());
     }
 }
 
@@ -611,9 +608,10 @@ impl Predictions {
             .collect();
         Table::new(vec!["song".into(), "artists".into(), "country".into(), "probability".into(), "next".into()], rows)
     }
+}
 
-    /// Renders inline in Jupyter.
-    pub fn evcxr_display(&self) {
-        crate::display::show("text/html", &self.table().to_html());
+impl ToHtml for Predictions {
+    fn to_html(&self) -> String {
+        self.table().to_html()
     }
 }

@@ -35,6 +35,7 @@ use std::io::Read;
 use std::path::{Component, Path, PathBuf};
 use std::time::Duration;
 
+use crate::display::ToHtml;
 use jukebox_protocol::env;
 use jukebox_protocol::model_folder::{ModelFolderError, S3Location, VersionFolder};
 use md5::{Digest, Md5};
@@ -245,14 +246,11 @@ impl TransferReport {
     pub fn total_bytes(&self) -> u64 {
         self.objects.iter().map(|o| o.size).sum()
     }
+}
 
-    /// Renders as an HTML table in Jupyter (evcxr's rich-output convention).
-    pub fn evcxr_display(&self) {
-        crate::display::show("text/html", &self.to_html());
-    }
-
-    /// The HTML that [`evcxr_display`](Self::evcxr_display) shows.
-    pub fn to_html(&self) -> String {
+/// What was uploaded or downloaded, object by object (a table in Jupyter).
+impl ToHtml for TransferReport {
+    fn to_html(&self) -> String {
         let verb = match self.direction {
             Direction::Upload => "Uploaded to",
             Direction::Download => "Downloaded from",

@@ -27,7 +27,7 @@ use std::time::Instant;
 
 use jukebox_nn::{FitOptions, History, Network, NnError, Samples, Summary};
 
-use crate::display::{Cell, Plot, PlotError, Table};
+use crate::display::{Cell, Plot, PlotError, Table, ToHtml};
 use crate::evaluate::{ClassificationReport, EvaluateError, TrainingInfo};
 use crate::prepare::PreparedData;
 
@@ -378,8 +378,10 @@ impl Comparison {
         let rows_tested = self.models.first().map(|m| m.report.total()).unwrap_or(0);
         Table::new(columns, rows).with_caption(format!("test split ({rows_tested} rows)"))
     }
+}
 
-    pub fn evcxr_display(&self) {
-        self.table().evcxr_display()
+impl ToHtml for Comparison {
+    fn to_html(&self) -> String {
+        self.table().to_html()
     }
 }

@@ -1,6 +1,7 @@
 //! The exploration tables and plots on the shared sample.
 
 use jukebox::data::{ChartData, Dataset};
+use jukebox::display::ToHtml;
 use jukebox::explore;
 
 fn charts() -> ChartData {

@@ -12,6 +12,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
+use jukebox::display::ToHtml;
 use jukebox::registry::{ApiVersion, MetadataValue, ModelRegistry, RegisterModel, RegistryError};
 use jukebox_server::registry::{serve, RegistryConfig};
 use jukebox_testkit::registry_spec as spec;

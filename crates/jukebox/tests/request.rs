@@ -9,6 +9,7 @@ use std::path::Path;
 use std::process::Command;
 
 use jukebox::data::Dataset;
+use jukebox::display::ToHtml;
 use jukebox::request::{song_by_name, InferenceClient, ModelArtifacts, RequestError, Song};
 use jukebox_runtime::{InputTensor, OnnxModel};
 

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use jukebox::display::ToHtml;
 use jukebox::storage::{Direction, Storage, StorageConfig, StorageError, Verification};
 use jukebox_server::s3::{serve, S3Config};
 

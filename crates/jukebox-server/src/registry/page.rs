@@ -2,7 +2,7 @@
 //! laid out like the Model Registry page of the OpenShift AI dashboard. Plain HTML and CSS, no
 //! JavaScript; all user text is escaped.
 
-use jukebox_protocol::registry::{custom_properties_html, escape_html, format_epoch_millis};
+use jukebox_protocol::registry::{format_epoch_millis, CustomProperties};
 
 use super::store::ModelTree;
 
@@ -92,4 +92,18 @@ pub fn render(trees: &[ModelTree]) -> String {
     }
     html.push_str("</body></html>\n");
     html
+}
+
+/// Escapes user text for the page (the `html-escape` crate, as the notebooks' tables do).
+fn escape_html(text: &str) -> String {
+    html_escape::encode_quoted_attribute(text).into_owned()
+}
+
+/// Custom properties as `key = value` lines inside one cell.
+fn custom_properties_html(properties: &CustomProperties) -> String {
+    properties
+        .iter()
+        .map(|(key, value)| format!("<code>{}</code> = {}", escape_html(key), escape_html(&value.to_string())))
+        .collect::<Vec<_>>()
+        .join("<br>")
 }
