@@ -9,12 +9,13 @@
 //!
 //! How, without a batcher thread: each model version has a queue. A request (already decoded
 //! and checked against the model, so a bad one never joins a batch and gets its own 4xx) adds
-//! its job; if no call is in progress for that model, the request *leads*: it yields once, so
-//! that the requests its worker has already read reach the queue too, takes every queued job
-//! that fits ([`Batching::max_rows`]), runs them as one call and answers each through its own
-//! channel. Jobs that queued during the call are handed to a leader task that repeats this
-//! while jobs are queued. At concurrency 1 the leader's batch is its own request: no task, no
-//! thread hand-off, one yield. A positive [`Batching::max_wait`] makes a leader wait that long
+//! its job; if no call is in progress for that model, the request *leads*: if requests of
+//! this model met in the last 2 ms it yields once, so that the requests its worker has already
+//! read reach the queue too; it takes every queued job that fits ([`Batching::max_rows`]), runs
+//! them as one call and answers each through its own channel. Jobs that queued during the call
+//! are handed to a leader task that repeats this while jobs are queued. At concurrency 1 the
+//! leader's batch is its own request: no task, no thread hand-off, no yield (which costs ~30 us
+//! there). A positive [`Batching::max_wait`] makes a leader wait that long
 //! (measured in microseconds, yielding to the runtime so the requests it waits for can be
 //! parsed) for more rows before running.
 //!
@@ -29,6 +30,7 @@
 //! alone so that an error answers only the request that caused it.
 
 use std::collections::VecDeque;
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -74,6 +76,19 @@ pub struct BatchQueue {
     state: Mutex<QueueState>,
     /// Requests answered from a merged call (with at least one other), for tests and diagnostics.
     merged: std::sync::atomic::AtomicU64,
+    /// When a request last found another one running ([`since_start`] nanoseconds).
+    last_contended: std::sync::atomic::AtomicU64,
+}
+
+/// How long one sign of concurrency (a request finding a call of its model running) keeps a
+/// leader waiting for more requests before it runs: far longer than the gap between requests
+/// under load, far shorter than a human's pause between two requests.
+const CONTENTION_MEMORY: Duration = Duration::from_millis(2);
+
+/// Nanoseconds since the first call, a cheap clock to keep in an atomic.
+fn since_start() -> u64 {
+    static START: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    START.get_or_init(Instant::now).elapsed().as_nanos() as u64
 }
 
 #[derive(Default)]
@@ -88,7 +103,7 @@ struct QueueState {
 impl BatchQueue {
     /// Requests answered so far from a call merged with other requests.
     pub fn merged_requests(&self) -> u64 {
-        self.merged.load(std::sync::atomic::Ordering::Relaxed)
+        self.merged.load(Relaxed)
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, QueueState> {
@@ -102,18 +117,30 @@ impl BatchQueue {
 pub async fn run(loaded: &Arc<LoadedModel>, columns: Vec<Column>, settings: Batching) -> RunResult {
     let rows = columns.first().and_then(|c| c.shape.first()).map_or(0, |&r| r.max(0) as usize);
     let (reply, answer) = oneshot::channel();
+    let queue = &loaded.batch_queue;
+    let now = since_start();
     let lead_now = {
-        let mut state = loaded.batch_queue.lock();
+        let mut state = queue.lock();
         state.jobs.push_back(Job { columns, rows, reply });
         state.rows += rows;
         !std::mem::replace(&mut state.leading, true)
     };
+    let contended = now.saturating_sub(queue.last_contended.load(Relaxed)) < CONTENTION_MEMORY.as_nanos() as u64;
+    if !lead_now {
+        queue.last_contended.store(now, Relaxed);
+    }
     if lead_now {
         // Nobody runs this model's queue: this request leads one batch in its own task (no
         // spawn, so no other worker is woken at concurrency 1), its job first in it. Whatever
-        // queues meanwhile goes to a leader task started when it hands over.
+        // queues meanwhile goes to a leader task started when it hands over. It waits for more
+        // only when requests met recently: the yield costs ~30 us when nothing else runs (tokio
+        // wakes the other worker, which may take the task over), and under load a worker runs
+        // each request from its first byte to here without pausing, so without the wait the
+        // queue looks empty to almost every request and calls stay one per request.
         let mut leadership = Leadership { loaded: loaded.clone(), settings, finished: false };
-        wait_for_more(loaded, settings).await;
+        if contended || !settings.max_wait.is_zero() {
+            wait_for_more(loaded, settings).await;
+        }
         let batch = take_batch(&mut loaded.batch_queue.lock(), settings.max_rows);
         run_batch(loaded, batch);
         let mut state = loaded.batch_queue.lock();
@@ -224,7 +251,7 @@ fn run_batch(loaded: &LoadedModel, batch: Vec<Job>) {
     }
     match run_merged(loaded, &batch) {
         Some(mut split) => {
-            loaded.batch_queue.merged.fetch_add(batch.len() as u64, std::sync::atomic::Ordering::Relaxed);
+            loaded.batch_queue.merged.fetch_add(batch.len() as u64, Relaxed);
             for (job, outputs) in batch.into_iter().zip(split.drain(..)) {
                 let _ = job.reply.send(Ok(outputs));
             }
