@@ -9,7 +9,8 @@ each server once.
     python crates/jukebox-server/benches/compare_kserve.py [--requests 20000] [--kserve-requests 3000]
         [--concurrency 1,16,64]
 
-Servers: `jukebox` (defaults), `jukebox+batch` (--dynamic-batching), `kserve` (kserve 0.21's
+Servers: `jukebox` (defaults: dynamic batching on), `jukebox-alone` (--batching off: every
+request its own ONNX Runtime call), `kserve` (kserve 0.21's
 ModelServer wrapping onnxruntime, one worker: kserve_onnx_server.py). Needs .venv (onnx,
 onnxruntime, tritonclient) and .venv-kserve (pip install -r kernel/requirements-kserve.txt).
 Exit status 1 if any server had errors or answered differently from ONNX Runtime.
@@ -116,8 +117,8 @@ def main():
         model_file = os.path.join(repo, "jukebox", "1", "model.onnx")
         reference = ["--reference-model", model_file]
         rows["jukebox"] = load(args, ["--model-repository", repo] + reference, "jukebox", args.requests)
-        rows["jukebox+batch"] = load(args, ["--model-repository", repo, "--dynamic-batching"] + reference,
-                                     "jukebox+batch", args.requests)
+        rows["jukebox-alone"] = load(args, ["--model-repository", repo, "--batching", "off"] + reference,
+                                     "jukebox-alone", args.requests)
         # tritonclient against our server (the same code as the in-process one, via `jukebox serve`
         # would need the CLI built; the in-process server is what serve_load measured).
         port = free_port()
@@ -164,7 +165,7 @@ def main():
     if "jukebox" not in checks:
         print("tritonclient vs jukebox: skipped (set JUKEBOX_BIN, as kernel/env.sh does, after jukebox_build)")
     top = max(int(c) for c in args.concurrency.split(","))
-    for label in ("jukebox", "jukebox+batch"):
+    for label in ("jukebox", "jukebox-alone"):
         ours, theirs = rows[label].get(("json", top)), rows["kserve"].get(("json", top))
         ours1, theirs1 = rows[label].get(("json", 1)), rows["kserve"].get(("json", 1))
         if ours and theirs and ours1 and theirs1:

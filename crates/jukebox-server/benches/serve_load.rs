@@ -7,7 +7,7 @@
 //! cargo bench --workspace --bench serve_load -- [--url URL | --model-repository DIR]
 //!     [--model jukebox] [--requests 20000] [--concurrency 1,16,64] [--latency-requests 5000]
 //!     [--body json,binary] [--label NAME] [--reference-model PATH]
-//!     [--sessions N] [--dynamic-batching] [--batch-wait-us N] (in-process server only)
+//!     [--sessions N] [--batching on|off] [--batch-wait-us N] (in-process server only)
 //! ```
 //!
 //! Without `--url` the jukebox model server runs in this process (2 worker threads) on a
@@ -106,7 +106,7 @@ fn options() -> Options {
         label: "jukebox".into(),
         reference_model: None,
         sessions: None,
-        dynamic_batching: false,
+        dynamic_batching: true,
         batch_wait_us: 0,
     };
     let mut args = std::env::args().skip(1);
@@ -135,7 +135,7 @@ fn options() -> Options {
             "--label" => o.label = value(),
             "--reference-model" => o.reference_model = Some(PathBuf::from(value())),
             "--sessions" => o.sessions = Some(value().parse().expect("--sessions N")),
-            "--dynamic-batching" => o.dynamic_batching = true,
+            "--batching" => o.dynamic_batching = value() != "off",
             "--batch-wait-us" => o.batch_wait_us = value().parse().expect("--batch-wait-us N"),
             "--bench" => {} // added by `cargo bench`
             other => panic!("unknown argument {other}"),
@@ -228,12 +228,10 @@ fn start_local_server(o: &Options, repository: PathBuf) -> String {
     if let Some(n) = o.sessions {
         config.sessions_per_model = n;
     }
-    if o.dynamic_batching {
-        config.limits.batching = Some(jukebox_server::model_server::Batching {
-            max_wait: Duration::from_micros(o.batch_wait_us),
-            ..Default::default()
-        });
-    }
+    config.limits.batching = o.dynamic_batching.then(|| jukebox_server::model_server::Batching {
+        max_wait: Duration::from_micros(o.batch_wait_us),
+        ..Default::default()
+    });
     std::thread::spawn(move || {
         runtime
             .block_on(jukebox_server::model_server::serve(listener, config, std::future::pending()))

@@ -226,8 +226,8 @@ pub struct InferLimits {
     /// outputs all have a dynamic batch dimension), because ONNX Runtime keeps the memory a call
     /// grew to. 0 = one call per request.
     pub batch_rows: u64,
-    /// Dynamic batching of small concurrent requests for one model (see [`Batching`]);
-    /// `None` = every request runs alone.
+    /// Dynamic batching of small concurrent requests for one model (see [`Batching`]; on by
+    /// default: it costs a lone client nothing); `None` = every request runs alone.
     pub batching: Option<Batching>,
 }
 
@@ -239,7 +239,7 @@ impl Default for InferLimits {
             max_elements_in_flight: DEFAULT_MAX_ELEMENTS,
             max_waiting: 64,
             batch_rows: DEFAULT_BATCH_ROWS,
-            batching: None,
+            batching: Some(Batching::default()),
         }
     }
 }

@@ -175,7 +175,9 @@ fn batched_answers_equal_unbatched_and_in_process_onnxruntime() {
     let reference = OnnxModel::load(&model_file).unwrap();
     // A 2 ms window: the concurrent requests below are merged, whatever the machine's speed.
     let batched = Server::start(repository.path(), batching(2));
-    let unbatched = Server::start(repository.path(), InferLimits::default());
+    // The default (no added wait): merges what happens to queue; its answers must be equal too.
+    let default = Server::start(repository.path(), InferLimits::default());
+    let unbatched = Server::start(repository.path(), InferLimits { batching: None, ..InferLimits::default() });
 
     let clients = 12;
     let per_client = 15;
@@ -183,7 +185,8 @@ fn batched_answers_equal_unbatched_and_in_process_onnxruntime() {
     let worst: Vec<(f32, f32)> = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..clients)
             .map(|client| {
-                let (barrier, batched, unbatched, reference) = (barrier.clone(), &batched, &unbatched, &reference);
+                let (barrier, batched, default, unbatched, reference) =
+                    (barrier.clone(), &batched, &default, &unbatched, &reference);
                 scope.spawn(move || {
                     let (mut vs_ort, mut vs_unbatched) = (0.0f32, 0.0f32);
                     for round in 0..per_client {
@@ -206,6 +209,8 @@ fn batched_answers_equal_unbatched_and_in_process_onnxruntime() {
                         vs_ort = vs_ort.max(max_abs_diff(&values, &expected));
                         let (_, alone) = post(&unbatched.infer_url(), &body, json_length);
                         vs_unbatched = vs_unbatched.max(max_abs_diff(&values, &alone.unwrap().1));
+                        let (_, by_default) = post(&default.infer_url(), &body, json_length);
+                        vs_unbatched = vs_unbatched.max(max_abs_diff(&by_default.unwrap().1, &expected));
                     }
                     (vs_ort, vs_unbatched)
                 })
@@ -217,8 +222,9 @@ fn batched_answers_equal_unbatched_and_in_process_onnxruntime() {
     let vs_unbatched = worst.iter().map(|w| w.1).fold(0.0, f32::max);
     let merged = batched.model.merged_requests();
     println!(
-        "{} requests, {merged} answered from merged calls; max abs diff vs in-process ONNX Runtime {vs_ort:e}, vs unbatched server {vs_unbatched:e}",
-        clients * per_client
+        "{} requests, {merged} answered from merged calls (default settings: {}); max abs diff vs in-process ONNX Runtime {vs_ort:e}, vs unbatched server and default settings {vs_unbatched:e}",
+        clients * per_client,
+        default.model.merged_requests()
     );
     assert!(merged > 0, "no request was merged with another");
     assert_eq!(unbatched.model.merged_requests(), 0);
