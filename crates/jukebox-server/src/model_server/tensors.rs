@@ -13,6 +13,7 @@
 //! [`jukebox_protocol::inference::InferResponse`] serialises, so clients see the same bytes.
 
 use std::borrow::Cow;
+use std::cell::Cell;
 use std::fmt;
 
 use jukebox_protocol::inference::{Parameters, RequestedOutput, PARAM_BINARY_DATA_OUTPUT, PARAM_BINARY_DATA_SIZE};
@@ -52,22 +53,26 @@ pub enum Data {
 /// Decodes the JSON part of an infer request.
 pub fn decode(json: &[u8]) -> Result<Request<'_>, serde_json::Error> {
     let mut deserializer = serde_json::Deserializer::from_slice(json);
-    let request = deserializer.deserialize_map(RequestVisitor)?;
+    let budget = reserve_budget(json);
+    let request = deserializer.deserialize_map(RequestVisitor(&budget))?;
     deserializer.end()?;
     Ok(request)
 }
 
-/// Most values reserved ahead from a declared `shape`: the size check before decoding bounds
-/// what the server accepts, but a shape is the client's word, so the vector grows past this
-/// only as values actually arrive.
-const MAX_RESERVE: usize = 1 << 20;
+/// Values reserved ahead from declared shapes, over all inputs: each JSON value takes at least
+/// two bytes (`0,`), so more than half the body's length cannot arrive. The size check before
+/// decoding bounds what the server accepts; this keeps a shape (the client's word) from
+/// reserving more than the body could fill when decoding is called without it.
+fn reserve_budget(json: &[u8]) -> Cell<usize> {
+    Cell::new(json.len() / 2)
+}
 
 /// Nesting deeper than this is not a tensor a model takes; refusing it bounds recursion.
 const MAX_DEPTH: usize = 32;
 
-struct RequestVisitor;
+struct RequestVisitor<'b>(&'b Cell<usize>);
 
-impl<'de> Visitor<'de> for RequestVisitor {
+impl<'de> Visitor<'de> for RequestVisitor<'_> {
     type Value = Request<'de>;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -90,7 +95,7 @@ impl<'de> Visitor<'de> for RequestVisitor {
                 }
                 "inputs" => {
                     once(&mut seen_inputs, "inputs")?;
-                    request.inputs = map.next_value_seed(InputsSeed)?;
+                    request.inputs = map.next_value_seed(InputsSeed(self.0))?;
                 }
                 "outputs" => {
                     once(&mut seen_outputs, "outputs")?;
@@ -120,9 +125,9 @@ fn flag(parameters: Option<&Parameters>, key: &str) -> bool {
     parameters.and_then(|p| p.get(key)).and_then(|v| v.as_bool()).unwrap_or(false)
 }
 
-struct InputsSeed;
+struct InputsSeed<'b>(&'b Cell<usize>);
 
-impl<'de> DeserializeSeed<'de> for InputsSeed {
+impl<'de> DeserializeSeed<'de> for InputsSeed<'_> {
     type Value = Vec<Input<'de>>;
 
     fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Vec<Input<'de>>, D::Error> {
@@ -130,7 +135,7 @@ impl<'de> DeserializeSeed<'de> for InputsSeed {
     }
 }
 
-impl<'de> Visitor<'de> for InputsSeed {
+impl<'de> Visitor<'de> for InputsSeed<'_> {
     type Value = Vec<Input<'de>>;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -139,16 +144,16 @@ impl<'de> Visitor<'de> for InputsSeed {
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<Input<'de>>, A::Error> {
         let mut inputs = Vec::with_capacity(seq.size_hint().unwrap_or(16).min(64));
-        while let Some(input) = seq.next_element_seed(InputSeed)? {
+        while let Some(input) = seq.next_element_seed(InputSeed(self.0))? {
             inputs.push(input);
         }
         Ok(inputs)
     }
 }
 
-struct InputSeed;
+struct InputSeed<'b>(&'b Cell<usize>);
 
-impl<'de> DeserializeSeed<'de> for InputSeed {
+impl<'de> DeserializeSeed<'de> for InputSeed<'_> {
     type Value = Input<'de>;
 
     fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Input<'de>, D::Error> {
@@ -156,7 +161,7 @@ impl<'de> DeserializeSeed<'de> for InputSeed {
     }
 }
 
-impl<'de> Visitor<'de> for InputSeed {
+impl<'de> Visitor<'de> for InputSeed<'_> {
     type Value = Input<'de>;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -185,7 +190,9 @@ impl<'de> Visitor<'de> for InputSeed {
                     let expected = shape.as_ref().map_or(0, |s| {
                         s.iter().try_fold(1usize, |acc, &d| acc.checked_mul(usize::try_from(d).ok()?)).unwrap_or(0)
                     });
-                    data = Some(map.next_value_seed(DataSeed { reserve: expected.min(MAX_RESERVE) })?);
+                    let reserve = expected.min(self.0.get());
+                    self.0.set(self.0.get() - reserve);
+                    data = Some(map.next_value_seed(DataSeed { reserve })?);
                 }
                 _ => {
                     map.next_value::<IgnoredAny>()?;
@@ -470,6 +477,23 @@ mod tests {
             "]".repeat(40)
         );
         assert!(decode(deep.as_bytes()).is_err());
+    }
+
+    #[test]
+    fn a_shape_reserves_no_more_than_the_body_can_fill() {
+        let input = r#"{"name":"a","shape":[100000000,1000],"datatype":"FP32","data":[1]}"#;
+        let body = format!(r#"{{"inputs":[{}]}}"#, vec![input; 50].join(","));
+        let request = decode(body.as_bytes()).unwrap();
+        let reserved: usize = request
+            .inputs
+            .iter()
+            .map(|i| match &i.data {
+                Some(Data::Values(v)) => v.capacity(),
+                _ => 0,
+            })
+            .sum();
+        // At most half the body up front; the rest is growth from values that arrived (4 each).
+        assert!(reserved <= body.len() / 2 + 4 * 50, "{reserved} values reserved for a {}-byte body", body.len());
     }
 
     #[test]
