@@ -35,12 +35,21 @@
 //!
 //! **Bounded cost per request.** One 31 MB request of 1.25 M rows used to take 3.4 GB and 30 s.
 //! Now the request's shapes are checked against [`InferLimits`] by a scan that keeps no data
-//! (`precheck`), before anything is decoded; inference runs on tokio's blocking pool, so health
-//! and metadata keep the async workers; requests share a budget of tensor elements in flight
-//! (a semaphore held until the answer is sent), so large requests take turns while small ones run
-//! side by side, and a bounded number wait (then 503). Large requests run in slices of
-//! [`InferLimits::batch_rows`] rows, because ONNX Runtime keeps the memory arena a call grew to.
-//! Each model keeps one ONNX Runtime session per core ([`jukebox_runtime::OnnxModel`]).
+//! (`precheck`), before anything is decoded; requests share a budget of tensor elements in
+//! flight (a semaphore held until the answer is sent), so large requests take turns while small
+//! ones run side by side, and a bounded number wait (then 503). Large requests (over
+//! [`INLINE_MAX_ELEMENTS`]) are decoded and run on tokio's blocking pool, so health and metadata
+//! keep the async workers, in slices of [`InferLimits::batch_rows`] rows, because ONNX Runtime
+//! keeps the memory arena a call grew to. Each model keeps one ONNX Runtime session per core
+//! ([`jukebox_runtime::OnnxModel`]).
+//!
+//! **Small requests, fast.** A request of a few songs costs tens of microseconds to decode, run
+//! and answer; handing it to the blocking pool and back cost more than that (thread wake-ups
+//! were a quarter of the CPU profile under load). So small requests stay on the async worker
+//! that read them: decoded straight into f32 tensors (`tensors`), checked against the model, and
+//! with [`Batching`] (on by default) merged with the other small requests for the same model
+//! into one ONNX Runtime call (`batch`), as Triton's and OpenVINO Model Server's dynamic batchers
+//! do. A request the model refuses gets its 4xx before it joins a batch.
 //!
 //! **Connections** ([`crate::http`]): header and body read timeouts, idle keep-alive connections
 //! closed ([`ModelServerConfig::timeouts`]).
