@@ -12,6 +12,7 @@ resident memory (VmHWM) and its resident memory once pandas was imported (the in
 """
 import json
 import os
+import resource
 import sys
 import time
 
@@ -43,7 +44,13 @@ RANKING_COLUMNS = ["spotify_id", "name", "artists", "popularity", "daily_rank", 
                    "weekly_movement", "country"]
 
 
+def cpu_seconds():
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 def pipeline(pd, properties_path, rankings_path):
+    cpu = cpu_seconds()
     steps = {}
     t = time.perf_counter()
     properties = pd.read_parquet(properties_path)
@@ -64,7 +71,7 @@ def pipeline(pd, properties_path, rankings_path):
     t = time.perf_counter()
     summary = merged.describe()
     steps["describe"] = time.perf_counter() - t
-    return steps, len(merged), summary
+    return steps, len(merged), summary, cpu_seconds() - cpu
 
 
 def run(data_dir):
@@ -76,9 +83,9 @@ def run(data_dir):
     # The first run in a fresh process is what a notebook or script pays; the second shows pandas
     # without its one-time costs (first use of its thread pools and code paths).
     files = (os.path.join(data_dir, "song_properties.parquet"), os.path.join(data_dir, "song_rankings.parquet"))
-    first, rows, summary = pipeline(pd, *files)
+    first, rows, summary, first_cpu = pipeline(pd, *files)
     gc.collect()
-    second, _, _ = pipeline(pd, *files)
+    second, _, _, second_cpu = pipeline(pd, *files)
     print(json.dumps({
         "version": pd.__version__,
         "rows": rows,
@@ -86,8 +93,10 @@ def run(data_dir):
         "mean_popularity": float(summary.loc["mean", "popularity"]),
         "steps": first,
         "total": sum(first.values()),
+        "cpu": first_cpu,
         "second": second,
         "second_total": sum(second.values()),
+        "second_cpu": second_cpu,
         "peak_mib": status_mib("VmHWM"),
         "baseline_mib": baseline,
     }))
@@ -96,7 +105,7 @@ def run(data_dir):
 def describe(properties_path, rankings_path):
     import pandas as pd
 
-    _, _, summary = pipeline(pd, properties_path, rankings_path)
+    _, _, summary, _ = pipeline(pd, properties_path, rankings_path)
     print(summary.to_json(double_precision=15))
 
 

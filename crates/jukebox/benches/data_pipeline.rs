@@ -20,6 +20,15 @@ use jukebox::data::{ChartData, Dataset};
 use jukebox::display::Cell;
 use serde_json::{json, Value};
 
+/// CPU time (user + system) of this process so far, in seconds (10 ms resolution).
+fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the command name, which is in parentheses: utime and stime are the 12th and 13th.
+    let fields: Vec<&str> = stat.rsplit_once(')').map_or("", |(_, rest)| rest).split_whitespace().collect();
+    let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(f64::NAN);
+    (ticks(11) + ticks(12)) / 100.0
+}
+
 fn status_mib(field: &str) -> f64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
     status
@@ -39,6 +48,7 @@ fn child(mode: &str, dir: &Path) {
     let baseline = status_mib("VmRSS");
     let run = || {
         let mut steps = serde_json::Map::new();
+        let cpu = cpu_seconds();
         let mut time = |step: &str, started: Instant| {
             steps.insert(step.into(), json!(started.elapsed().as_secs_f64()));
         };
@@ -58,10 +68,10 @@ fn child(mode: &str, dir: &Path) {
         let started = Instant::now();
         let summary = jukebox::explore::describe(&charts.frame).expect("describe");
         time("describe", started);
-        (steps, charts.rows(), summary)
+        (steps, charts.rows(), summary, cpu_seconds() - cpu)
     };
-    let (first, rows, summary) = run();
-    let (second, _, _) = run();
+    let (first, rows, summary, first_cpu) = run();
+    let (second, _, _, second_cpu) = run();
     let total = |steps: &serde_json::Map<String, Value>| steps.values().filter_map(Value::as_f64).sum::<f64>();
     let mean_popularity = (0..summary.height())
         .find(|&row| summary.rows[row][0] == Cell::Text("popularity".into()))
@@ -74,8 +84,10 @@ fn child(mode: &str, dir: &Path) {
             "mean_popularity": mean_popularity,
             "total": total(&first),
             "steps": first,
+            "cpu": first_cpu,
             "second_total": total(&second),
             "second": second,
+            "second_cpu": second_cpu,
             "peak_mib": status_mib("VmHWM"),
             "baseline_mib": baseline,
         })
@@ -168,6 +180,10 @@ fn main() {
         row("dropna+factorize", None, None, step(&pandas, run, "dropna"));
         row("describe", step(&load, run, "describe"), step(&split, run, "describe"), step(&pandas, run, "describe"));
         row("total", Some(field(&load, total)), Some(field(&split, total)), Some(field(&pandas, total)));
+        // CPU time shows the work apart from the machine's load: other processes on these two
+        // cores slow polars' two threads in wall time more than pandas' mostly single thread.
+        let cpu = if run == "steps" { "cpu" } else { "second_cpu" };
+        row("  CPU (user+sys)", Some(field(&load, cpu)), Some(field(&split, cpu)), Some(field(&pandas, cpu)));
     }
     let mib = |runs: &[Value], name: &str| format!("{:.0} MiB", field(runs, name));
     println!();
