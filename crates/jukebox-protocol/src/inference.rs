@@ -65,14 +65,12 @@ pub struct ModelMetadata {
 }
 
 /// Body of `POST .../infer`.
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct InferRequest {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub id: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub parameters: Option<Parameters>,
     pub inputs: Vec<InferInput>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub outputs: Option<Vec<RequestedOutput>>,
 }
 
@@ -84,14 +82,13 @@ impl InferRequest {
 }
 
 /// One input tensor of an [`InferRequest`].
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct InferInput {
     pub name: String,
     pub shape: Vec<i64>,
     pub datatype: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub parameters: Option<Parameters>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub data: Option<TensorData>,
 }
 
@@ -108,10 +105,10 @@ impl InferInput {
 }
 
 /// An entry of [`InferRequest::outputs`]: which output to return, and how.
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RequestedOutput {
     pub name: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub parameters: Option<Parameters>,
 }
 
@@ -123,14 +120,12 @@ impl RequestedOutput {
 }
 
 /// Response to `POST .../infer`.
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct InferResponse {
     pub model_name: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub model_version: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub id: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub parameters: Option<Parameters>,
     pub outputs: Vec<InferOutput>,
 }
@@ -144,14 +139,13 @@ impl InferResponse {
 
 /// One output tensor of an [`InferResponse`]. `data` is absent when the bytes are sent
 /// binary (then `parameters.binary_data_size` is set).
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct InferOutput {
     pub name: String,
     pub datatype: String,
     pub shape: Vec<i64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub parameters: Option<Parameters>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub data: Option<TensorData>,
 }
 

@@ -198,66 +198,50 @@ fn is_empty(properties: &CustomProperties) -> bool {
 }
 
 /// A registered model as the server returns it.
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RegisteredModel {
     pub id: String,
     pub name: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub external_id: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub owner: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub state: Option<ModelState>,
     #[serde(default)]
     pub custom_properties: CustomProperties,
     #[serde(flatten)]
     pub catalog: CatalogFields,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub create_time_since_epoch: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_update_time_since_epoch: Option<String>,
 }
 
 /// The model-catalog fields a registered model may carry (client 0.3.18 and later); kept and
 /// returned as given, not interpreted.
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct CatalogFields {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub readme: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub maturity: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub language: Option<Vec<String>>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tasks: Option<Vec<String>>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub provider: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub logo: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub license: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub license_link: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub library_name: Option<String>,
 }
 
 /// The body of `POST /registered_models`. `name` is required and must not be empty.
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RegisteredModelCreate {
     pub name: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub external_id: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub owner: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub state: Option<ModelState>,
     #[serde(default, skip_serializing_if = "is_empty")]
     pub custom_properties: CustomProperties,
@@ -267,127 +251,95 @@ pub struct RegisteredModelCreate {
 
 /// The body of `PATCH /registered_models/{id}`: present fields replace stored ones
 /// (`customProperties` as a whole).
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RegisteredModelUpdate {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub external_id: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub owner: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub state: Option<ModelState>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub custom_properties: Option<CustomProperties>,
 }
 
 /// A model version as the server returns it.
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ModelVersion {
     pub id: String,
     pub name: String,
     pub registered_model_id: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub external_id: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub author: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub state: Option<ModelState>,
     #[serde(default)]
     pub custom_properties: CustomProperties,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub create_time_since_epoch: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_update_time_since_epoch: Option<String>,
 }
 
 /// The body of `POST /model_versions` (and of `POST /registered_models/{id}/versions`, where
 /// the path supplies the model and `registeredModelId` may be left out).
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ModelVersionCreate {
     pub name: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub registered_model_id: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub external_id: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub author: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub state: Option<ModelState>,
     #[serde(default, skip_serializing_if = "is_empty")]
     pub custom_properties: CustomProperties,
 }
 
 /// The body of `PATCH /model_versions/{id}`.
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ModelVersionUpdate {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub external_id: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub author: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub state: Option<ModelState>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub custom_properties: Option<CustomProperties>,
 }
 
 /// The fields a client may set on a model artifact (shared by the read and create forms).
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ModelArtifactFields {
     /// The Python client names a version's artifact after the registered model.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub external_id: Option<String>,
     /// Where the model files are, e.g. `s3://models/jukebox/1?endpoint=...`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub uri: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub state: Option<ArtifactState>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub model_format_name: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub model_format_version: Option<String>,
     /// Name of the data connection (storage secret) holding the credentials.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub storage_key: Option<String>,
     /// Path of the model inside the storage named by `storage_key`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub storage_path: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub service_account_name: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub model_source_kind: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub model_source_class: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub model_source_group: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub model_source_id: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub model_source_name: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub experiment_id: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub experiment_run_id: Option<String>,
     #[serde(default)]
     pub custom_properties: CustomProperties,
 }
 
 /// A model artifact as the server returns it (`artifactType` is `model-artifact`).
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ModelArtifact {
@@ -396,9 +348,7 @@ pub struct ModelArtifact {
     pub artifact_type: String,
     #[serde(flatten)]
     pub fields: ModelArtifactFields,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub create_time_since_epoch: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_update_time_since_epoch: Option<String>,
 }
 
@@ -409,10 +359,10 @@ fn model_artifact_type() -> String {
 /// The body of `POST /model_versions/{id}/artifacts` (an upsert: with an `id` it updates that
 /// artifact, without one it creates a new artifact of the version) and `POST /model_artifacts`.
 /// `artifactType` defaults to `model-artifact`, the only type this workbench stores.
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ModelArtifactCreate {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub id: Option<String>,
     #[serde(default = "model_artifact_type")]
     pub artifact_type: String,
@@ -427,28 +377,19 @@ impl Default for ModelArtifactCreate {
 }
 
 /// The body of `PATCH /model_artifacts/{id}`: present fields replace stored ones.
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ModelArtifactUpdate {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub external_id: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub uri: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub state: Option<ArtifactState>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub model_format_name: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub model_format_version: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub storage_key: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub storage_path: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub service_account_name: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub custom_properties: Option<CustomProperties>,
 }
 
@@ -487,31 +428,26 @@ pub enum SortOrder {
 }
 
 /// The query string of a list request; every part optional.
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ListQuery {
     /// Items per page, as text on the wire (the API's int64 encoding).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub page_size: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub order_by: Option<OrderBy>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sort_order: Option<SortOrder>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next_page_token: Option<String>,
 }
 
 /// The query string of a find request (`GET /registered_model`, `/model_version`,
 /// `/model_artifact`): by `name` (with `parentResourceId` for versions and artifacts) or by
 /// `externalId`.
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct FindQuery {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub external_id: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub parent_resource_id: Option<String>,
 }
 
