@@ -34,8 +34,9 @@ pub struct RequestLimits {
     pub max_body_bytes: usize,
     /// Dynamic batching: concurrent small requests for the same model run as one ONNX Runtime
     /// call (their rows stacked, then the outputs split back), as Triton and OpenVINO Model
-    /// Server batch. Doubles throughput under many concurrent clients and adds no latency to a
-    /// lone client; `--dynamic-batching false` runs every request alone.
+    /// Server batch. Raises throughput under many concurrent clients and adds no latency to a
+    /// lone client. It assumes each row's output depends on that row only (true of the
+    /// workshop's models); `--dynamic-batching false` runs every request alone.
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set, value_name = "true|false")]
     pub dynamic_batching: bool,
     /// With dynamic batching: microseconds a batch waits for more requests once it has one
