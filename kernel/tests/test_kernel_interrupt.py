@@ -206,3 +206,46 @@ let data: PreparedData = PreparedData::new(&charts, &SplitOptions::with_seed(42)
     assert final[-1].startswith("Trained 30 epochs in"), final
     assert "<progress" not in updates[-1]["data"]["text/html"]
     assert not any("JUKEBOX_DISPLAY" in text for text in streams), streams
+
+
+def test_a_download_in_a_cell_is_one_output_that_ends_as_its_summary_line(kernel, tmp_path):
+    """The data stage's download (a local HTTP server here): one output, redrawn while the bytes
+    come in, that ends as "Downloaded <file>: <size> in <seconds> s"; nothing on stderr."""
+    import functools
+    import http.server
+    import threading
+
+    (tmp_path / "x.parquet").write_bytes(os.urandom(8_000_000))
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        _, client = kernel
+        url = f"http://127.0.0.1:{server.server_address[1]}/x.parquet"
+        code = f'jukebox::data::download_atomically("{url}", std::path::Path::new("{tmp_path}/copy/x.parquet"))?;'
+        msg_id = client.execute(code)
+        shown, updates, streams = [], [], []
+        while True:
+            msg = client.get_iopub_msg(timeout=120)
+            if msg["parent_header"].get("msg_id") != msg_id:
+                continue
+            kind, content = msg["msg_type"], msg["content"]
+            if kind == "display_data":
+                shown.append(content)
+            elif kind == "update_display_data":
+                updates.append(content)
+            elif kind == "stream":
+                streams.append(content["text"])
+            elif kind == "status" and content["execution_state"] == "idle":
+                break
+        linger(client, msg_id, streams)
+    finally:
+        server.shutdown()
+    assert len(shown) == 1, (shown, streams)
+    display_id = shown[0]["transient"]["display_id"]
+    assert shown[0]["data"]["text/plain"].startswith("Downloading x.parquet:"), shown
+    assert updates and all(u["transient"]["display_id"] == display_id for u in updates)
+    final = updates[-1]["data"]["text/plain"]
+    assert final.startswith("Downloaded x.parquet: 8.0 MB in "), final
+    assert not "".join(streams).strip(), streams
+    assert (tmp_path / "copy/x.parquet").stat().st_size == 8_000_000

@@ -254,3 +254,15 @@ fn an_explicit_folder_without_data_is_an_error_not_a_fallback() {
     let message = loc.resolve().unwrap_err().to_string();
     assert!(message.contains(&empty.path().join(PROPERTIES_FILE).display().to_string()), "{message}");
 }
+
+#[test]
+fn download_progress_reads_as_megabytes_of_the_whole_with_a_bar() {
+    use jukebox::data::DownloadProgress;
+    let (text, html) = DownloadProgress::render("song_rankings.parquet", 3_200_000, Some(12_000_000), 2.0);
+    assert_eq!(text, "Downloading song_rankings.parquet: 3.2 MB of 12.0 MB (1.6 MB/s)");
+    assert!(html.contains("<progress max=\"12000000\" value=\"3200000\""), "{html}");
+    // Without a Content-Length there is no whole to show a bar of.
+    let (text, html) = DownloadProgress::render("x.parquet", 500_000, None, 0.5);
+    assert_eq!(text, "Downloading x.parquet: 0.5 MB (1.0 MB/s)");
+    assert!(!html.contains("<progress"), "{html}");
+}
