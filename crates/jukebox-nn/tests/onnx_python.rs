@@ -12,22 +12,7 @@ use std::process::Command;
 
 use jukebox_nn::onnx::{to_onnx_bytes, OnnxSpec};
 use jukebox_nn::{Activation, FitOptions, Network, Samples};
-
-const FEATURES: [&str; 13] = [
-    "is_explicit",
-    "duration_ms",
-    "danceability",
-    "energy",
-    "key",
-    "loudness",
-    "mode",
-    "speechiness",
-    "acousticness",
-    "instrumentalness",
-    "liveness",
-    "valence",
-    "tempo",
-];
+use jukebox_protocol::model_folder::WORKSHOP_FEATURES as FEATURES;
 
 /// Writes model and case into a tempdir and runs the checker; panics with its stderr on failure.
 fn check_with_python(network: &Network, spec: &OnnxSpec, x: &[f32], n_rows: usize) {

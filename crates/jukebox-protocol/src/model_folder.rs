@@ -22,6 +22,25 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+/// The workshop model's inputs, in the order its graph declares them: one `[N, 1]` FP32 input per
+/// audio feature of the song_properties table (`jukebox::data` reads these columns; tests and
+/// benches that build a workshop-shaped model name its inputs with them).
+pub const WORKSHOP_FEATURES: [&str; 13] = [
+    "is_explicit",
+    "duration_ms",
+    "danceability",
+    "energy",
+    "key",
+    "loudness",
+    "mode",
+    "speechiness",
+    "acousticness",
+    "instrumentalness",
+    "liveness",
+    "valence",
+    "tempo",
+];
+
 /// The network inside a version folder.
 pub const MODEL_FILE: &str = "model.onnx";
 /// The graph output holding the class probabilities.

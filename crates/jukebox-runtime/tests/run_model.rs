@@ -6,23 +6,8 @@ use jukebox_testkit::python;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
+use jukebox_protocol::model_folder::WORKSHOP_FEATURES as FEATURES;
 use jukebox_runtime::{GraphRewrites, InputTensor, OnnxModel, RuntimeError};
-
-const FEATURES: [&str; 13] = [
-    "is_explicit",
-    "duration_ms",
-    "danceability",
-    "energy",
-    "key",
-    "loudness",
-    "mode",
-    "speechiness",
-    "acousticness",
-    "instrumentalness",
-    "liveness",
-    "valence",
-    "tempo",
-];
 
 fn peer(script: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/peers").join(script)

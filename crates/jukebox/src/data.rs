@@ -20,22 +20,9 @@ use std::path::{Path, PathBuf};
 
 use polars::prelude::*;
 
-/// The 13 audio features the model reads, in the order its inputs are declared.
-pub const FEATURES: [&str; 13] = [
-    "is_explicit",
-    "duration_ms",
-    "danceability",
-    "energy",
-    "key",
-    "loudness",
-    "mode",
-    "speechiness",
-    "acousticness",
-    "instrumentalness",
-    "liveness",
-    "valence",
-    "tempo",
-];
+/// The 13 audio features the model reads, in the order its inputs are declared (the model
+/// folder contract's [`WORKSHOP_FEATURES`](jukebox_protocol::model_folder::WORKSHOP_FEATURES)).
+pub const FEATURES: [&str; 13] = jukebox_protocol::model_folder::WORKSHOP_FEATURES;
 
 /// File names of the two tables, as the upstream workshop publishes them.
 pub const PROPERTIES_FILE: &str = "song_properties.parquet";
