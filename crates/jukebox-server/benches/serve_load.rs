@@ -39,21 +39,8 @@ use std::time::{Duration, Instant};
 use jukebox_runtime::{InputTensor, OnnxModel};
 use tokio::net::TcpStream;
 
-const FEATURES: [&str; 13] = [
-    "is_explicit",
-    "duration_ms",
-    "danceability",
-    "energy",
-    "key",
-    "loudness",
-    "mode",
-    "speechiness",
-    "acousticness",
-    "instrumentalness",
-    "liveness",
-    "valence",
-    "tempo",
-];
+// The workshop model's inputs, in graph order.
+use jukebox_protocol::model_folder::WORKSHOP_FEATURES as FEATURES;
 
 /// The workshop's scaled features of one song.
 const VALUES: [f32; 13] = [0.0, 0.2, 0.61, 0.73, 0.45, 0.81, 1.0, 0.08, 0.12, 0.0, 0.15, 0.52, 0.47];

@@ -13,21 +13,8 @@ use jukebox_server::model_server::{
 };
 use jukebox_testkit::make_model;
 
-const FEATURES: [&str; 13] = [
-    "is_explicit",
-    "duration_ms",
-    "danceability",
-    "energy",
-    "key",
-    "loudness",
-    "mode",
-    "speechiness",
-    "acousticness",
-    "instrumentalness",
-    "liveness",
-    "valence",
-    "tempo",
-];
+// The workshop model's inputs, in graph order.
+use jukebox_protocol::model_folder::WORKSHOP_FEATURES as FEATURES;
 
 /// A server on its own runtime thread, and the loaded model it serves (to read its counters).
 struct Server {
