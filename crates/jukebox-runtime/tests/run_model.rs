@@ -2,7 +2,7 @@
 //! runtime agrees with the Python onnxruntime, reports the model's signature, rejects bad
 //! tensors with errors naming them, and gives the same answers from many threads at once.
 
-use jukebox_testkit::python;
+use jukebox_testkit::{python, resident_mb, write_constant_bomb};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
@@ -164,17 +164,6 @@ fn missing_model_file_is_named() {
     assert!(err.to_string().contains("/nonexistent/jukebox/1/model.onnx"), "{err}");
 }
 
-fn resident_mb() -> f64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let kb: f64 = status
-        .lines()
-        .find(|l| l.starts_with("VmRSS:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0.0);
-    kb / 1024.0
-}
-
 /// The model server loads files from a bucket with every rewrite but constant folding. A 203-byte
 /// `ConstantOfShape([16384, 16384])` graph, which takes 1 GB when folded at load, must load
 /// without that allocation (the server's guard refuses it earlier; this checks the second line of
@@ -183,19 +172,7 @@ fn resident_mb() -> f64 {
 fn loading_without_constant_folding_does_not_build_the_huge_constant() {
     let dir = tempfile::tempdir().unwrap();
     let bomb = dir.path().join("bomb.onnx");
-    let script = r#"
-import sys, onnx
-from onnx import helper as h, TensorProto as T
-shape = h.make_tensor("shape", T.INT64, [2], [16384, 16384])
-node = h.make_node("ConstantOfShape", ["shape"], ["big"], value=h.make_tensor("v", T.FLOAT, [1], [1.0]))
-add = h.make_node("Add", ["x", "big"], ["y"])
-graph = h.make_graph([node, add], "bomb", [h.make_tensor_value_info("x", T.FLOAT, [1])],
-                     [h.make_tensor_value_info("y", T.FLOAT, None)], initializer=[shape])
-model = h.make_model(graph, opset_imports=[h.make_opsetid("", 17)])
-model.ir_version = 8
-onnx.save(model, sys.argv[1])
-"#;
-    run_python(&["-c".as_ref(), script.as_ref(), bomb.as_os_str()], "");
+    write_constant_bomb(&bomb);
     jukebox_runtime::environment().unwrap();
     let before = resident_mb();
     let loaded = OnnxModel::load_with_rewrites(&bomb, 1, GraphRewrites::AllButConstantFolding).unwrap();

@@ -6,7 +6,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use jukebox_server::model_server::{InferLimits, ModelServerConfig};
-use jukebox_testkit::{make_model, python};
+use jukebox_testkit::{make_model, write_constant_bomb};
 
 mod common;
 use common::Running;
@@ -178,26 +178,6 @@ fn a_model_re_uploaded_to_the_same_version_is_served_within_two_seconds() {
     let elapsed = uploaded.elapsed();
     println!("re-uploaded model served {:.0} ms after the upload", elapsed.as_secs_f64() * 1e3);
     assert!(elapsed < Duration::from_secs(2), "took {elapsed:?}");
-}
-
-/// Writes a 200-byte ONNX graph whose `ConstantOfShape([16384, 16384])` is 1 GB once folded.
-fn write_constant_bomb(path: &Path) -> u64 {
-    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-    let script = r#"
-import sys, onnx
-from onnx import helper as h, TensorProto as T
-shape = h.make_tensor("shape", T.INT64, [2], [16384, 16384])
-node = h.make_node("ConstantOfShape", ["shape"], ["big"], value=h.make_tensor("v", T.FLOAT, [1], [1.0]))
-add = h.make_node("Add", ["x", "big"], ["y"])
-graph = h.make_graph([node, add], "bomb", [h.make_tensor_value_info("x", T.FLOAT, [1])],
-                     [h.make_tensor_value_info("y", T.FLOAT, None)], initializer=[shape])
-model = h.make_model(graph, opset_imports=[h.make_opsetid("", 17)])
-model.ir_version = 8
-onnx.save(model, sys.argv[1])
-"#;
-    let out = std::process::Command::new(python()).args(["-c", script]).arg(path).output().expect("cannot run Python");
-    assert!(out.status.success(), "writing the bomb failed: {}", String::from_utf8_lossy(&out.stderr));
-    std::fs::metadata(path).unwrap().len()
 }
 
 #[test]

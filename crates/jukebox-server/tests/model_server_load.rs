@@ -9,21 +9,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use jukebox_server::model_server::{serve, ModelServerConfig};
-use jukebox_testkit::make_model;
+use jukebox_testkit::{make_model, resident_mb};
 
 fn agent() -> ureq::Agent {
     ureq::Agent::config_builder().http_status_as_error(false).build().into()
-}
-
-fn resident_mb() -> f64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let kb: f64 = status
-        .lines()
-        .find(|l| l.starts_with("VmRSS:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0.0);
-    kb / 1024.0
 }
 
 #[test]

@@ -14,7 +14,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use jukebox_server::registry::{serve, RegistryConfig, RegistryError};
-use jukebox_testkit::registry_spec as spec;
+use jukebox_testkit::{registry_spec as spec, run_registry_peer};
 use serde_json::json;
 
 /// A registry server running on its own runtime thread until stopped (or dropped).
@@ -68,26 +68,6 @@ fn python_mr037() -> PathBuf {
     jukebox_testkit::venv_python("JUKEBOX_PYTHON_MR037", ".venv-mr037", "kernel/requirements-mr037.txt")
 }
 
-/// Runs the peer script in `mode`; asserts it succeeded and returns its stdout.
-fn run_peer(python: &Path, mode: &str, url: &str, spec: &serde_json::Value) -> String {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/peers/registry_peer.py");
-    let output = Command::new(python)
-        .arg(&script)
-        .arg(mode)
-        .env("JUKEBOX_REGISTRY_URL", url)
-        .env("JUKEBOX_REGISTRY_SPEC", spec.to_string())
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {}: {e}", python.display()));
-    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        output.status.success() && stdout.contains(&format!("PEER OK {mode}")),
-        "peer `{mode}` failed ({}):\n--- stdout\n{stdout}\n--- stderr\n{stderr}",
-        output.status
-    );
-    stdout
-}
-
 /// The `IDS {...}` line the peer prints after reading a model back.
 fn ids(stdout: &str) -> serde_json::Value {
     let line = stdout.lines().find_map(|l| l.strip_prefix("IDS ")).expect("peer printed no IDS line");
@@ -98,7 +78,7 @@ fn ids(stdout: &str) -> serde_json::Value {
 fn official_client_0_3_18_registers_reads_back_and_refuses_a_repeat() {
     let dir = tempfile::tempdir().unwrap();
     let registry = RunningRegistry::start(&dir.path().join("registry.db"));
-    let out = run_peer(&python_main(), "register", &registry.url, &spec("jukebox"));
+    let out = run_registry_peer(&python_main(), "register", &registry.url, &spec("jukebox"));
     assert!(out.contains("model-registry 0.3.18, base path /api/model_registry/v1,"), "{out}");
     assert!(out.contains("ok repeat registration refused"), "{out}");
     registry.stop();
@@ -108,10 +88,10 @@ fn official_client_0_3_18_registers_reads_back_and_refuses_a_repeat() {
 fn official_client_0_3_7_works_on_the_v1alpha3_base_path() {
     let dir = tempfile::tempdir().unwrap();
     let registry = RunningRegistry::start(&dir.path().join("registry.db"));
-    let out = run_peer(&python_mr037(), "register", &registry.url, &spec("jukebox"));
+    let out = run_registry_peer(&python_mr037(), "register", &registry.url, &spec("jukebox"));
     assert!(out.contains("model-registry 0.3.7, base path /api/model_registry/v1alpha3,"), "{out}");
     // Both API versions see the same records.
-    let read_by_new_client = run_peer(&python_main(), "verify", &registry.url, &spec("jukebox"));
+    let read_by_new_client = run_registry_peer(&python_main(), "verify", &registry.url, &spec("jukebox"));
     assert_eq!(ids(&out), ids(&read_by_new_client));
     registry.stop();
 }
@@ -121,16 +101,16 @@ fn records_survive_a_restart_on_the_same_database() {
     let dir = tempfile::tempdir().unwrap();
     let database = dir.path().join("state/registry.db");
     let first = RunningRegistry::start(&database);
-    let written = ids(&run_peer(&python_main(), "register", &first.url, &spec("jukebox")));
-    run_peer(&python_main(), "register", &first.url, &spec("second-model"));
+    let written = ids(&run_registry_peer(&python_main(), "register", &first.url, &spec("jukebox")));
+    run_registry_peer(&python_main(), "register", &first.url, &spec("second-model"));
     first.stop();
 
     let second = RunningRegistry::start(&database);
-    let read = ids(&run_peer(&python_main(), "verify", &second.url, &spec("jukebox")));
+    let read = ids(&run_registry_peer(&python_main(), "verify", &second.url, &spec("jukebox")));
     assert_eq!(written, read, "ids changed across the restart");
-    run_peer(&python_main(), "verify", &second.url, &spec("second-model"));
+    run_registry_peer(&python_main(), "verify", &second.url, &spec("second-model"));
     // New records continue the id sequence instead of reusing ids.
-    let third = ids(&run_peer(&python_main(), "register", &second.url, &spec("third-model")));
+    let third = ids(&run_registry_peer(&python_main(), "register", &second.url, &spec("third-model")));
     let first_id: i64 = written["model"].as_str().unwrap().parse().unwrap();
     let third_id: i64 = third["model"].as_str().unwrap().parse().unwrap();
     assert!(third_id > first_id + 1, "third model got id {third_id} after {first_id}");
@@ -141,11 +121,11 @@ fn records_survive_a_restart_on_the_same_database() {
 fn bad_requests_answer_json_errors_and_change_nothing_on_both_base_paths() {
     let dir = tempfile::tempdir().unwrap();
     let registry = RunningRegistry::start(&dir.path().join("registry.db"));
-    run_peer(&python_main(), "register", &registry.url, &spec("jukebox"));
-    let v1 = run_peer(&python_main(), "errors", &registry.url, &spec("jukebox"));
+    run_registry_peer(&python_main(), "register", &registry.url, &spec("jukebox"));
+    let v1 = run_registry_peer(&python_main(), "errors", &registry.url, &spec("jukebox"));
     assert!(v1.contains("ok malformed JSON: 400"), "{v1}");
     assert!(v1.contains("ok duplicate version: 409"), "{v1}");
-    let v1alpha3 = run_peer(&python_mr037(), "errors", &registry.url, &spec("jukebox"));
+    let v1alpha3 = run_registry_peer(&python_mr037(), "errors", &registry.url, &spec("jukebox"));
     assert!(v1alpha3.contains("base path /api/model_registry/v1alpha3,"), "{v1alpha3}");
     registry.stop();
 }
@@ -154,7 +134,7 @@ fn bad_requests_answer_json_errors_and_change_nothing_on_both_base_paths() {
 fn lists_page_with_the_official_pager_and_sort_by_time() {
     let dir = tempfile::tempdir().unwrap();
     let registry = RunningRegistry::start(&dir.path().join("registry.db"));
-    let out = run_peer(&python_main(), "paging", &registry.url, &json!({}));
+    let out = run_registry_peer(&python_main(), "paging", &registry.url, &json!({}));
     assert!(out.contains("ok pager (pageSize 2) saw each of 5 models once"), "{out}");
     registry.stop();
 }
@@ -181,10 +161,10 @@ fn web_page_renders_in_headless_chromium_with_user_text_escaped() {
     let dir = tempfile::tempdir().unwrap();
     let registry = RunningRegistry::start(&dir.path().join("registry.db"));
     let model = spec("jukebox");
-    run_peer(&python_main(), "register", &registry.url, &model);
+    run_registry_peer(&python_main(), "register", &registry.url, &model);
     let mut hostile = spec("mixtape <i>deluxe</i> & co");
     hostile["metadata"] = json!({"note": "<script>document.title='owned'</script>"});
-    run_peer(&python_main(), "register", &registry.url, &hostile);
+    run_registry_peer(&python_main(), "register", &registry.url, &hostile);
 
     let profile = tempfile::tempdir().unwrap();
     let output = Command::new(&browser)

@@ -9,7 +9,10 @@
 //! - [`sample_data_dir`]: the shared sample data (`JUKEBOX_TEST_DATA`, or `../shared/data`
 //!   beside the workspace), never copied into the repo;
 //! - [`make_model`]: a workshop-shaped ONNX model folder written by a Python script;
-//! - [`registry_spec`]: the model version the registry tests register with either client.
+//! - [`registry_spec`]: the model version the registry tests register with either client, and
+//!   [`run_registry_peer`], which runs a Kubeflow `model-registry` client against a registry;
+//! - [`write_constant_bomb`]: a tiny ONNX graph that takes 1 GB if folded at load, and
+//!   [`resident_mb`], this process's resident memory, to check that it was not.
 //!
 //! It is a dev-dependency only; a missing piece fails the test with a message saying how to
 //! provide it (`kernel/setup.sh --with-tests` creates the venvs).
@@ -101,4 +104,65 @@ pub fn registry_spec(name: &str) -> serde_json::Value {
         "description": "dense net, 30 epochs",
         "metadata": {"accuracy": 0.342, "epochs": 30, "converged": true, "framework": "jukebox-nn"},
     })
+}
+
+/// Runs `crates/jukebox-server/tests/peers/registry_peer.py` in `mode` (`register`, `verify`,
+/// `errors`, `paging`) with `python` (a venv holding one version of the Kubeflow `model-registry`
+/// client) against the registry at `url`, for the model version `spec` (see [`registry_spec`]).
+/// Asserts it succeeded (exit 0 and `PEER OK <mode>`) and returns its stdout.
+pub fn run_registry_peer(python: &Path, mode: &str, url: &str, spec: &serde_json::Value) -> String {
+    let script = workspace_root().join("crates/jukebox-server/tests/peers/registry_peer.py");
+    let output = Command::new(python)
+        .arg(&script)
+        .arg(mode)
+        .env("JUKEBOX_REGISTRY_URL", url)
+        .env("JUKEBOX_REGISTRY_SPEC", spec.to_string())
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", python.display()));
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(
+        output.status.success() && stdout.contains(&format!("PEER OK {mode}")),
+        "peer `{mode}` failed ({}):\n--- stdout\n{stdout}\n--- stderr\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    stdout
+}
+
+/// Writes to `path` (creating its folder) a ~200-byte ONNX graph, `y = x + ConstantOfShape([16384,
+/// 16384])`, whose constant takes 1 GB once folded at load; returns the file's size. For the
+/// model server's guard and the runtime's loading without constant folding.
+pub fn write_constant_bomb(path: &Path) -> u64 {
+    std::fs::create_dir_all(path.parent().expect("a file path")).unwrap();
+    let script = r#"
+import sys, onnx
+from onnx import helper as h, TensorProto as T
+shape = h.make_tensor("shape", T.INT64, [2], [16384, 16384])
+node = h.make_node("ConstantOfShape", ["shape"], ["big"], value=h.make_tensor("v", T.FLOAT, [1], [1.0]))
+add = h.make_node("Add", ["x", "big"], ["y"])
+graph = h.make_graph([node, add], "bomb", [h.make_tensor_value_info("x", T.FLOAT, [1])],
+                     [h.make_tensor_value_info("y", T.FLOAT, None)], initializer=[shape])
+model = h.make_model(graph, opset_imports=[h.make_opsetid("", 17)])
+model.ir_version = 8
+onnx.save(model, sys.argv[1])
+"#;
+    let out = Command::new(python()).args(["-c", script]).arg(path).output().expect("cannot run Python");
+    assert!(
+        out.status.success(),
+        "writing the bomb failed (pip install onnx?): {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::fs::metadata(path).unwrap().len()
+}
+
+/// This process's resident memory in MB (`VmRSS` of `/proc/self/status`; 0 where there is none).
+pub fn resident_mb() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let kb: f64 = status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0);
+    kb / 1024.0
 }

@@ -9,13 +9,12 @@
 
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
 
 use jukebox::display::ToHtml;
 use jukebox::registry::{ApiVersion, MetadataValue, ModelRegistry, RegisterModel, RegistryError};
 use jukebox_server::registry::{serve, RegistryConfig};
-use jukebox_testkit::registry_spec as spec;
+use jukebox_testkit::{registry_spec as spec, run_registry_peer};
 
 /// The registry server on its own runtime thread; stopped when dropped.
 struct RunningRegistry {
@@ -57,25 +56,6 @@ impl Drop for RunningRegistry {
     }
 }
 
-fn run_peer(python: &Path, mode: &str, url: &str, spec: &serde_json::Value) -> String {
-    let script = jukebox_testkit::workspace_root().join("crates/jukebox-server/tests/peers/registry_peer.py");
-    let output = Command::new(python)
-        .arg(&script)
-        .arg(mode)
-        .env("JUKEBOX_REGISTRY_URL", url)
-        .env("JUKEBOX_REGISTRY_SPEC", spec.to_string())
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {}: {e}", python.display()));
-    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-    assert!(
-        output.status.success() && stdout.contains(&format!("PEER OK {mode}")),
-        "peer `{mode}` failed ({}):\n--- stdout\n{stdout}\n--- stderr\n{}",
-        output.status,
-        String::from_utf8_lossy(&output.stderr)
-    );
-    stdout
-}
-
 /// The registration `spec` describes, made with our client.
 fn request_from(spec: &serde_json::Value) -> RegisterModel {
     let text = |key: &str| spec[key].as_str().unwrap().to_owned();
@@ -94,7 +74,7 @@ fn our_client_reads_what_the_python_client_wrote() {
     let dir = tempfile::tempdir().unwrap();
     let server = RunningRegistry::start(&dir.path().join("registry.db"));
     let spec = spec("jukebox");
-    run_peer(
+    run_registry_peer(
         &jukebox_testkit::venv_python("JUKEBOX_PYTHON", ".venv", "kernel/requirements-test.txt"),
         "register",
         &server.url,
@@ -139,7 +119,7 @@ fn the_python_clients_read_what_our_client_wrote_on_both_api_versions() {
     let v1 = spec("written-by-rust");
     let registered = ModelRegistry::new(&server.url).register_model(&request_from(&v1)).unwrap();
     assert_eq!(registered.version.registered_model_id, registered.model.id);
-    run_peer(
+    run_registry_peer(
         &jukebox_testkit::venv_python("JUKEBOX_PYTHON", ".venv", "kernel/requirements-test.txt"),
         "verify",
         &server.url,
@@ -153,7 +133,7 @@ fn the_python_clients_read_what_our_client_wrote_on_both_api_versions() {
         .unwrap();
     let python037 =
         jukebox_testkit::venv_python("JUKEBOX_PYTHON_MR037", ".venv-mr037", "kernel/requirements-mr037.txt");
-    let out = run_peer(&python037, "verify", &server.url, &v1alpha3);
+    let out = run_registry_peer(&python037, "verify", &server.url, &v1alpha3);
     assert!(out.contains("base path /api/model_registry/v1alpha3,"), "{out}");
 }
 
