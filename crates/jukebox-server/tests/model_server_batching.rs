@@ -8,58 +8,31 @@ use std::sync::{Arc, Barrier};
 use std::time::Duration;
 
 use jukebox_runtime::{InputTensor, OnnxModel};
-use jukebox_server::model_server::{
-    serve_repository, Batching, InferLimits, LoadedModel, ModelRepository, ServeOptions,
-};
+use jukebox_server::model_server::{Batching, InferLimits, LoadedModel, ModelRepository, ServeOptions};
 use jukebox_testkit::make_model;
+
+mod common;
+use common::Running;
 
 // The workshop model's inputs, in graph order.
 use jukebox_protocol::model_folder::WORKSHOP_FEATURES as FEATURES;
 
 /// A server on its own runtime thread, and the loaded model it serves (to read its counters).
 struct Server {
-    url: String,
+    running: Running,
     model: Arc<LoadedModel>,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Server {
     fn start(repository: &std::path::Path, limits: InferLimits) -> Self {
         let repository = ModelRepository::load(repository, 2).unwrap();
         let model = repository.get("jukebox", None).unwrap().clone();
-        let (addr_tx, addr_rx) = std::sync::mpsc::channel();
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let thread = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-            runtime.block_on(async move {
-                let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-                addr_tx.send(listener.local_addr().unwrap()).unwrap();
-                let options = ServeOptions { limits, ..ServeOptions::default() };
-                serve_repository(listener, repository, None, options, async {
-                    stopped.await.ok();
-                })
-                .await
-                .unwrap();
-            });
-        });
-        let addr = addr_rx.recv_timeout(Duration::from_secs(60)).unwrap();
-        Self { url: format!("http://{addr}"), model, stop: Some(stop), thread: Some(thread) }
+        let running = Running::model_repository(repository, ServeOptions { limits, ..ServeOptions::default() });
+        Self { running, model }
     }
 
     fn infer_url(&self) -> String {
-        format!("{}/v2/models/jukebox/infer", self.url)
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
+        format!("{}/v2/models/jukebox/infer", self.running.url())
     }
 }
 

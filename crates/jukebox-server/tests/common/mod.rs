@@ -7,7 +7,7 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
-use jukebox_server::model_server::ModelServerConfig;
+use jukebox_server::model_server::{ModelRepository, ModelServerConfig, ServeOptions};
 use jukebox_server::registry::RegistryConfig;
 use jukebox_server::s3::S3Config;
 
@@ -48,6 +48,18 @@ impl Running {
         });
         running.wait_ready("/v2/health/ready");
         running
+    }
+
+    /// A model server on a repository already loaded, with `options` (limits, batching); not
+    /// waited for (the repository is loaded, so it answers as soon as it listens).
+    pub fn model_repository(repository: ModelRepository, options: ServeOptions) -> Self {
+        Self::start(move |listener, stopped| async move {
+            jukebox_server::model_server::serve_repository(listener, repository, None, options, async {
+                stopped.await.ok();
+            })
+            .await
+            .unwrap();
+        })
     }
 
     pub fn registry(config: RegistryConfig) -> Self {
