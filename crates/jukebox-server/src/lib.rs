@@ -7,7 +7,8 @@
 //!   (stands in for OpenVINO Model Server).
 //!
 //! All three run on [`http`]'s accept loop, with header and body read timeouts; [`stack`] starts
-//! them together, as `jukebox up` does.
+//! them together, as `jukebox up` does; [`server_thread`] runs one on its own thread until dropped
+//! (for tests and benchmarks).
 //!
 //! Notebooks never compile this crate; the `jukebox` binary starts these servers.
 
@@ -15,4 +16,5 @@ pub mod http;
 pub mod model_server;
 pub mod registry;
 pub mod s3;
+pub mod server_thread;
 pub mod stack;

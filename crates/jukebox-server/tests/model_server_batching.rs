@@ -9,17 +9,15 @@ use std::time::Duration;
 
 use jukebox_runtime::{InputTensor, OnnxModel};
 use jukebox_server::model_server::{Batching, InferLimits, LoadedModel, ModelRepository, ServeOptions};
+use jukebox_server::server_thread::ServerThread;
 use jukebox_testkit::make_model;
-
-mod common;
-use common::Running;
 
 // The workshop model's inputs, in graph order.
 use jukebox_protocol::model_folder::WORKSHOP_FEATURES as FEATURES;
 
 /// A server on its own runtime thread, and the loaded model it serves (to read its counters).
 struct Server {
-    running: Running,
+    running: ServerThread,
     model: Arc<LoadedModel>,
 }
 
@@ -27,7 +25,8 @@ impl Server {
     fn start(repository: &std::path::Path, limits: InferLimits) -> Self {
         let repository = ModelRepository::load(repository, 2).unwrap();
         let model = repository.get("jukebox", None).unwrap().clone();
-        let running = Running::model_repository(repository, ServeOptions { limits, ..ServeOptions::default() });
+        let running =
+            ServerThread::model_repository(repository, ServeOptions { limits, ..ServeOptions::default() }).unwrap();
         Self { running, model }
     }
 

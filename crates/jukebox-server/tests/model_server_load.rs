@@ -8,7 +8,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use jukebox_server::model_server::{serve, ModelServerConfig};
+use jukebox_server::model_server::ModelServerConfig;
+use jukebox_server::server_thread::ServerThread;
 use jukebox_testkit::{make_model, resident_mb};
 
 fn agent() -> ureq::Agent {
@@ -19,17 +20,9 @@ fn agent() -> ureq::Agent {
 fn health_stays_fast_and_memory_bounded_under_eight_large_requests() {
     let repository = tempfile::tempdir().unwrap();
     make_model(repository.path(), "1", "1");
-    let (addr_tx, addr_rx) = std::sync::mpsc::channel();
     let config = ModelServerConfig::new(repository.path()); // default limits
-    std::thread::spawn(move || {
-        let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-        runtime.block_on(async move {
-            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-            addr_tx.send(listener.local_addr().unwrap()).unwrap();
-            serve(listener, config, std::future::pending()).await.unwrap();
-        });
-    });
-    let url = format!("http://{}", addr_rx.recv_timeout(Duration::from_secs(30)).unwrap());
+    let server = ServerThread::model_server(config).unwrap();
+    let url = server.url();
     let mut metadata = agent().get(&format!("{url}/v2/models/jukebox")).call().unwrap();
     let metadata: serde_json::Value = serde_json::from_str(&metadata.body_mut().read_to_string().unwrap()).unwrap();
     let names: Vec<String> =

@@ -8,56 +8,22 @@
 //! `<workspace>/.venv-mr037/bin/python`, packages in `kernel/requirements-mr037.txt`).
 //! Browser: env `JUKEBOX_CHROMIUM` or `chromium` on the PATH (`apt-get install -y chromium`).
 
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::Duration;
 
-use jukebox_server::registry::{serve, RegistryConfig, RegistryError};
+use jukebox_server::registry::RegistryConfig;
+use jukebox_server::server_thread::ServerThread;
 use jukebox_testkit::{registry_spec as spec, run_registry_peer};
 use serde_json::json;
 
-/// A registry server running on its own runtime thread until stopped (or dropped).
-struct RunningRegistry {
-    url: String,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<Result<(), RegistryError>>>,
+/// The registry on `database`, on its own thread until stopped (or dropped).
+fn start_registry(database: &Path) -> ServerThread {
+    ServerThread::registry(RegistryConfig::new(database)).expect("the registry server did not start")
 }
 
-impl RunningRegistry {
-    fn start(database: &Path) -> Self {
-        let (addr_tx, addr_rx) = std::sync::mpsc::channel::<SocketAddr>();
-        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-        let database = database.to_owned();
-        let thread = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
-            runtime.block_on(async move {
-                let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-                addr_tx.send(listener.local_addr()?).expect("test is waiting for the address");
-                serve(listener, RegistryConfig::new(database), async {
-                    let _ = stop_rx.await;
-                })
-                .await
-            })
-        });
-        let addr = addr_rx.recv_timeout(Duration::from_secs(20)).expect("the registry server did not start");
-        Self { url: format!("http://{addr}"), stop: Some(stop_tx), thread: Some(thread) }
-    }
-
-    /// Stops the server and waits until it has closed its database.
-    fn stop(mut self) {
-        self.stop.take().map(|s| s.send(()));
-        let result = self.thread.take().unwrap().join().expect("registry thread panicked");
-        result.expect("registry server failed");
-    }
-}
-
-impl Drop for RunningRegistry {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-    }
+/// Stops the server and waits until it has closed its database.
+fn stop(registry: ServerThread) {
+    registry.stop().expect("registry server failed");
 }
 
 fn python_main() -> PathBuf {
@@ -77,66 +43,66 @@ fn ids(stdout: &str) -> serde_json::Value {
 #[test]
 fn official_client_0_3_18_registers_reads_back_and_refuses_a_repeat() {
     let dir = tempfile::tempdir().unwrap();
-    let registry = RunningRegistry::start(&dir.path().join("registry.db"));
-    let out = run_registry_peer(&python_main(), "register", &registry.url, &spec("jukebox"));
+    let registry = start_registry(&dir.path().join("registry.db"));
+    let out = run_registry_peer(&python_main(), "register", &registry.url(), &spec("jukebox"));
     assert!(out.contains("model-registry 0.3.18, base path /api/model_registry/v1,"), "{out}");
     assert!(out.contains("ok repeat registration refused"), "{out}");
-    registry.stop();
+    stop(registry);
 }
 
 #[test]
 fn official_client_0_3_7_works_on_the_v1alpha3_base_path() {
     let dir = tempfile::tempdir().unwrap();
-    let registry = RunningRegistry::start(&dir.path().join("registry.db"));
-    let out = run_registry_peer(&python_mr037(), "register", &registry.url, &spec("jukebox"));
+    let registry = start_registry(&dir.path().join("registry.db"));
+    let out = run_registry_peer(&python_mr037(), "register", &registry.url(), &spec("jukebox"));
     assert!(out.contains("model-registry 0.3.7, base path /api/model_registry/v1alpha3,"), "{out}");
     // Both API versions see the same records.
-    let read_by_new_client = run_registry_peer(&python_main(), "verify", &registry.url, &spec("jukebox"));
+    let read_by_new_client = run_registry_peer(&python_main(), "verify", &registry.url(), &spec("jukebox"));
     assert_eq!(ids(&out), ids(&read_by_new_client));
-    registry.stop();
+    stop(registry);
 }
 
 #[test]
 fn records_survive_a_restart_on_the_same_database() {
     let dir = tempfile::tempdir().unwrap();
     let database = dir.path().join("state/registry.db");
-    let first = RunningRegistry::start(&database);
-    let written = ids(&run_registry_peer(&python_main(), "register", &first.url, &spec("jukebox")));
-    run_registry_peer(&python_main(), "register", &first.url, &spec("second-model"));
-    first.stop();
+    let first = start_registry(&database);
+    let written = ids(&run_registry_peer(&python_main(), "register", &first.url(), &spec("jukebox")));
+    run_registry_peer(&python_main(), "register", &first.url(), &spec("second-model"));
+    stop(first);
 
-    let second = RunningRegistry::start(&database);
-    let read = ids(&run_registry_peer(&python_main(), "verify", &second.url, &spec("jukebox")));
+    let second = start_registry(&database);
+    let read = ids(&run_registry_peer(&python_main(), "verify", &second.url(), &spec("jukebox")));
     assert_eq!(written, read, "ids changed across the restart");
-    run_registry_peer(&python_main(), "verify", &second.url, &spec("second-model"));
+    run_registry_peer(&python_main(), "verify", &second.url(), &spec("second-model"));
     // New records continue the id sequence instead of reusing ids.
-    let third = ids(&run_registry_peer(&python_main(), "register", &second.url, &spec("third-model")));
+    let third = ids(&run_registry_peer(&python_main(), "register", &second.url(), &spec("third-model")));
     let first_id: i64 = written["model"].as_str().unwrap().parse().unwrap();
     let third_id: i64 = third["model"].as_str().unwrap().parse().unwrap();
     assert!(third_id > first_id + 1, "third model got id {third_id} after {first_id}");
-    second.stop();
+    stop(second);
 }
 
 #[test]
 fn bad_requests_answer_json_errors_and_change_nothing_on_both_base_paths() {
     let dir = tempfile::tempdir().unwrap();
-    let registry = RunningRegistry::start(&dir.path().join("registry.db"));
-    run_registry_peer(&python_main(), "register", &registry.url, &spec("jukebox"));
-    let v1 = run_registry_peer(&python_main(), "errors", &registry.url, &spec("jukebox"));
+    let registry = start_registry(&dir.path().join("registry.db"));
+    run_registry_peer(&python_main(), "register", &registry.url(), &spec("jukebox"));
+    let v1 = run_registry_peer(&python_main(), "errors", &registry.url(), &spec("jukebox"));
     assert!(v1.contains("ok malformed JSON: 400"), "{v1}");
     assert!(v1.contains("ok duplicate version: 409"), "{v1}");
-    let v1alpha3 = run_registry_peer(&python_mr037(), "errors", &registry.url, &spec("jukebox"));
+    let v1alpha3 = run_registry_peer(&python_mr037(), "errors", &registry.url(), &spec("jukebox"));
     assert!(v1alpha3.contains("base path /api/model_registry/v1alpha3,"), "{v1alpha3}");
-    registry.stop();
+    stop(registry);
 }
 
 #[test]
 fn lists_page_with_the_official_pager_and_sort_by_time() {
     let dir = tempfile::tempdir().unwrap();
-    let registry = RunningRegistry::start(&dir.path().join("registry.db"));
-    let out = run_registry_peer(&python_main(), "paging", &registry.url, &json!({}));
+    let registry = start_registry(&dir.path().join("registry.db"));
+    let out = run_registry_peer(&python_main(), "paging", &registry.url(), &json!({}));
     assert!(out.contains("ok pager (pageSize 2) saw each of 5 models once"), "{out}");
-    registry.stop();
+    stop(registry);
 }
 
 fn chromium() -> PathBuf {
@@ -159,18 +125,18 @@ fn chromium() -> PathBuf {
 fn web_page_renders_in_headless_chromium_with_user_text_escaped() {
     let browser = chromium();
     let dir = tempfile::tempdir().unwrap();
-    let registry = RunningRegistry::start(&dir.path().join("registry.db"));
+    let registry = start_registry(&dir.path().join("registry.db"));
     let model = spec("jukebox");
-    run_registry_peer(&python_main(), "register", &registry.url, &model);
+    run_registry_peer(&python_main(), "register", &registry.url(), &model);
     let mut hostile = spec("mixtape <i>deluxe</i> & co");
     hostile["metadata"] = json!({"note": "<script>document.title='owned'</script>"});
-    run_registry_peer(&python_main(), "register", &registry.url, &hostile);
+    run_registry_peer(&python_main(), "register", &registry.url(), &hostile);
 
     let profile = tempfile::tempdir().unwrap();
     let output = Command::new(&browser)
         .args(["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--dump-dom"])
         .arg(format!("--user-data-dir={}", profile.path().display()))
-        .arg(format!("{}/", registry.url))
+        .arg(format!("{}/", registry.url()))
         .output()
         .unwrap_or_else(|e| panic!("cannot run {}: {e}", browser.display()));
     let dom = String::from_utf8_lossy(&output.stdout);
@@ -188,5 +154,5 @@ fn web_page_renders_in_headless_chromium_with_user_text_escaped() {
     assert!(!dom.contains("<i>deluxe</i>"), "model name became markup:\n{dom}");
     assert!(!dom.contains("<script>"), "metadata became a script:\n{dom}");
     assert!(dom.contains("<title>Model registry</title>"), "the page title changed:\n{dom}");
-    registry.stop();
+    stop(registry);
 }

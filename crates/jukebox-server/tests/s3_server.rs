@@ -5,33 +5,26 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use jukebox_server::s3::{serve, S3Config};
+use jukebox_server::s3::S3Config;
+use jukebox_server::server_thread::ServerThread;
 
 const ACCESS_KEY: &str = "jukebox";
 const SECRET_KEY: &str = "jukebox-secret";
 const BUCKET: &str = "models";
 
-/// A server running on its own runtime; dropped = shut down.
+/// A server running on its own thread; dropped = shut down (and its result checked).
 struct RunningS3 {
     endpoint: String,
     root: tempfile::TempDir,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    runtime: tokio::runtime::Runtime,
-    task: Option<tokio::task::JoinHandle<Result<(), jukebox_server::s3::S3Error>>>,
+    server: Option<ServerThread>,
 }
 
 impl RunningS3 {
     fn start() -> Self {
-        let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
         let root = tempfile::tempdir().unwrap();
-        let listener = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
-        let endpoint = format!("http://{}", listener.local_addr().unwrap());
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let config = S3Config::new(root.path().join("s3"), ACCESS_KEY, SECRET_KEY).with_bucket(BUCKET);
-        let task = runtime.spawn(serve(listener, config, async {
-            let _ = stopped.await;
-        }));
-        Self { endpoint, root, stop: Some(stop), runtime, task: Some(task) }
+        let server = ServerThread::s3(config).unwrap();
+        Self { endpoint: server.url(), root, server: Some(server) }
     }
 
     fn data_dir(&self) -> PathBuf {
@@ -64,13 +57,10 @@ impl RunningS3 {
 
 impl Drop for RunningS3 {
     fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(task) = self.task.take() {
-            let result = self.runtime.block_on(task);
+        if let Some(server) = self.server.take() {
+            let result = server.stop();
             if !std::thread::panicking() {
-                result.expect("server task panicked").expect("server returned an error");
+                result.expect("server returned an error");
             }
         }
     }

@@ -7,53 +7,17 @@
 //! `<workspace>/.venv-mr037/bin/python`, `kernel/requirements-mr037.txt`). The peer script is the
 //! registry server's: `crates/jukebox-server/tests/peers/registry_peer.py`.
 
-use std::net::SocketAddr;
 use std::path::Path;
-use std::time::Duration;
 
 use jukebox::display::ToHtml;
 use jukebox::registry::{ApiVersion, MetadataValue, ModelRegistry, RegisterModel, RegistryError};
-use jukebox_server::registry::{serve, RegistryConfig};
+use jukebox_server::registry::RegistryConfig;
+use jukebox_server::server_thread::ServerThread;
 use jukebox_testkit::{registry_spec as spec, run_registry_peer};
 
-/// The registry server on its own runtime thread; stopped when dropped.
-struct RunningRegistry {
-    url: String,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl RunningRegistry {
-    fn start(database: &Path) -> Self {
-        let (addr_tx, addr_rx) = std::sync::mpsc::channel::<SocketAddr>();
-        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-        let database = database.to_owned();
-        let thread = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-            runtime.block_on(async move {
-                let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-                addr_tx.send(listener.local_addr().unwrap()).unwrap();
-                serve(listener, RegistryConfig::new(database), async {
-                    let _ = stop_rx.await;
-                })
-                .await
-                .expect("registry server failed");
-            })
-        });
-        let addr = addr_rx.recv_timeout(Duration::from_secs(20)).expect("the registry server did not start");
-        Self { url: format!("http://{addr}"), stop: Some(stop_tx), thread: Some(thread) }
-    }
-}
-
-impl Drop for RunningRegistry {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-    }
+/// The registry server on `database`, on its own thread; stopped when dropped.
+fn start_registry(database: &Path) -> ServerThread {
+    ServerThread::registry(RegistryConfig::new(database)).expect("the registry server did not start")
 }
 
 /// The registration `spec` describes, made with our client.
@@ -72,16 +36,16 @@ fn request_from(spec: &serde_json::Value) -> RegisterModel {
 #[test]
 fn our_client_reads_what_the_python_client_wrote() {
     let dir = tempfile::tempdir().unwrap();
-    let server = RunningRegistry::start(&dir.path().join("registry.db"));
+    let server = start_registry(&dir.path().join("registry.db"));
     let spec = spec("jukebox");
     run_registry_peer(
         &jukebox_testkit::venv_python("JUKEBOX_PYTHON", ".venv", "kernel/requirements-test.txt"),
         "register",
-        &server.url,
+        &server.url(),
         &spec,
     );
 
-    let registry = ModelRegistry::new(&server.url);
+    let registry = ModelRegistry::new(&server.url());
     let model = registry.get_registered_model("jukebox").unwrap();
     assert_eq!(model.name, "jukebox");
     assert_eq!(model.owner.as_deref(), Some("team-jukebox"));
@@ -114,34 +78,34 @@ fn our_client_reads_what_the_python_client_wrote() {
 #[test]
 fn the_python_clients_read_what_our_client_wrote_on_both_api_versions() {
     let dir = tempfile::tempdir().unwrap();
-    let server = RunningRegistry::start(&dir.path().join("registry.db"));
+    let server = start_registry(&dir.path().join("registry.db"));
 
     let v1 = spec("written-by-rust");
-    let registered = ModelRegistry::new(&server.url).register_model(&request_from(&v1)).unwrap();
+    let registered = ModelRegistry::new(&server.url()).register_model(&request_from(&v1)).unwrap();
     assert_eq!(registered.version.registered_model_id, registered.model.id);
     run_registry_peer(
         &jukebox_testkit::venv_python("JUKEBOX_PYTHON", ".venv", "kernel/requirements-test.txt"),
         "verify",
-        &server.url,
+        &server.url(),
         &v1,
     );
 
     let v1alpha3 = spec("written-by-rust-v1alpha3");
-    ModelRegistry::new(&server.url)
+    ModelRegistry::new(&server.url())
         .with_api_version(ApiVersion::V1Alpha3)
         .register_model(&request_from(&v1alpha3))
         .unwrap();
     let python037 =
         jukebox_testkit::venv_python("JUKEBOX_PYTHON_MR037", ".venv-mr037", "kernel/requirements-mr037.txt");
-    let out = run_registry_peer(&python037, "verify", &server.url, &v1alpha3);
+    let out = run_registry_peer(&python037, "verify", &server.url(), &v1alpha3);
     assert!(out.contains("base path /api/model_registry/v1alpha3,"), "{out}");
 }
 
 #[test]
 fn failures_are_typed_and_change_nothing() {
     let dir = tempfile::tempdir().unwrap();
-    let server = RunningRegistry::start(&dir.path().join("registry.db"));
-    let registry = ModelRegistry::new(&server.url).with_author("ada");
+    let server = start_registry(&dir.path().join("registry.db"));
+    let registry = ModelRegistry::new(&server.url()).with_author("ada");
     let first = registry
         .register_model(&RegisterModel::new("jukebox", "1", "s3://models/jukebox/1").metadata("accuracy", 0.3))
         .unwrap();
@@ -170,7 +134,7 @@ fn failures_are_typed_and_change_nothing() {
     assert_eq!(table.rows[0].artifacts[0].fields.uri.as_deref(), Some("s3://models/jukebox/1"));
 
     // A server refusal carries its status and message.
-    let with_base_path = ModelRegistry::new(&format!("{}/api/model_registry/v1", server.url)).with_author("ada");
+    let with_base_path = ModelRegistry::new(&format!("{}/api/model_registry/v1", server.url())).with_author("ada");
     let err = with_base_path.update_model_version("424242", &Default::default()).unwrap_err();
     match &err {
         RegistryError::Http { status: 404, message, .. } => assert!(message.contains("424242"), "{message}"),
@@ -187,8 +151,8 @@ fn failures_are_typed_and_change_nothing() {
 #[test]
 fn the_version_table_tracks_runs_with_metrics_as_columns() {
     let dir = tempfile::tempdir().unwrap();
-    let server = RunningRegistry::start(&dir.path().join("registry.db"));
-    let registry = ModelRegistry::new(&server.url);
+    let server = start_registry(&dir.path().join("registry.db"));
+    let registry = ModelRegistry::new(&server.url());
     for (version, accuracy, epochs) in [("1", 0.082, 2), ("2", 0.342, 30)] {
         registry
             .register_model(

@@ -12,6 +12,7 @@ use jukebox::data::Dataset;
 use jukebox::display::ToHtml;
 use jukebox::request::{song_by_name, InferenceClient, ModelArtifacts, RequestError, Song};
 use jukebox_runtime::{InputTensor, OnnxModel};
+use jukebox_server::server_thread::ServerThread;
 
 const TOKEN: &str = "workshop-token";
 
@@ -28,21 +29,17 @@ fn model_repository() -> tempfile::TempDir {
     dir
 }
 
-/// Starts the model server on its own runtime thread and returns its URL.
-fn start_server(repository: &Path) -> String {
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-    let listener = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
+/// Starts the model server on its own thread (stopped when dropped), once it is ready.
+fn start_server(repository: &Path) -> ServerThread {
     let mut config = jukebox_server::model_server::ModelServerConfig::new(repository);
     config.token = Some(TOKEN.to_string());
-    std::thread::spawn(move || {
-        runtime.block_on(jukebox_server::model_server::serve(listener, config, std::future::pending())).unwrap();
-    });
+    let server = ServerThread::model_server(config).unwrap();
     // Ready once the health route answers.
+    let url = server.url();
     let agent = ureq::Agent::new_with_defaults();
     for _ in 0..200 {
         if agent.get(format!("{url}/v2/health/ready")).call().is_ok() {
-            return url;
+            return server;
         }
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
@@ -66,7 +63,8 @@ fn songs_from_the_sample_data_are_predicted_like_onnxruntime_does() {
     let artifacts = ModelArtifacts::load(&version).unwrap();
     assert_eq!(artifacts.scaler.features.len(), 13);
     assert_eq!(artifacts.labels.classes.len(), 72);
-    let url = start_server(repository.path());
+    let server = start_server(repository.path());
+    let url = server.url();
     let client = InferenceClient::new(&url, "jukebox").with_token(TOKEN);
     let data = common::sample_dir();
     let dataset =

@@ -11,49 +11,34 @@ use std::time::{Duration, Instant};
 
 use jukebox::display::ToHtml;
 use jukebox::storage::{Direction, Storage, StorageConfig, StorageError, Verification};
-use jukebox_server::s3::{serve, S3Config};
+use jukebox_server::s3::S3Config;
+use jukebox_server::server_thread::ServerThread;
 
 const ACCESS_KEY: &str = "jukebox";
 const SECRET_KEY: &str = "jukebox-secret";
 const BUCKET: &str = "models";
 
-/// The embedded server on its own runtime; shut down on drop.
+/// The embedded server on its own thread; shut down on drop.
 struct EmbeddedS3 {
     endpoint: String,
     root: tempfile::TempDir,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    runtime: tokio::runtime::Runtime,
+    _server: ServerThread,
 }
 
 impl EmbeddedS3 {
     /// `bucket`: pre-created at start when given.
     fn start(bucket: Option<&str>) -> Self {
-        let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
         let root = tempfile::tempdir().unwrap();
-        let listener = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
-        let endpoint = format!("http://{}", listener.local_addr().unwrap());
         let mut config = S3Config::new(root.path().join("s3"), ACCESS_KEY, SECRET_KEY);
         if let Some(bucket) = bucket {
             config = config.with_bucket(bucket);
         }
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        runtime.spawn(serve(listener, config, async {
-            let _ = stopped.await;
-        }));
-        Self { endpoint, root, stop: Some(stop), runtime }
+        let server = ServerThread::s3(config).unwrap();
+        Self { endpoint: server.url(), root, _server: server }
     }
 
     fn objects_dir(&self) -> PathBuf {
         self.root.path().join("s3").join(BUCKET)
-    }
-}
-
-impl Drop for EmbeddedS3 {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        let _ = &self.runtime;
     }
 }
 

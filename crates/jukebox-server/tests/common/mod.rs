@@ -1,5 +1,5 @@
 //! Helpers shared by the hardening tests: each server started on 127.0.0.1:0 on its own runtime
-//! thread (stopped when dropped), and raw HTTP/1.1 over a socket for requests a well-behaved
+//! thread (`jukebox_server::server_thread`, stopped when dropped), and raw HTTP/1.1 over a socket for requests a well-behaved
 //! client library would never send.
 #![allow(dead_code)]
 
@@ -7,83 +7,40 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
-use jukebox_server::model_server::{ModelRepository, ModelServerConfig, ServeOptions};
+use jukebox_server::model_server::ModelServerConfig;
 use jukebox_server::registry::RegistryConfig;
 use jukebox_server::s3::S3Config;
+use jukebox_server::server_thread::ServerThread;
 
-/// One server on its own runtime thread.
+/// One server on its own runtime thread ([`ServerThread`]), stopped when dropped.
 pub struct Running {
     pub addr: SocketAddr,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
+    server: ServerThread,
 }
 
 impl Running {
-    fn start<F, Fut>(serve: F) -> Self
-    where
-        F: FnOnce(tokio::net::TcpListener, tokio::sync::oneshot::Receiver<()>) -> Fut + Send + 'static,
-        Fut: std::future::Future<Output = ()>,
-    {
-        let (addr_tx, addr_rx) = std::sync::mpsc::channel();
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let thread = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-            runtime.block_on(async move {
-                let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-                addr_tx.send(listener.local_addr().unwrap()).unwrap();
-                serve(listener, stopped).await;
-            });
-        });
-        let addr = addr_rx.recv_timeout(Duration::from_secs(60)).expect("server did not start");
-        Self { addr, stop: Some(stop), thread: Some(thread) }
+    fn start(server: std::io::Result<ServerThread>) -> Self {
+        let server = server.expect("server did not start");
+        Self { addr: server.addr(), server }
     }
 
+    /// The model server, once `/v2/health/ready` answers 200 (its repository is loaded).
     pub fn model_server(config: ModelServerConfig) -> Self {
-        let running = Self::start(move |listener, stopped| async move {
-            jukebox_server::model_server::serve(listener, config, async {
-                stopped.await.ok();
-            })
-            .await
-            .unwrap();
-        });
+        let running = Self::start(ServerThread::model_server(config));
         running.wait_ready("/v2/health/ready");
         running
     }
 
-    /// A model server on a repository already loaded, with `options` (limits, batching); not
-    /// waited for (the repository is loaded, so it answers as soon as it listens).
-    pub fn model_repository(repository: ModelRepository, options: ServeOptions) -> Self {
-        Self::start(move |listener, stopped| async move {
-            jukebox_server::model_server::serve_repository(listener, repository, None, options, async {
-                stopped.await.ok();
-            })
-            .await
-            .unwrap();
-        })
-    }
-
     pub fn registry(config: RegistryConfig) -> Self {
-        Self::start(move |listener, stopped| async move {
-            jukebox_server::registry::serve(listener, config, async {
-                stopped.await.ok();
-            })
-            .await
-            .unwrap();
-        })
+        Self::start(ServerThread::registry(config))
     }
 
     pub fn s3(config: S3Config) -> Self {
-        Self::start(move |listener, stopped| async move {
-            jukebox_server::s3::serve(listener, config, async {
-                stopped.await.ok();
-            })
-            .await
-            .unwrap();
-        })
+        Self::start(ServerThread::s3(config))
     }
 
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        self.server.url()
     }
 
     fn wait_ready(&self, path: &str) {
@@ -91,17 +48,6 @@ impl Running {
         while raw(self.addr, &get_request(path)).0 != 200 {
             assert!(std::time::Instant::now() < deadline, "{path} never answered 200");
             std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
         }
     }
 }
