@@ -144,23 +144,9 @@ fn request_bytes(kind: BodyKind, host: &str, path: &str) -> Vec<u8> {
             ("application/json", String::new(), format!(r#"{{"inputs": [{}]}}"#, inputs.join(", ")).into_bytes())
         }
         BodyKind::Binary => {
-            let inputs: Vec<String> = FEATURES
-                .iter()
-                .map(|name| {
-                    format!(
-                        r#"{{"name":"{name}","shape":[1,1],"datatype":"FP32","parameters":{{"binary_data_size":4}}}}"#
-                    )
-                })
-                .collect();
-            let json = format!(
-                r#"{{"inputs":[{}],"outputs":[{{"name":"output","parameters":{{"binary_data":true}}}}]}}"#,
-                inputs.join(",")
-            );
-            let mut body = json.clone().into_bytes();
-            for v in VALUES {
-                body.extend_from_slice(&v.to_le_bytes());
-            }
-            ("application/octet-stream", format!("Inference-Header-Content-Length: {}\r\n", json.len()), body)
+            let columns: Vec<Vec<f32>> = VALUES.iter().map(|v| vec![*v]).collect();
+            let (body, json_length) = jukebox_testkit::v2_binary_body(&FEATURES, &columns);
+            ("application/octet-stream", format!("Inference-Header-Content-Length: {json_length}\r\n"), body)
         }
     };
     let mut request = format!(

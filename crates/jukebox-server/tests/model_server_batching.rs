@@ -10,7 +10,7 @@ use std::time::Duration;
 use jukebox_runtime::{InputTensor, OnnxModel};
 use jukebox_server::model_server::{Batching, InferLimits, LoadedModel, ModelRepository, ServeOptions};
 use jukebox_server::server_thread::ServerThread;
-use jukebox_testkit::make_model;
+use jukebox_testkit::{make_model, v2_binary_body};
 
 // The workshop model's inputs, in graph order.
 use jukebox_protocol::model_folder::WORKSHOP_FEATURES as FEATURES;
@@ -64,26 +64,7 @@ fn json_body(columns: &[Vec<f32>]) -> Vec<u8> {
 
 /// What `tritonclient` sends by default: JSON header, tensor bytes, output asked for as binary.
 fn binary_body(columns: &[Vec<f32>]) -> (Vec<u8>, usize) {
-    let inputs: Vec<String> = FEATURES
-        .iter()
-        .zip(columns)
-        .map(|(name, data)| {
-            format!(
-                r#"{{"name":"{name}","shape":[{},1],"datatype":"FP32","parameters":{{"binary_data_size":{}}}}}"#,
-                data.len(),
-                data.len() * 4
-            )
-        })
-        .collect();
-    let json = format!(
-        r#"{{"inputs":[{}],"outputs":[{{"name":"output","parameters":{{"binary_data":true}}}}]}}"#,
-        inputs.join(",")
-    );
-    let mut body = json.clone().into_bytes();
-    for column in columns {
-        body.extend(column.iter().flat_map(|v| v.to_le_bytes()));
-    }
-    (body, json.len())
+    v2_binary_body(&FEATURES, columns)
 }
 
 /// An answer: status, then the output's shape and values, or the error text.

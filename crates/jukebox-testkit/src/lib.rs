@@ -12,7 +12,8 @@
 //! - [`registry_spec`]: the model version the registry tests register with either client, and
 //!   [`run_registry_peer`], which runs a Kubeflow `model-registry` client against a registry;
 //! - [`write_constant_bomb`]: a tiny ONNX graph that takes 1 GB if folded at load, and
-//!   [`resident_mb`], this process's resident memory, to check that it was not.
+//!   [`resident_mb`], this process's resident memory, to check that it was not;
+//! - [`v2_binary_body`]: a KServe v2 request as `tritonclient` sends it by default.
 //!
 //! It is a dev-dependency only; a missing piece fails the test with a message saying how to
 //! provide it (`kernel/setup.sh --with-tests` creates the venvs).
@@ -165,4 +166,31 @@ pub fn resident_mb() -> f64 {
         .and_then(|v| v.parse().ok())
         .unwrap_or(0.0);
     kb / 1024.0
+}
+
+/// A KServe v2 inference request as `tritonclient` sends it by default: the JSON header (one
+/// `[rows, 1]` FP32 input per name, with `binary_data_size`, and output `output` asked for as
+/// binary) followed by each column's little-endian bytes. Returns the body and the JSON header's
+/// length (the `Inference-Header-Content-Length` header).
+pub fn v2_binary_body(names: &[&str], columns: &[Vec<f32>]) -> (Vec<u8>, usize) {
+    let inputs: Vec<String> = names
+        .iter()
+        .zip(columns)
+        .map(|(name, data)| {
+            format!(
+                r#"{{"name":"{name}","shape":[{},1],"datatype":"FP32","parameters":{{"binary_data_size":{}}}}}"#,
+                data.len(),
+                data.len() * 4
+            )
+        })
+        .collect();
+    let json = format!(
+        r#"{{"inputs":[{}],"outputs":[{{"name":"output","parameters":{{"binary_data":true}}}}]}}"#,
+        inputs.join(",")
+    );
+    let mut body = json.clone().into_bytes();
+    for column in columns {
+        body.extend(column.iter().flat_map(|v| v.to_le_bytes()));
+    }
+    (body, json.len())
 }
