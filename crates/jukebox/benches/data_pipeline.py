@@ -16,13 +16,7 @@ import resource
 import sys
 import time
 
-
-def status_mib(field):
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith(field + ":"):
-                return int(line.split()[1]) / 1024.0
-    return float("nan")
+from proc_status import status_mib
 
 
 def make(sample_dir, out_dir, rows):
