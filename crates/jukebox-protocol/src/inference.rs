@@ -209,52 +209,103 @@ impl Serialize for TensorData {
 
 impl<'de> Deserialize<'de> for TensorData {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let mut acc = Flat::Empty;
-        deserializer.deserialize_any(FlattenSeed { acc: &mut acc, depth: 0 })?;
-        Ok(match acc {
-            Flat::Empty => TensorData::Numbers(Vec::new()),
-            Flat::Numbers(v) => TensorData::Numbers(v),
-            Flat::Bools(v) => TensorData::Bools(v),
-            Flat::Strings(v) => TensorData::Strings(v),
+        #[derive(Default)]
+        struct Gathered {
+            numbers: Vec<f64>,
+            bools: Vec<bool>,
+            strings: Vec<String>,
+        }
+        impl ScalarSink for Gathered {
+            fn number(&mut self, v: f64) {
+                self.numbers.push(v);
+            }
+            fn boolean(&mut self, v: bool) {
+                self.bools.push(v);
+            }
+            fn string(&mut self, v: &str) {
+                self.strings.push(v.to_string());
+            }
+        }
+        let mut gathered = Gathered::default();
+        Ok(match deserialize_flat(deserializer, &mut gathered)? {
+            DataKind::Empty | DataKind::Numbers => TensorData::Numbers(gathered.numbers),
+            DataKind::Bools => TensorData::Bools(gathered.bools),
+            DataKind::Strings => TensorData::Strings(gathered.strings),
         })
     }
 }
 
-/// Values gathered so far while flattening; the first scalar fixes the kind.
-enum Flat {
+/// Where [`deserialize_flat`] puts the scalars of a tensor's `data`, in row-major order. Only
+/// one kind arrives per tensor (mixing kinds is refused before the sink sees it). Generic, not
+/// `dyn`: the model server's decoder calls it once per value of large requests.
+pub trait ScalarSink {
+    fn number(&mut self, v: f64);
+    fn boolean(&mut self, v: bool);
+    fn string(&mut self, v: &str);
+}
+
+/// The kind of scalars a tensor's `data` held (`Empty` for `[]`): the first one fixes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DataKind {
     Empty,
-    Numbers(Vec<f64>),
-    Bools(Vec<bool>),
-    Strings(Vec<String>),
+    Numbers,
+    Bools,
+    Strings,
 }
 
 /// Nesting deeper than this is not a tensor a model takes; refusing it bounds recursion.
-const MAX_DEPTH: usize = 32;
+pub const MAX_DATA_DEPTH: usize = 32;
 
-struct FlattenSeed<'a> {
-    acc: &'a mut Flat,
+/// Reads a tensor's `data`, flat or nested by shape, into `sink` and says what kind it held.
+/// Refuses a scalar of another kind than the first ("tensor data mixes numbers with booleans or
+/// strings", ...) and nesting deeper than [`MAX_DATA_DEPTH`]. Integers arrive as `f64`. The
+/// client types ([`TensorData`]) and the model server's streaming decoder both read `data`
+/// with it, so they accept and refuse the same documents.
+pub fn deserialize_flat<'de, D: Deserializer<'de>, S: ScalarSink>(
+    deserializer: D,
+    sink: &mut S,
+) -> Result<DataKind, D::Error> {
+    let mut kind = DataKind::Empty;
+    deserializer.deserialize_any(FlattenSeed { sink, kind: &mut kind, depth: 0 })?;
+    Ok(kind)
+}
+
+struct FlattenSeed<'a, S> {
+    sink: &'a mut S,
+    kind: &'a mut DataKind,
     depth: usize,
 }
 
-impl FlattenSeed<'_> {
-    fn number<E: de::Error>(self, v: f64) -> Result<(), E> {
-        match self.acc {
-            Flat::Empty => *self.acc = Flat::Numbers(vec![v]),
-            Flat::Numbers(values) => values.push(v),
-            _ => return Err(E::custom("tensor data mixes numbers with booleans or strings")),
+impl<S: ScalarSink> FlattenSeed<'_, S> {
+    fn check<E: de::Error>(&mut self, kind: DataKind) -> Result<(), E> {
+        if *self.kind != kind {
+            if *self.kind != DataKind::Empty {
+                return Err(E::custom(match kind {
+                    DataKind::Numbers => "tensor data mixes numbers with booleans or strings",
+                    DataKind::Bools => "tensor data mixes booleans with numbers or strings",
+                    _ => "tensor data mixes strings with numbers or booleans",
+                }));
+            }
+            *self.kind = kind;
         }
+        Ok(())
+    }
+
+    fn number<E: de::Error>(mut self, v: f64) -> Result<(), E> {
+        self.check(DataKind::Numbers)?;
+        self.sink.number(v);
         Ok(())
     }
 }
 
-impl<'de> DeserializeSeed<'de> for FlattenSeed<'_> {
+impl<'de, S: ScalarSink> DeserializeSeed<'de> for FlattenSeed<'_, S> {
     type Value = ();
     fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
         deserializer.deserialize_any(self)
     }
 }
 
-impl<'de> Visitor<'de> for FlattenSeed<'_> {
+impl<'de, S: ScalarSink> Visitor<'de> for FlattenSeed<'_, S> {
     type Value = ();
 
     fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
@@ -270,28 +321,25 @@ impl<'de> Visitor<'de> for FlattenSeed<'_> {
     fn visit_u64<E: de::Error>(self, v: u64) -> Result<(), E> {
         self.number(v as f64)
     }
-    fn visit_bool<E: de::Error>(self, v: bool) -> Result<(), E> {
-        match self.acc {
-            Flat::Empty => *self.acc = Flat::Bools(vec![v]),
-            Flat::Bools(values) => values.push(v),
-            _ => return Err(E::custom("tensor data mixes booleans with numbers or strings")),
-        }
+    fn visit_bool<E: de::Error>(mut self, v: bool) -> Result<(), E> {
+        self.check(DataKind::Bools)?;
+        self.sink.boolean(v);
         Ok(())
     }
-    fn visit_str<E: de::Error>(self, v: &str) -> Result<(), E> {
-        match self.acc {
-            Flat::Empty => *self.acc = Flat::Strings(vec![v.to_string()]),
-            Flat::Strings(values) => values.push(v.to_string()),
-            _ => return Err(E::custom("tensor data mixes strings with numbers or booleans")),
-        }
+    fn visit_str<E: de::Error>(mut self, v: &str) -> Result<(), E> {
+        self.check(DataKind::Strings)?;
+        self.sink.string(v);
         Ok(())
     }
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
-        if self.depth >= MAX_DEPTH {
-            return Err(de::Error::custom(format!("tensor data nested deeper than {MAX_DEPTH} levels")));
+        if self.depth >= MAX_DATA_DEPTH {
+            return Err(de::Error::custom(format!("tensor data nested deeper than {MAX_DATA_DEPTH} levels")));
         }
-        let acc = self.acc;
-        while seq.next_element_seed(FlattenSeed { acc: &mut *acc, depth: self.depth + 1 })?.is_some() {}
+        let (sink, kind) = (self.sink, self.kind);
+        while seq
+            .next_element_seed(FlattenSeed { sink: &mut *sink, kind: &mut *kind, depth: self.depth + 1 })?
+            .is_some()
+        {}
         Ok(())
     }
 }

@@ -16,7 +16,10 @@ use std::borrow::Cow;
 use std::cell::Cell;
 use std::fmt;
 
-use jukebox_protocol::inference::{Parameters, RequestedOutput, PARAM_BINARY_DATA_OUTPUT, PARAM_BINARY_DATA_SIZE};
+use jukebox_protocol::inference::{
+    deserialize_flat, DataKind, Parameters, RequestedOutput, ScalarSink, PARAM_BINARY_DATA_OUTPUT,
+    PARAM_BINARY_DATA_SIZE,
+};
 use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::Deserializer;
 
@@ -66,9 +69,6 @@ pub fn decode(json: &[u8]) -> Result<Request<'_>, serde_json::Error> {
 fn reserve_budget(json: &[u8]) -> Cell<usize> {
     Cell::new(json.len() / 2)
 }
-
-/// Nesting deeper than this is not a tensor a model takes; refusing it bounds recursion.
-const MAX_DEPTH: usize = 32;
 
 struct RequestVisitor<'b>(&'b Cell<usize>);
 
@@ -268,92 +268,27 @@ impl<'de> Visitor<'de> for DataSeed {
     }
 
     fn visit_some<D: Deserializer<'de>>(self, deserializer: D) -> Result<Option<Data>, D::Error> {
-        let mut flat = Flat { values: Vec::with_capacity(self.reserve), kind: Kind::Empty };
-        deserializer.deserialize_any(FlattenSeed { flat: &mut flat, depth: 0 })?;
-        Ok(Some(match flat.kind {
-            Kind::Strings => Data::Strings,
-            Kind::Empty | Kind::Numbers | Kind::Bools => Data::Values(flat.values),
+        let mut values = Values(Vec::with_capacity(self.reserve));
+        Ok(Some(match deserialize_flat(deserializer, &mut values)? {
+            DataKind::Strings => Data::Strings,
+            DataKind::Empty | DataKind::Numbers | DataKind::Bools => Data::Values(values.0),
         }))
     }
 }
 
-/// What the first scalar was: later ones must be of the same kind.
-#[derive(Clone, Copy, PartialEq)]
-enum Kind {
-    Empty,
-    Numbers,
-    Bools,
-    Strings,
-}
+/// The values of a `data` array as the model takes them: numbers as f32 (through f64, as
+/// `TensorData` reads them, so both routes give the same f32), booleans as 0/1; strings are
+/// only counted as a kind (the answer refuses them by datatype).
+struct Values(Vec<f32>);
 
-struct Flat {
-    values: Vec<f32>,
-    kind: Kind,
-}
-
-impl Flat {
-    fn push<E: de::Error>(&mut self, kind: Kind, value: f32) -> Result<(), E> {
-        if self.kind != kind {
-            if self.kind != Kind::Empty {
-                return Err(E::custom(match kind {
-                    Kind::Numbers => "tensor data mixes numbers with booleans or strings",
-                    Kind::Bools => "tensor data mixes booleans with numbers or strings",
-                    _ => "tensor data mixes strings with numbers or booleans",
-                }));
-            }
-            self.kind = kind;
-        }
-        if kind != Kind::Strings {
-            self.values.push(value);
-        }
-        Ok(())
+impl ScalarSink for Values {
+    fn number(&mut self, v: f64) {
+        self.0.push(v as f32);
     }
-}
-
-struct FlattenSeed<'a> {
-    flat: &'a mut Flat,
-    depth: usize,
-}
-
-impl<'de> DeserializeSeed<'de> for FlattenSeed<'_> {
-    type Value = ();
-
-    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
-        deserializer.deserialize_any(self)
+    fn boolean(&mut self, v: bool) {
+        self.0.push(if v { 1.0 } else { 0.0 });
     }
-}
-
-impl<'de> Visitor<'de> for FlattenSeed<'_> {
-    type Value = ();
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("an array (flat or nested) of numbers, booleans or strings")
-    }
-
-    // Numbers go through f64 as `TensorData` reads them, so both routes give the same f32.
-    fn visit_f64<E: de::Error>(self, v: f64) -> Result<(), E> {
-        self.flat.push(Kind::Numbers, v as f32)
-    }
-    fn visit_i64<E: de::Error>(self, v: i64) -> Result<(), E> {
-        self.flat.push(Kind::Numbers, v as f64 as f32)
-    }
-    fn visit_u64<E: de::Error>(self, v: u64) -> Result<(), E> {
-        self.flat.push(Kind::Numbers, v as f64 as f32)
-    }
-    fn visit_bool<E: de::Error>(self, v: bool) -> Result<(), E> {
-        self.flat.push(Kind::Bools, if v { 1.0 } else { 0.0 })
-    }
-    fn visit_str<E: de::Error>(self, _: &str) -> Result<(), E> {
-        self.flat.push(Kind::Strings, 0.0)
-    }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
-        if self.depth >= MAX_DEPTH {
-            return Err(de::Error::custom(format!("tensor data nested deeper than {MAX_DEPTH} levels")));
-        }
-        let flat = self.flat;
-        while seq.next_element_seed(FlattenSeed { flat: &mut *flat, depth: self.depth + 1 })?.is_some() {}
-        Ok(())
-    }
+    fn string(&mut self, _: &str) {}
 }
 
 /// One output of an answer: JSON `data`, or bytes after the JSON (`binary_data_size`).
