@@ -23,7 +23,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Instant;
 
-use jukebox::data::{Dataset, PROPERTIES_FILE, RANKINGS_FILE};
+use jukebox::data::{rankings_path, Dataset, PROPERTIES_FILE};
 use jukebox::prepare::{PreparedData, SplitOptions};
 use jukebox::train::{Classifier, DecisionTree, Learner, LogisticRegression};
 use jukebox_testkit::sample_data_dir;
@@ -205,11 +205,7 @@ fn sklearn_rows(dir: &Path) -> Result<Vec<Row>, String> {
 fn main() {
     let repeats: usize = std::env::var("BENCH_REPEATS").ok().and_then(|v| v.parse().ok()).unwrap_or(3).max(1);
     let dir = sample_data_dir();
-    let rankings = [RANKINGS_FILE, "song_rankings_sample.parquet"]
-        .iter()
-        .map(|f| dir.join(f))
-        .find(|p| p.is_file())
-        .expect("no rankings file");
+    let rankings = rankings_path(&dir);
     let chart = Dataset::from_files(&dir.join(PROPERTIES_FILE), &rankings).expect("loading").merge().expect("merging");
     let data = PreparedData::new(&chart, &SplitOptions::default()).expect("preparing");
     println!(

@@ -16,7 +16,7 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::Instant;
 
-use jukebox::data::{ChartData, Dataset, PROPERTIES_FILE, RANKINGS_FILE};
+use jukebox::data::{rankings_path, ChartData, Dataset, PROPERTIES_FILE};
 use jukebox::prepare::{PreparedData, SplitOptions};
 use jukebox::train::{Classifier, Learner, NeuralNetwork, Progress};
 use jukebox_testkit::sample_data_dir as sample_dir;
@@ -87,12 +87,7 @@ fn run(label: &str, data: &PreparedData, epochs: usize) -> (f64, f64) {
 fn main() {
     let epochs: usize = std::env::var("BENCH_EPOCHS").ok().and_then(|v| v.parse().ok()).unwrap_or(30);
     let dir = sample_dir();
-    // The shared folder names the rankings `song_rankings_sample.parquet`.
-    let rankings = [RANKINGS_FILE, "song_rankings_sample.parquet"]
-        .iter()
-        .map(|f| dir.join(f))
-        .find(|p| p.is_file())
-        .expect("no rankings file");
+    let rankings = rankings_path(&dir);
     let dataset = Dataset::from_files(&dir.join(PROPERTIES_FILE), &rankings).expect("loading the sample");
     let chart = dataset.merge().expect("merging");
 
