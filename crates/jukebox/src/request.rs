@@ -104,13 +104,7 @@ impl ModelArtifacts {
         artifact: &crate::registry::ModelArtifact,
         into: impl AsRef<Path>,
     ) -> Result<Self, RequestError> {
-        let name = artifact.fields.name.clone().unwrap_or_default();
-        let stored_at = artifact
-            .fields
-            .storage_path
-            .as_deref()
-            .filter(|p| !p.is_empty())
-            .ok_or(RequestError::NotStored { name })?;
+        let stored_at = storage_path(artifact)?;
         let into = into.as_ref();
         storage.download_prefix(
             &format!("{}/{ARTIFACTS_DIR}", stored_at.trim_end_matches('/')),
@@ -118,6 +112,17 @@ impl ModelArtifacts {
         )?;
         Self::load(into)
     }
+}
+
+/// Where a registered artifact's folder is in the bucket (`storage_path`), or
+/// [`RequestError::NotStored`] when the registry does not say.
+fn storage_path(artifact: &crate::registry::ModelArtifact) -> Result<&str, RequestError> {
+    artifact
+        .fields
+        .storage_path
+        .as_deref()
+        .filter(|p| !p.is_empty())
+        .ok_or_else(|| RequestError::NotStored { name: artifact.fields.name.clone().unwrap_or_default() })
 }
 
 fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, RequestError> {
@@ -251,16 +256,13 @@ impl InferenceClient {
     /// (OVMS, `jukebox serve`) number versions by their folder, the last part of the artifact's
     /// storage path (`models/jukebox/2` is version 2), while the registry names them (`0.0.2`).
     pub fn with_version_of(self, artifact: &crate::registry::ModelArtifact) -> Result<Self, RequestError> {
-        let name = artifact.fields.name.clone().unwrap_or_default();
-        let path = artifact
-            .fields
-            .storage_path
-            .as_deref()
-            .filter(|p| !p.is_empty())
-            .ok_or(RequestError::NotStored { name: name.clone() })?;
+        let path = storage_path(artifact)?;
         match jukebox_protocol::model_folder::version_folder_of(path) {
             Some(folder) => Ok(self.with_version(folder.to_string())),
-            None => Err(RequestError::NoVersionFolder { name, path: path.to_string() }),
+            None => Err(RequestError::NoVersionFolder {
+                name: artifact.fields.name.clone().unwrap_or_default(),
+                path: path.to_string(),
+            }),
         }
     }
 

@@ -160,3 +160,24 @@ fn missing_artifacts_are_named() {
     let err = ModelArtifacts::load("/nonexistent/jukebox/1").unwrap_err();
     assert!(err.to_string().contains("/nonexistent/jukebox/1/scaler.json"), "{err}");
 }
+
+/// `with_version_of` addresses the version folder of the artifact's storage path; an artifact
+/// without a storage path, or whose path ends in no version folder, is a typed error.
+#[test]
+fn the_served_version_is_the_folder_of_the_artifacts_storage_path() {
+    let artifact = |path: Option<&str>| -> jukebox::registry::ModelArtifact {
+        serde_json::from_value(serde_json::json!({"id": "3", "name": "jukebox", "storagePath": path})).unwrap()
+    };
+    let client = || InferenceClient::new("http://127.0.0.1:1", "jukebox");
+    let versioned = client().with_version_of(&artifact(Some("models/jukebox/2/"))).unwrap();
+    assert!(versioned.infer_url().ends_with("/v2/models/jukebox/versions/2/infer"), "{}", versioned.infer_url());
+    let not_stored = client().with_version_of(&artifact(None)).err();
+    assert!(matches!(&not_stored, Some(RequestError::NotStored { name }) if name == "jukebox"), "{not_stored:?}");
+    let empty = client().with_version_of(&artifact(Some(""))).err();
+    assert!(matches!(&empty, Some(RequestError::NotStored { .. })), "{empty:?}");
+    let no_folder = client().with_version_of(&artifact(Some("models/jukebox/latest"))).err();
+    assert!(
+        matches!(&no_folder, Some(RequestError::NoVersionFolder { name, path }) if name == "jukebox" && path == "models/jukebox/latest"),
+        "{no_folder:?}"
+    );
+}
