@@ -188,14 +188,7 @@ fn up_serves_save_uploads_and_registers_and_a_repeat_is_refused() {
         assert!(metadata.contains(r#""versions":["1"]"#) && metadata.contains("danceability"), "{how}: {metadata}");
     }
 
-    let peer = Command::new(python())
-        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/peers/save_peer.py"))
-        .args(["jukebox", "0.0.1", "models/jukebox/1/"])
-        .envs(&up.env)
-        .output()
-        .unwrap();
-    let seen = text(&peer.stdout);
-    assert!(peer.status.success(), "peer failed:\n{seen}\n{}", text(&peer.stderr));
+    let seen = save_peer(&up.env, "0.0.1", "models/jukebox/1/");
     assert!(seen.contains(&format!("object models/jukebox/1/model.onnx {}", onnx.len())), "{seen}");
     assert!(seen.contains("object models/jukebox/1/artifacts/metrics.json"), "{seen}");
     let uri = format!("s3://models/models/jukebox/1?endpoint={endpoint}&defaultRegion=us-east-1");
@@ -230,6 +223,21 @@ fn up_serves_save_uploads_and_registers_and_a_repeat_is_refused() {
     assert!(status.success(), "`jukebox up` exited with {status} on SIGTERM");
     assert!(!env_file.exists(), "the env file outlived the servers");
     assert!(data_dir.join("registry.db").is_file());
+}
+
+/// Runs `tests/peers/save_peer.py` (the official clients reading back what `jukebox save` wrote:
+/// boto3 lists the version's objects under `prefix`, the Kubeflow client reads model `jukebox`
+/// version `version`) with the data connection `env`; asserts it succeeded, returns its stdout.
+fn save_peer(env: &BTreeMap<String, String>, version: &str, prefix: &str) -> String {
+    let peer = Command::new(python())
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/peers/save_peer.py"))
+        .args(["jukebox", version, prefix])
+        .envs(env)
+        .output()
+        .unwrap();
+    let seen = text(&peer.stdout);
+    assert!(peer.status.success(), "peer failed:\n{seen}\n{}", text(&peer.stderr));
+    seen
 }
 
 /// `field meta.KEY VALUE` lines of save_peer.py's output, by key (values as Python's repr).
@@ -273,14 +281,7 @@ fn refine_registers_the_run_chosen_by_validation_score_with_its_settings() {
     assert!(stdout.contains(&format!("chosen: run {} ", chosen["run"])), "{stdout}");
 
     // The official Kubeflow client reads 0.0.2 back with the chosen run's settings and scores.
-    let peer = Command::new(python())
-        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/peers/save_peer.py"))
-        .args(["jukebox", "0.0.2", "models/jukebox/2/"])
-        .envs(&up.env)
-        .output()
-        .unwrap();
-    let seen = text(&peer.stdout);
-    assert!(peer.status.success(), "peer failed:\n{seen}\n{}", text(&peer.stderr));
+    let seen = save_peer(&up.env, "0.0.2", "models/jukebox/2/");
     assert!(seen.contains("object models/jukebox/2/model.onnx"), "{seen}");
     let meta = peer_metadata(&seen);
     let number =
