@@ -82,13 +82,11 @@ fn an_oversized_request_is_refused_with_413_before_decoding() {
         .collect();
     let body = format!(r#"{{"inputs":[{}]}}"#, inputs.join(","));
     println!("request body: {:.1} MB", body.len() as f64 / 1e6);
-    let started = Instant::now();
+    // How fast the refusal comes is a figure of `cargo bench --bench hardening`; here, that it is
+    // refused from the declared shapes (the answer names them) and the server keeps serving.
     let (status, answer) = post(&format!("{}/v2/models/jukebox/infer", server.url()), &body);
-    let elapsed = started.elapsed();
-    println!("413 answered in {:.1} ms (body upload included): {answer}", elapsed.as_secs_f64() * 1e3);
     assert_eq!(status, 413, "{answer}");
     assert!(answer.contains("1,250,000 rows") && answer.contains("100,000"), "{answer}");
-    assert!(elapsed < Duration::from_secs(1), "took {elapsed:?}");
     // Shapes that lie: a small shape but too many values in `data` is refused too.
     let lying = infer_body(&names, 200_000, "0", "").replace("[200000,1]", "[1,1]");
     let (status, answer) = post(&format!("{}/v2/models/jukebox/infer", server.url()), &lying);
