@@ -36,8 +36,8 @@ import socket
 import sys
 import uuid
 
-import zmq
-from jupyter_client.session import Session
+# pyzmq and jupyter_client are imported in main(), once evcxr's connection file is written.
+zmq = Session = None
 
 MARKER = "JUKEBOX_DISPLAY "
 MARKER_BYTES = MARKER.encode()
@@ -45,17 +45,31 @@ DELIMITER = b"<IDS|MSG>"
 CHANNELS = ("shell", "control", "stdin", "iopub", "hb")
 
 
-def free_port():
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+def free_ports(count, taken):
+    """`count` distinct free loopback ports, none of them in `taken`. The probes stay bound until
+    all are chosen (so no port comes twice); Jupyter's ports are excluded because nothing has
+    bound them yet when evcxr starts (the relay binds them after its imports)."""
+    probes, ports = [], []
+    try:
+        while len(ports) < count:
+            probe = socket.socket()
+            probes.append(probe)
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+            if port not in taken:
+                ports.append(port)
+    finally:
+        for probe in probes:
+            probe.close()
+    return ports
 
 
 def write_inner_connection_file(outer, path):
     """The kernel's connection file: the frontend's key and scheme, free ports on loopback."""
     inner = dict(outer, transport="tcp", ip="127.0.0.1")
-    for channel in CHANNELS:
-        inner[f"{channel}_port"] = free_port()
+    taken = {outer.get(f"{channel}_port") for channel in CHANNELS}
+    for channel, port in zip(CHANNELS, free_ports(len(CHANNELS), taken)):
+        inner[f"{channel}_port"] = port
     partial = f"{path}.part"
     with open(os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as out:
         json.dump(inner, out)
@@ -155,6 +169,11 @@ def main(argv):
     with open(argv[1]) as f:
         outer = json.load(f)
     inner = write_inner_connection_file(outer, argv[2])
+    # Imported only now (0.13-0.25 s): the launcher starts evcxr_jupyter as soon as its
+    # connection file exists, so the kernel starts while these load.
+    global zmq, Session
+    import zmq
+    from jupyter_client.session import Session
     Relay(outer, inner).run()
 
 

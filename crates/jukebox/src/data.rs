@@ -203,13 +203,9 @@ pub struct DownloadProgress {
     started: std::time::Instant,
     bar: Option<indicatif::ProgressBar>,
     live: Option<crate::display::LiveDisplay>,
-    last_drawn: Option<std::time::Instant>,
 }
 
 impl DownloadProgress {
-    /// How often the live output is redrawn at most.
-    const REDRAW_SECONDS: f64 = 0.2;
-
     pub fn start(name: &str, expected: Option<u64>) -> DownloadProgress {
         use std::io::IsTerminal;
         let (bar, live) = if std::io::stderr().is_terminal() {
@@ -222,14 +218,7 @@ impl DownloadProgress {
         } else {
             (None, crate::display::LiveDisplay::start())
         };
-        DownloadProgress {
-            name: name.to_string(),
-            expected,
-            started: std::time::Instant::now(),
-            bar,
-            live,
-            last_drawn: None,
-        }
+        DownloadProgress { name: name.to_string(), expected, started: std::time::Instant::now(), bar, live }
     }
 
     /// `written` bytes are in.
@@ -237,11 +226,9 @@ impl DownloadProgress {
         if let Some(bar) = &self.bar {
             bar.set_position(written);
         }
-        let due = self.last_drawn.is_none_or(|at| at.elapsed().as_secs_f64() >= Self::REDRAW_SECONDS);
-        if let (Some(live), true) = (self.live.as_mut(), due) {
+        if let Some(live) = self.live.as_mut().filter(|live| live.redraw_due()) {
             let (text, html) = Self::render(&self.name, written, self.expected, self.started.elapsed().as_secs_f64());
             live.show(&text, &html);
-            self.last_drawn = Some(std::time::Instant::now());
         }
     }
 

@@ -26,15 +26,10 @@ pub(super) struct ProgressReporter {
     live: Option<crate::display::LiveDisplay>,
     /// The epoch lines shown so far (Live).
     lines: Vec<String>,
-    last_drawn: Option<Instant>,
     started: Instant,
     last: Option<EpochProgress>,
     interrupt: interrupt::Watch,
 }
-
-/// How often a live output is redrawn at most, between epoch ends: often enough to look alive,
-/// rarely enough that the browser and the saved notebook do not churn.
-const LIVE_REDRAW_SECONDS: f64 = 0.2;
 
 impl ProgressReporter {
     pub(super) fn new(mode: Progress) -> Self {
@@ -55,7 +50,6 @@ impl ProgressReporter {
             bar: None,
             live,
             lines: Vec::new(),
-            last_drawn: None,
             started: Instant::now(),
             last: None,
             interrupt: interrupt::Watch::start(),
@@ -116,7 +110,6 @@ impl ProgressReporter {
             html.push_str(&current_html);
         }
         live.show(&text, &html);
-        self.last_drawn = Some(Instant::now());
     }
 
     pub(super) fn update(&mut self, p: &EpochProgress) -> std::ops::ControlFlow<()> {
@@ -129,7 +122,7 @@ impl ProgressReporter {
                 if shown {
                     self.lines.push(Self::epoch_line(p));
                 }
-                let due = self.last_drawn.is_none_or(|at| at.elapsed().as_secs_f64() >= LIVE_REDRAW_SECONDS);
+                let due = self.live.as_ref().is_some_and(|live| live.redraw_due());
                 if shown || due {
                     let bar = (!p.epoch_done).then(|| Self::bar_of(p));
                     self.draw(bar);
