@@ -238,3 +238,27 @@ def test_a_download_in_a_cell_is_one_output_that_ends_as_its_summary_line(kernel
     assert final.startswith("Downloaded x.parquet: 8.0 MB in "), final
     assert not "".join(streams).strip(), streams
     assert (tmp_path / "copy/x.parquet").stat().st_size == 8_000_000
+
+
+def test_a_cell_that_asks_for_input_gets_the_answer_through_the_relay(kernel):
+    """stdin through the relay. A cell asks for input by printing evcxr's input line (what
+    `evcxr_input::get_string` prints); evcxr then sends Jupyter an `input_request` on the stdin
+    channel, addressed to the identity its execute request came from on shell, and writes the
+    `input_reply` to the cell's stdin. The relay's shell and stdin sockets share one identity so
+    that this request finds the frontend."""
+    _, client = kernel
+    code = (
+        'println!("EVCXR_INPUT_REQUEST:Your favourite song?");\n'
+        "let mut answer = String::new();\n"
+        "std::io::stdin().read_line(&mut answer)?;\n"
+        'println!("you said: {}", answer.trim());'
+    )
+    msg_id = client.execute(code, allow_stdin=True)
+    request = client.get_stdin_msg(timeout=120)
+    assert request["msg_type"] == "input_request", request
+    assert request["parent_header"]["msg_id"] == msg_id
+    assert request["content"]["prompt"] == "Your favourite song?"
+    client.input("Last Christmas")
+    status, text = collect(client, msg_id, 120)
+    assert status == "ok", text
+    assert "you said: Last Christmas" in text, text
