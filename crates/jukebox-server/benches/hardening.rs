@@ -25,27 +25,16 @@ use jukebox_server::model_server::ModelServerConfig;
 use jukebox_server::server_thread::ServerThread;
 use jukebox_testkit::{make_model, resident_mb};
 
+#[path = "../tests/common/mod.rs"]
+mod common;
+use common::{agent, post_json};
+
 const REFUSAL_TARGET_MS: f64 = 100.0;
 const HEALTH_P99_TARGET_MS: f64 = 50.0;
 const RESIDENT_TARGET_MB: f64 = 500.0;
 
-fn agent() -> ureq::Agent {
-    ureq::Agent::config_builder().http_status_as_error(false).build().into()
-}
-
-/// POSTs `body` as JSON and reads the whole answer away: (status, first 200 bytes of the answer).
 fn post(url: &str, body: &str) -> (u16, String) {
-    let mut response = agent()
-        .post(url)
-        .header("Content-Type", "application/json")
-        .send(body)
-        .unwrap_or_else(|e| panic!("POST {url}: {e}"));
-    let status = response.status().as_u16();
-    let mut head = Vec::new();
-    let mut reader = response.body_mut().with_config().limit(1 << 30).reader();
-    std::io::Read::read_to_end(&mut std::io::Read::take(&mut reader, 200), &mut head).unwrap();
-    std::io::copy(&mut reader, &mut std::io::sink()).unwrap();
-    (status, String::from_utf8_lossy(&head).into_owned())
+    post_json(url, body, 200)
 }
 
 /// Every input of shape `[rows, 1]`, `data` given as one JSON list body (without brackets).

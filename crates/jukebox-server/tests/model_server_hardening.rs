@@ -9,7 +9,7 @@ use jukebox_server::model_server::{InferLimits, ModelServerConfig};
 use jukebox_testkit::{make_model, write_constant_bomb};
 
 mod common;
-use common::Running;
+use common::{agent, post_json, Running};
 
 /// GET `path` on `server` until it answers `status` (30 s at most): the body.
 fn wait_for(server: &Running, path: &str, status: u16) -> String {
@@ -31,24 +31,13 @@ fn input_names(server: &Running, model: &str) -> Vec<String> {
     metadata["inputs"].as_array().unwrap().iter().map(|i| i["name"].as_str().unwrap().to_string()).collect()
 }
 
-fn agent() -> ureq::Agent {
-    ureq::Agent::config_builder().http_status_as_error(false).max_response_header_size(1 << 20).build().into()
-}
-
 fn get(url: &str) -> (u16, String) {
     let mut response = agent().get(url).call().unwrap_or_else(|e| panic!("GET {url}: {e}"));
     (response.status().as_u16(), response.body_mut().read_to_string().unwrap())
 }
 
 fn post(url: &str, body: &str) -> (u16, String) {
-    let mut response = agent()
-        .post(url)
-        .header("Content-Type", "application/json")
-        .send(body)
-        .unwrap_or_else(|e| panic!("POST {url}: {e}"));
-    let status = response.status().as_u16();
-    let text = response.body_mut().with_config().limit(1 << 30).read_to_string().unwrap();
-    (status, text)
+    post_json(url, body, u64::MAX)
 }
 
 /// An infer body with every input of shape `[rows, 1]` and `rows` values (`value` each).

@@ -1,6 +1,7 @@
-//! Helpers shared by the hardening tests: each server started on 127.0.0.1:0 on its own runtime
-//! thread (`jukebox_server::server_thread`, stopped when dropped), and raw HTTP/1.1 over a socket for requests a well-behaved
-//! client library would never send.
+//! Helpers shared by the hardening tests and the hardening bench: each server started on
+//! 127.0.0.1:0 on its own runtime thread (`jukebox_server::server_thread`, stopped when
+//! dropped), a ureq client that reports every status, and raw HTTP/1.1 over a socket for
+//! requests a well-behaved client library would never send.
 #![allow(dead_code)]
 
 use std::io::{Read, Write};
@@ -50,6 +51,27 @@ impl Running {
             std::thread::sleep(Duration::from_millis(50));
         }
     }
+}
+
+/// A ureq client that returns 4xx/5xx answers instead of failing on them.
+pub fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder().http_status_as_error(false).max_response_header_size(1 << 20).build().into()
+}
+
+/// POSTs `body` as JSON: (status, the answer's first `keep` bytes). The rest of the answer is
+/// read and dropped, so a large answer costs no memory when `keep` is small.
+pub fn post_json(url: &str, body: &str, keep: u64) -> (u16, String) {
+    let mut response = agent()
+        .post(url)
+        .header("Content-Type", "application/json")
+        .send(body)
+        .unwrap_or_else(|e| panic!("POST {url}: {e}"));
+    let status = response.status().as_u16();
+    let mut reader = response.body_mut().with_config().limit(1 << 30).reader();
+    let mut head = Vec::new();
+    reader.by_ref().take(keep).read_to_end(&mut head).unwrap();
+    std::io::copy(&mut reader, &mut std::io::sink()).unwrap();
+    (status, String::from_utf8_lossy(&head).into_owned())
 }
 
 /// `GET path` with `Connection: close`.
