@@ -124,6 +124,11 @@ fn seconds(value: Option<f64>) -> String {
     value.map_or_else(|| "-".into(), |v| format!("{v:.3}"))
 }
 
+/// One line of the side-by-side table: a label, then ours (two paths) and pandas.
+fn table_row(label: &str, [load, steps, pandas]: [String; 3]) {
+    println!("{label:<20} {load:>16} {steps:>14} {pandas:>14}");
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     if let Some(i) = args.iter().position(|a| a == "--child") {
@@ -164,15 +169,9 @@ fn main() {
         ("second", "second_total", "second run in the same process"),
     ] {
         println!("\n{title}: median of {reps} processes per side, seconds (pandas: import excluded)");
-        println!(
-            "{:<20} {:>16} {:>14} {:>14}",
-            "step",
-            "ChartData::load",
-            "Dataset steps",
-            format!("pandas {version}")
-        );
+        table_row("step", ["ChartData::load".into(), "Dataset steps".into(), format!("pandas {version}")]);
         let row = |name: &str, a: Option<f64>, b: Option<f64>, c: Option<f64>| {
-            println!("{name:<20} {:>16} {:>14} {:>14}", seconds(a), seconds(b), seconds(c));
+            table_row(name, [seconds(a), seconds(b), seconds(c)]);
         };
         row("read", None, step(&split, run, "read"), step(&pandas, run, "read"));
         row("read+merge+dropna", step(&load, run, "read+merge+dropna"), None, None);
@@ -185,29 +184,12 @@ fn main() {
         let cpu = if run == "steps" { "cpu" } else { "second_cpu" };
         row("  CPU (user+sys)", Some(field(&load, cpu)), Some(field(&split, cpu)), Some(field(&pandas, cpu)));
     }
-    let mib = |runs: &[Value], name: &str| format!("{:.0} MiB", field(runs, name));
+    let per_side = |cell: &dyn Fn(&[Value]) -> String| [cell(&load), cell(&split), cell(&pandas)];
+    let mib = |name: &'static str| move |runs: &[Value]| format!("{:.0} MiB", field(runs, name));
     println!();
-    println!(
-        "{:<20} {:>16} {:>14} {:>14}",
-        "peak memory (VmHWM)",
-        mib(&load, "peak_mib"),
-        mib(&split, "peak_mib"),
-        mib(&pandas, "peak_mib")
-    );
-    println!(
-        "{:<20} {:>16} {:>14} {:>14}",
-        "  of it at start",
-        mib(&load, "baseline_mib"),
-        mib(&split, "baseline_mib"),
-        mib(&pandas, "baseline_mib")
-    );
-    println!(
-        "{:<20} {:>16} {:>14} {:>14}",
-        "rows / described",
-        format!("{} / {}", load[0]["rows"], load[0]["columns"]),
-        format!("{} / {}", split[0]["rows"], split[0]["columns"]),
-        format!("{} / {}", pandas[0]["rows"], pandas[0]["columns"])
-    );
+    table_row("peak memory (VmHWM)", per_side(&mib("peak_mib")));
+    table_row("  of it at start", per_side(&mib("baseline_mib")));
+    table_row("rows / described", per_side(&|runs| format!("{} / {}", runs[0]["rows"], runs[0]["columns"])));
     // Judged on the first runs (what a notebook pays) and on pandas' faster second run, both sides
     // against the slower of our two paths.
     let ours = field(&load, "total").max(field(&split, "total"));
