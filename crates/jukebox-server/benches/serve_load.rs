@@ -30,13 +30,14 @@
 //!
 //! Prints one `RESULT` line per body and concurrency.
 
-use jukebox_testkit::python;
+use jukebox_testkit::make_model;
 use std::cell::RefCell;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use jukebox_runtime::{InputTensor, OnnxModel};
+use jukebox_server::server_thread::ServerThread;
 use tokio::net::TcpStream;
 
 // The workshop model's inputs, in graph order.
@@ -192,11 +193,8 @@ fn reference_answer(model_file: &Path) -> Vec<f32> {
     model.run(&inputs).expect("reference run").remove(0).data
 }
 
-/// Starts the jukebox model server in this process and returns its URL.
-fn start_local_server(o: &Options, repository: PathBuf) -> String {
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-    let listener = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
+/// Starts the jukebox model server in this process (stopped when the returned thread is dropped).
+fn start_local_server(o: &Options, repository: PathBuf) -> ServerThread {
     let mut config = jukebox_server::model_server::ModelServerConfig::new(repository);
     if let Some(n) = o.sessions {
         config.sessions_per_model = n;
@@ -205,12 +203,7 @@ fn start_local_server(o: &Options, repository: PathBuf) -> String {
         max_wait: Duration::from_micros(o.batch_wait_us),
         ..Default::default()
     });
-    std::thread::spawn(move || {
-        runtime
-            .block_on(jukebox_server::model_server::serve(listener, config, std::future::pending()))
-            .expect("model server failed");
-    });
-    url
+    ServerThread::model_server(config).expect("model server failed to start")
 }
 
 /// One answer: status, body, and `Inference-Header-Content-Length` when given.
@@ -393,21 +386,15 @@ fn main() {
     let mut _keep = None;
     let repository = o.repository.clone().unwrap_or_else(|| {
         let dir = tempfile::tempdir().expect("temp dir");
-        let maker = Path::new(env!("CARGO_MANIFEST_DIR")).join("../jukebox-runtime/tests/peers/make_model.py");
-        let status = std::process::Command::new(python())
-            .arg(maker)
-            .arg(dir.path())
-            .stdout(std::process::Stdio::null())
-            .status()
-            .expect("run python");
-        assert!(status.success(), "make_model.py failed: is the venv installed (kernel/requirements-test.txt)?");
+        make_model(dir.path(), "1", "7"); // make_model.py's defaults
         let path = dir.path().to_path_buf();
         _keep = Some(dir);
         path
     });
-    let url = match &o.url {
-        Some(url) => url.trim_end_matches('/').to_string(),
-        None => start_local_server(&o, repository.clone()),
+    let local_server = o.url.is_none().then(|| start_local_server(&o, repository.clone()));
+    let url = match (&o.url, &local_server) {
+        (Some(url), _) => url.trim_end_matches('/').to_string(),
+        (None, server) => server.as_ref().expect("started when no --url is given").url(),
     };
     let reference_file = o.reference_model.clone().unwrap_or_else(|| served_model_file(&repository, &o.model));
     let reference = reference_answer(&reference_file);

@@ -9,7 +9,7 @@ use jukebox_server::model_server::{InferLimits, ModelServerConfig};
 use jukebox_testkit::{make_model, write_constant_bomb};
 
 mod common;
-use common::{agent, post_json, Running};
+use common::{agent, input_names, oversized_infer_body, post_json, Running};
 
 /// GET `path` on `server` until it answers `status` (30 s at most): the body.
 fn wait_for(server: &Running, path: &str, status: u16) -> String {
@@ -24,13 +24,6 @@ fn wait_for(server: &Running, path: &str, status: u16) -> String {
     }
 }
 
-/// The workshop model's input names, from its metadata.
-fn input_names(server: &Running, model: &str) -> Vec<String> {
-    let body = wait_for(server, &format!("/v2/models/{model}"), 200);
-    let metadata: serde_json::Value = serde_json::from_str(&body).unwrap();
-    metadata["inputs"].as_array().unwrap().iter().map(|i| i["name"].as_str().unwrap().to_string()).collect()
-}
-
 fn get(url: &str) -> (u16, String) {
     let mut response = agent().get(url).call().unwrap_or_else(|e| panic!("GET {url}: {e}"));
     (response.status().as_u16(), response.body_mut().read_to_string().unwrap())
@@ -41,13 +34,8 @@ fn post(url: &str, body: &str) -> (u16, String) {
 }
 
 /// An infer body with every input of shape `[rows, 1]` and `rows` values (`value` each).
-pub fn infer_body(names: &[String], rows: usize, value: &str, outputs: &str) -> String {
-    let data = vec![value; rows].join(",");
-    let inputs: Vec<String> = names
-        .iter()
-        .map(|name| format!(r#"{{"name":"{name}","shape":[{rows},1],"datatype":"FP32","data":[{data}]}}"#))
-        .collect();
-    format!(r#"{{"inputs":[{}]{outputs}}}"#, inputs.join(","))
+fn infer_body(names: &[String], rows: usize, value: &str, rest: &str) -> String {
+    common::infer_body(names, rows, &vec![value; rows].join(","), rest)
 }
 
 fn repository_with_model() -> tempfile::TempDir {
@@ -60,16 +48,8 @@ fn repository_with_model() -> tempfile::TempDir {
 fn an_oversized_request_is_refused_with_413_before_decoding() {
     let repository = repository_with_model();
     let server = Running::model_server(ModelServerConfig::new(repository.path())); // default limits
-    let names = input_names(&server, "jukebox");
-    // The probe's request: 1.25 M rows, ~31 MB of JSON (just under the 32 MB body limit).
-    let rows = 1_250_000;
-    let per_input = (31_000_000 / names.len()) / 2;
-    let data = vec!["0"; per_input].join(",");
-    let inputs: Vec<String> = names
-        .iter()
-        .map(|name| format!(r#"{{"name":"{name}","shape":[{rows},1],"datatype":"FP32","data":[{data}]}}"#))
-        .collect();
-    let body = format!(r#"{{"inputs":[{}]}}"#, inputs.join(","));
+    let names = input_names(&server.url(), "jukebox");
+    let body = oversized_infer_body(&names);
     println!("request body: {:.1} MB", body.len() as f64 / 1e6);
     // How fast the refusal comes is a figure of `cargo bench --bench hardening`; here, that it is
     // refused from the declared shapes (the answer names them) and the server keeps serving.
@@ -87,7 +67,7 @@ fn an_oversized_request_is_refused_with_413_before_decoding() {
 fn the_same_output_asked_twice_is_refused_by_name() {
     let repository = repository_with_model();
     let server = Running::model_server(ModelServerConfig::new(repository.path()));
-    let names = input_names(&server, "jukebox");
+    let names = input_names(&server.url(), "jukebox");
     let url = format!("{}/v2/models/jukebox/infer", server.url());
     let twice = infer_body(&names, 2, "0.5", r#","outputs":[{"name":"output"},{"name":"output"}]"#);
     let (status, answer) = post(&url, &twice);
@@ -105,7 +85,7 @@ fn a_full_queue_answers_503_and_the_rest_are_served() {
     // One large request at a time, none waiting: concurrent large requests must get 503.
     config.limits = InferLimits { max_elements_in_flight: 1, max_waiting: 0, ..InferLimits::default() };
     let server = Running::model_server(config);
-    let names = input_names(&server, "jukebox");
+    let names = input_names(&server.url(), "jukebox");
     let body = std::sync::Arc::new(infer_body(&names, 100_000, "0.25", ""));
     let url = format!("{}/v2/models/jukebox/infer", server.url());
     let threads: Vec<_> = (0..6)
@@ -143,7 +123,7 @@ fn a_model_re_uploaded_to_the_same_version_is_served_within_two_seconds() {
     let mut config = ModelServerConfig::new(&repository);
     config.poll_interval = Some(Duration::from_secs(1)); // what `jukebox up` uses
     let server = Running::model_server(config);
-    let names = input_names(&server, "jukebox");
+    let names = input_names(&server.url(), "jukebox");
     let url = format!("{}/v2/models/jukebox/versions/1/infer", server.url());
     let body = infer_body(&names, 1, "0.5", "");
     let (status, first) = post(&url, &body);
@@ -183,7 +163,7 @@ fn a_watched_model_that_would_allocate_a_gigabyte_at_load_is_refused_and_the_oth
     std::thread::sleep(Duration::from_millis(800)); // several polls
     let (status, body) = get(&format!("{}/v2/models/bomb/ready", server.url()));
     assert_eq!(status, 404, "the bomb was loaded: {body}");
-    let names = input_names(&server, "jukebox");
+    let names = input_names(&server.url(), "jukebox");
     let (status, answer) =
         post(&format!("{}/v2/models/jukebox/infer", server.url()), &infer_body(&names, 3, "0.5", ""));
     assert_eq!(status, 200, "{answer}");
@@ -196,7 +176,7 @@ fn a_large_request_run_in_slices_answers_what_one_call_answers() {
     let mut whole_config = ModelServerConfig::new(repository.path());
     whole_config.limits.batch_rows = 0;
     let whole = Running::model_server(whole_config);
-    let names = input_names(&sliced, "jukebox");
+    let names = input_names(&sliced.url(), "jukebox");
     let rows = 20_000;
     let inputs: Vec<String> = names
         .iter()

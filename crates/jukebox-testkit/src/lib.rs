@@ -156,16 +156,26 @@ onnx.save(model, sys.argv[1])
     std::fs::metadata(path).unwrap().len()
 }
 
-/// This process's resident memory in MB (`VmRSS` of `/proc/self/status`; 0 where there is none).
-pub fn resident_mb() -> f64 {
+/// A memory figure of this process in MiB: the `field` line of `/proc/self/status` (`VmRSS`,
+/// `VmHWM`, ...), NaN where there is none (not Linux).
+pub fn status_mib(field: &str) -> f64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let kb: f64 = status
+    status
         .lines()
-        .find(|l| l.starts_with("VmRSS:"))
+        .find(|l| l.starts_with(field) && l[field.len()..].starts_with(':'))
         .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0.0);
-    kb / 1024.0
+        .and_then(|kib| kib.parse::<f64>().ok())
+        .map_or(f64::NAN, |kib| kib / 1024.0)
+}
+
+/// This process's resident memory in MB (`VmRSS`; 0 where there is none).
+pub fn resident_mb() -> f64 {
+    let mib = status_mib("VmRSS");
+    if mib.is_nan() {
+        0.0
+    } else {
+        mib
+    }
 }
 
 /// A KServe v2 inference request as `tritonclient` sends it by default: the JSON header (one

@@ -23,10 +23,13 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Instant;
 
-use jukebox::data::{rankings_path, Dataset, PROPERTIES_FILE};
+use jukebox::data::Dataset;
 use jukebox::prepare::{PreparedData, SplitOptions};
 use jukebox::train::{Classifier, DecisionTree, Learner, LogisticRegression};
-use jukebox_testkit::sample_data_dir;
+use jukebox_testkit::{sample_data_dir, status_mib};
+
+#[path = "common/split_files.rs"]
+mod split_files;
 
 /// One line of the table.
 struct Row {
@@ -36,15 +39,6 @@ struct Row {
     accuracy: f64,
     extra_mib: f64,
     note: String,
-}
-
-fn status_mib(field: &str) -> f64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find(|l| l.starts_with(field) && l[field.len()..].starts_with(':'))
-        .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
-        .map_or(f64::NAN, |kib| kib / 1024.0)
 }
 
 /// Resets the peak resident memory to the current one (Linux: writing 5 to clear_refs).
@@ -142,27 +136,6 @@ macro_rules! linfa_rows {
     }};
 }
 
-/// Writes the split as raw little-endian arrays plus `meta.json` for the Python peer.
-fn write_split(dir: &Path, data: &PreparedData, learner: &LogisticRegression, repeats: usize) {
-    let f32s = |v: &[f32]| v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>();
-    let u32s = |v: &[u32]| v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>();
-    std::fs::write(dir.join("x_train.f32"), f32s(&data.x_train)).unwrap();
-    std::fs::write(dir.join("y_train.u32"), u32s(&data.y_train)).unwrap();
-    std::fs::write(dir.join("x_test.f32"), f32s(&data.x_test)).unwrap();
-    std::fs::write(dir.join("y_test.u32"), u32s(&data.y_test)).unwrap();
-    let meta = serde_json::json!({
-        "n_train": data.n_train(),
-        "n_test": data.n_test(),
-        "n_features": data.n_features(),
-        "n_classes": data.n_classes(),
-        "alpha": learner.alpha,
-        "max_iterations": learner.max_iterations,
-        "tolerance": learner.tolerance,
-        "repeats": repeats,
-    });
-    std::fs::write(dir.join("meta.json"), meta.to_string()).unwrap();
-}
-
 /// scikit-learn's rows, from `baselines_sklearn.py` run on the written split.
 fn sklearn_rows(dir: &Path) -> Result<Vec<Row>, String> {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/baselines_sklearn.py");
@@ -204,9 +177,7 @@ fn sklearn_rows(dir: &Path) -> Result<Vec<Row>, String> {
 
 fn main() {
     let repeats: usize = std::env::var("BENCH_REPEATS").ok().and_then(|v| v.parse().ok()).unwrap_or(3).max(1);
-    let dir = sample_data_dir();
-    let rankings = rankings_path(&dir);
-    let chart = Dataset::from_files(&dir.join(PROPERTIES_FILE), &rankings).expect("loading").merge().expect("merging");
+    let chart = Dataset::from_dir(&sample_data_dir()).expect("loading").merge().expect("merging");
     let data = PreparedData::new(&chart, &SplitOptions::default()).expect("preparing");
     println!(
         "shared sample: {} train rows, {} test rows, {} features, {} classes; {repeats} fits each, median shown",
@@ -227,7 +198,13 @@ fn main() {
     ];
 
     let folder = tempfile::tempdir().expect("temp folder");
-    write_split(folder.path(), &data, &logistic, repeats);
+    let settings = serde_json::json!({
+        "alpha": logistic.alpha,
+        "max_iterations": logistic.max_iterations,
+        "tolerance": logistic.tolerance,
+        "repeats": repeats,
+    });
+    split_files::write_split(folder.path(), &data, settings);
     match sklearn_rows(folder.path()) {
         Ok(sklearn) => rows.extend(sklearn),
         Err(e) => println!(

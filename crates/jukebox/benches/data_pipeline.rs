@@ -18,6 +18,7 @@ use std::time::Instant;
 
 use jukebox::data::{ChartData, Dataset};
 use jukebox::display::Cell;
+use jukebox_testkit::status_mib;
 use serde_json::{json, Value};
 
 /// CPU time (user + system) of this process so far, in seconds (10 ms resolution).
@@ -27,16 +28,6 @@ fn cpu_seconds() -> f64 {
     let fields: Vec<&str> = stat.rsplit_once(')').map_or("", |(_, rest)| rest).split_whitespace().collect();
     let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(f64::NAN);
     (ticks(11) + ticks(12)) / 100.0
-}
-
-fn status_mib(field: &str) -> f64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find(|l| l.starts_with(field) && l[field.len()..].starts_with(':'))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|kib| kib.parse::<f64>().ok())
-        .map_or(f64::NAN, |kib| kib / 1024.0)
 }
 
 /// Two runs of our pipeline in this process (the first is what a notebook or `jukebox data` pays,

@@ -16,24 +16,16 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::Instant;
 
-use jukebox::data::{rankings_path, ChartData, Dataset, PROPERTIES_FILE};
+use jukebox::data::{ChartData, Dataset};
 use jukebox::prepare::{PreparedData, SplitOptions};
 use jukebox::train::{Classifier, Learner, NeuralNetwork, Progress};
-use jukebox_testkit::sample_data_dir as sample_dir;
+use jukebox_testkit::{sample_data_dir as sample_dir, status_mib};
 use polars::prelude::*;
 
 /// Keras/TF-CPU 2.21 on this kind of machine, shared sample, batch 32, 30 epochs
 /// (../shared/TOOLCHAIN.md).
 const KERAS_SAMPLES_PER_SECOND: f64 = 9_300.0;
 const KERAS_ACCURACY_30_EPOCHS: f64 = 0.342;
-
-/// Peak resident memory of this process so far, in MiB (Linux `VmHWM`).
-fn peak_memory_mib() -> Option<f64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kib / 1024.0)
-}
 
 #[path = "common/split_files.rs"]
 mod split_files;
@@ -86,10 +78,7 @@ fn run(label: &str, data: &PreparedData, epochs: usize) -> (f64, f64) {
 
 fn main() {
     let epochs: usize = std::env::var("BENCH_EPOCHS").ok().and_then(|v| v.parse().ok()).unwrap_or(30);
-    let dir = sample_dir();
-    let rankings = rankings_path(&dir);
-    let dataset = Dataset::from_files(&dir.join(PROPERTIES_FILE), &rankings).expect("loading the sample");
-    let chart = dataset.merge().expect("merging");
+    let chart = Dataset::from_dir(&sample_dir()).expect("loading the sample").merge().expect("merging");
 
     let started = Instant::now();
     let data = PreparedData::new(&chart, &SplitOptions::default()).expect("preparing");
@@ -118,7 +107,7 @@ fn main() {
         rate / keras_rate,
         if rate >= 15.0 * keras_rate && accuracy >= keras_accuracy - 0.01 { "met" } else { "NOT met" }
     );
-    println!("  peak memory so far: {:.0} MiB", peak_memory_mib().unwrap_or(f64::NAN));
+    println!("  peak memory so far: {:.0} MiB", status_mib("VmHWM"));
 
     // ~1.1M rows: the merged sample repeated 56 times (19,699 x 56 = 1,103,144).
     let repeats = 56;
@@ -129,5 +118,5 @@ fn main() {
     let big_data = PreparedData::new(&big, &SplitOptions::default()).expect("preparing the large input");
     println!("large input: {} rows built and prepared in {:.2} s", big.rows(), started.elapsed().as_secs_f64());
     run("large input", &big_data, 1);
-    println!("peak memory: {:.0} MiB", peak_memory_mib().unwrap_or(f64::NAN));
+    println!("peak memory: {:.0} MiB", status_mib("VmHWM"));
 }

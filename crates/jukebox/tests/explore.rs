@@ -1,12 +1,10 @@
 //! The exploration tables and plots on the shared sample.
 
-use jukebox::data::{ChartData, Dataset};
 use jukebox::display::ToHtml;
 use jukebox::explore;
 
-fn charts() -> ChartData {
-    Dataset::from_dir(&jukebox_testkit::sample_data_dir()).unwrap().merge().unwrap()
-}
+mod common;
+use common::chart as charts;
 
 #[test]
 fn describe_has_one_row_per_numeric_column_with_pandas_statistics() {

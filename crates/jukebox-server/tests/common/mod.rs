@@ -74,6 +74,40 @@ pub fn post_json(url: &str, body: &str, keep: u64) -> (u16, String) {
     (status, String::from_utf8_lossy(&head).into_owned())
 }
 
+/// A KServe v2 infer body: every input of shape `[rows, 1]` FP32 with `data` (the items of a
+/// JSON list, without brackets), then `rest` (e.g. `,"outputs":[...]`).
+pub fn infer_body(names: &[String], rows: usize, data: &str, rest: &str) -> String {
+    let inputs: Vec<String> = names
+        .iter()
+        .map(|name| format!(r#"{{"name":"{name}","shape":[{rows},1],"datatype":"FP32","data":[{data}]}}"#))
+        .collect();
+    format!(r#"{{"inputs":[{}]{rest}}}"#, inputs.join(","))
+}
+
+/// The outside probe's oversized request: 1.25 M rows declared, ~31 MB of JSON (just under the
+/// 32 MB body limit).
+pub fn oversized_infer_body(names: &[String]) -> String {
+    let per_input = (31_000_000 / names.len()) / 2;
+    infer_body(names, 1_250_000, &vec!["0"; per_input].join(","), "")
+}
+
+/// A model's input names from its metadata, once the server answers for it (30 s at most).
+pub fn input_names(base_url: &str, model: &str) -> Vec<String> {
+    let url = format!("{base_url}/v2/models/{model}");
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let body = loop {
+        let mut response = agent().get(&url).call().unwrap_or_else(|e| panic!("GET {url}: {e}"));
+        let body = response.body_mut().read_to_string().unwrap();
+        if response.status() == 200 {
+            break body;
+        }
+        assert!(std::time::Instant::now() < deadline, "GET {url} still answers {}: {body}", response.status());
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let metadata: serde_json::Value = serde_json::from_str(&body).unwrap();
+    metadata["inputs"].as_array().unwrap().iter().map(|i| i["name"].as_str().unwrap().to_string()).collect()
+}
+
 /// `GET path` with `Connection: close`.
 pub fn get_request(path: &str) -> Vec<u8> {
     format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n").into_bytes()
