@@ -77,7 +77,7 @@ pub struct InferRequest {
 impl InferRequest {
     /// The request-level `binary_data_output` flag (false when absent).
     pub fn binary_data_output(&self) -> bool {
-        flag(&self.parameters, PARAM_BINARY_DATA_OUTPUT)
+        flag(self.parameters.as_ref(), PARAM_BINARY_DATA_OUTPUT)
     }
 }
 
@@ -100,7 +100,7 @@ impl InferInput {
 
     /// `parameters.binary_data_size`, when the tensor's bytes follow the JSON.
     pub fn binary_data_size(&self) -> Option<u64> {
-        self.parameters.as_ref()?.get(PARAM_BINARY_DATA_SIZE)?.as_u64()
+        binary_data_size(self.parameters.as_ref())
     }
 }
 
@@ -344,8 +344,14 @@ impl<'de, S: ScalarSink> Visitor<'de> for FlattenSeed<'_, S> {
     }
 }
 
-fn flag(parameters: &Option<Parameters>, key: &str) -> bool {
-    parameters.as_ref().and_then(|p| p.get(key)).and_then(|v| v.as_bool()).unwrap_or(false)
+/// A boolean request parameter (`binary_data_output`, ...): false when absent or not a boolean.
+pub fn flag(parameters: Option<&Parameters>, key: &str) -> bool {
+    parameters.and_then(|p| p.get(key)).and_then(|v| v.as_bool()).unwrap_or(false)
+}
+
+/// An input's `binary_data_size` parameter, when its bytes follow the JSON.
+pub fn binary_data_size(parameters: Option<&Parameters>) -> Option<u64> {
+    parameters?.get(PARAM_BINARY_DATA_SIZE)?.as_u64()
 }
 
 #[cfg(test)]

@@ -337,6 +337,12 @@ const OPTIONAL_RANKING_COLUMNS: [(&str, Kind); 3] =
 /// Older copies of song_properties call the first-seen date `snapshot_date`.
 const PROPERTY_DATE_COLUMNS: [&str; 2] = ["event_timestamp", "snapshot_date"];
 
+/// Columns of song_properties the merge leaves out: names and artists (the chart entries carry
+/// their own) and the dates above.
+fn unused_property_column(name: &str) -> bool {
+    ["name", "artists"].contains(&name) || PROPERTY_DATE_COLUMNS.contains(&name)
+}
+
 fn check_columns(df: &DataFrame, file: &Path, required: &[(&str, Kind)]) -> Result<()> {
     check_schema(df.schema(), file, required)
 }
@@ -403,11 +409,8 @@ fn merge_plan(
     rankings: LazyFrame,
     rankings_schema: &Schema,
 ) -> LazyFrame {
-    let drop_from_properties: Vec<&str> = ["name", "artists"]
-        .into_iter()
-        .chain(PROPERTY_DATE_COLUMNS)
-        .filter(|c| properties_schema.contains(c))
-        .collect();
+    let drop_from_properties: Vec<String> =
+        properties_schema.iter_names().filter(|c| unused_property_column(c)).map(|c| c.to_string()).collect();
     let properties = properties.drop(cols(drop_from_properties)).drop_nulls(Some(cols(FEATURES))).with_columns(
         FEATURES.iter().chain(["time_signature"].iter()).map(|c| col(*c).cast(DataType::Float64)).collect::<Vec<_>>(),
     );
@@ -660,8 +663,7 @@ impl ChartData {
     pub fn from_files(properties_path: &Path, rankings_path: &Path) -> Result<ChartData> {
         let properties = read_parquet_checked(properties_path, |schema| {
             check_schema(schema, properties_path, &PROPERTY_COLUMNS)?;
-            let unused = |c: &str| ["name", "artists"].contains(&c) || PROPERTY_DATE_COLUMNS.contains(&c);
-            Ok(Some(schema.iter_names().filter(|c| !unused(c)).map(|c| c.to_string()).collect()))
+            Ok(Some(schema.iter_names().filter(|c| !unused_property_column(c)).map(|c| c.to_string()).collect()))
         })?;
         let rankings = read_parquet_checked(rankings_path, |schema| {
             check_schema(schema, rankings_path, &ranking_checks(schema))?;

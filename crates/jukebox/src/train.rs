@@ -176,7 +176,6 @@ impl Learner for NeuralNetwork {
         let history = network
             .fit_with_control(Samples::new(&data.x_train, &data.y_train), &options, &mut |p| reporter.update(p))?;
         if let Some(interrupted) = reporter.interrupted() {
-            reporter.stopped(&interrupted);
             return Err(interrupted);
         }
         reporter.finish(&history);

@@ -17,8 +17,8 @@ use std::cell::Cell;
 use std::fmt;
 
 use jukebox_protocol::inference::{
-    deserialize_flat, DataKind, Parameters, RequestedOutput, ScalarSink, PARAM_BINARY_DATA_OUTPUT,
-    PARAM_BINARY_DATA_SIZE,
+    binary_data_size, deserialize_flat, flag, DataKind, Parameters, RequestedOutput, ScalarSink,
+    PARAM_BINARY_DATA_OUTPUT, PARAM_BINARY_DATA_SIZE,
 };
 use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::Deserializer;
@@ -121,10 +121,6 @@ fn once<E: de::Error>(seen: &mut bool, field: &'static str) -> Result<(), E> {
     Ok(())
 }
 
-fn flag(parameters: Option<&Parameters>, key: &str) -> bool {
-    parameters.and_then(|p| p.get(key)).and_then(|v| v.as_bool()).unwrap_or(false)
-}
-
 struct InputsSeed<'b>(&'b Cell<usize>);
 
 impl<'de> DeserializeSeed<'de> for InputsSeed<'_> {
@@ -204,7 +200,7 @@ impl<'de> Visitor<'de> for InputSeed<'_> {
             name: name.ok_or_else(|| de::Error::missing_field("name"))?.0,
             shape: shape.ok_or_else(|| de::Error::missing_field("shape"))?,
             datatype: datatype.ok_or_else(|| de::Error::missing_field("datatype"))?.0,
-            binary_data_size: parameters.as_ref().and_then(|p| p.get(PARAM_BINARY_DATA_SIZE)).and_then(|v| v.as_u64()),
+            binary_data_size: binary_data_size(parameters.as_ref()),
             data: data.flatten(),
         })
     }

@@ -99,11 +99,7 @@ impl SoftmaxLoss<'_> {
         grad.fill(0.0);
         let mut loss = 0.0;
         for (row, &label) in self.x.chunks_exact(d).zip(self.y) {
-            scores.copy_from_slice(intercepts);
-            for (&v, w) in row.iter().zip(weights.chunks_exact(k)) {
-                let v = v as f64;
-                scores.iter_mut().zip(w).for_each(|(s, &w)| *s += v * w);
-            }
+            linear_scores(row, weights, intercepts, scores);
             let max = scores.iter().copied().fold(f64::NEG_INFINITY, f64::max);
             let mut sum = 0.0;
             for s in scores.iter_mut() {
@@ -382,6 +378,17 @@ impl Learner for LogisticRegression {
     }
 }
 
+/// One row's class scores: `intercepts + row · weights`, with `weights` row-major
+/// `n_features x n_classes` (the layout training and prediction share).
+#[inline]
+fn linear_scores(row: &[f32], weights: &[f64], intercepts: &[f64], scores: &mut [f64]) {
+    scores.copy_from_slice(intercepts);
+    for (&v, w) in row.iter().zip(weights.chunks_exact(intercepts.len())) {
+        let v = v as f64;
+        scores.iter_mut().zip(w).for_each(|(s, &w)| *s += v * w);
+    }
+}
+
 impl Classifier for FittedLogisticRegression {
     fn name(&self) -> String {
         "logistic regression".into()
@@ -396,10 +403,7 @@ impl Classifier for FittedLogisticRegression {
         x.chunks_exact(d)
             .take(n_rows)
             .map(|row| {
-                scores.copy_from_slice(&self.intercepts);
-                for (&v, w) in row.iter().zip(self.weights.chunks_exact(k)) {
-                    scores.iter_mut().zip(w).for_each(|(s, &w)| *s += v as f64 * w);
-                }
+                linear_scores(row, &self.weights, &self.intercepts, &mut scores);
                 argmax(&scores)
             })
             .collect()

@@ -161,27 +161,22 @@ impl ProgressReporter {
         std::ops::ControlFlow::Continue(())
     }
 
-    /// The error of an interrupted run, if it was.
-    pub(super) fn interrupted(&self) -> Option<TrainError> {
+    /// The error of an interrupted run, if it was, after closing the progress with where it
+    /// stopped. That line goes to stdout, in order with the epoch lines: the error itself reaches
+    /// a notebook through stderr, which the kernel forwards on its own schedule (it can arrive
+    /// just after the cell has ended).
+    pub(super) fn interrupted(&mut self) -> Option<TrainError> {
+        if !self.interrupt.requested() {
+            return None;
+        }
         let p = self.last.as_ref()?;
-        self.interrupt.requested().then_some(TrainError::Interrupted {
-            epoch: p.epoch,
-            epochs: p.epochs,
-            batch: p.batch,
-            batches: p.batches,
-        })
-    }
-
-    /// Closes the progress of an interrupted run with where it stopped. It goes to stdout, in
-    /// order with the epoch lines: the error itself reaches a notebook through stderr, which the
-    /// kernel forwards on its own schedule (it can arrive just after the cell has ended).
-    pub(super) fn stopped(&mut self, interrupted: &TrainError) {
-        let TrainError::Interrupted { epoch, epochs, batch, batches } = interrupted else { return };
+        let (epoch, epochs, batch, batches) = (p.epoch, p.epochs, p.batch, p.batches);
         let line = format!(
             "Stopped at epoch {epoch}/{epochs}, batch {batch}/{batches} after {:.1} s: interrupted",
             self.started.elapsed().as_secs_f64()
         );
         self.close(line);
+        Some(TrainError::Interrupted { epoch, epochs, batch, batches })
     }
 
     /// The summary line that ends a run.
