@@ -85,6 +85,17 @@ def browser():
         chromium.close()
 
 
+def write_notebook(name: str, cells) -> str:
+    """A new Rust notebook notebooks/out/lab/<name> with one code cell per source in `cells`; its
+    path for the JupyterLab URL."""
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "rust", "display_name": "Rust (jukebox)", "language": "rust"}
+    nb.cells = [nbformat.v4.new_code_cell(source) for source in cells]
+    COPIES.mkdir(parents=True, exist_ok=True)
+    nbformat.write(nb, COPIES / name)
+    return f"out/lab/{name}"
+
+
 def copy_notebook(name: str, extra_cells=()) -> str:
     """A copy of notebooks/<name> (plus `extra_cells`) in notebooks/out/lab/; its path for the
     JupyterLab URL."""
@@ -243,18 +254,13 @@ def test_notebooks_1_and_4_run_in_the_browser_with_their_plots(lab, browser):
 
 
 def test_a_broken_cell_fails_the_run_with_its_error_text(lab, browser):
-    nb = nbformat.v4.new_notebook()
-    nb.metadata["kernelspec"] = {"name": "rust", "display_name": "Rust (jukebox)", "language": "rust"}
-    nb.cells = [
-        nbformat.v4.new_code_cell('println!("before the broken cell");'),
-        nbformat.v4.new_code_cell('let broken: u32 = "deliberately not a number";'),
-        nbformat.v4.new_code_cell('println!("after");'),
-    ]
-    COPIES.mkdir(parents=True, exist_ok=True)
-    nbformat.write(nb, COPIES / "broken.ipynb")
+    path = write_notebook(
+        "broken.ipynb",
+        ['println!("before the broken cell");', 'let broken: u32 = "deliberately not a number";', 'println!("after");'],
+    )
     with pytest.raises(CellError) as failure:
-        run_all(lab, browser, "out/lab/broken.ipynb", timeout=300)
-    end_session(lab, "out/lab/broken.ipynb")
+        run_all(lab, browser, path, timeout=300)
+    end_session(lab, path)
     message = str(failure.value)
     assert "deliberately not a number" in message and "mismatched types" in message, message
 
@@ -263,19 +269,16 @@ def test_training_progress_is_redrawn_in_place_in_the_page(lab, browser):
     """A 60-epoch training cell (about 6 s on the sample): while it runs, its output area holds one
     output whose bar (an HTML <progress>) moves; when it ends, that output shows the epoch lines
     and the summary line, and no bar."""
-    nb = nbformat.v4.new_notebook()
-    nb.metadata["kernelspec"] = {"name": "rust", "display_name": "Rust (jukebox)", "language": "rust"}
-    nb.cells = [
-        nbformat.v4.new_code_cell(
+    path = write_notebook(
+        "training.ipynb",
+        [
             "use jukebox::data::ChartData;\nuse jukebox::prepare::{PreparedData, SplitOptions};\n"
             "use jukebox::train::{Learner, NeuralNetwork, TrainedModel};\n"
             f"let charts: ChartData = ChartData::load(Some(std::path::Path::new({json.dumps(str(SAMPLE))})))?;\n"
-            "let data: PreparedData = PreparedData::new(&charts, &SplitOptions::with_seed(42))?;"
-        ),
-        nbformat.v4.new_code_cell("let model: TrainedModel = NeuralNetwork::new(60, 32, 42).fit(&data)?;"),
-    ]
-    COPIES.mkdir(parents=True, exist_ok=True)
-    nbformat.write(nb, COPIES / "training.ipynb")
+            "let data: PreparedData = PreparedData::new(&charts, &SplitOptions::with_seed(42))?;",
+            "let model: TrainedModel = NeuralNetwork::new(60, 32, 42).fit(&data)?;",
+        ],
+    )
     seen = []  # (number of outputs, bar value) of the training cell while it runs
 
     def watch(page):
@@ -292,13 +295,13 @@ def test_training_progress_is_redrawn_in_place_in_the_page(lab, browser):
                 page.screenshot(path=str(SHOTS / "lab-training-progress.png"))
             seen.append(sample)
 
-    page = run_all(lab, browser, "out/lab/training.ipynb", timeout=300, on_poll=watch, poll=0.1)
+    page = run_all(lab, browser, path, timeout=300, on_poll=watch, poll=0.1)
     output = output_of(page, "NeuralNetwork::new(60")
     final = output.inner_text()
     bars_left, outputs = output.locator("progress").count(), output.locator(".jp-OutputArea-output").count()
     page.screenshot(path=str(SHOTS / "lab-training-done.png"))
     page.close()
-    end_session(lab, "out/lab/training.ipynb")
+    end_session(lab, path)
     print(f"training progress: {len(seen)} samples of the bar, {len({s[2] for s in seen})} distinct")
     assert len({s[2] for s in seen}) >= 3, f"the bar did not move while training: {seen}"
     assert all(count == 1 for count, _, _ in seen), f"more than one output while training: {seen}"

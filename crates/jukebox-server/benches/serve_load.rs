@@ -30,7 +30,7 @@
 //!
 //! Prints one `RESULT` line per body and concurrency.
 
-use jukebox_testkit::make_model;
+use jukebox_testkit::{make_model, v2_answer};
 use std::cell::RefCell;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
@@ -161,17 +161,7 @@ fn request_bytes(kind: BodyKind, host: &str, path: &str) -> Vec<u8> {
 
 /// The probabilities in an answer body (JSON `data`, or binary data after the JSON).
 fn answer_values(body: &[u8], json_length: Option<usize>) -> Option<Vec<f32>> {
-    let json = &body[..json_length.unwrap_or(body.len())];
-    let answer: serde_json::Value = serde_json::from_slice(json).ok()?;
-    let output = &answer["outputs"][0];
-    match output["data"].as_array() {
-        Some(values) => values.iter().map(|v| v.as_f64().map(|v| v as f32)).collect(),
-        None => {
-            let size = output["parameters"]["binary_data_size"].as_u64()? as usize;
-            let bytes = body.get(json_length?..json_length? + size)?;
-            Some(bytes.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect())
-        }
-    }
+    v2_answer(body, json_length).map(|(_, values)| values)
 }
 
 /// The served model file: `<repository>/<model>/<highest version>/model.onnx`.

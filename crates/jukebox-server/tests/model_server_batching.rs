@@ -10,7 +10,7 @@ use std::time::Duration;
 use jukebox_runtime::{InputTensor, OnnxModel};
 use jukebox_server::model_server::{Batching, InferLimits, LoadedModel, ModelRepository, ServeOptions};
 use jukebox_server::server_thread::ServerThread;
-use jukebox_testkit::{make_model, v2_binary_body};
+use jukebox_testkit::{make_model, v2_answer, v2_binary_body};
 
 // The workshop model's inputs, in graph order.
 use jukebox_protocol::model_folder::WORKSHOP_FEATURES as FEATURES;
@@ -91,15 +91,16 @@ fn post(url: &str, body: &[u8], json_length: Option<usize>) -> Answer {
     if status != 200 {
         return (status, Err(String::from_utf8_lossy(&bytes).into_owned()));
     }
-    let json_end = answer_json_length.unwrap_or(bytes.len());
-    let answer: serde_json::Value = serde_json::from_slice(&bytes[..json_end]).unwrap();
-    let output = &answer["outputs"][0];
-    let shape: Vec<i64> = output["shape"].as_array().unwrap().iter().map(|d| d.as_i64().unwrap()).collect();
-    let values: Vec<f32> = match output["data"].as_array() {
-        Some(data) => data.iter().map(|v| v.as_f64().unwrap() as f32).collect(),
-        None => bytes[json_end..].chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect(),
-    };
-    (status, Ok((shape, values)))
+    let answer = v2_answer(&bytes, answer_json_length)
+        .unwrap_or_else(|| panic!("no first output in the answer: {}", String::from_utf8_lossy(&bytes)));
+    (status, Ok(answer))
+}
+
+/// The model's output for `columns` (the workshop's inputs in order), run in this process.
+fn run_in_process(model: &OnnxModel, columns: &[Vec<f32>]) -> Vec<f32> {
+    let inputs: Vec<InputTensor> =
+        FEATURES.iter().zip(columns).map(|(name, data)| InputTensor::column(name, data)).collect();
+    model.run(&inputs).unwrap().remove(0).data
 }
 
 fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
@@ -143,9 +144,7 @@ fn batched_answers_equal_unbatched_and_in_process_onnxruntime() {
                         let (status, answer) = post(&batched.infer_url(), &body, json_length);
                         let (shape, values) = answer.unwrap_or_else(|e| panic!("HTTP {status}: {e}"));
                         assert_eq!(shape, vec![rows as i64, 72]);
-                        let inputs: Vec<InputTensor> =
-                            FEATURES.iter().zip(&cols).map(|(name, data)| InputTensor::column(name, data)).collect();
-                        let expected = reference.run(&inputs).unwrap().remove(0).data;
+                        let expected = run_in_process(reference, &cols);
                         vs_ort = vs_ort.max(max_abs_diff(&values, &expected));
                         let (_, alone) = post(&unbatched.infer_url(), &body, json_length);
                         vs_unbatched = vs_unbatched.max(max_abs_diff(&values, &alone.unwrap().1));
@@ -221,9 +220,7 @@ fn a_bad_request_in_a_batch_window_gets_its_4xx_and_the_others_their_200() {
                 Ok((_, values)) => {
                     let cols = columns(good_seed, 1 + good_seed % 4);
                     good_seed += 1;
-                    let inputs: Vec<InputTensor> =
-                        FEATURES.iter().zip(&cols).map(|(name, data)| InputTensor::column(name, data)).collect();
-                    let expected = reference.run(&inputs).unwrap().remove(0).data;
+                    let expected = run_in_process(&reference, &cols);
                     assert!(max_abs_diff(&values, &expected) < 1e-6);
                 }
             }

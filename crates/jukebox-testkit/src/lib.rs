@@ -204,3 +204,22 @@ pub fn v2_binary_body(names: &[&str], columns: &[Vec<f32>]) -> (Vec<u8>, usize) 
     }
     (body, json.len())
 }
+
+/// The first output of a KServe v2 answer (`body`, whose JSON part is `json_length` bytes when the
+/// server sent binary data after it): its shape and values, from the JSON `data` or from the
+/// `binary_data_size` little-endian bytes after the JSON. `None` when the answer has neither.
+pub fn v2_answer(body: &[u8], json_length: Option<usize>) -> Option<(Vec<i64>, Vec<f32>)> {
+    let json_end = json_length.unwrap_or(body.len());
+    let answer: serde_json::Value = serde_json::from_slice(body.get(..json_end)?).ok()?;
+    let output = &answer["outputs"][0];
+    let shape = output["shape"].as_array()?.iter().map(|d| d.as_i64()).collect::<Option<Vec<i64>>>()?;
+    let values = match output["data"].as_array() {
+        Some(values) => values.iter().map(|v| v.as_f64().map(|v| v as f32)).collect::<Option<Vec<f32>>>()?,
+        None => {
+            let size = output["parameters"]["binary_data_size"].as_u64()? as usize;
+            let bytes = body.get(json_end..json_end + size)?;
+            bytes.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect()
+        }
+    };
+    Some((shape, values))
+}

@@ -8,16 +8,12 @@ mod common;
 use std::collections::HashMap;
 
 use jukebox::prepare::{PreparedData, SplitOptions};
-use jukebox::train::{Classifier, DecisionTree, Learner, LogisticRegression, TrainError};
+use jukebox::train::{test_report, Classifier, DecisionTree, Learner, LogisticRegression, TrainError};
 
 /// scikit-learn 1.x on the shared sample's split (../shared/TOOLCHAIN.md): test accuracy of
 /// `LogisticRegression()` and `DecisionTreeClassifier()`.
 const SKLEARN_LOGISTIC_ACCURACY: f64 = 0.115;
 const SKLEARN_TREE_ACCURACY: f64 = 0.429;
-
-fn accuracy(predicted: &[u32], truth: &[u32]) -> f64 {
-    predicted.iter().zip(truth).filter(|(p, t)| p == t).count() as f64 / truth.len() as f64
-}
 
 /// A small seeded generator, so the toy data needs no extra dependency.
 struct Lcg(u64);
@@ -33,7 +29,7 @@ fn shared_sample_scores_within_a_point_of_scikit_learn_and_fits_are_repeatable()
     let data = PreparedData::new(&common::chart(), &SplitOptions::default()).unwrap();
 
     let logistic = LogisticRegression::default().fit(&data).unwrap();
-    let logistic_accuracy = accuracy(&logistic.predict(&data.x_test, data.n_test()), &data.y_test);
+    let logistic_accuracy = test_report(&logistic, &data).unwrap().accuracy();
     println!("logistic regression: {logistic_accuracy:.4} after {} iterations", logistic.iterations());
     assert!(
         (logistic_accuracy - SKLEARN_LOGISTIC_ACCURACY).abs() <= 0.01,
@@ -46,7 +42,7 @@ fn shared_sample_scores_within_a_point_of_scikit_learn_and_fits_are_repeatable()
 
     let tree = DecisionTree::default().fit(&data).unwrap();
     let tree_predictions = tree.predict(&data.x_test, data.n_test());
-    let tree_accuracy = accuracy(&tree_predictions, &data.y_test);
+    let tree_accuracy = test_report(&tree, &data).unwrap().accuracy();
     println!("decision tree: {tree_accuracy:.4}, depth {}, {} leaves", tree.depth(), tree.leaves());
     assert!(
         (tree_accuracy - SKLEARN_TREE_ACCURACY).abs() <= 0.01,
