@@ -33,10 +33,12 @@
 //! once per `fit`, and runs with flush-to-zero enabled (subnormal floats otherwise slow
 //! training several-fold as weights shrink). `benches/train_throughput.rs` measures it.
 
+mod cores;
 mod float_env;
 mod gemm;
 mod network;
 pub mod onnx;
+mod step;
 mod summary;
 mod train;
 
