@@ -1,8 +1,7 @@
 //! Training speed of the workshop network on synthetic data shaped like the workshop's
 //! (13 features, 72 classes, ~20k rows, batch 32), next to the Keras reference.
 //!
-//! Run: `cargo bench --workspace --bench train_throughput` (env `EPOCHS`, default 5; `THREADS`,
-//! default 1, 2 for the two-core step).
+//! Run: `cargo bench -p jukebox-nn --bench train_throughput` (env `EPOCHS`, default 5).
 //! Prints samples/s per epoch and overall; the goal is at least 5x Keras's 9.3k samples/s
 //! (TensorFlow-CPU 2.21 on the same kind of 2-core machine, see shared/TOOLCHAIN.md).
 
@@ -17,14 +16,13 @@ const TARGET_SPEEDUP: f64 = 5.0;
 
 fn main() {
     let epochs: usize = std::env::var("EPOCHS").ok().and_then(|v| v.parse().ok()).unwrap_or(5);
-    let threads: usize = std::env::var("THREADS").ok().and_then(|v| v.parse().ok()).unwrap_or(1);
     // 19,699 labelled rows in the shared data, 64% of them train the model in the recipe.
     let (n_rows, n_features, n_classes) = (19_699 * 64 / 100, 13, 72);
     let data = common::blobs(n_rows, n_features, n_classes, 0.6, 2024);
     let mut network = Network::workshop(n_features, n_classes, 42);
-    let options = FitOptions { epochs, batch_size: 32, seed: 7, progress_every: 0, threads, ..FitOptions::default() };
+    let options = FitOptions { epochs, batch_size: 32, seed: 7, progress_every: 0, ..FitOptions::default() };
 
-    println!("train_throughput: workshop MLP 13-32-64-128-256-72, {n_rows} rows, batch 32, {epochs} epochs, {threads} thread(s)");
+    println!("train_throughput: workshop MLP 13-32-64-128-256-72, {n_rows} rows, batch 32, {epochs} epochs, 1 thread");
     let history = network
         .fit(Samples::new(&data.x, &data.y), &options, &mut |p| {
             if p.epoch_done {

@@ -29,18 +29,14 @@
 //! assert_eq!(classes.len(), y.len());
 //! ```
 //!
-//! Speed: training runs on `matrixmultiply`'s sgemm with all buffers allocated once per `fit`,
-//! in cache-line-aligned matrices, with flush-to-zero enabled (subnormal floats otherwise slow
-//! training several-fold as weights shrink). Each step is split in two column parts
-//! (`step.rs`), which [`FitOptions::threads`] = 2 runs on two cores with the same result.
-//! `benches/train_throughput.rs` measures it.
+//! Speed: training is single-threaded on `matrixmultiply`'s sgemm with all buffers allocated
+//! once per `fit`, and runs with flush-to-zero enabled (subnormal floats otherwise slow
+//! training several-fold as weights shrink). `benches/train_throughput.rs` measures it.
 
-mod cores;
 mod float_env;
 mod gemm;
 mod network;
 pub mod onnx;
-mod step;
 mod summary;
 mod train;
 
