@@ -56,3 +56,16 @@ jukebox_build() {
 jukebox_ort_lib() {
   ls "$jukebox_repo"/.venv/lib/python3*/site-packages/onnxruntime/capi/libonnxruntime.so.* 2>/dev/null | head -n1
 }
+
+# Scripts that trap Ctrl-C (kernel/lab, kernel/evcxr-kernel) call this first, with their
+# arguments. A bash started with SIGINT ignored (a background job of another script, as nohup and
+# some CI runners start programs) can never trap it: Ctrl-C or Jupyter's interrupt would do
+# nothing. Such a script starts itself again with SIGINT at its default (Linux; elsewhere, or
+# without GNU env's --default-signal, nothing changes).
+jukebox_restore_sigint() {
+  local ignored
+  ignored=$(sed -n 's/^SigIgn:[[:space:]]*//p' "/proc/$$/status" 2>/dev/null) || return 0
+  [[ -n $ignored ]] && (( 16#$ignored >> 1 & 1 )) || return 0
+  env --default-signal=INT true 2>/dev/null || return 0
+  exec env --default-signal=INT bash "$0" "$@"
+}
