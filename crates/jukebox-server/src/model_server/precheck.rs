@@ -6,6 +6,11 @@
 //! product) and counts the values in `data` without storing them. It stops at the first value
 //! over a limit, so a refusal usually costs microseconds (clients send `shape` before `data`),
 //! and at most one scan of the body otherwise.
+//!
+//! A small body (a few kilobytes: one song, a few rows) is not scanned first: decoding it costs
+//! next to nothing whatever it declares, and a second pass over the JSON was a sixth of the
+//! server's instructions per one-song request. Its decoder checks the same [`Scan`] as it reads
+//! (see `tensors::decode_checked`), so it is refused with the same words.
 
 use std::cell::{Cell, RefCell};
 use std::fmt;
@@ -18,14 +23,14 @@ use super::{InferLimits, ModelServerError};
 /// Total elements the request declares (for the in-flight budget), or the limit it breaks.
 /// Malformed JSON is not judged here: the full parse that follows names the problem.
 pub fn check(json: &[u8], limits: &InferLimits) -> Result<u64, ModelServerError> {
-    let scan = Scan { limits, violation: RefCell::new(None), total: Cell::new(0), data_total: Cell::new(0) };
+    let scan = Scan::new(limits);
     let mut deserializer = serde_json::Deserializer::from_slice(json);
     let result = (&scan).deserialize(&mut deserializer);
-    if let Some(violation) = scan.violation.into_inner() {
+    if let Some(violation) = scan.take_violation() {
         return Err(violation);
     }
     match result {
-        Ok(()) => Ok(scan.total.get().max(scan.data_total.get())),
+        Ok(()) => Ok(scan.elements()),
         Err(_) => Ok(1),
     }
 }
@@ -43,7 +48,10 @@ pub fn grouped(n: u64) -> String {
     out
 }
 
-struct Scan<'a> {
+/// A request's limits, checked as its JSON is read, input by input in the body's order: by
+/// [`check`] before decoding, or by the decoder itself for small bodies. A broken limit ends the
+/// read with a serde error and leaves the refusal to [`Scan::take_violation`].
+pub struct Scan<'a> {
     limits: &'a InferLimits,
     violation: RefCell<Option<ModelServerError>>,
     /// Elements declared by the shapes so far.
@@ -52,18 +60,61 @@ struct Scan<'a> {
     data_total: Cell<u64>,
 }
 
-impl Scan<'_> {
+impl<'a> Scan<'a> {
+    pub fn new(limits: &'a InferLimits) -> Self {
+        Scan { limits, violation: RefCell::new(None), total: Cell::new(0), data_total: Cell::new(0) }
+    }
+
+    /// The limit the request broke, if it broke one (the read stopped there).
+    pub fn take_violation(&self) -> Option<ModelServerError> {
+        self.violation.borrow_mut().take()
+    }
+
+    /// The request's elements so far: the larger of what its shapes declare and the `data`
+    /// values counted (the weight it takes of the in-flight budget).
+    pub fn elements(&self) -> u64 {
+        self.total.get().max(self.data_total.get())
+    }
+
+    /// The `shape` of the input at `index` (named when its `name` came before its `shape`).
+    pub fn check_input_shape<E: de::Error>(&self, index: usize, name: Option<&str>, shape: &[i64]) -> Result<(), E> {
+        if shape.len() > 32 {
+            return Err(self.refuse(
+                format!("input #{index} has {} dimensions", shape.len()),
+                "32 dimensions".into(),
+                "tensor rank",
+            ));
+        }
+        self.check_shape(|| describe(name, index), shape)
+    }
+
+    /// `n` more `data` values of an input.
+    pub fn count_values<E: de::Error>(&self, n: u64) -> Result<(), E> {
+        let total = self.data_total.get().saturating_add(n);
+        self.data_total.set(total);
+        if total > self.limits.max_elements {
+            return Err(self.refuse(
+                format!("the inputs' `data` hold more than {} values", grouped(self.limits.max_elements)),
+                format!("{} elements", grouped(self.limits.max_elements)),
+                "--max-elements",
+            ));
+        }
+        Ok(())
+    }
+
     fn refuse<E: de::Error>(&self, what: String, limit: String, setting: &'static str) -> E {
         *self.violation.borrow_mut() = Some(ModelServerError::OverLimit { what, limit, setting });
         E::custom("over a request limit")
     }
 
-    fn check_shape<E: de::Error>(&self, input: &str, shape: &[i64]) -> Result<(), E> {
+    /// `input` describes the input, only when it is refused (formatting it for every input was a
+    /// twentieth of a one-song request's work).
+    fn check_shape<E: de::Error>(&self, input: impl Fn() -> String, shape: &[i64]) -> Result<(), E> {
         let rows = shape.first().map_or(1, |&d| d.max(0) as u64);
         let elements = shape.iter().fold(1u64, |acc, &d| acc.saturating_mul(d.max(0) as u64));
         if rows > self.limits.max_rows {
             return Err(self.refuse(
-                format!("{input} has {} rows (shape {shape:?})", grouped(rows)),
+                format!("{} has {} rows (shape {shape:?})", input(), grouped(rows)),
                 format!("{} rows", grouped(self.limits.max_rows)),
                 "--max-rows",
             ));
@@ -72,14 +123,14 @@ impl Scan<'_> {
         self.total.set(total);
         if elements > self.limits.max_elements {
             return Err(self.refuse(
-                format!("{input} has {} elements (shape {shape:?})", grouped(elements)),
+                format!("{} has {} elements (shape {shape:?})", input(), grouped(elements)),
                 format!("{} elements", grouped(self.limits.max_elements)),
                 "--max-elements",
             ));
         }
         if total > self.limits.max_elements {
             return Err(self.refuse(
-                format!("the inputs up to {input} have {} elements together", grouped(total)),
+                format!("the inputs up to {} have {} elements together", input(), grouped(total)),
                 format!("{} elements", grouped(self.limits.max_elements)),
                 "--max-elements",
             ));
@@ -88,16 +139,7 @@ impl Scan<'_> {
     }
 
     fn count_value<E: de::Error>(&self) -> Result<(), E> {
-        let n = self.data_total.get() + 1;
-        self.data_total.set(n);
-        if n > self.limits.max_elements {
-            return Err(self.refuse(
-                format!("the inputs' `data` hold more than {} values", grouped(self.limits.max_elements)),
-                format!("{} elements", grouped(self.limits.max_elements)),
-                "--max-elements",
-            ));
-        }
-        Ok(())
+        self.count_values(1)
     }
 }
 
@@ -185,15 +227,7 @@ impl<'de> Visitor<'de> for InputSeed<'_, '_> {
                 "name" => name = Some(map.next_value()?),
                 "shape" => {
                     let value: Vec<i64> = map.next_value()?;
-                    if value.len() > 32 {
-                        return Err(self.scan.refuse(
-                            format!("input #{} has {} dimensions", self.index, value.len()),
-                            "32 dimensions".into(),
-                            "tensor rank",
-                        ));
-                    }
-                    let described = describe(name.as_ref().map(|n| n.0.as_ref()), self.index);
-                    self.scan.check_shape(&described, &value)?;
+                    self.scan.check_input_shape(self.index, name.as_ref().map(|n| n.0.as_ref()), &value)?;
                     shape = Some(value);
                 }
                 "data" => map.next_value_seed(DataCounter(self.scan))?,
@@ -296,6 +330,33 @@ mod tests {
         assert_eq!(check(ok, &limits()).unwrap(), 60);
         // Malformed JSON is left to the full parse.
         assert_eq!(check(b"{not json", &limits()).unwrap(), 1);
+    }
+
+    #[test]
+    fn decoding_small_bodies_refuses_with_the_same_words_as_the_scan() {
+        let values = vec!["1"; 1001].join(",");
+        let rank = vec!["1"; 33].join(",");
+        let bodies = [
+            r#"{"inputs":[{"name":"a","shape":[101,1],"datatype":"FP32","data":[1]}]}"#.to_string(),
+            r#"{"inputs":[{"shape":[101,1],"name":"a","datatype":"FP32","data":[1]}]}"#.to_string(),
+            r#"{"inputs":[{"name":"a","shape":[100,6],"datatype":"FP32"},{"name":"b","shape":[100,6],"datatype":"FP32"}]}"#.to_string(),
+            format!(r#"{{"inputs":[{{"name":"x","datatype":"FP32","data":[[{values}]],"shape":[1,1001]}}]}}"#),
+            format!(r#"{{"inputs":[{{"name":"x","datatype":"FP32","shape":[{rank}],"data":[1]}}]}}"#),
+        ];
+        let limits = limits();
+        for body in &bodies {
+            let scanned = check(body.as_bytes(), &limits).unwrap_err().to_string();
+            let scan = Scan::new(&limits);
+            assert!(super::super::tensors::decode_checked(body.as_bytes(), &scan).is_err(), "{body}");
+            let decoded = scan.take_violation().expect("a limit broken").to_string();
+            assert_eq!(decoded, scanned, "{body}");
+        }
+        // Within the limits: decoded, and weighed as the scan weighs it.
+        let ok = r#"{"id":"x","inputs":[{"name":"a","shape":[10,6],"datatype":"FP32","data":[[1,2,3,4,5,6]]}]}"#;
+        let scan = Scan::new(&limits);
+        assert!(super::super::tensors::decode_checked(ok.as_bytes(), &scan).is_ok());
+        assert!(scan.take_violation().is_none());
+        assert_eq!(scan.elements(), check(ok.as_bytes(), &limits).unwrap());
     }
 
     #[test]

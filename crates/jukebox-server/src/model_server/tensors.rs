@@ -23,6 +23,8 @@ use jukebox_protocol::inference::{
 use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::Deserializer;
 
+use super::precheck::Scan;
+
 /// An infer request with its tensors already f32; names borrowed from the body.
 #[derive(Debug, Default)]
 pub struct Request<'a> {
@@ -55,11 +57,29 @@ pub enum Data {
 
 /// Decodes the JSON part of an infer request.
 pub fn decode(json: &[u8]) -> Result<Request<'_>, serde_json::Error> {
+    decode_within(json, None)
+}
+
+/// [`decode`], checking the request's limits as each `shape` and `data` is read, in the same
+/// order as the size check before decoding: after an error, `scan` holds the limit broken, if
+/// that was the cause.
+pub fn decode_checked<'j>(json: &'j [u8], scan: &Scan<'_>) -> Result<Request<'j>, serde_json::Error> {
+    decode_within(json, Some(scan))
+}
+
+fn decode_within<'j>(json: &'j [u8], scan: Option<&Scan<'_>>) -> Result<Request<'j>, serde_json::Error> {
     let mut deserializer = serde_json::Deserializer::from_slice(json);
-    let budget = reserve_budget(json);
-    let request = deserializer.deserialize_map(RequestVisitor(&budget))?;
+    let reading = Reading { budget: reserve_budget(json), scan };
+    let request = deserializer.deserialize_map(RequestVisitor(&reading))?;
     deserializer.end()?;
     Ok(request)
+}
+
+/// What decoding carries down to each input: the values it may still reserve, and the limits
+/// to check (none for [`decode`]).
+struct Reading<'b> {
+    budget: Cell<usize>,
+    scan: Option<&'b Scan<'b>>,
 }
 
 /// Values reserved ahead from declared shapes, over all inputs: each JSON value takes at least
@@ -70,7 +90,7 @@ fn reserve_budget(json: &[u8]) -> Cell<usize> {
     Cell::new(json.len() / 2)
 }
 
-struct RequestVisitor<'b>(&'b Cell<usize>);
+struct RequestVisitor<'b>(&'b Reading<'b>);
 
 impl<'de> Visitor<'de> for RequestVisitor<'_> {
     type Value = Request<'de>;
@@ -121,7 +141,7 @@ fn once<E: de::Error>(seen: &mut bool, field: &'static str) -> Result<(), E> {
     Ok(())
 }
 
-struct InputsSeed<'b>(&'b Cell<usize>);
+struct InputsSeed<'b>(&'b Reading<'b>);
 
 impl<'de> DeserializeSeed<'de> for InputsSeed<'_> {
     type Value = Vec<Input<'de>>;
@@ -140,14 +160,18 @@ impl<'de> Visitor<'de> for InputsSeed<'_> {
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<Input<'de>>, A::Error> {
         let mut inputs = Vec::with_capacity(seq.size_hint().unwrap_or(16).min(64));
-        while let Some(input) = seq.next_element_seed(InputSeed(self.0))? {
+        while let Some(input) = seq.next_element_seed(InputSeed { reading: self.0, index: inputs.len() })? {
             inputs.push(input);
         }
         Ok(inputs)
     }
 }
 
-struct InputSeed<'b>(&'b Cell<usize>);
+struct InputSeed<'b> {
+    reading: &'b Reading<'b>,
+    /// Its place among the request's inputs (for refusals that cannot name it).
+    index: usize,
+}
 
 impl<'de> DeserializeSeed<'de> for InputSeed<'_> {
     type Value = Input<'de>;
@@ -175,7 +199,13 @@ impl<'de> Visitor<'de> for InputSeed<'_> {
                 "name" if name.is_some() => return Err(de::Error::duplicate_field("name")),
                 "name" => name = Some(map.next_value()?),
                 "shape" if shape.is_some() => return Err(de::Error::duplicate_field("shape")),
-                "shape" => shape = Some(map.next_value()?),
+                "shape" => {
+                    let value: Vec<i64> = map.next_value()?;
+                    if let Some(scan) = self.reading.scan {
+                        scan.check_input_shape(self.index, name.as_ref().map(|n| n.0.as_ref()), &value)?;
+                    }
+                    shape = Some(value);
+                }
                 "datatype" if datatype.is_some() => return Err(de::Error::duplicate_field("datatype")),
                 "datatype" => datatype = Some(map.next_value()?),
                 "parameters" if parameters.is_some() => return Err(de::Error::duplicate_field("parameters")),
@@ -186,9 +216,10 @@ impl<'de> Visitor<'de> for InputSeed<'_> {
                     let expected = shape.as_ref().map_or(0, |s| {
                         s.iter().try_fold(1usize, |acc, &d| acc.checked_mul(usize::try_from(d).ok()?)).unwrap_or(0)
                     });
-                    let reserve = expected.min(self.0.get());
-                    self.0.set(self.0.get() - reserve);
-                    data = Some(map.next_value_seed(DataSeed { reserve })?);
+                    let budget = &self.reading.budget;
+                    let reserve = expected.min(budget.get());
+                    budget.set(budget.get() - reserve);
+                    data = Some(map.next_value_seed(DataSeed { reserve, scan: self.reading.scan })?);
                 }
                 _ => {
                     map.next_value::<IgnoredAny>()?;
@@ -207,7 +238,7 @@ impl<'de> Visitor<'de> for InputSeed<'_> {
 }
 
 /// A string borrowed from the body when it has no escapes (serde's own `Cow<str>` always copies):
-/// a request's keys and names, read twice per request (size check, then decoding), are most of
+/// a request's keys and names, read twice per larger request (size check, then decoding), are most of
 /// its allocations otherwise.
 pub struct Str<'de>(pub Cow<'de, str>);
 
@@ -236,11 +267,12 @@ impl<'de> Visitor<'de> for StrVisitor {
 }
 
 /// `data`: `null` (absent) or a flat or nested array.
-struct DataSeed {
+struct DataSeed<'b> {
     reserve: usize,
+    scan: Option<&'b Scan<'b>>,
 }
 
-impl<'de> DeserializeSeed<'de> for DataSeed {
+impl<'de> DeserializeSeed<'de> for DataSeed<'_> {
     type Value = Option<Data>;
 
     fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Option<Data>, D::Error> {
@@ -248,7 +280,7 @@ impl<'de> DeserializeSeed<'de> for DataSeed {
     }
 }
 
-impl<'de> Visitor<'de> for DataSeed {
+impl<'de> Visitor<'de> for DataSeed<'_> {
     type Value = Option<Data>;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -264,27 +296,36 @@ impl<'de> Visitor<'de> for DataSeed {
     }
 
     fn visit_some<D: Deserializer<'de>>(self, deserializer: D) -> Result<Option<Data>, D::Error> {
-        let mut values = Values(Vec::with_capacity(self.reserve));
-        Ok(Some(match deserialize_flat(deserializer, &mut values)? {
+        let mut values = Values { values: Vec::with_capacity(self.reserve), strings: 0 };
+        let kind = deserialize_flat(deserializer, &mut values)?;
+        if let Some(scan) = self.scan {
+            scan.count_values(values.values.len() as u64 + values.strings)?;
+        }
+        Ok(Some(match kind {
             DataKind::Strings => Data::Strings,
-            DataKind::Empty | DataKind::Numbers | DataKind::Bools => Data::Values(values.0),
+            DataKind::Empty | DataKind::Numbers | DataKind::Bools => Data::Values(values.values),
         }))
     }
 }
 
 /// The values of a `data` array as the model takes them: numbers as f32 (through f64, as
 /// `TensorData` reads them, so both routes give the same f32), booleans as 0/1; strings are
-/// only counted as a kind (the answer refuses them by datatype).
-struct Values(Vec<f32>);
+/// only counted (the answer refuses them by datatype).
+struct Values {
+    values: Vec<f32>,
+    strings: u64,
+}
 
 impl ScalarSink for Values {
     fn number(&mut self, v: f64) {
-        self.0.push(v as f32);
+        self.values.push(v as f32);
     }
     fn boolean(&mut self, v: bool) {
-        self.0.push(if v { 1.0 } else { 0.0 });
+        self.values.push(if v { 1.0 } else { 0.0 });
     }
-    fn string(&mut self, _: &str) {}
+    fn string(&mut self, _: &str) {
+        self.strings += 1;
+    }
 }
 
 /// One output of an answer: JSON `data`, or bytes after the JSON (`binary_data_size`).
