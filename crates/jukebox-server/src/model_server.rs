@@ -36,9 +36,9 @@
 //! **Bounded cost per request.** One 31 MB request of 1.25 M rows used to take 3.4 GB and 30 s.
 //! Now the request's shapes are checked against [`InferLimits`] by a scan that keeps no data
 //! (`precheck`), before anything is decoded (a body of at most [`ONE_PASS_MAX_BYTES`] is
-//! decoded at once, its limits checked as it is read, with the same refusals); requests share a budget of tensor elements in
-//! flight (a semaphore held until the answer is sent), so large requests take turns while small
-//! ones run side by side, and a bounded number wait (then 503). Large requests (over
+//! decoded at once, its limits checked as it is read, with the same refusals); requests share a
+//! budget of tensor elements in flight (a semaphore held until the answer is sent), so large
+//! requests take turns while small ones run side by side, and a bounded number wait (then 503). Large requests (over
 //! [`INLINE_MAX_ELEMENTS`]) are decoded and run on tokio's blocking pool, so health and metadata
 //! keep the async workers, in slices of [`InferLimits::batch_rows`] rows, because ONNX Runtime
 //! keeps the memory arena a call grew to. Each model keeps one ONNX Runtime session per core
@@ -881,24 +881,13 @@ async fn infer_queued(
         }
     };
     let response = if elements <= INLINE_MAX_ELEMENTS {
-        let prepared = match prepared {
-            Some(prepared) => prepared,
-            None => prepare(&loaded, &headers, &body, None)?,
-        };
-        drop(body);
+        let prepared = decoded(prepared, &loaded, &headers, body)?;
         answer_small(&loaded, prepared, state.limits.batching).await?
     } else {
         let slice_rows = usize::try_from(state.limits.batch_rows).unwrap_or(usize::MAX);
-        tokio::task::spawn_blocking(move || {
-            let prepared = match prepared {
-                Some(prepared) => prepared,
-                None => prepare(&loaded, &headers, &body, None)?,
-            };
-            drop(body); // the decoded tensors are all that is needed now
-            answer(&loaded, prepared, slice_rows)
-        })
-        .await
-        .map_err(|e| ModelServerError::Io(std::io::Error::other(format!("inference worker failed: {e}"))))??
+        tokio::task::spawn_blocking(move || answer(&loaded, decoded(prepared, &loaded, &headers, body)?, slice_rows))
+            .await
+            .map_err(|e| ModelServerError::Io(std::io::Error::other(format!("inference worker failed: {e}"))))??
     };
     let (parts, body) = response.into_parts();
     Ok(Response::from_parts(parts, axum::body::Body::new(PermitBody { inner: body, _permit: permit })))
@@ -1044,9 +1033,21 @@ pub fn run_inference_with(
     body: Bytes,
     slice_rows: usize,
 ) -> Result<Response, ModelServerError> {
-    let prepared = prepare(loaded, headers, &body, None)?;
-    drop(body); // the decoded tensors are all that is needed now
-    answer(loaded, prepared, slice_rows)
+    answer(loaded, decoded(None, loaded, headers, body)?, slice_rows)
+}
+
+/// The request `prepared` already, or else decoded from `body` now; the body is dropped either
+/// way, since the decoded tensors are all that is needed from here on.
+fn decoded(
+    prepared: Option<Prepared>,
+    loaded: &LoadedModel,
+    headers: &HeaderMap,
+    body: Bytes,
+) -> Result<Prepared, ModelServerError> {
+    match prepared {
+        Some(prepared) => Ok(prepared),
+        None => prepare(loaded, headers, &body, None),
+    }
 }
 
 /// Runs a decoded request (in slices of at most `slice_rows` rows) and encodes its answer.
@@ -1132,13 +1133,14 @@ fn prepare(
 ) -> Result<Prepared, ModelServerError> {
     let json_length = json_length(headers, body)?;
     let (json, mut binary) = body.split_at(json_length);
-    let decoded = match scan {
-        Some(scan) => tensors::decode_checked(json, scan).map_err(|e| scan.take_violation().ok_or(e)),
-        None => tensors::decode(json).map_err(Err),
-    };
-    let request = decoded.map_err(|e| match e {
-        Ok(over_limit) => over_limit,
-        Err(e) => ModelServerError::BadRequest(format!("invalid inference request JSON: {e}")),
+    let request = match scan {
+        Some(scan) => tensors::decode_checked(json, scan),
+        None => tensors::decode(json),
+    }
+    .map_err(|e| {
+        // A broken limit ends decoding with an error of its own; the refusal says which limit.
+        scan.and_then(precheck::Scan::take_violation)
+            .unwrap_or_else(|| ModelServerError::BadRequest(format!("invalid inference request JSON: {e}")))
     })?;
 
     // Decode every input to f32, in request order (binary sections follow that order).

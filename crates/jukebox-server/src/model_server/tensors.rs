@@ -238,8 +238,8 @@ impl<'de> Visitor<'de> for InputSeed<'_> {
 }
 
 /// A string borrowed from the body when it has no escapes (serde's own `Cow<str>` always copies):
-/// a request's keys and names, read twice per larger request (size check, then decoding), are most of
-/// its allocations otherwise.
+/// a request's keys and names, read twice per larger request (size check, then decoding), are
+/// most of its allocations otherwise.
 pub struct Str<'de>(pub Cow<'de, str>);
 
 impl<'de> serde::Deserialize<'de> for Str<'de> {
