@@ -63,9 +63,15 @@ jukebox_ort_lib() {
 # nothing. Such a script starts itself again with SIGINT at its default (Linux; elsewhere, or
 # without GNU env's --default-signal, nothing changes).
 jukebox_restore_sigint() {
-  local ignored
-  ignored=$(sed -n 's/^SigIgn:[[:space:]]*//p' "/proc/$$/status" 2>/dev/null) || return 0
-  [[ -n $ignored ]] && (( 16#$ignored >> 1 & 1 )) || return 0
+  jukebox_sigint_in $$ SigIgn || return 0
   env --default-signal=INT true 2>/dev/null || return 0
   exec env --default-signal=INT bash "$0" "$@"
+}
+
+# Whether process $1 has SIGINT in the signal set $2 of /proc/$1/status (SigIgn: ignored,
+# SigCgt: caught by a handler); false when that cannot be read (not Linux, or the process ended).
+jukebox_sigint_in() {
+  local mask
+  mask=$(sed -n "s/^$2:[[:space:]]*//p" "/proc/$1/status" 2>/dev/null) || return 1
+  [[ -n $mask ]] && (( 16#$mask >> 1 & 1 ))
 }
