@@ -27,7 +27,12 @@ The relay binds the ports of the connection file Jupyter wrote (`outer`) and wri
 - heartbeat: answered here; the relay lives exactly as long as the kernel (kernel/evcxr-kernel
   starts both and stops one when the other ends).
 
-Usage: kernel_relay.py OUTER_CONNECTION_FILE INNER_CONNECTION_FILE
+With a third argument, the relay keeps a file at that path while the kernel is busy (between its
+`busy` and `idle` status messages): kernel/evcxr-kernel reads it to leave an interrupt that
+arrives while no cell runs without effect, as Jupyter expects of an idle kernel, instead of
+ending the cell process and the notebook's variables with it.
+
+Usage: kernel_relay.py OUTER_CONNECTION_FILE INNER_CONNECTION_FILE [BUSY_FILE]
 """
 import json
 import os
@@ -99,7 +104,8 @@ def display_message(content_raw):
 
 
 class Relay:
-    def __init__(self, outer, inner):
+    def __init__(self, outer, inner, busy_file=None):
+        self.busy_file = busy_file
         self.context = zmq.Context()
         self.session = Session(key=outer.get("key", "").encode(), signature_scheme=outer.get("signature_scheme", "hmac-sha256"), username="kernel")
         identity = f"jukebox-relay-{uuid.uuid4().hex}".encode()
@@ -129,6 +135,8 @@ class Relay:
             header_raw, parent_raw, _metadata, content_raw = frames[split + 2 : split + 6]
         except ValueError:
             split = -1
+        if split >= 0 and self.busy_file and b'"status"' in header_raw:
+            self.note_status(content_raw)
         # Cheap byte checks first: only a stdout line carrying the marker is decoded.
         if split >= 0 and b'"stream"' in header_raw and MARKER_BYTES in content_raw:
             rewritten = display_message(content_raw)
@@ -137,6 +145,20 @@ class Relay:
                 self.session.send(self.iopub_front, msg_type, content, parent=json.loads(parent_raw), ident=frames[:split])
                 return
         self.iopub_front.send_multipart(frames)
+
+    def note_status(self, content_raw):
+        """Keeps the busy file while the kernel is busy (its status messages say when)."""
+        try:
+            state = json.loads(content_raw).get("execution_state")
+        except (ValueError, AttributeError):
+            return
+        if state == "busy":
+            open(self.busy_file, "w").close()
+        elif state == "idle":
+            try:
+                os.remove(self.busy_file)
+            except FileNotFoundError:
+                pass
 
     def run(self):
         launcher = os.getppid()
@@ -161,8 +183,8 @@ class Relay:
 
 
 def main(argv):
-    if len(argv) != 3:
-        sys.exit(f"usage: {argv[0]} OUTER_CONNECTION_FILE INNER_CONNECTION_FILE")
+    if len(argv) not in (3, 4):
+        sys.exit(f"usage: {argv[0]} OUTER_CONNECTION_FILE INNER_CONNECTION_FILE [BUSY_FILE]")
     # Interrupts are signals to the kernel's process group; the launcher decides what they do.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
@@ -174,7 +196,7 @@ def main(argv):
     global zmq, Session
     import zmq
     from jupyter_client.session import Session
-    Relay(outer, inner).run()
+    Relay(outer, inner, argv[3] if len(argv) == 4 else None).run()
 
 
 if __name__ == "__main__":

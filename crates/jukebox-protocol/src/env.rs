@@ -55,3 +55,9 @@ pub const S3_SECRET_KEY: &str = "JUKEBOX_S3_SECRET_KEY";
 /// a cell may then print live display lines (`jukebox::display::LiveDisplay`) that the relay turns
 /// into Jupyter display updates.
 pub const DISPLAY_UPDATES: &str = "JUKEBOX_DISPLAY_UPDATES";
+
+/// Set in the Rust kernel when its message relay listens: the path of a file that exists while
+/// the kernel is busy with a request (a cell runs). An interrupt that arrives when it does not
+/// exist finds no cell to stop and changes nothing (`kernel/evcxr-kernel`, and the training
+/// loop's SIGINT handler in the cell process).
+pub const KERNEL_BUSY_FILE: &str = "JUKEBOX_KERNEL_BUSY_FILE";

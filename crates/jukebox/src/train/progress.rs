@@ -211,9 +211,11 @@ impl ProgressReporter {
 }
 
 /// SIGINT while a network trains: a flag the training loop reads, instead of the end of the
-/// process. Outside training, SIGINT does what it did before (ends the process; in the Rust
-/// kernel's cell process that is what evcxr's own interrupt does: the process is restarted and
-/// the variables are lost).
+/// process. Outside training, SIGINT does what it did before: it ends a program. In the Rust
+/// kernel's cell process it ends the process when a cell runs (what evcxr's own interrupt does:
+/// the process is restarted and the variables are lost) and changes nothing when the kernel is
+/// idle (a stop pressed just after the cell ended), as Jupyter expects; the kernel's relay keeps
+/// a file while a cell runs (`jukebox_protocol::env::KERNEL_BUSY_FILE`).
 mod interrupt {
     use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
@@ -221,19 +223,25 @@ mod interrupt {
     static RUNNING: AtomicUsize = AtomicUsize::new(0);
     static INSTALLED: std::sync::Once = std::sync::Once::new();
     static WATCHING: AtomicBool = AtomicBool::new(false);
+    /// The kernel's busy file as a C string, read by the handler (so made before it is
+    /// installed: a signal handler may not allocate).
+    #[cfg(unix)]
+    static BUSY_FILE: std::sync::OnceLock<std::ffi::CString> = std::sync::OnceLock::new();
 
     #[cfg(unix)]
     mod sys {
-        use std::os::raw::c_int;
+        use std::os::raw::{c_char, c_int};
         pub const SIGINT: c_int = 2;
         pub const SIG_DFL: usize = 0;
         pub const SIG_IGN: usize = 1;
         pub const SIG_ERR: usize = usize::MAX;
+        pub const F_OK: c_int = 0;
         extern "C" {
             // The C library's `signal` (BSD semantics in glibc and macOS: the handler stays
             // installed and interrupted reads restart).
             pub fn signal(signum: c_int, handler: usize) -> usize;
             pub fn raise(signum: c_int) -> c_int;
+            pub fn access(path: *const c_char, mode: c_int) -> c_int;
         }
     }
 
@@ -241,12 +249,19 @@ mod interrupt {
     extern "C" fn on_sigint(_: std::os::raw::c_int) {
         if RUNNING.load(Ordering::SeqCst) > 0 {
             REQUESTED.store(true, Ordering::SeqCst);
-        } else {
-            // Not training: the default action (both calls are async-signal-safe).
-            unsafe {
-                sys::signal(sys::SIGINT, sys::SIG_DFL);
-                sys::raise(sys::SIGINT);
+            return;
+        }
+        // Not training. In the kernel with no cell running, nothing to stop (`access` is
+        // async-signal-safe).
+        if let Some(busy) = BUSY_FILE.get() {
+            if unsafe { sys::access(busy.as_ptr(), sys::F_OK) } != 0 {
+                return;
             }
+        }
+        // Else the default action (both calls are async-signal-safe).
+        unsafe {
+            sys::signal(sys::SIGINT, sys::SIG_DFL);
+            sys::raise(sys::SIGINT);
         }
     }
 
@@ -257,8 +272,15 @@ mod interrupt {
     fn install() {
         #[cfg(unix)]
         INSTALLED.call_once(|| unsafe {
-            let previous = sys::signal(sys::SIGINT, on_sigint as extern "C" fn(std::os::raw::c_int) as usize);
             let in_evcxr = std::env::var_os("EVCXR_IS_RUNTIME").is_some();
+            if in_evcxr {
+                let busy = std::env::var_os(jukebox_protocol::env::KERNEL_BUSY_FILE)
+                    .and_then(|path| std::ffi::CString::new(std::os::unix::ffi::OsStringExt::into_vec(path)).ok());
+                if let Some(busy) = busy {
+                    let _ = BUSY_FILE.set(busy);
+                }
+            }
+            let previous = sys::signal(sys::SIGINT, on_sigint as extern "C" fn(std::os::raw::c_int) as usize);
             let ours = previous == sys::SIG_DFL || (previous == sys::SIG_IGN && in_evcxr);
             if previous == sys::SIG_ERR {
                 return;
