@@ -28,8 +28,9 @@ The relay binds the ports of the connection file Jupyter wrote (`outer`) and wri
   starts both and stops one when the other ends).
 
 With a third argument, the relay keeps a file at that path while the kernel is busy (between its
-`busy` and `idle` status messages): kernel/evcxr-kernel reads it to leave an interrupt that
-arrives while no cell runs without effect, as Jupyter expects of an idle kernel, instead of
+`busy` and `idle` status messages): kernel/evcxr-kernel and the training loop's SIGINT handler in
+the cell process (which gets the path as JUKEBOX_KERNEL_BUSY_FILE) read it to leave an interrupt
+that arrives while no cell runs without effect, as Jupyter expects of an idle kernel, instead of
 ending the cell process and the notebook's variables with it.
 
 Usage: kernel_relay.py OUTER_CONNECTION_FILE INNER_CONNECTION_FILE [BUSY_FILE]
