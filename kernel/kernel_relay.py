@@ -27,6 +27,21 @@ The relay binds the ports of the connection file Jupyter wrote (`outer`) and wri
 - heartbeat: answered here; the relay lives exactly as long as the kernel (kernel/evcxr-kernel
   starts both and stops one when the other ends).
 
+Run All stops at a failed cell. Jupyter's `stop_on_error` (true unless the request says otherwise):
+a kernel answers the execute requests queued behind a failed one `aborted` instead of running
+them, as ipykernel does; that is what makes JupyterLab's Run All stop there. evcxr_jupyter queues
+requests in its socket and cannot tell which were waiting, so the relay keeps the queue itself:
+it passes one execute request on at a time, holds the others until the reply of the one before
+arrives, and when that reply has status "error", answers every held request with an `aborted`
+reply (between `busy` and `idle` status messages, which JupyterLab waits for). A request sent
+after the frontend saw the error runs as usual.
+
+An interrupted cell is an error too. A cell that catches the interrupt and ends early on its own
+(a sweep keeps the runs it finished, so `let sweep = ...` binds them) ends "ok" in evcxr; the relay
+notes the SIGINT that reached the kernel's process group while that cell ran and answers it as
+an error (`KeyboardInterrupt`, shown in the cell, idle held back until then), so Run All stops
+there as for any other interrupted cell.
+
 With a third argument, the relay keeps a file at that path while the kernel is busy (between its
 `busy` and `idle` status messages): kernel/evcxr-kernel and the training loop's SIGINT handler in
 the cell process (which gets the path as JUKEBOX_KERNEL_BUSY_FILE) read it to leave an interrupt
@@ -104,9 +119,33 @@ def display_message(content_raw):
         return None
 
 
+def parsed(frames, part):
+    """Part `part` (0 header, 1 parent header, 2 metadata, 3 content) of a Jupyter message's frames,
+    decoded; {} when the frames are not a message."""
+    try:
+        return json.loads(frames[frames.index(DELIMITER) + 2 + part])
+    except (ValueError, IndexError):
+        return {}
+
+
+class Running:
+    """The execute request evcxr is running: its header, whether it stops on error, whether an
+    interrupt reached it, and (once they came) its reply content and its idle status frames."""
+
+    def __init__(self, header, stops):
+        self.header, self.msg_id, self.stops = header, header.get("msg_id"), stops
+        self.interrupted = False
+        self.reply = None
+        self.idle = None
+
+
 class Relay:
     def __init__(self, outer, inner, busy_file=None):
         self.busy_file = busy_file
+        # The execute request evcxr is running (a Running), and the ones held behind it as
+        # (frames, header, content).
+        self.running = None
+        self.held = []
         self.context = zmq.Context()
         self.session = Session(key=outer.get("key", "").encode(), signature_scheme=outer.get("signature_scheme", "hmac-sha256"), username="kernel")
         identity = f"jukebox-relay-{uuid.uuid4().hex}".encode()
@@ -119,6 +158,8 @@ class Relay:
             back.setsockopt(zmq.LINGER, 0)
             back.connect(url(inner, channel))
             self.pairs[front], self.pairs[back] = back, front
+            if channel == "shell":
+                self.shell_front, self.shell_back = front, back
         self.iopub_front = self.context.socket(zmq.PUB)
         self.iopub_front.bind(url(outer, "iopub"))
         self.iopub_back = self.context.socket(zmq.SUB)
@@ -138,6 +179,17 @@ class Relay:
             split = -1
         if split >= 0 and self.busy_file and b'"status"' in header_raw:
             self.note_status(content_raw)
+        if split >= 0 and self.running is not None and b'"status"' in header_raw and b'"idle"' in content_raw:
+            if json.loads(parent_raw).get("msg_id") == self.running.msg_id:
+                # The running request's end: sent on after its reply (which may still turn into
+                # an error), and only then does the next request start or the held ones abort,
+                # so that every request's messages follow the idle of the one before.
+                if self.running.reply is None:
+                    self.running.idle = frames
+                else:
+                    self.iopub_front.send_multipart(frames)
+                    self.finish()
+                return
         # Cheap byte checks first: only a stdout line carrying the marker is decoded.
         if split >= 0 and b'"stream"' in header_raw and MARKER_BYTES in content_raw:
             rewritten = display_message(content_raw)
@@ -146,6 +198,74 @@ class Relay:
                 self.session.send(self.iopub_front, msg_type, content, parent=json.loads(parent_raw), ident=frames[:split])
                 return
         self.iopub_front.send_multipart(frames)
+
+    def from_frontend_shell(self, frames):
+        """An execute request waits while another runs; everything else passes on at once."""
+        header, content = parsed(frames, 0), parsed(frames, 3)
+        if header.get("msg_type") != "execute_request":
+            self.shell_back.send_multipart(frames)
+        elif self.running is None:
+            self.start(frames, header, content)
+        else:
+            self.held.append((frames, header, content))
+
+    def start(self, frames, header, content):
+        stops = content.get("stop_on_error", True) and not content.get("silent", False)
+        self.running = Running(header, stops)
+        self.shell_back.send_multipart(frames)
+
+    def note_interrupt(self, *_):
+        """SIGINT reached the kernel's process group (Jupyter's interrupt): remember the cell."""
+        if self.running is not None:
+            self.running.interrupted = True
+
+    def from_kernel_shell(self, frames):
+        """Replies go to the frontend. The running request ends with its reply and its idle status
+        (either may come first); then the next held one starts, or all held ones are aborted when
+        it failed and asked to stop on error."""
+        running = self.running
+        if parsed(frames, 0).get("msg_type") != "execute_reply" or running is None or parsed(frames, 1).get("msg_id") != running.msg_id:
+            self.shell_front.send_multipart(frames)
+            return
+        content = parsed(frames, 3)
+        if running.interrupted and content.get("status") == "ok":
+            content = self.as_interrupted(frames, content, running.header)
+        else:
+            self.shell_front.send_multipart(frames)
+        running.reply = content
+        if running.idle is not None:
+            self.iopub_front.send_multipart(running.idle)
+            self.finish()
+
+    def finish(self):
+        running, self.running = self.running, None
+        if running.reply.get("status") == "error" and running.stops:
+            held, self.held = self.held, []
+            for held_frames, held_header, _ in held:
+                self.abort(held_frames, held_header)
+        elif self.held:
+            self.start(*self.held.pop(0))
+
+    def as_interrupted(self, frames, content, request):
+        """Answers a cell that ended "ok" after an interrupt reached it as an interrupted cell: an
+        error output, then an error reply. Returns the reply's content."""
+        error = {
+            "ename": "KeyboardInterrupt",
+            "evalue": "the cell was interrupted; it stopped early and kept what it had finished",
+            "traceback": ["KeyboardInterrupt: the cell was interrupted; it stopped early and kept what it had finished"],
+        }
+        self.session.send(self.iopub_front, "error", error, parent=request)
+        reply = dict(error, status="error", execution_count=content.get("execution_count"))
+        identities = frames[: frames.index(DELIMITER)]
+        self.session.send(self.shell_front, "execute_reply", reply, parent=request, ident=identities, metadata={"status": "error"})
+        return reply
+
+    def abort(self, frames, header):
+        """Answers a held execute request `aborted`, as ipykernel does after a failed cell."""
+        identities = frames[: frames.index(DELIMITER)]
+        self.session.send(self.iopub_front, "status", {"execution_state": "busy"}, parent=header)
+        self.session.send(self.shell_front, "execute_reply", {"status": "aborted"}, parent=header, ident=identities, metadata={"status": "aborted"})
+        self.session.send(self.iopub_front, "status", {"execution_state": "idle"}, parent=header)
 
     def note_status(self, content_raw):
         """Keeps the busy file while the kernel is busy (its status messages say when)."""
@@ -176,6 +296,10 @@ class Relay:
                         break
                     if sock is self.iopub_back:
                         self.relay_iopub(frames)
+                    elif sock is self.shell_front:
+                        self.from_frontend_shell(frames)
+                    elif sock is self.shell_back:
+                        self.from_kernel_shell(frames)
                     elif sock is self.heartbeat:
                         self.heartbeat.send_multipart(frames)
                         break  # REP: one request, one reply
@@ -186,7 +310,8 @@ class Relay:
 def main(argv):
     if len(argv) not in (3, 4):
         sys.exit(f"usage: {argv[0]} OUTER_CONNECTION_FILE INNER_CONNECTION_FILE [BUSY_FILE]")
-    # Interrupts are signals to the kernel's process group; the launcher decides what they do.
+    # Interrupts are signals to the kernel's process group; the launcher decides what they do. The
+    # relay only notes them (see Relay.note_interrupt) and must not end on one.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     with open(argv[1]) as f:
@@ -197,7 +322,9 @@ def main(argv):
     global zmq, Session
     import zmq
     from jupyter_client.session import Session
-    Relay(outer, inner, argv[3] if len(argv) == 4 else None).run()
+    relay = Relay(outer, inner, argv[3] if len(argv) == 4 else None)
+    signal.signal(signal.SIGINT, relay.note_interrupt)
+    relay.run()
 
 
 if __name__ == "__main__":

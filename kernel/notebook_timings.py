@@ -6,7 +6,10 @@ Columns: kernel start (the notebook's start to its first cell's start: papermill
 kernel, which runs its init), the first cell (`jukebox::about()`: the first compile linking the
 helper library), the parameters cell, the other cells' median and 95th percentile (cells tagged
 `heavy`, which fit models, excluded: their own work takes longer than the target), the heavy
-cells' total, and the whole notebook.
+cells' total, and the whole notebook. Then the kernel's resident memory, which the papermill engine
+records in each notebook (kernel/papermill_rust): idle before the first cell, and the peak over the
+notebook of evcxr_jupyter (with rust-analyzer inside it), of the cell process (the notebook's
+variables and libjukebox.so) and of all the kernel's processes together (launcher, relay included).
 """
 import statistics
 import sys
@@ -52,6 +55,21 @@ def row(path):
     }
 
 
+def memory_row(path):
+    nb = nbformat.read(path, as_version=4)
+    memory = nb.metadata.get("jukebox", {}).get("kernel_memory_mb")
+    if not memory:
+        return None
+    idle, peak = memory["idle"], memory["peak"]
+    return [
+        path.rsplit("/", 1)[-1],
+        f"{sum(idle.values())} MB",
+        f"{peak.get('evcxr_jupyter', 0)} MB",
+        f"{peak.get('cell process', 0)} MB",
+        f"{sum(peak.values())} MB",
+    ]
+
+
 def main(paths):
     rows = [row(p) for p in paths]
     columns = list(rows[0])
@@ -62,6 +80,12 @@ def main(paths):
         print("| " + " | ".join(cells) + " |")
     total = sum(r["whole notebook"] for r in rows)
     print(f"\nall {len(rows)} notebooks: {total:.1f} s of papermill time")
+    memory = [m for m in (memory_row(p) for p in paths) if m]
+    if memory:
+        print("\n| notebook | kernel idle | evcxr_jupyter peak | cell process peak | kernel peak (all processes) |")
+        print("|---|---|---|---|---|")
+        for m in memory:
+            print("| " + " | ".join(m) + " |")
 
 
 if __name__ == "__main__":

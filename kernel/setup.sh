@@ -3,7 +3,7 @@
 #   - a Python venv in the repo (.venv) with JupyterLab, papermill and the onnxruntime wheel,
 #     whose shared library is what the `ort` crate loads at run time;
 #   - papermill support for Rust (kernel/papermill_rust: typed parameters, failed cells stop a run);
-#   - evcxr_jupyter (pinned), installed with cargo only when missing or another version;
+#   - evcxr_jupyter (pinned, with kernel/evcxr's patch), built only when missing or another version;
 #   - the workspace built once with the flags of kernel/env.sh: the `jukebox` command and
 #     libjukebox.so, the helper library every notebook cell is linked against;
 #   - the `rust` kernelspec inside the venv, launching kernel/evcxr-kernel;
@@ -79,16 +79,42 @@ if $with_tests; then
   done
 fi
 
-# 3. evcxr_jupyter, the Rust kernel (about 8 minutes to build on 2 cores, so only when needed).
-# evcxr_jupyter has no --version; cargo's install list has it. Built in its own target folder
-# (cargo install's default), without our flags.
-installed=$(cargo install --list 2>/dev/null | sed -n 's/^evcxr_jupyter v\([0-9.]*\):$/\1/p')
-if [[ "$installed" != "$EVCXR_VERSION" ]]; then
-  say "installing evcxr_jupyter $EVCXR_VERSION (found: ${installed:-none}); this takes a while"
-  (unset CARGO_TARGET_DIR CARGO_BUILD_TARGET CARGO_ENCODED_RUSTFLAGS; cargo install --locked evcxr_jupyter --version "$EVCXR_VERSION")
+# 3. evcxr_jupyter, the Rust kernel, built from crates.io's sources of evcxr 0.22.0 with our patch
+# (kernel/evcxr/evcxr-0.22.0-jukebox.patch; its header says what it changes and why: a failed cell
+# is a Jupyter error and keeps the variables it did not finish assigning). About 7 minutes on 2
+# cores, so only when the installed build is not of this version and patch. Installed under
+# $JUKEBOX_CACHE/evcxr-jupyter (never over a user's own evcxr_jupyter), built in a target folder of
+# its own without our flags, kept so that a changed patch rebuilds only evcxr's two crates.
+evcxr_root="$JUKEBOX_CACHE/evcxr-jupyter"
+evcxr_bin="$evcxr_root/bin/evcxr_jupyter"
+evcxr_patch="$repo/kernel/evcxr/evcxr-$EVCXR_VERSION-jukebox.patch"
+evcxr_wanted="$EVCXR_VERSION+$(sha256sum "$evcxr_patch" | cut -c1-16)"
+if [[ ! -x "$evcxr_bin" || "$(cat "$evcxr_root/built" 2>/dev/null)" != "$evcxr_wanted" ]]; then
+  say "building evcxr_jupyter $evcxr_wanted (patched); this takes a while"
+  (
+    unset CARGO_TARGET_DIR CARGO_BUILD_TARGET CARGO_ENCODED_RUSTFLAGS
+    src="$JUKEBOX_CACHE/evcxr-src"
+    rm -rf "$src" && mkdir -p "$src/fetch/src"
+    # cargo downloads the two crates' sources through the registry, as `cargo install` would.
+    printf '[package]\nname = "evcxr-fetch"\nversion = "0.0.0"\nedition = "2021"\n[dependencies]\nevcxr_jupyter = "=%s"\n' \
+      "$EVCXR_VERSION" >"$src/fetch/Cargo.toml"
+    : >"$src/fetch/src/lib.rs"
+    (cd "$src/fetch" && cargo fetch --quiet)
+    cargo_home=${CARGO_HOME:-$HOME/.cargo}
+    for crate in evcxr evcxr_jupyter; do
+      archive=$(ls "$cargo_home"/registry/cache/*/"$crate-$EVCXR_VERSION.crate" | head -n1)
+      tar -xzf "$archive" -C "$src"
+    done
+    (cd "$src" && patch --quiet -p1 <"$evcxr_patch")
+    printf '\n[patch.crates-io]\nevcxr = { path = "../evcxr-%s" }\n' "$EVCXR_VERSION" >>"$src/evcxr_jupyter-$EVCXR_VERSION/Cargo.toml"
+    # The published lock file, with only evcxr's entry moved to the patched path.
+    (cd "$src/evcxr_jupyter-$EVCXR_VERSION" && cargo metadata --format-version 1 >/dev/null)
+    CARGO_TARGET_DIR="$JUKEBOX_CACHE/evcxr-target" cargo install --quiet --locked --force \
+      --root "$evcxr_root" --path "$src/evcxr_jupyter-$EVCXR_VERSION"
+  )
+  echo "$evcxr_wanted" >"$evcxr_root/built"
   phase "evcxr_jupyter installed"
 fi
-evcxr_bin=$(command -v evcxr_jupyter || echo "$HOME/.cargo/bin/evcxr_jupyter")
 
 # 4. The workspace: the `jukebox` command and libjukebox.so (about 20 minutes the first time).
 say "building the workspace into $CARGO_TARGET_DIR"

@@ -46,7 +46,7 @@ use jukebox::data::ChartData;
 use jukebox::prepare::{{PreparedData, SplitOptions}};
 use jukebox::train::{{Learner, NeuralNetwork, TrainedModel}};
 let charts: ChartData = ChartData::load(Some(std::path::Path::new({json.dumps(str(SAMPLE))})))?;
-let data: PreparedData = PreparedData::new(&charts, &SplitOptions::with_seed(42))?;
+let data: PreparedData = PreparedData::new(&charts, &jukebox::data::FEATURES, &SplitOptions::with_seed(42))?;
 println!("{{}} classes", data.n_classes());
 """
 
@@ -153,6 +153,9 @@ def test_an_interrupted_training_cell_stops_quickly_and_keeps_the_variables(kern
     manager, client = kernel
     status, output = run(client, PREPARE_SAMPLE)
     assert status == "ok", output
+    # The model the interrupted cell would have replaced: one epoch.
+    status, output = run(client, "let model: TrainedModel = NeuralNetwork::new(1, 32, 42).fit(&data)?;")
+    assert status == "ok", output
     # 300 epochs: 15 s on the sample at 250k samples/s, twice that at 130k (30 epochs took 1.7 s
     # on a fast CI machine, which ended before the interrupt). Interrupt 2 s after the cell
     # started, once the first epoch is under way.
@@ -163,16 +166,44 @@ def test_an_interrupted_training_cell_stops_quickly_and_keeps_the_variables(kern
     assert "Epoch 1/300" in output, output
     # The progress closes with where training stopped (stdout, in order with the epoch lines)...
     assert "Stopped at epoch" in output, output
-    # ... and the cell ends with the training error (evcxr prints a `?` error on stderr; the
-    # reply's status stays "ok").
+    # ... and the cell ends as an error: the training error, status "error" (Run All stops).
+    assert status == "error", output
     assert "training interrupted at epoch" in output, output
     assert "Epoch 300/300" not in output, output
     assert latency < 2.0, f"the training cell took {latency:.2f} s to stop"
-    # The kernel runs the next cell, and the variables defined before are still there.
+    # The kernel runs the next cell, the variables defined before are still there, and `model`
+    # is still the one-epoch model it was before the interrupted cell.
     status, output = run(client, "1 + 1")
     assert status == "ok" and "2" in output, output
     status, output = run(client, 'println!("still {} classes", data.n_classes());')
     assert status == "ok" and "still" in output and "classes" in output, output
+    status, output = run(client, 'println!("the model has {} epochs", model.history.loss.len());')
+    assert status == "ok" and "the model has 1 epochs" in output, output
+
+
+def test_an_interrupted_sweep_keeps_its_finished_runs_and_is_an_error(kernel):
+    """The sweep catches the interrupt and ends with the runs it finished (so `sweep` holds them),
+    and the cell is still an interrupted cell: status "error" (KeyboardInterrupt), so Run All
+    stops before anything is chosen from a partial sweep."""
+    manager, client = kernel
+    status, output = run(client, PREPARE_SAMPLE)
+    assert status == "ok", output
+    # A first run of 1 epoch (done within a second), then runs of 400 epochs (about 9 s each on
+    # the sample at 280k samples/s): the interrupt 3 s after the start lands in the second run
+    # on a machine twice as fast or twice as slow as ours.
+    grid = '{"epochs": [1, 400], "hidden_layers": [[16], [32], [64]], "learning_rate": [0.001], "batch_size": [32]}'
+    code = (
+        "use jukebox::refine::{Grid, Sweep};\n"
+        f"let grid: Grid = r#\"{grid}\"#.parse()?;\n"
+        "let sweep: Sweep = grid.sweep(&data, 42)?;"
+    )
+    status, output, latency = interrupt_after(manager, client, code, 3.0)
+    print(f"interrupt to cell end: {latency:.2f} s")
+    assert status == "error" and "KeyboardInterrupt" in output, output
+    status, output = run(client, 'println!("{} of {} runs kept", sweep.runs.len(), sweep.planned);')
+    assert status == "ok", output
+    kept, planned = (int(x) for x in output.split(" runs kept")[0].split()[-3::2])
+    assert 1 <= kept < planned == 6, output
 
 
 def test_a_stop_pressed_after_the_cell_ended_changes_nothing(kernel):

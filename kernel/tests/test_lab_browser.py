@@ -30,7 +30,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from lab_helpers import REPO, Lab, end_session, services_env, session_of, start_session, wait_kernel_idle
+from lab_helpers import REPO, Lab, api, end_session, services_env, session_of, start_session, wait_kernel_idle
 
 playwright_api = pytest.importorskip("playwright.sync_api")
 
@@ -132,11 +132,12 @@ def wait_ready(lab, page, path: str, timeout: float):
     wait_kernel_idle(lab, session["kernel"]["id"], timeout, connected=True)
 
 
-def run_all(lab, browser, path: str, timeout: float = 300, on_poll=None, poll: float = 0.5):
+def run_all(lab, browser, path: str, timeout: float = 300, on_poll=None, poll: float = 0.5, expect_error: bool = False):
     """Opens `path` in JupyterLab (on a session with the Rust (jukebox) kernel created first through
     the REST API), waits until that kernel is idle, runs Run > Run All Cells, waits until every code
     cell ran or one failed. Returns the page; raises CellError with the failed cell's source and
-    error text."""
+    error text. With `expect_error`, a failed cell ends the run too: once the kernel is idle again
+    (the cells queued behind it answered), the page is returned."""
     end_session(lab, path)
     start_session(lab, path)
     page = browser.new_page(viewport={"width": 1280, "height": 900})
@@ -173,6 +174,10 @@ def run_all(lab, browser, path: str, timeout: float = 300, on_poll=None, poll: f
             }"""
         )
         failed = [c for c in state if c["errors"]]
+        if failed and expect_error:
+            wait_kernel_idle(lab, session_of(lab, path)["kernel"]["id"], timeout)
+            time.sleep(1.0)  # the page draws what the kernel answered last
+            return page
         if failed:
             cell = failed[0]
             raise CellError(f"cell failed in {path}:\n{cell['source']}\n--- error ---\n" + "\n".join(cell["errors"]))
@@ -266,26 +271,29 @@ def test_a_broken_cell_fails_the_run_with_its_error_text(lab, browser):
 
 
 def test_training_progress_is_redrawn_in_place_in_the_page(lab, browser):
-    """A 60-epoch training cell (about 6 s on the sample): while it runs, its output area holds one
-    output whose bar (an HTML <progress>) moves; when it ends, that output shows the epoch lines
-    and the summary line, and no bar."""
+    """A training cell of many epochs, stopped through the kernel's interrupt once the page has
+    drawn its bar in three states (so the test takes the same time on a fast or a slow machine):
+    while it runs, its output area holds one output whose bar (an HTML <progress>) moves; when it
+    stops, that output shows the epoch lines and the "Stopped at" line, and no bar; the cell ends
+    as an error."""
     path = write_notebook(
         "training.ipynb",
         [
             "use jukebox::data::ChartData;\nuse jukebox::prepare::{PreparedData, SplitOptions};\n"
             "use jukebox::train::{Learner, NeuralNetwork, TrainedModel};\n"
             f"let charts: ChartData = ChartData::load(Some(std::path::Path::new({json.dumps(str(SAMPLE))})))?;\n"
-            "let data: PreparedData = PreparedData::new(&charts, &SplitOptions::with_seed(42))?;",
-            "let model: TrainedModel = NeuralNetwork::new(60, 32, 42).fit(&data)?;",
+            "let data: PreparedData = PreparedData::new(&charts, &jukebox::data::FEATURES, &SplitOptions::with_seed(42))?;",
+            "let model: TrainedModel = NeuralNetwork::new(100000, 32, 42).fit(&data)?;",
         ],
     )
-    seen = []  # (number of outputs, bar value) of the training cell while it runs
+    seen = []  # (number of outputs, bar value, text) of the training cell while it runs
+    interrupted = []
 
     def watch(page):
         sample = page.evaluate(
             """() => {
               const cells = [...document.querySelectorAll('.jp-NotebookPanel:not(.lm-mod-hidden) .jp-CodeCell')];
-              const cell = cells.find(c => (c.querySelector('.jp-InputArea-editor')?.textContent ?? '').includes('NeuralNetwork::new(60'));
+              const cell = cells.find(c => (c.querySelector('.jp-InputArea-editor')?.textContent ?? '').includes('NeuralNetwork::new(100000'));
               const bar = cell?.querySelector('.jp-OutputArea progress');
               return bar ? [cell.querySelectorAll('.jp-OutputArea-output').length, bar.getAttribute('value'), bar.closest('div').textContent] : null;
             }"""
@@ -294,17 +302,71 @@ def test_training_progress_is_redrawn_in_place_in_the_page(lab, browser):
             if not seen:
                 page.screenshot(path=str(SHOTS / "lab-training-progress.png"))
             seen.append(sample)
+        if not interrupted and len({s[2] for s in seen}) >= 3:
+            kernel_id = session_of(lab, path)["kernel"]["id"]
+            api(lab, f"/api/kernels/{kernel_id}/interrupt", "POST")
+            interrupted.append(time.monotonic())
 
-    page = run_all(lab, browser, path, timeout=300, on_poll=watch, poll=0.1)
-    output = output_of(page, "NeuralNetwork::new(60")
+    page = run_all(lab, browser, path, timeout=300, on_poll=watch, poll=0.1, expect_error=True)
+    output = output_of(page, "NeuralNetwork::new(100000")
     final = output.inner_text()
     bars_left, outputs = output.locator("progress").count(), output.locator(".jp-OutputArea-output").count()
     page.screenshot(path=str(SHOTS / "lab-training-done.png"))
     page.close()
     end_session(lab, path)
     print(f"training progress: {len(seen)} samples of the bar, {len({s[2] for s in seen})} distinct")
-    assert len({s[2] for s in seen}) >= 3, f"the bar did not move while training: {seen}"
+    assert interrupted, f"the bar did not move while training: {seen}"
     assert all(count == 1 for count, _, _ in seen), f"more than one output while training: {seen}"
-    assert "Epoch 60/60:" in final and "Trained 60 epochs in" in final, final
+    assert "Epoch 1/100000:" in final and "Stopped at epoch" in final, final
+    assert "training interrupted at epoch" in final, final
     assert bars_left == 0, "a bar is left after training"
-    assert outputs == 1, final
+    # The progress output and the cell's error.
+    assert outputs == 2, final
+
+
+@pytest.mark.parametrize(
+    "failing, words",
+    [
+        ('let n: u32 = "three".parse::<u32>()?;', "invalid digit"),
+        ('let n: u32 = "three, not a number";', "mismatched types"),
+        ('let v: Vec<u32> = Vec::new();\nprintln!("{}", v[3]);', "index out of bounds"),
+    ],
+    ids=["question-mark", "compile-error", "panic"],
+)
+def test_run_all_stops_at_a_failed_cell(lab, browser, failing, words):
+    """Five cells, the third fails: Run All shows its error as an error output and never runs
+    cells 4 and 5, as with a Python kernel."""
+    name = f"stops-{words.split()[0]}.ipynb"
+    path = write_notebook(
+        name,
+        ['println!("cell one");', 'println!("cell two");', failing, 'println!("cell four");', 'println!("cell five");'],
+    )
+    page = run_all(lab, browser, path, timeout=300, expect_error=True)
+    state = page.evaluate(
+        """() => [...document.querySelectorAll('.jp-NotebookPanel:not(.lm-mod-hidden) .jp-CodeCell')].map(c => ({
+              prompt: c.querySelector('.jp-InputArea-prompt')?.textContent ?? '',
+              outputs: c.querySelectorAll('.jp-OutputArea-output').length,
+              text: c.querySelector('.jp-OutputArea')?.textContent ?? '',
+            }))"""
+    )
+    # Save the page's notebook: the file says which outputs are errors.
+    page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Cell").first.click()
+    page.keyboard.press("Control+s")
+    saved = None
+    for _ in range(50):
+        nb = nbformat.read(COPIES / name, as_version=4)
+        if any(c.get("outputs") for c in nb.cells):
+            saved = nb
+            break
+        time.sleep(0.2)
+    page.close()
+    end_session(lab, path)
+    assert [s["prompt"].strip() for s in state][:3] == ["[1]:", "[2]:", "[3]:"], state
+    assert "cell one" in state[0]["text"] and "cell two" in state[1]["text"], state
+    assert words in state[2]["text"], state
+    for cell in state[3:]:
+        assert cell["outputs"] == 0 and cell["prompt"].strip() == "[ ]:", state
+    assert saved is not None, "the notebook was not saved"
+    errors = [o for o in saved.cells[2].outputs if o.output_type == "error"]
+    assert errors and words in (errors[0].evalue + "\n".join(errors[0].traceback)), saved.cells[2].outputs
+    assert all(not c.outputs and c.execution_count is None for c in saved.cells[3:]), saved.cells[3:]

@@ -11,11 +11,13 @@ help`) of the parameters cell and writes the injected cell as a person would:
     let data_dir: Option<String> = Some("/data".to_string());
 
 Supported types: integers, floats, bool, String, &str, PathBuf, Option<T>, Vec<T>, HashMap and
-BTreeMap; a value that does not fit its declared type is refused with a message naming it.
+BTreeMap; a value that does not fit its declared type is refused with a message naming it. A list
+or map may also come as JSON text (`-p features '["danceability", "energy"]'`, since papermill's
+`-p` passes text), and a declaration may span lines (a list with one element per line) up to its
+`;`.
 
-**Failed cells.** evcxr reports a failed `?` and a panic on stderr only, and tells Jupyter the
-cell succeeded, so papermill would go on to the next cell (which then fails with "cannot find value
-`dataset`"). The engine, registered as papermill's default for Rust notebooks, waits for the
-stderr lines evcxr can send after the cell's end, and stops the run at a Rust cell that wrote to
-stderr, with the text as the cell's error. So notebooks print progress to stdout.
+**Failed cells.** The Rust (jukebox) kernel answers a failed cell (a `?` error, a compile error,
+a panic, an interrupt) with status "error" and its error, so papermill stops the run there as it
+does for Python. The engine, registered as papermill's default for Rust notebooks, only waits for
+output lines evcxr can send just after a cell's end, so that they stay in the cell's output.
 """

@@ -1,8 +1,8 @@
 """The papermill engine for Rust notebooks; see the package docstring. papermill imports this
 module through our `papermill.engine` entry point, which also registers the translator."""
+import os
 import queue
 
-import nbformat
 from nbclient.exceptions import CellExecutionError
 from nbclient.util import ensure_async
 from papermill.clientwrap import PapermillNotebookClient
@@ -17,12 +17,103 @@ from . import translator  # noqa: F401
 RUST_LANGUAGES = {"rust", "Rust"}
 
 
-def stderr_text(cell):
-    return "".join(o.get("text", "") for o in cell.get("outputs", []) if o.get("output_type") == "stream" and o.get("name") == "stderr")
+def process_tree(pid):
+    """`pid` and its descendants (Linux /proc; [] elsewhere)."""
+    tree, queue_ = [], [pid]
+    while queue_:
+        current = queue_.pop()
+        tree.append(current)
+        try:
+            for task in os.listdir(f"/proc/{current}/task"):
+                with open(f"/proc/{current}/task/{task}/children") as f:
+                    queue_.extend(int(child) for child in f.read().split())
+        except OSError:
+            continue
+    return tree
+
+
+def kernel_memory(pid):
+    """Resident memory of the kernel's processes, in MB, by role: {role: (now, peak)} from
+    /proc/<pid>/status (VmRSS, VmHWM). Roles: the launcher script, the message relay, evcxr_jupyter
+    (with rust-analyzer inside), the cell process (the notebook's variables, libjukebox.so)."""
+    roles = {}
+    for member in process_tree(pid):
+        try:
+            with open(f"/proc/{member}/status") as f:
+                status = dict(line.split(":", 1) for line in f if ":" in line)
+            with open(f"/proc/{member}/cmdline", "rb") as f:
+                cmdline = f.read().replace(b"\0", b" ").decode(errors="replace")
+            with open(f"/proc/{member}/environ", "rb") as f:
+                runtime = b"EVCXR_IS_RUNTIME=" in f.read()
+        except OSError:
+            continue
+        if runtime:
+            role = "cell process"
+        elif "kernel_relay.py" in cmdline:
+            role = "relay"
+        elif "evcxr_jupyter" in cmdline:
+            role = "evcxr_jupyter"
+        elif "evcxr-kernel" in cmdline:
+            role = "launcher"
+        else:
+            continue  # cargo and rustc of a cell being compiled
+        now = int(status.get("VmRSS", "0 kB").split()[0]) / 1024
+        peak = int(status.get("VmHWM", "0 kB").split()[0]) / 1024
+        old_now, old_peak = roles.get(role, (0, 0))
+        roles[role] = (old_now + now, old_peak + peak)
+    return roles
+
+
+def memory_line(roles, which):
+    parts = [f"{role} {values[which]:.0f} MB" for role, values in sorted(roles.items())]
+    return ", ".join(parts) + f"; total {sum(v[which] for v in roles.values()):.0f} MB"
 
 
 class RustNotebookClient(PapermillNotebookClient):
-    """papermill's client, plus: late stderr lines are kept and a cell that wrote to stderr fails."""
+    """papermill's client, plus: output lines that arrive just after a cell's idle status are kept."""
+
+    # With the engine `rust-twice`: after the notebook ran, every code cell runs once more, in
+    # order, in the same kernel (what a participant does who re-runs cells); a cell that fails the
+    # second time fails the run. The saved outputs are the second run's.
+    run_twice = False
+
+    def kernel_pid(self):
+        return getattr(getattr(self.km, "provisioner", None), "pid", None)
+
+    def papermill_execute_cells(self):
+        pid = self.kernel_pid()
+        if pid:
+            idle = kernel_memory(pid)
+            self.log.info(f"Kernel memory, idle before the first cell: {memory_line(idle, 0)}")
+        try:
+            self.execute_cells_once_or_twice()
+        finally:
+            if pid:
+                # Peak resident memory of each process over the notebook's run (VmHWM), recorded in
+                # the notebook's metadata for the README's table (kernel/notebook_timings.py).
+                peak = kernel_memory(pid)
+                self.log.info(f"Kernel memory, peak over the notebook: {memory_line(peak, 1)}")
+                self.nb.metadata.setdefault("jukebox", {})["kernel_memory_mb"] = {
+                    "idle": {role: round(v[0]) for role, v in idle.items()},
+                    "peak": {role: round(v[1]) for role, v in peak.items()},
+                }
+
+    def execute_cells_once_or_twice(self):
+        super().papermill_execute_cells()
+        if not self.run_twice or any(o.get("output_type") == "error" for c in self.nb.cells for o in c.get("outputs", [])):
+            return
+        self.log.info("Running every code cell a second time")
+        for index, cell in enumerate(self.nb.cells):
+            if cell.cell_type != "code":
+                continue
+            try:
+                self.nb_man.cell_start(cell, index)
+                self.execute_cell(cell, index)
+            except CellExecutionError as ex:
+                self.nb_man.cell_exception(self.nb.cells[index], cell_index=index, exception=ex)
+                break
+            finally:
+                self.nb_man.cell_complete(self.nb.cells[index], cell_index=index)
 
     # evcxr forwards the kernel's stderr from another thread than the cell's reply, so those lines
     # can arrive just after the cell's idle status; nbclient stops listening at idle.
@@ -37,14 +128,6 @@ class RustNotebookClient(PapermillNotebookClient):
                 return
             if msg["parent_header"].get("msg_id") == parent_msg_id and msg["msg_type"] == "stream":
                 self.process_message(msg, cell, cell_index)
-
-    async def _check_raise_for_error(self, cell, cell_index, exec_reply):
-        await super()._check_raise_for_error(cell, cell_index, exec_reply)
-        text = stderr_text(cell).strip()
-        if exec_reply is not None and text:
-            first_line = text.splitlines()[0]
-            cell.outputs.append(nbformat.v4.new_output("error", ename="Error", evalue=first_line, traceback=text.splitlines()))
-            raise CellExecutionError.from_cell_and_msg(cell, {"ename": "Error", "evalue": text, "traceback": text.splitlines()})
 
 
 class RustEngine(NBClientEngine):
@@ -72,8 +155,20 @@ class RustEngine(NBClientEngine):
             stdout_file=stdout_file,
             stderr_file=stderr_file,
         )
-        return RustNotebookClient(nb_man, **final_kwargs).execute()
+        client = RustNotebookClient(nb_man, **final_kwargs)
+        client.run_twice = cls.run_twice
+        return client.execute()
+
+    run_twice = False
+
+
+class RustTwiceEngine(RustEngine):
+    """`papermill --engine rust-twice`: runs the notebook, then every code cell once more (the
+    re-run check of kernel/test: each cell can be run again with the same result)."""
+
+    run_twice = True
 
 
 # The default engine (no --engine flag) for every notebook; non-Rust notebooks run unchanged.
 papermill_engines.register(None, RustEngine)
+papermill_engines.register("rust-twice", RustTwiceEngine)
