@@ -77,6 +77,36 @@ def test_inspect_reads_parameters_cell():
     ]
 
 
+def test_a_declaration_over_several_lines_is_one_parameter():
+    # Notebook 2's feature list: one element per line, so dropping a feature is deleting a line.
+    cell = nbformat.v4.new_code_cell(
+        'let data_dir: String = "http://x".to_string(); // a URL keeps its //\n'
+        "let features: Vec<String> = vec![ // the model's inputs\n"
+        '    "danceability".to_string(),\n'
+        '    "energy".to_string(), // loud songs are energetic\n'
+        "];\n"
+        "let epochs: usize = 2; // passes\n"
+    )
+    params = RustTranslator.inspect(cell)
+    assert [(p.name, p.inferred_type_name, p.help) for p in params] == [
+        ("data_dir", "String", "a URL keeps its //"),
+        ("features", "Vec<String>", "the model's inputs"),
+        ("epochs", "usize", "passes"),
+    ]
+    assert params[1].default == 'vec![ "danceability".to_string(), "energy".to_string(), ]'
+
+
+def test_a_list_parameter_given_as_json_text():
+    # papermill's `-p features '["a", "b"]'` hands the translator a text.
+    RustTranslator.inspect(nbformat.v4.new_code_cell("let features: Vec<String> = vec![];"))
+    assert RustTranslator.codify({"features": '["danceability", "energy"]'}) == (
+        '// Parameters\nlet features: Vec<String> = vec!["danceability".to_string(), "energy".to_string()];\n'
+    )
+    RustTranslator.inspect(nbformat.v4.new_code_cell("let features: Vec<String> = vec![];"))
+    with pytest.raises(ParameterTypeError, match="a list is expected; as text, give it as JSON"):
+        RustTranslator.codify({"features": "danceability, energy"})
+
+
 def test_injected_cell_is_plain_typed_lets():
     cell = nbformat.v4.new_code_cell("let epochs: usize = 2;\nlet data_dir: Option<String> = None; // data")
     RustTranslator.inspect(cell)

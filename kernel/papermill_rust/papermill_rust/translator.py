@@ -1,4 +1,5 @@
 """The Rust translator itself; see the package docstring."""
+import json
 import math
 import re
 
@@ -45,6 +46,25 @@ def _split_top_level(arguments):
             current += ch
     parts.append(current)
     return parts
+
+
+def _split_comment(line):
+    """`let a: String = "http://x".into(); // help` -> (code, `help`): the first `//` outside a
+    string literal starts the comment."""
+    in_string, escaped = False, False
+    for i, ch in enumerate(line):
+        if in_string:
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == '"':
+                in_string = False
+        elif ch == '"':
+            in_string = True
+        elif line.startswith("//", i):
+            return line[:i], line[i + 2 :].strip()
+    return line, ""
 
 
 class RustTranslator(Translator):
@@ -111,6 +131,14 @@ class RustTranslator(Translator):
                 return f"std::path::PathBuf::from({text})"
             return text
         element = _generic(t, ("Vec", "std::vec::Vec"))
+        if (element is not None or t.startswith(MAPS)) and isinstance(value, str):
+            # `-p features '["danceability", "energy"]'`: papermill's -p hands over text; a list
+            # or map parameter reads it as JSON.
+            try:
+                value = json.loads(value)
+            except ValueError as error:
+                kind = "a list" if element is not None else "a mapping"
+                raise wrong(f"{kind} is expected; as text, give it as JSON, e.g. [\"a\", \"b\"]: {error}") from None
         if element is not None:
             if not isinstance(value, (list, tuple)):
                 raise wrong("a list is expected")
@@ -159,10 +187,30 @@ class RustTranslator(Translator):
             cls.declared = {}
 
     @classmethod
+    def statements(cls, source):
+        """The cell's `let` statements, one line each: a declaration written over several lines
+        (a list with one element per line) is joined up to its `;`, its first line's comment
+        kept as the help text and the comments of the other lines dropped."""
+        statements, pending, help_text = [], None, ""
+        for line in source.splitlines():
+            code, comment = _split_comment(line)
+            if pending is None:
+                if not re.match(r"^\s*let\s", code) or code.rstrip().endswith(";"):
+                    statements.append(line)
+                    continue
+                pending, help_text = code.strip(), comment.strip()
+            else:
+                pending += " " + code.strip()
+            if pending.rstrip().endswith(";"):
+                statements.append(pending + (f" // {help_text}" if help_text else ""))
+                pending = None
+        return statements
+
+    @classmethod
     def inspect(cls, parameters_cell):
-        """Read `let name: Type = default; // help` lines of a parameters cell."""
+        """Read `let name: Type = default; // help` declarations of a parameters cell."""
         params = []
-        for line in parameters_cell.source.splitlines():
+        for line in cls.statements(parameters_cell.source):
             m = DECLARATION.match(line)
             if m:
                 params.append(
