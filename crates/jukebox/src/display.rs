@@ -15,6 +15,17 @@
 //!
 //! A cell's result is shown when the cell ends. An output that changes while the cell runs
 //! (training progress) is a [`LiveDisplay`]: in the Rust kernel it is redrawn in place.
+//!
+//! What every table and plot promises a reader (checked by `tests/display.rs` on every kind the
+//! stages return):
+//!
+//! - numbers are written by [`format_number`]: plain decimals from [`PLAIN_NUMBER_MIN`] to
+//!   [`PLAIN_NUMBER_MAX`] (`193620.35`, `0.3420`), short scientific notation only outside
+//!   (`7.22e-5`, `1.2e8`);
+//! - a plot is shown at most [`MAX_PLOT_WIDTH`] pixels wide (JupyterLab's output area): one drawn
+//!   wider keeps its drawing and is scaled down through its viewBox ([`Plot::draw`]);
+//! - plots with several lines take their colours from [`SERIES_COLOURS`] (none pale) and draw
+//!   their legend beside the chart ([`draw_legend`]), never over a curve.
 
 use std::fmt::{self, Write as _};
 
@@ -117,11 +128,51 @@ impl fmt::Display for Cell {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Cell::Text(s) => f.write_str(s),
-            Cell::Number(v) if v.fract() == 0.0 && v.abs() < 1e15 => write!(f, "{v:.0}"),
-            Cell::Number(v) if v.abs() >= 1e5 || (v.abs() < 1e-3 && *v != 0.0) => write!(f, "{v:.4e}"),
-            Cell::Number(v) => write!(f, "{v:.4}"),
+            Cell::Number(v) => f.write_str(&format_number(*v)),
             Cell::Empty => Ok(()),
         }
+    }
+}
+
+/// Below this size (and above zero) a number is written in scientific notation.
+pub const PLAIN_NUMBER_MIN: f64 = 1e-4;
+/// From this size on a number that is not a whole number is written in scientific notation.
+pub const PLAIN_NUMBER_MAX: f64 = 1e7;
+
+/// How every table writes a number, so a reader never decodes `1.9362e5`:
+///
+/// - whole numbers as they are (`19699`, `-6`), up to 10^15;
+/// - sizes from [`PLAIN_NUMBER_MIN`] to [`PLAIN_NUMBER_MAX`] as plain decimals: 4 decimals from
+///   0.01 to 1,000 (`0.3420`, `120.0070`: a column of scores lines up), 2 from 1,000 on
+///   (`193620.35`), and 3 significant digits below 0.01 (`0.00352`, `0.001`);
+/// - anything smaller or larger in short scientific notation (`7.22e-5`, `1.2e8`);
+/// - `NaN` and `inf` as Rust writes them.
+pub fn format_number(v: f64) -> String {
+    let size = v.abs();
+    if !v.is_finite() {
+        v.to_string()
+    } else if v == 0.0 {
+        // Also -0.0, which `{:.0}` would write as "-0".
+        "0".to_string()
+    } else if v.fract() == 0.0 && size < 1e15 {
+        format!("{v:.0}")
+    } else if !(PLAIN_NUMBER_MIN..PLAIN_NUMBER_MAX).contains(&size) {
+        let text = format!("{v:.2e}");
+        match text.split_once('e') {
+            Some((mantissa, exponent)) => {
+                format!("{}e{exponent}", mantissa.trim_end_matches('0').trim_end_matches('.'))
+            }
+            None => text,
+        }
+    } else if size >= 1e3 {
+        format!("{v:.2}")
+    } else if size >= 1e-2 {
+        format!("{v:.4}")
+    } else {
+        // 3 significant digits: 0.00352 has its first digit in the 3rd decimal place.
+        let decimals = (2 - size.log10().floor() as i32).max(0) as usize;
+        let text = format!("{v:.decimals$}");
+        text.trim_end_matches('0').trim_end_matches('.').to_string()
     }
 }
 
@@ -366,8 +417,85 @@ pub struct Plot {
     pub svg: String,
 }
 
+/// The widest a plot is shown, in pixels: JupyterLab's output area is about 968 px wide beside the
+/// prompt, so a wider image has its right edge cut off.
+pub const MAX_PLOT_WIDTH: u32 = 960;
+
+/// Line colours for plots with several series, in order: distinct at a glance on white, and none
+/// pale (no yellow), after Tableau's palette with its olive replaced by darker tones.
+pub const SERIES_COLOURS: [Rgb; 12] = [
+    Rgb(31, 119, 180),
+    Rgb(255, 127, 14),
+    Rgb(44, 160, 44),
+    Rgb(214, 39, 40),
+    Rgb(148, 103, 189),
+    Rgb(140, 86, 75),
+    Rgb(227, 119, 194),
+    Rgb(102, 102, 102),
+    Rgb(23, 190, 207),
+    Rgb(0, 0, 128),
+    Rgb(128, 128, 0),
+    Rgb(0, 100, 0),
+];
+
+/// The colour of series `i` (0-based) from [`SERIES_COLOURS`], repeating after 12.
+pub fn series_colour(i: usize) -> plotters::style::RGBColor {
+    let Rgb(r, g, b) = SERIES_COLOURS[i % SERIES_COLOURS.len()];
+    plotters::style::RGBColor(r, g, b)
+}
+
+/// Draws a legend in its own area (beside a chart, so it never covers a curve): one row per
+/// `(label, colour, line width)`, a short line then the label, from the top left.
+pub fn draw_legend(
+    area: &plotters::drawing::DrawingArea<plotters::prelude::SVGBackend, plotters::coord::Shift>,
+    entries: &[(String, plotters::style::RGBColor, u32)],
+    font_size: u32,
+) -> Result<(), PlotError> {
+    use plotters::prelude::*;
+    let row = font_size as i32 + 6;
+    for (i, (label, colour, width)) in entries.iter().enumerate() {
+        let y = 12 + i as i32 * row;
+        area.draw(&PathElement::new(vec![(4, y), (26, y)], colour.stroke_width(*width)))
+            .map_err(|e| PlotError(format!("{e:?}")))?;
+        let style = ("sans-serif", font_size).into_font().color(&BLACK).pos(plotters::style::text_anchor::Pos::new(
+            plotters::style::text_anchor::HPos::Left,
+            plotters::style::text_anchor::VPos::Center,
+        ));
+        area.draw(&Text::new(label.clone(), (32, y), style)).map_err(|e| PlotError(format!("{e:?}")))?;
+    }
+    Ok(())
+}
+
+/// Rewrites the root `<svg>` element of a `width` x `height` drawing so that it is shown at most
+/// [`MAX_PLOT_WIDTH`] wide: the viewBox keeps the drawing's own coordinates and the shown size is
+/// scaled down proportionally, so nothing is cut and text stays in place.
+fn fit_width(svg: String, width: u32, height: u32) -> String {
+    let Some(start) = svg.find("<svg") else { return svg };
+    let Some(end) = svg[start..].find('>').map(|end| start + end) else { return svg };
+    let (shown_width, shown_height) = if width > MAX_PLOT_WIDTH {
+        (MAX_PLOT_WIDTH, (height as u64 * MAX_PLOT_WIDTH as u64).div_ceil(width as u64) as u32)
+    } else {
+        (width, height)
+    };
+    let header = format!(
+        "<svg width=\"{shown_width}\" height=\"{shown_height}\" viewBox=\"0 0 {width} {height}\" \
+         xmlns=\"http://www.w3.org/2000/svg\">"
+    );
+    format!("{}{header}{}", &svg[..start], &svg[end + 1..])
+}
+
+/// The shown width of an SVG drawing: its root element's `width` attribute in pixels.
+pub fn svg_width(svg: &str) -> Option<u32> {
+    let root = &svg[svg.find("<svg")?..];
+    let root = &root[..root.find('>')?];
+    let start = root.find(" width=\"")? + " width=\"".len();
+    let digits: String = root[start..].chars().take_while(char::is_ascii_digit).collect();
+    digits.parse().ok()
+}
+
 impl Plot {
-    /// Draws with plotters on an SVG canvas of `width` x `height` pixels.
+    /// Draws with plotters on an SVG canvas of `width` x `height` pixels; a canvas wider than
+    /// [`MAX_PLOT_WIDTH`] is shown scaled down to it.
     pub fn draw<E: std::fmt::Debug>(
         width: u32,
         height: u32,
@@ -383,7 +511,7 @@ impl Plot {
             draw(&root).map_err(|e| PlotError(format!("{e:?}")))?;
             root.present().map_err(|e| PlotError(format!("{e:?}")))?;
         }
-        Ok(Plot { svg })
+        Ok(Plot { svg: fit_width(svg, width, height) })
     }
 
     /// Writes the SVG to a file.
@@ -551,6 +679,52 @@ mod tests {
     }
 
     #[test]
+    fn numbers_are_plain_decimals_inside_the_readable_range() {
+        let cases = [
+            (193_620.351, "193620.35"),
+            (0.342, "0.3420"),
+            (-6.1234567, "-6.1235"),
+            (120.007, "120.0070"),
+            (0.00352, "0.00352"),
+            (0.001, "0.001"),
+            (0.0001, "0.0001"),
+            (9_999_999.5, "9999999.50"),
+            (19_699.0, "19699"),
+            (-0.0, "0"),
+            (7.2168e-5, "7.22e-5"),
+            (1.2e8 + 0.5, "1.2e8"),
+            (-3.0e-7, "-3e-7"),
+            (f64::INFINITY, "inf"),
+        ];
+        for (value, written) in cases {
+            assert_eq!(format_number(value), written, "{value:e}");
+        }
+        // Every size inside the range reads as a plain decimal.
+        let mut v = PLAIN_NUMBER_MIN;
+        while v < PLAIN_NUMBER_MAX {
+            for sign in [1.0, -1.0] {
+                let text = format_number(sign * v * 1.2345);
+                if v * 1.2345 < PLAIN_NUMBER_MAX {
+                    assert!(!text.contains('e'), "{} written as {text}", sign * v * 1.2345);
+                }
+            }
+            v *= 3.1;
+        }
+    }
+
+    #[test]
+    fn plots_wider_than_the_output_area_are_shown_scaled_down() {
+        let wide = Plot::draw(1200, 300, |_| Ok::<(), ()>(())).unwrap();
+        assert_eq!(svg_width(&wide.svg), Some(MAX_PLOT_WIDTH));
+        assert!(wide.svg.contains("height=\"240\""), "height scaled with the width: {}", &wide.svg[..200]);
+        assert!(wide.svg.contains("viewBox=\"0 0 1200 300\""), "the drawing keeps its coordinates");
+        let narrow = Plot::draw(400, 300, |_| Ok::<(), ()>(())).unwrap();
+        assert_eq!(svg_width(&narrow.svg), Some(400));
+        assert!(narrow.svg.starts_with("<svg") && narrow.svg.contains("viewBox=\"0 0 400 300\""));
+        assert_eq!(narrow.svg.matches("<svg").count(), 1);
+    }
+
+    #[test]
     fn a_live_display_is_redrawn_at_most_every_interval() {
         let mut live = LiveDisplay { id: "test".into(), last_shown: None };
         assert!(live.redraw_due(), "the first drawing is always due");
@@ -558,5 +732,94 @@ mod tests {
         assert!(!live.redraw_due(), "just shown");
         live.last_shown = Some(std::time::Instant::now() - LiveDisplay::REDRAW_INTERVAL);
         assert!(live.redraw_due(), "an interval later");
+    }
+}
+
+/// A column a table was asked about but does not have ([`Table::sort_by`]).
+#[derive(Debug, thiserror::Error)]
+#[error("the table has no column `{column}`; its columns are: {available}")]
+pub struct NoSuchColumn {
+    pub column: String,
+    pub available: String,
+}
+
+/// Sorting, for questions such as "which country is most danceable?" (pandas' `sort_values`).
+impl Table {
+    /// The rows sorted by `column`, largest first (numbers by value, text alphabetically
+    /// backwards, empty cells last); cell colours move with their rows.
+    pub fn sort_by(self, column: &str) -> Result<Table, NoSuchColumn> {
+        self.sorted(column, true)
+    }
+
+    /// The rows sorted by `column`, smallest first (empty cells last).
+    pub fn sort_ascending_by(self, column: &str) -> Result<Table, NoSuchColumn> {
+        self.sorted(column, false)
+    }
+
+    fn sorted(mut self, column: &str, descending: bool) -> Result<Table, NoSuchColumn> {
+        let index = self
+            .columns
+            .iter()
+            .position(|c| c == column)
+            .ok_or_else(|| NoSuchColumn { column: column.to_string(), available: self.columns.join(", ") })?;
+        let mut order: Vec<usize> = (0..self.rows.len()).collect();
+        let rows = &self.rows;
+        order.sort_by(|&a, &b| {
+            let (x, y) = (rows[a].get(index), rows[b].get(index));
+            let rank = |c: Option<&Cell>| matches!(c, None | Some(Cell::Empty));
+            rank(x).cmp(&rank(y)).then_with(|| {
+                let ordering = match (x, y) {
+                    (Some(Cell::Number(x)), Some(Cell::Number(y))) => x.total_cmp(y),
+                    (Some(x), Some(y)) => x.to_string().cmp(&y.to_string()),
+                    _ => std::cmp::Ordering::Equal,
+                };
+                if descending {
+                    ordering.reverse()
+                } else {
+                    ordering
+                }
+            })
+        });
+        let mut taken: Vec<Option<Vec<Cell>>> = std::mem::take(&mut self.rows).into_iter().map(Some).collect();
+        self.rows = order.iter().map(|&i| taken[i].take().unwrap_or_default()).collect();
+        if let Some(backgrounds) = self.backgrounds.take() {
+            let mut taken: Vec<Option<Vec<Option<Rgb>>>> = backgrounds.into_iter().map(Some).collect();
+            self.backgrounds =
+                Some(order.iter().map(|&i| taken.get_mut(i).and_then(Option::take).unwrap_or_default()).collect());
+        }
+        self.caption = Some(match self.caption.take() {
+            Some(caption) => {
+                format!("{caption}, sorted by {column}{}", if descending { " (largest first)" } else { "" })
+            }
+            None => format!("sorted by {column}{}", if descending { " (largest first)" } else { "" }),
+        });
+        Ok(self)
+    }
+}
+
+#[cfg(test)]
+mod sort_tests {
+    use super::*;
+
+    #[test]
+    fn sorting_moves_whole_rows_and_names_a_missing_column() {
+        let table = Table::new(
+            vec!["country".into(), "danceability".into()],
+            vec![
+                vec!["AR".into(), 0.7.into()],
+                vec!["JP".into(), Cell::Empty],
+                vec!["BR".into(), 0.8.into()],
+                vec!["DE".into(), 0.6.into()],
+            ],
+        );
+        let sorted = table.clone().sort_by("danceability").unwrap();
+        let order: Vec<String> = sorted.rows.iter().map(|r| r[0].to_string()).collect();
+        assert_eq!(order, ["BR", "AR", "DE", "JP"]);
+        assert_eq!(sorted.caption.as_deref(), Some("sorted by danceability (largest first)"));
+        let ascending = table.clone().sort_ascending_by("danceability").unwrap();
+        let order: Vec<String> = ascending.rows.iter().map(|r| r[0].to_string()).collect();
+        assert_eq!(order, ["DE", "AR", "BR", "JP"]);
+        let error = table.sort_by("energy").unwrap_err();
+        assert_eq!(error.to_string(), "the table has no column `energy`; its columns are: country, danceability");
     }
 }

@@ -24,6 +24,12 @@
 //!
 //! Runs are seeded: the same grid, data and seed give the same scores (not the same seconds).
 //!
+//! An interrupt (Ctrl-C, a notebook's stop button) keeps what finished: a sweep stops after the
+//! run in progress is dropped and returns the finished runs, its table saying "stopped after 3 of
+//! 8 runs" ([`Sweep::is_complete`]); [`SplitComparison`] likewise keeps the models it finished.
+//! So `let sweep: Sweep = grid.sweep(&data, seed)?;` in a notebook holds the finished runs, and
+//! only an interrupt before the first run finished is an error ([`RefineError::Interrupted`]).
+//!
 //! [`SplitStrategy::Grouped`]: crate::prepare::SplitStrategy::Grouped
 
 use std::collections::HashSet;
@@ -37,7 +43,8 @@ use crate::display::{Cell, Plot, PlotError, Table, ToHtml};
 use crate::evaluate::{ClassificationReport, EvaluateError, Metrics};
 use crate::prepare::{PrepareError, PreparedData, SONG};
 use crate::train::{
-    Classifier, DecisionTree, Learner, LogisticRegression, NeuralNetwork, Progress, TrainError, TrainedModel,
+    Classifier, DecisionTree, InterruptWatch, Learner, LogisticRegression, NeuralNetwork, Progress, TrainError,
+    TrainedModel,
 };
 
 /// Why refining failed. Variants name the grid field, file and line at fault.
@@ -59,6 +66,11 @@ pub enum RefineError {
     Io { path: PathBuf, source: std::io::Error },
     #[error("{path}, line {line}: {source}")]
     Json { path: PathBuf, line: usize, source: serde_json::Error },
+    /// Interrupted before anything finished, so there is nothing to keep.
+    #[error(
+        "{what} was interrupted before its first of {planned} fits finished: nothing to keep (run the cell again)"
+    )]
+    Interrupted { what: &'static str, planned: usize },
 }
 
 pub type Result<T, E = RefineError> = std::result::Result<T, E>;
@@ -143,6 +155,7 @@ impl Grid {
                             hidden_layers: hidden_layers.clone(),
                             learning_rate,
                             progress: Progress::Silent,
+                            ..NeuralNetwork::default()
                         });
                     }
                 }
@@ -153,12 +166,32 @@ impl Grid {
 
     /// Trains one run per setting on `data` (train rows), scoring each on the validation and
     /// test rows. Prints one line per run as it finishes.
+    ///
+    /// An interrupt stops the sweep and returns the runs finished so far (the run in progress is
+    /// dropped): [`Sweep::is_complete`] is then false and the table says where it stopped.
     pub fn sweep(&self, data: &PreparedData, seed: u64) -> Result<Sweep> {
+        // Held across the runs, so that an interrupt while a run is scored (between two fits)
+        // stops the sweep as well instead of ending the process.
+        let interrupt = InterruptWatch::start();
+        self.sweep_until(data, seed, |_| interrupt.requested())
+    }
+
+    /// [`Grid::sweep`], stopping before the next run when `stop(finished runs)` says so (an
+    /// interrupt; tests stop after a given run).
+    fn sweep_until(&self, data: &PreparedData, seed: u64, mut stop: impl FnMut(&[Run]) -> bool) -> Result<Sweep> {
         self.check()?;
         let learners = self.learners(seed);
-        let mut runs = Vec::with_capacity(learners.len());
+        let planned = learners.len();
+        let mut runs: Vec<Run> = Vec::with_capacity(planned);
         for (i, learner) in learners.into_iter().enumerate() {
-            let model = learner.fit(data)?;
+            if stop(&runs) {
+                break;
+            }
+            let model = match learner.fit(data) {
+                Ok(model) => model,
+                Err(TrainError::Interrupted { .. }) => break,
+                Err(other) => return Err(other.into()),
+            };
             let score = |x: &[f32], y: &[u32], rows: usize| -> Result<ClassificationReport> {
                 let predicted = model.predict(x, rows);
                 Ok(ClassificationReport::new(y, &predicted, data.n_classes())?
@@ -170,14 +203,21 @@ impl Grid {
             println!(
                 "run {}/{}: {}, validation accuracy {:.4} ({:.1} s)",
                 run.number,
-                self.len(),
+                planned,
                 run.settings(),
                 run.validation.accuracy(),
                 run.model.training_seconds
             );
             runs.push(run);
         }
-        Ok(Sweep { runs, split: data.options.strategy.name().to_string(), seed })
+        if runs.is_empty() {
+            return Err(RefineError::Interrupted { what: "the sweep", planned });
+        }
+        let sweep = Sweep { runs, split: data.options.strategy.name().to_string(), seed, planned };
+        if !sweep.is_complete() {
+            println!("{}", sweep.status());
+        }
+        Ok(sweep)
     }
 
     /// The grid as a table: one row per setting and the values tried.
@@ -244,6 +284,8 @@ pub struct Sweep {
     /// The split the runs were trained and scored on (`grouped`, `stratified`, ...).
     pub split: String,
     pub seed: u64,
+    /// Runs the grid asked for: more than `runs` when the sweep was interrupted.
+    pub planned: usize,
 }
 
 impl Sweep {
@@ -251,6 +293,25 @@ impl Sweep {
     pub const SELECTION_RULE: &'static str =
         "the highest validation accuracy; a tie goes to the lower validation loss, \
         then to the earlier run. Test scores play no part in the choice.";
+
+    /// Whether every run of the grid finished (false after an interrupt).
+    pub fn is_complete(&self) -> bool {
+        self.runs.len() >= self.planned
+    }
+
+    /// `8 runs`, or `stopped after 3 of 8 runs (interrupted)`.
+    pub fn status(&self) -> String {
+        if self.is_complete() {
+            format!("{} runs", self.runs.len())
+        } else {
+            format!(
+                "stopped after {} of {} runs (interrupted): the choice is the best of these {} only",
+                self.runs.len(),
+                self.planned,
+                self.runs.len()
+            )
+        }
+    }
 
     /// The run [`Sweep::SELECTION_RULE`] picks. Panics on an empty sweep (a grid is never empty).
     pub fn best(&self) -> &Run {
@@ -310,66 +371,72 @@ impl Sweep {
                 ]
             })
             .collect();
-        Table::new(columns.map(String::from).to_vec(), rows).with_caption(format!(
-            "sweep: {} runs on the {} split, seed {}",
-            self.runs.len(),
-            self.split,
-            self.seed
-        ))
+        let caption = if self.is_complete() {
+            format!("sweep: {} runs on the {} split, seed {}", self.runs.len(), self.split, self.seed)
+        } else {
+            format!("sweep {} on the {} split, seed {}", self.status(), self.split, self.seed)
+        };
+        Table::new(columns.map(String::from).to_vec(), rows).with_caption(caption)
     }
 
-    /// Validation accuracy per epoch, one line per run; the chosen run is drawn thicker.
+    /// Validation accuracy per epoch, one line per run (whole epochs on the x axis); the chosen
+    /// run is drawn thicker. The legend is to the right of the chart, one row per run.
     pub fn validation_plot(&self) -> Result<Plot> {
         use plotters::prelude::*;
         let best = self.best().number;
-        let epochs = self.runs.iter().map(|r| r.model.history.val_accuracy.len()).max().unwrap_or(1).max(1);
+        let epochs = self.runs.iter().map(|r| r.model.history.val_accuracy.len()).max().unwrap_or(1).max(1) as i32;
         let values =
             self.runs.iter().flat_map(|r| r.model.history.val_accuracy.iter().copied()).filter(|v| v.is_finite());
         let (low, high) = values.fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), v| (lo.min(v), hi.max(v)));
         let (low, high) = if low.is_finite() { (low as f64, high as f64) } else { (0.0, 1.0) };
         let pad = ((high - low) * 0.1).max(1e-3);
-        Ok(Plot::draw(900, 420, |root| -> Result<(), String> {
+        let entries: Vec<(String, RGBColor, u32)> = self
+            .runs
+            .iter()
+            .map(|run| {
+                let chosen = run.number == best;
+                let label = format!("run {}: {}{}", run.number, run.settings(), if chosen { " (chosen)" } else { "" });
+                (label, crate::display::series_colour(run.number - 1), if chosen { 4 } else { 2 })
+            })
+            .collect();
+        // Room for `run 54: 256-256-256, lr 0.0003, batch 128, 60 epochs (chosen)` at 10 px.
+        const LEGEND_WIDTH: u32 = 400;
+        const LEGEND_FONT: u32 = 10;
+        const LEGEND_ROW: u32 = LEGEND_FONT + 6;
+        // Tall enough for one legend row per run (54 in the class grid).
+        let height = 420.max(60 + LEGEND_ROW * entries.len() as u32);
+        let caption = match self.is_complete() {
+            true => format!("validation accuracy per epoch ({} split)", self.split),
+            false => format!("validation accuracy per epoch ({} split, {})", self.split, self.status()),
+        };
+        Ok(Plot::draw(crate::display::MAX_PLOT_WIDTH, height, |root| -> Result<(), String> {
             let err = |e: &dyn std::fmt::Debug| format!("{e:?}");
-            let mut chart = ChartBuilder::on(root)
-                .caption(format!("validation accuracy per epoch ({} split)", self.split), ("sans-serif", 18))
+            let (chart_area, legend) = root.split_horizontally(crate::display::MAX_PLOT_WIDTH - LEGEND_WIDTH);
+            let chart_area = chart_area.shrink((0, 0), (crate::display::MAX_PLOT_WIDTH - LEGEND_WIDTH, 420));
+            let mut chart = ChartBuilder::on(&chart_area)
+                .caption(caption, ("sans-serif", 16))
                 .margin(10)
                 .x_label_area_size(35)
                 .y_label_area_size(55)
-                .build_cartesian_2d(0.5f64..epochs as f64 + 0.5, (low - pad)..(high + pad))
+                .build_cartesian_2d(0..epochs + 1, (low - pad)..(high + pad))
                 .map_err(|e| err(&e))?;
             chart
                 .configure_mesh()
                 .x_desc("epoch")
                 .y_desc("val accuracy")
-                .x_labels(epochs.min(12))
+                .x_labels((epochs + 2).min(12) as usize)
+                .x_label_formatter(&|x| crate::train::epoch_label(*x, epochs))
                 .draw()
                 .map_err(|e| err(&e))?;
-            for run in &self.runs {
-                let colour = Palette99::pick(run.number - 1).to_rgba();
-                let width = if run.number == best { 4 } else { 1 };
-                let points =
-                    run.model.history.val_accuracy.iter().enumerate().map(|(i, &v)| ((i + 1) as f64, v as f64));
-                let label = format!(
-                    "run {}: {}{}",
-                    run.number,
-                    run.settings(),
-                    if run.number == best { " (chosen)" } else { "" }
-                );
-                chart
-                    .draw_series(LineSeries::new(points, colour.stroke_width(width)))
-                    .map_err(|e| err(&e))?
-                    .label(label)
-                    .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], colour.stroke_width(width)));
+            // The chosen run last, so it is drawn over the others.
+            let order =
+                self.runs.iter().filter(|r| r.number != best).chain(self.runs.iter().filter(|r| r.number == best));
+            for run in order {
+                let (_, colour, width) = &entries[self.runs.iter().position(|r| r.number == run.number).unwrap_or(0)];
+                let points = run.model.history.val_accuracy.iter().enumerate().map(|(i, &v)| (i as i32 + 1, v as f64));
+                chart.draw_series(LineSeries::new(points, colour.stroke_width(*width))).map_err(|e| err(&e))?;
             }
-            chart
-                .configure_series_labels()
-                .position(SeriesLabelPosition::LowerRight)
-                .label_font(("sans-serif", 11))
-                .background_style(WHITE.mix(0.8))
-                .border_style(BLACK)
-                .draw()
-                .map_err(|e| err(&e))?;
-            Ok(())
+            crate::display::draw_legend(&legend.margin(30, 0, 0, 0), &entries, LEGEND_FONT).map_err(|e| err(&e))
         })?)
     }
 
@@ -401,6 +468,7 @@ impl Sweep {
                     test_f1_macro: run.test.f1_macro(),
                     training_seconds: run.model.training_seconds,
                     chosen: run.number == best,
+                    interrupted: !self.is_complete(),
                 }
             })
             .collect()
@@ -436,6 +504,9 @@ pub struct RunRecord {
     pub training_seconds: f64,
     /// Picked by the selection rule.
     pub chosen: bool,
+    /// The sweep was interrupted: the run was chosen among the finished runs only.
+    #[serde(default)]
+    pub interrupted: bool,
 }
 
 /// The run log: `runs.jsonl`, one [`RunRecord`] per line, appended to by every sweep.
@@ -531,7 +602,11 @@ impl RunLog {
                     Cell::Number(r.val_accuracy),
                     Cell::Number(r.test_accuracy),
                     Cell::Number(r.training_seconds),
-                    Cell::Text(if r.chosen { "chosen".into() } else { String::new() }),
+                    Cell::Text(match (r.chosen, r.interrupted) {
+                        (true, false) => "chosen".into(),
+                        (true, true) => "chosen (of an interrupted sweep)".into(),
+                        (false, _) => String::new(),
+                    }),
                 ]
             })
             .collect();
@@ -611,7 +686,8 @@ impl SongOverlap {
 pub struct SplitScores {
     pub model: String,
     pub random: ClassificationReport,
-    pub grouped: ClassificationReport,
+    /// `None` when the comparison was interrupted before this model was fitted on the grouped split.
+    pub grouped: Option<ClassificationReport>,
 }
 
 /// The same learners trained and tested on a random split and on a grouped split.
@@ -619,29 +695,98 @@ pub struct SplitScores {
 pub struct SplitComparison {
     pub random_split: String,
     pub models: Vec<SplitScores>,
+    /// Fits the comparison asked for (each learner on each split): more than were made when
+    /// it was interrupted.
+    pub planned_fits: usize,
 }
 
 impl SplitComparison {
     /// Trains `network` and the two baselines (logistic regression, decision tree) on each
-    /// split's training rows and scores them on its test rows. `random` is any ungrouped split
-    /// (usually stratified); `grouped` is [`SplitStrategy::Grouped`](crate::prepare::SplitStrategy::Grouped).
+    /// split's training rows and scores them on its test rows, one learner at a time (random
+    /// split, then grouped). `random` is any ungrouped split (usually stratified); `grouped` is
+    /// [`SplitStrategy::Grouped`](crate::prepare::SplitStrategy::Grouped).
+    ///
+    /// An interrupt stops it after the fit in progress (the network's at once, a baseline's when
+    /// it ends) and keeps the scores finished so far; the table says where it stopped.
     pub fn new(network: &NeuralNetwork, random: &PreparedData, grouped: &PreparedData) -> Result<SplitComparison> {
-        let fit_all = |data: &PreparedData| -> Result<Vec<(String, ClassificationReport)>> {
-            let models: Vec<Box<dyn Classifier>> = vec![
-                Box::new(network.clone().with_progress(Progress::Silent).fit(data)?),
-                Box::new(LogisticRegression::default().fit(data)?),
-                Box::new(DecisionTree::default().fit(data)?),
-            ];
-            models.iter().map(|m| Ok((m.name(), crate::train::test_report(m.as_ref(), data)?))).collect()
+        // Held across the fits: an interrupt during a baseline's fit (which does not watch for
+        // one) or between fits stops the comparison instead of ending the process.
+        let interrupt = InterruptWatch::start();
+        Self::new_until(network, random, grouped, |_| interrupt.requested())
+    }
+
+    /// [`SplitComparison::new`], stopping before the next fit when `stop(fits finished)` says so
+    /// (an interrupt; tests stop after a given fit).
+    fn new_until(
+        network: &NeuralNetwork,
+        random: &PreparedData,
+        grouped: &PreparedData,
+        mut stop: impl FnMut(usize) -> bool,
+    ) -> Result<SplitComparison> {
+        type Fit = Box<dyn Fn(&PreparedData) -> Result<Box<dyn Classifier>, TrainError>>;
+        let network = network.clone().with_progress(Progress::Silent);
+        fn boxed<C: Classifier + 'static>(fitted: Result<C, TrainError>) -> Result<Box<dyn Classifier>, TrainError> {
+            Ok(Box::new(fitted?))
+        }
+        let learners: [Fit; 3] = [
+            Box::new(move |data: &PreparedData| boxed(network.fit(data))),
+            Box::new(|data: &PreparedData| boxed(LogisticRegression::default().fit(data))),
+            Box::new(|data: &PreparedData| boxed(DecisionTree::default().fit(data))),
+        ];
+        let planned_fits = 2 * learners.len();
+        let mut fits = 0;
+        let mut fit_and_score = |fit: &Fit, data: &PreparedData| -> Result<Option<(String, ClassificationReport)>> {
+            if stop(fits) {
+                return Ok(None);
+            }
+            match fit(data) {
+                Ok(model) => {
+                    fits += 1;
+                    Ok(Some((model.name(), crate::train::test_report(model.as_ref(), data)?)))
+                }
+                Err(TrainError::Interrupted { .. }) => Ok(None),
+                Err(other) => Err(other.into()),
+            }
         };
-        let on_random = fit_all(random)?;
-        let on_grouped = fit_all(grouped)?;
-        let models = on_random
-            .into_iter()
-            .zip(on_grouped)
-            .map(|((model, random), (_, grouped))| SplitScores { model, random, grouped })
-            .collect();
-        Ok(SplitComparison { random_split: random.options.strategy.name().to_string(), models })
+        let mut models = Vec::new();
+        for fit in &learners {
+            let Some((model, on_random)) = fit_and_score(fit, random)? else { break };
+            let on_grouped = fit_and_score(fit, grouped)?;
+            let stopped = on_grouped.is_none();
+            models.push(SplitScores { model, random: on_random, grouped: on_grouped.map(|(_, report)| report) });
+            if stopped {
+                break;
+            }
+        }
+        if models.is_empty() {
+            return Err(RefineError::Interrupted { what: "the split comparison", planned: planned_fits });
+        }
+        let comparison =
+            SplitComparison { random_split: random.options.strategy.name().to_string(), models, planned_fits };
+        if !comparison.is_complete() {
+            println!("{}", comparison.status());
+        }
+        Ok(comparison)
+    }
+
+    /// Fits finished: two per model, one when its grouped fit was interrupted.
+    pub fn fits(&self) -> usize {
+        self.models.iter().map(|m| 1 + usize::from(m.grouped.is_some())).sum()
+    }
+
+    /// Whether every fit finished (false after an interrupt).
+    pub fn is_complete(&self) -> bool {
+        self.fits() >= self.planned_fits
+    }
+
+    /// What the caption says: the splits, and where an interrupted comparison stopped.
+    pub fn status(&self) -> String {
+        let what = "the same learners on a random and on a grouped split (whole songs per split)";
+        if self.is_complete() {
+            what.to_string()
+        } else {
+            format!("{what}: stopped after {} of {} fits (interrupted)", self.fits(), self.planned_fits)
+        }
     }
 
     /// Test accuracy and macro F1 per model on both splits, and how much accuracy the grouped
@@ -659,23 +804,87 @@ impl SplitComparison {
             .models
             .iter()
             .map(|m| {
+                let grouped = |score: fn(&ClassificationReport) -> f64| {
+                    m.grouped.as_ref().map(|g| Cell::Number(score(g))).unwrap_or(Cell::Empty)
+                };
+                let difference = m
+                    .grouped
+                    .as_ref()
+                    .map(|g| Cell::Number(((g.accuracy() - m.random.accuracy()) * 1000.0).round() / 10.0));
                 vec![
                     Cell::Text(m.model.clone()),
                     Cell::Number(m.random.accuracy()),
-                    Cell::Number(m.grouped.accuracy()),
-                    Cell::Number(((m.grouped.accuracy() - m.random.accuracy()) * 1000.0).round() / 10.0),
+                    grouped(ClassificationReport::accuracy),
+                    difference.unwrap_or(Cell::Empty),
                     Cell::Number(m.random.f1_macro()),
-                    Cell::Number(m.grouped.f1_macro()),
+                    grouped(ClassificationReport::f1_macro),
                 ]
             })
             .collect();
-        Table::new(columns.to_vec(), rows)
-            .with_caption("the same learners on a random and on a grouped split (whole songs per split)")
+        Table::new(columns.to_vec(), rows).with_caption(self.status())
     }
 }
 
 impl ToHtml for SplitComparison {
     fn to_html(&self) -> String {
         self.table().to_html()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::prepare::{SplitOptions, SplitStrategy};
+
+    fn prepared(strategy: SplitStrategy) -> PreparedData {
+        let charts = crate::data::Dataset::from_dir(&jukebox_testkit::sample_data_dir()).unwrap().merge().unwrap();
+        let options = SplitOptions { strategy, ..SplitOptions::with_seed(42) };
+        PreparedData::new(&charts, &crate::data::FEATURES, &options).unwrap()
+    }
+
+    #[test]
+    fn an_interrupted_sweep_keeps_its_finished_runs_and_says_where_it_stopped() {
+        let data = prepared(SplitStrategy::Grouped);
+        let grid: Grid =
+            r#"{"epochs": [1, 2, 3], "hidden_layers": [[16]], "learning_rate": [0.001], "batch_size": [256]}"#
+                .parse()
+                .unwrap();
+        let stopped = grid.sweep_until(&data, 42, |finished| finished.len() == 2).unwrap();
+        assert_eq!((stopped.runs.len(), stopped.planned), (2, 3));
+        assert!(!stopped.is_complete());
+        let caption = stopped.table().caption.unwrap();
+        assert!(caption.contains("stopped after 2 of 3 runs (interrupted)"), "{caption}");
+        assert!(stopped.records().iter().all(|r| r.interrupted), "the run log says the sweep was cut short");
+        assert!(stopped.validation_plot().unwrap().svg.contains("stopped after 2 of 3 runs"));
+
+        // The kept runs are those a whole sweep makes: nothing of them was lost or redone.
+        let complete = grid.sweep(&data, 42).unwrap();
+        assert!(complete.is_complete() && complete.records().iter().all(|r| !r.interrupted));
+        assert_eq!(complete.table().caption.unwrap(), "sweep: 3 runs on the grouped split, seed 42");
+        for (kept, whole) in stopped.runs.iter().zip(&complete.runs) {
+            assert_eq!(kept.number, whole.number);
+            assert_eq!(kept.validation, whole.validation);
+            assert_eq!(kept.test, whole.test);
+        }
+
+        let nothing = grid.sweep_until(&data, 42, |_| true).unwrap_err();
+        assert!(matches!(nothing, RefineError::Interrupted { planned: 3, .. }), "{nothing}");
+    }
+
+    #[test]
+    fn an_interrupted_split_comparison_keeps_the_models_it_finished() {
+        let (random, grouped) = (prepared(SplitStrategy::Stratified), prepared(SplitStrategy::Grouped));
+        let network = NeuralNetwork::new(1, 256, 42);
+        // Stopped after the network's two fits and the logistic regression's first.
+        let stopped = SplitComparison::new_until(&network, &random, &grouped, |fits| fits == 3).unwrap();
+        assert_eq!((stopped.fits(), stopped.planned_fits), (3, 6));
+        assert!(!stopped.is_complete());
+        assert_eq!(stopped.models.len(), 2);
+        assert!(stopped.models[0].grouped.is_some() && stopped.models[1].grouped.is_none());
+        let table = stopped.table();
+        assert!(table.caption.as_deref().unwrap_or("").contains("stopped after 3 of 6 fits"), "{table}");
+        assert_eq!(table.rows[1][2], Cell::Empty, "no grouped score for a fit that never ran");
+        let nothing = SplitComparison::new_until(&network, &random, &grouped, |_| true).unwrap_err();
+        assert!(matches!(nothing, RefineError::Interrupted { planned: 6, .. }), "{nothing}");
     }
 }

@@ -103,6 +103,13 @@ pub enum RegistryError {
     /// registered.
     #[error("nothing was registered: {0}")]
     Storage(#[from] StorageError),
+    /// [`ModelRegistry::register_or_reuse`] refused to upload a folder into the bucket folder of
+    /// another registered version (its files would change under it).
+    #[error(
+        "{folder} holds version {existing} of {model} already: export the new model into another version folder \
+        (notebook 2's `version_folder`) and register that folder; nothing was uploaded"
+    )]
+    FolderInUse { model: String, folder: String, existing: String },
 }
 
 impl RegistryError {
@@ -216,7 +223,7 @@ impl RegisterModel {
 
 /// The entries of `metrics.json` copied into a version's metadata by
 /// [`ModelRegistry::upload_and_register`] (the rest of the file stays beside the model in S3).
-pub const RECORDED_METRICS: [&str; 11] = [
+pub const RECORDED_METRICS: [&str; 13] = [
     "accuracy",
     "f1_macro",
     "val_accuracy",
@@ -228,6 +235,8 @@ pub const RECORDED_METRICS: [&str; 11] = [
     "seed",
     "data_rows",
     "training_seconds",
+    "n_features",
+    "features",
 ];
 
 /// A trained model folder to upload and register: what the Python client's
@@ -346,51 +355,90 @@ impl VersionTable {
     }
 }
 
+/// The metadata keys [`VersionTable`] shows as columns (as `accuracy` and `F1 (macro)`); every
+/// other key is folded under the row's details.
+pub const VERSION_TABLE_METRICS: [(&str, &str); 2] = [("accuracy", "accuracy"), ("f1_macro", "F1 (macro)")];
+
+/// A metadata value as a table shows it: numbers as [`crate::display::format_number`] writes them
+/// (4 decimals, `0.3420`, never 17 digits), the rest as the registry holds it.
+pub fn metadata_text(value: &MetadataValue) -> String {
+    match value {
+        MetadataValue::Double { double_value } => crate::display::format_number(*double_value),
+        other => other.to_string(),
+    }
+}
+
 impl ToHtml for VersionTable {
+    /// One row per version with the columns a person compares versions by (name, version,
+    /// state, accuracy, F1, author, created); ids, format, URI, storage path and every other
+    /// metadata entry are folded into the row's last cell (`<details>`), one click away.
     fn to_html(&self) -> String {
-        let keys = self.metadata_keys();
-        let mut html = String::from(
-            "<table>\n<thead><tr><th>model</th><th>version</th><th>id</th><th>created</th>\
-            <th>author</th><th>format</th><th>uri</th>",
-        );
-        for key in &keys {
-            html.push_str(&format!("<th>{}</th>", escape_html(key)));
+        let cell = "padding:2px 6px;text-align:left;vertical-align:top";
+        let number = "padding:2px 6px;text-align:right;vertical-align:top";
+        let mut html = String::from("<table class=\"jukebox\" style=\"border-collapse:collapse;font-size:12px\">");
+        html.push_str(&format!(
+            "<caption style=\"font-weight:bold;text-align:left\">{} version{} of {}</caption>",
+            self.rows.len(),
+            if self.rows.len() == 1 { "" } else { "s" },
+            escape_html(&self.model.name)
+        ));
+        html.push_str("<thead><tr>");
+        let metric_names = VERSION_TABLE_METRICS.iter().map(|(_, shown)| *shown);
+        for column in ["name", "version", "state"].into_iter().chain(metric_names).chain(["author", "created", "more"])
+        {
+            html.push_str(&format!(
+                "<th style=\"padding:2px 6px;border-bottom:1px solid #888\">{}</th>",
+                escape_html(column)
+            ));
         }
-        html.push_str("</tr></thead>\n<tbody>\n");
+        html.push_str("</tr></thead><tbody>");
         for row in &self.rows {
             let v = &row.version;
-            let formats: Vec<String> = row
-                .artifacts
-                .iter()
-                .map(|a| {
-                    let f = &a.fields;
-                    format!(
-                        "{} {}",
-                        f.model_format_name.as_deref().unwrap_or(""),
-                        f.model_format_version.as_deref().unwrap_or("")
-                    )
-                    .trim()
-                    .to_owned()
-                })
-                .collect();
-            let uris: Vec<&str> = row.artifacts.iter().filter_map(|a| a.fields.uri.as_deref()).collect();
-            html.push_str(&format!(
-                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>",
-                escape_html(&self.model.name),
-                escape_html(&v.name),
-                escape_html(&v.id),
-                escape_html(&format_epoch_millis(v.create_time_since_epoch.as_deref())),
-                escape_html(v.author.as_deref().unwrap_or("")),
-                escape_html(&formats.join(", ")),
-                escape_html(&uris.join(", ")),
-            ));
-            for key in &keys {
-                let cell = v.custom_properties.get(key).map(|value| value.to_string()).unwrap_or_default();
-                html.push_str(&format!("<td>{}</td>", escape_html(&cell)));
+            html.push_str("<tr>");
+            for text in [&self.model.name, &v.name, &state_name(&v.state)] {
+                html.push_str(&format!("<td style=\"{cell}\">{}</td>", escape_html(text)));
             }
-            html.push_str("</tr>\n");
+            for (key, _) in VERSION_TABLE_METRICS {
+                let value = v.custom_properties.get(key).map(metadata_text).unwrap_or_default();
+                html.push_str(&format!("<td style=\"{number}\">{}</td>", escape_html(&value)));
+            }
+            let created = format_epoch_millis(v.create_time_since_epoch.as_deref());
+            for text in [v.author.as_deref().unwrap_or(""), created.as_str()] {
+                html.push_str(&format!("<td style=\"{cell}\">{}</td>", escape_html(text)));
+            }
+            // The rest: what identifies and locates the version, then the other metadata.
+            let mut folded: Vec<(String, String)> = vec![
+                ("version id".into(), v.id.clone()),
+                ("description".into(), v.description.clone().unwrap_or_default()),
+            ];
+            for artifact in &row.artifacts {
+                let f = &artifact.fields;
+                let format = format!(
+                    "{} {}",
+                    f.model_format_name.as_deref().unwrap_or(""),
+                    f.model_format_version.as_deref().unwrap_or("")
+                );
+                folded.push(("format".into(), format.trim().to_string()));
+                folded.push(("uri".into(), f.uri.clone().unwrap_or_default()));
+                folded.push(("storage path".into(), f.storage_path.clone().unwrap_or_default()));
+            }
+            for (key, value) in &v.custom_properties {
+                if !VERSION_TABLE_METRICS.iter().any(|(shown, _)| shown == key) {
+                    folded.push((key.clone(), metadata_text(value)));
+                }
+            }
+            folded.retain(|(_, value)| !value.is_empty());
+            html.push_str(&format!("<td style=\"{cell}\"><details><summary>{} fields</summary><table>", folded.len()));
+            for (key, value) in &folded {
+                html.push_str(&format!(
+                    "<tr><th style=\"text-align:left;padding:0 6px\">{}</th><td style=\"text-align:left\">{}</td></tr>",
+                    escape_html(key),
+                    escape_html(value)
+                ));
+            }
+            html.push_str("</table></details></td></tr>");
         }
-        html.push_str("</tbody>\n</table>");
+        html.push_str("</tbody></table>");
         html
     }
 }
@@ -405,7 +453,11 @@ fn field_table(rows: &[(&str, String)], properties: &CustomProperties) -> String
         html.push_str(&format!("<tr><th>{}</th><td>{}</td></tr>\n", field, escape_html(value)));
     }
     for (key, value) in properties {
-        html.push_str(&format!("<tr><th>{}</th><td>{}</td></tr>\n", escape_html(key), escape_html(&value.to_string())));
+        html.push_str(&format!(
+            "<tr><th>{}</th><td>{}</td></tr>\n",
+            escape_html(key),
+            escape_html(&metadata_text(value))
+        ));
     }
     html.push_str("</table>");
     html
@@ -884,6 +936,68 @@ fn recorded_metrics(path: &Path) -> Result<CustomProperties, RegistryError> {
     Ok(metrics)
 }
 
+/// Notebook helpers: one call for what a cell would otherwise spell out.
+impl ModelRegistry {
+    /// The registry at `url`, or, when `url` is `""`, the one the environment names
+    /// ([`ModelRegistry::from_env`]): what a notebook's `registry_url` parameter means.
+    pub fn from_env_or(url: &str) -> Result<Self, RegistryError> {
+        if url.trim().is_empty() {
+            Self::from_env()
+        } else {
+            Ok(Self::new(url))
+        }
+    }
+
+    /// Uploads and registers `upload` as [`ModelRegistry::upload_and_register`] does and shows
+    /// what was uploaded and registered; when the version is registered already, says so,
+    /// uploads nothing and returns the existing version. Either way the answer is the version
+    /// the registry holds, so a notebook can be run again.
+    ///
+    /// Refuses ([`RegistryError::FolderInUse`]) to upload into the bucket folder
+    /// (`models/<name>/<N>/`) of another registered version: registering `0.0.2` from the folder
+    /// `0.0.1` was uploaded from would change `0.0.1`'s files under whoever serves it.
+    pub fn register_or_reuse(&self, storage: &Storage, upload: &ModelUpload) -> Result<ModelVersion, RegistryError> {
+        use crate::display::Show;
+        match self.get_model_version(&upload.name, &upload.version) {
+            Ok(existing) => {
+                println!(
+                    "{} {} is already registered (id {}): nothing was uploaded; this is the existing version",
+                    upload.name, upload.version, existing.id
+                );
+                return Ok(existing);
+            }
+            Err(e) if e.is_not_found() => {}
+            Err(e) => return Err(e),
+        }
+        let folder = VersionFolder::identify(&upload.model_dir).map_err(StorageError::from)?;
+        let prefix = jukebox_protocol::model_folder::bucket_prefix(&upload.name, folder.version);
+        if let Some(existing) = self.version_stored_at(&upload.name, prefix.trim_end_matches('/'))? {
+            return Err(RegistryError::FolderInUse { model: upload.name.clone(), folder: prefix, existing });
+        }
+        let saved = self.upload_and_register(storage, upload)?;
+        saved.evcxr_display();
+        Ok(saved.registered.version)
+    }
+
+    /// The registered version of `model` whose artifact is stored at `storage_path`, if any.
+    fn version_stored_at(&self, model: &str, storage_path: &str) -> Result<Option<String>, RegistryError> {
+        let table = match self.list_model_versions(model) {
+            Ok(table) => table,
+            Err(e) if e.is_not_found() => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        Ok(table
+            .rows
+            .iter()
+            .find(|row| {
+                row.artifacts
+                    .iter()
+                    .any(|a| a.fields.storage_path.as_deref().map(|p| p.trim_end_matches('/')) == Some(storage_path))
+            })
+            .map(|row| row.version.name.clone()))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -965,16 +1079,19 @@ mod tests {
     }
 
     #[test]
-    fn the_version_table_has_one_column_per_metadata_key_and_escapes_text() {
+    fn the_version_table_shows_what_a_person_compares_and_folds_the_rest() {
         let version = |id: &str, accuracy: f64| ModelVersion {
             id: id.into(),
-            name: id.into(),
+            name: format!("0.0.{id}"),
             registered_model_id: "1".into(),
+            author: Some("ada".into()),
             custom_properties: [("accuracy".to_owned(), MetadataValue::from(accuracy))].into(),
             ..Default::default()
         };
-        let mut second = version("2", 0.41);
+        let mut second = version("2", 0.41234567890123);
         second.custom_properties.insert("epochs".into(), MetadataValue::from(30));
+        second.custom_properties.insert("training_seconds".into(), MetadataValue::from(12.345678901234));
+        second.custom_properties.insert("f1_macro".into(), MetadataValue::from(0.0712345678));
         let table = VersionTable {
             model: RegisteredModel { id: "1".into(), name: "a<b".into(), ..Default::default() },
             rows: vec![
@@ -982,12 +1099,20 @@ mod tests {
                 VersionRow { version: second, artifacts: vec![] },
             ],
         };
-        assert_eq!(table.metadata_keys(), ["accuracy", "epochs"]);
-        assert_eq!(table.metric("accuracy"), [Some(0.08), Some(0.41)]);
+        assert_eq!(table.metadata_keys(), ["accuracy", "epochs", "f1_macro", "training_seconds"]);
+        assert_eq!(table.metric("accuracy"), [Some(0.08), Some(0.41234567890123)]);
         assert_eq!(table.metric("epochs"), [None, Some(30.0)]);
         let html = table.to_html();
-        assert!(html.contains("<th>accuracy</th><th>epochs</th>"));
-        assert!(html.contains("<td>0.41</td><td>30</td>"));
+        let header: Vec<&str> = html.split("<th style").skip(1).take(8).collect();
+        let names: Vec<&str> = header.iter().filter_map(|th| th.split('>').nth(1)?.split('<').next()).collect();
+        assert_eq!(names, ["name", "version", "state", "accuracy", "F1 (macro)", "author", "created", "more"]);
+        // Numbers rounded to 4 decimals, in their columns or folded.
+        assert!(html.contains(">0.4123<") && html.contains(">0.0712<") && html.contains(">12.3457<"), "{html}");
+        assert!(!html.contains("0.41234567"), "no 17-digit floats: {html}");
+        // The rest is one click away, not a column.
+        assert!(html.contains("<details><summary>"), "{html}");
+        assert!(html.contains(">epochs</th><td style=\"text-align:left\">30<"), "{html}");
+        assert!(!html.contains(">epochs</th><th"), "epochs is not a column: {html}");
         assert!(html.contains("a&lt;b") && !html.contains("a<b"));
     }
 }

@@ -3,7 +3,8 @@
 //! This is what the workshop's request notebook does, step by step:
 //!
 //! 1. load the scaler and label encoder saved next to the model
-//!    ([`ModelArtifacts::load`], from `<model>/<version>/artifacts/`);
+//!    ([`ModelArtifacts::load`], from `<model>/<version>/artifacts/`, or
+//!    [`ModelArtifacts::download`] for a registered version);
 //! 2. take a song's 13 audio features, by name from the song_properties table
 //!    ([`song_by_name`]) or as raw values ([`Song::from_features`]);
 //! 3. scale them with the saved min/max and build the v2 request: 13 FP32 inputs named after
@@ -11,10 +12,23 @@
 //! 4. post it (optionally with a bearer token) and map the returned probabilities to country
 //!    codes ([`Prediction`]: top country, top-k, an HTML table, an SVG bar chart).
 //!
+//! ## A prediction always names its version
+//!
+//! A model server answers `/v2/models/jukebox/infer` with whatever version it considers the
+//! default, usually the newest. Scaling a song with version 1's scaler and letting version 2
+//! answer gives a wrong prediction that looks right. So artifacts remember which served version
+//! they belong to ([`ModelArtifacts::version`], [`ServedVersion`]: the model name and version
+//! folder of `<model>/<version>/`, from the folder they were loaded from or the registry's
+//! storage path they were downloaded from), and every request made with them asks for exactly
+//! that version (`/v2/models/jukebox/versions/1/infer`). A client set to another version refuses
+//! them ([`RequestError::VersionMismatch`]); artifacts that cannot say their version are refused
+//! unless the client names one ([`RequestError::UnknownVersion`]).
+//!
 //! ```no_run
-//! use jukebox::request::{InferenceClient, ModelArtifacts, Song};
-//! let artifacts = ModelArtifacts::load("models/jukebox/1")?;
-//! let client = InferenceClient::new("http://127.0.0.1:8000", "jukebox");
+//! use jukebox::request::{model_url_from_env, InferenceClient, ModelArtifacts, Song};
+//! let artifacts = ModelArtifacts::load("models/jukebox/1")?; // version folder 1 of `jukebox`
+//! let client = InferenceClient::for_artifacts(&model_url_from_env(), &artifacts)?;
+//! assert!(client.infer_url().ends_with("/v2/models/jukebox/versions/1/infer"));
 //! let song = Song::from_features("demo", &[0.0, 200000.0, 0.6, 0.7, 5.0, -6.0, 1.0, 0.05, 0.1, 0.0, 0.1, 0.5, 120.0]);
 //! let prediction = client.predict(&artifacts, &song)?;
 //! println!("{} ({:.1}%)", prediction.top().0, prediction.top().1 * 100.0);
@@ -60,6 +74,19 @@ pub enum RequestError {
     NotStored { name: String },
     #[error("registered model artifact {name:?} is stored at {path:?}, which does not end in a version folder number (`<name>/<integer>`)")]
     NoVersionFolder { name: String, path: String },
+    #[error(
+        "the artifacts (scaler, label encoder) are version {artifacts} of model {model:?}, but the client asks the \
+         server for version {client}: the song would be scaled for one version and answered by another. Use \
+         InferenceClient::for_artifacts(url, &artifacts), or load the artifacts of version {client}"
+    )]
+    VersionMismatch { model: String, artifacts: u64, client: String },
+    #[error(
+        "the artifacts in {dir} do not say which model version they belong to (the folder is not \
+         `<model>/<integer version>`), so the server cannot be asked for that version: load them from the version \
+         folder, download them with ModelArtifacts::download, or name the version with `client.with_version(..)` \
+         (`jukebox request --version`)"
+    )]
+    UnknownVersion { dir: String },
     #[error("fetching the model's artifacts: {0}")]
     Storage(#[from] crate::storage::StorageError),
 }
@@ -76,43 +103,102 @@ fn suggestions_text(suggestions: &[String]) -> String {
 /// request path scales with the same rule as training.
 pub use jukebox_protocol::model_folder::{LabelEncoder, Scaler};
 
-/// The scaler and label encoder saved with a model version.
+/// Which model version a model server serves some artifacts as: the model's name and its
+/// version folder (`models/jukebox/2` is version 2 of `jukebox`; model servers number versions by
+/// folder, the registry names them `0.0.2`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServedVersion {
+    pub model: String,
+    pub folder: u64,
+}
+
+impl ServedVersion {
+    /// The version a folder or storage path `.../<model>/<integer>` names (a trailing `/` and an
+    /// `artifacts` folder after it are allowed); `None` when it names none.
+    pub fn of_path(path: &str) -> Option<ServedVersion> {
+        let path = path.trim_end_matches('/');
+        let path = path.strip_suffix(&format!("/{ARTIFACTS_DIR}")).unwrap_or(path);
+        let folder = jukebox_protocol::model_folder::version_folder_of(path)?;
+        let model = path.rsplit('/').nth(1).filter(|m| !m.is_empty() && *m != "." && *m != "..")?;
+        Some(ServedVersion { model: model.to_string(), folder })
+    }
+}
+
+impl std::fmt::Display for ServedVersion {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} version {}", self.model, self.folder)
+    }
+}
+
+/// The scaler and label encoder saved with a model version, and which version that is.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ModelArtifacts {
     pub scaler: Scaler,
     pub labels: LabelEncoder,
+    /// The served version these belong to; requests made with them ask for it. `None` when they
+    /// were loaded from a folder that does not say (then the client must name the version).
+    pub version: Option<ServedVersion>,
+    /// The folder they were read from (named in errors).
+    pub dir: PathBuf,
 }
 
 impl ModelArtifacts {
     /// Loads `scaler.json` and `label_encoder.json` from `dir`, which may be the model version
-    /// folder (`models/jukebox/1`) or its `artifacts` folder.
+    /// folder (`models/jukebox/1`) or its `artifacts` folder. The version is read from the path:
+    /// `models/jukebox/1` is version 1 of `jukebox`.
     pub fn load(dir: impl AsRef<Path>) -> Result<Self, RequestError> {
-        let dir = dir.as_ref();
-        let dir = if dir.join(ARTIFACTS_DIR).is_dir() { dir.join(ARTIFACTS_DIR) } else { dir.to_path_buf() };
+        let given = dir.as_ref();
+        let dir = if given.join(ARTIFACTS_DIR).is_dir() { given.join(ARTIFACTS_DIR) } else { given.to_path_buf() };
         let scaler_path = dir.join(SCALER_FILE);
         let scaler: Scaler = read_json(&scaler_path)?;
         scaler.check().map_err(|e| RequestError::Scaler { path: scaler_path, message: e.to_string() })?;
         let labels: LabelEncoder = read_json(&dir.join(LABEL_ENCODER_FILE))?;
-        Ok(Self { scaler, labels })
+        // A relative `1` or `.` names its version only once resolved.
+        let version = ServedVersion::of_path(&dir.to_string_lossy()).or_else(|| {
+            let absolute = std::fs::canonicalize(&dir).ok()?;
+            ServedVersion::of_path(&absolute.to_string_lossy())
+        });
+        Ok(Self { scaler, labels, version, dir })
     }
 
     /// Fetches the artifacts of a registered model version from where the registry says it is
     /// stored (`<storage path>/artifacts/` in the bucket) into `into`, and loads them: what a
-    /// client that never saw the training run needs to talk to the served model.
+    /// client that never saw the training run needs to talk to the served model. Their version
+    /// is the storage path's version folder (`models/jukebox/1` is version 1), whatever `into`
+    /// is called.
     pub fn download(
         storage: &crate::storage::Storage,
         artifact: &crate::registry::ModelArtifact,
         into: impl AsRef<Path>,
     ) -> Result<Self, RequestError> {
         let stored_at = storage_path(artifact)?;
+        let version = ServedVersion::of_path(stored_at).ok_or_else(|| RequestError::NoVersionFolder {
+            name: artifact.fields.name.clone().unwrap_or_default(),
+            path: stored_at.to_string(),
+        })?;
         let into = into.as_ref();
         storage.download_prefix(
             &format!("{}/{ARTIFACTS_DIR}", stored_at.trim_end_matches('/')),
             into.join(ARTIFACTS_DIR),
         )?;
-        Self::load(into)
+        Ok(Self { version: Some(version), ..Self::load(into)? })
+    }
+
+    /// A client at `base_url` for the version these artifacts belong to: the same as
+    /// [`InferenceClient::for_artifacts`].
+    pub fn client(&self, base_url: &str) -> Result<InferenceClient, RequestError> {
+        InferenceClient::for_artifacts(base_url, self)
     }
 }
+
+/// Where the model server is: `JUKEBOX_MODEL_URL` when set (what `jukebox up` and `jukebox serve`
+/// print, and what a cluster's data connection sets), else [`DEFAULT_MODEL_URL`].
+pub fn model_url_from_env() -> String {
+    std::env::var(env::MODEL_URL).ok().filter(|url| !url.trim().is_empty()).unwrap_or_else(|| DEFAULT_MODEL_URL.into())
+}
+
+/// `jukebox serve`'s default address.
+pub const DEFAULT_MODEL_URL: &str = "http://127.0.0.1:8000";
 
 /// Where a registered artifact's folder is in the bucket (`storage_path`), or
 /// [`RequestError::NotStored`] when the registry does not say.
@@ -230,6 +316,17 @@ impl InferenceClient {
         }
     }
 
+    /// A client for the model and version `artifacts` belong to, at `base_url`: what a notebook
+    /// uses, so the server is always asked for the version whose scaler scales the song.
+    /// Artifacts that do not know their version are refused ([`RequestError::UnknownVersion`]).
+    pub fn for_artifacts(base_url: &str, artifacts: &ModelArtifacts) -> Result<Self, RequestError> {
+        let version = artifacts
+            .version
+            .as_ref()
+            .ok_or_else(|| RequestError::UnknownVersion { dir: artifacts.dir.display().to_string() })?;
+        Ok(Self::new(base_url, &version.model).with_version(version.folder.to_string()))
+    }
+
     /// A client from `JUKEBOX_MODEL_URL` and (if set) `JUKEBOX_MODEL_TOKEN`.
     pub fn from_env(model: &str) -> Result<Self, RequestError> {
         let url = std::env::var(env::MODEL_URL).map_err(|_| RequestError::NoUrl)?;
@@ -244,6 +341,18 @@ impl InferenceClient {
     pub fn with_token(mut self, token: impl Into<String>) -> Self {
         self.token = Some(token.into());
         self
+    }
+
+    /// [`InferenceClient::with_token`] when `token` is `Some` (a notebook's optional token
+    /// parameter), else no token.
+    pub fn with_optional_token(mut self, token: Option<impl Into<String>>) -> Self {
+        self.token = token.map(Into::into);
+        self
+    }
+
+    /// The version this client asks for, when it names one.
+    pub fn version(&self) -> Option<&str> {
+        self.version.as_deref()
     }
 
     /// Addresses one model version instead of the server's default.
@@ -266,12 +375,41 @@ impl InferenceClient {
         }
     }
 
-    /// The infer endpoint this client posts to.
+    /// The infer endpoint this client posts to (with no version named, the server's default:
+    /// requests made with artifacts use [`InferenceClient::infer_url_for`]).
     pub fn infer_url(&self) -> String {
-        match &self.version {
+        self.url_of(self.version.as_deref())
+    }
+
+    fn url_of(&self, version: Option<&str>) -> String {
+        match version {
             Some(v) => format!("{}/v2/models/{}/versions/{v}/infer", self.base_url, self.model),
             None => format!("{}/v2/models/{}/infer", self.base_url, self.model),
         }
+    }
+
+    /// The version a request scaled with `artifacts` must ask for: the artifacts' own version,
+    /// which must be the client's when the client names one.
+    fn version_for(&self, artifacts: &ModelArtifacts) -> Result<String, RequestError> {
+        match (&self.version, &artifacts.version) {
+            (Some(client), Some(theirs)) if *client != theirs.folder.to_string() => {
+                Err(RequestError::VersionMismatch {
+                    model: theirs.model.clone(),
+                    artifacts: theirs.folder,
+                    client: client.clone(),
+                })
+            }
+            (_, Some(theirs)) => Ok(theirs.folder.to_string()),
+            // The caller named the version for artifacts that cannot say theirs.
+            (Some(client), None) => Ok(client.clone()),
+            (None, None) => Err(RequestError::UnknownVersion { dir: artifacts.dir.display().to_string() }),
+        }
+    }
+
+    /// The infer endpoint a request scaled with `artifacts` is posted to: always naming the
+    /// version they belong to (see the module documentation).
+    pub fn infer_url_for(&self, artifacts: &ModelArtifacts) -> Result<String, RequestError> {
+        Ok(self.url_of(Some(&self.version_for(artifacts)?)))
     }
 
     /// The workshop's request body for these songs: one FP32 input per feature, named after
@@ -304,16 +442,20 @@ impl InferenceClient {
         Ok(InferRequest { inputs, ..Default::default() })
     }
 
-    /// The request [`InferenceClient::predict_batch`] sends for these songs, to look at before
-    /// sending it.
+    /// The request [`InferenceClient::predict_batch`] sends for these songs, and where, to look
+    /// at before sending it.
     pub fn request_body(&self, artifacts: &ModelArtifacts, songs: &[Song]) -> Result<RequestBody, RequestError> {
-        Ok(RequestBody { url: self.infer_url(), request: self.build_request(artifacts, songs)? })
+        Ok(RequestBody { url: self.infer_url_for(artifacts)?, request: self.build_request(artifacts, songs)? })
     }
 
-    /// Posts a v2 request and returns the parsed response; a 4xx/5xx answer is an error
-    /// carrying the status and the server's message.
+    /// Posts a v2 request to [`InferenceClient::infer_url`] and returns the parsed response; a
+    /// 4xx/5xx answer is an error carrying the status and the server's message. A request built
+    /// from artifacts goes through [`InferenceClient::predict_batch`], which names their version.
     pub fn infer(&self, request: &InferRequest) -> Result<InferResponse, RequestError> {
-        let url = self.infer_url();
+        self.infer_at(self.infer_url(), request)
+    }
+
+    fn infer_at(&self, url: String, request: &InferRequest) -> Result<InferResponse, RequestError> {
         let mut call = self.agent.post(&url).header("Content-Type", "application/json");
         if let Some(token) = &self.token {
             call = call.header("Authorization", &format!("Bearer {token}"));
@@ -381,11 +523,17 @@ impl InferenceClient {
         Ok(self.predict_batch(artifacts, std::slice::from_ref(song))?.0.remove(0))
     }
 
-    /// Predicts many songs in one request.
+    /// Predicts many songs in one request, asking the server for the version `artifacts` belong
+    /// to.
     pub fn predict_batch(&self, artifacts: &ModelArtifacts, songs: &[Song]) -> Result<Predictions, RequestError> {
-        let response = self.infer(&self.build_request(artifacts, songs)?)?;
-        let url = self.infer_url();
+        let version = self.version_for(artifacts)?;
+        let url = self.url_of(Some(&version));
+        let response = self.infer_at(url.clone(), &self.build_request(artifacts, songs)?)?;
         let bad = |message: String| RequestError::BadResponse { url: url.clone(), message };
+        // A server that names the version it answered with must name the one asked for.
+        if let Some(answered) = response.model_version.as_deref().filter(|v| *v != version) {
+            return Err(bad(format!("asked for version {version}, the answer is from version {answered}")));
+        }
         let output =
             response.output(OUTPUT_NAME).or(response.outputs.first()).ok_or_else(|| bad("no outputs".into()))?;
         let data = output
@@ -403,6 +551,7 @@ impl InferenceClient {
                 classes.len()
             )));
         }
+        let answered_by = version.parse().ok().map(|folder| ServedVersion { model: self.model.clone(), folder });
         Ok(Predictions(
             songs
                 .iter()
@@ -410,6 +559,7 @@ impl InferenceClient {
                 .map(|(song, row)| Prediction {
                     song: song.name.clone(),
                     artists: song.artists.clone(),
+                    model: answered_by.clone(),
                     probabilities: classes.iter().cloned().zip(row.iter().copied()).collect(),
                 })
                 .collect(),
@@ -459,6 +609,8 @@ impl RequestBody {
 pub struct Prediction {
     pub song: String,
     pub artists: Option<String>,
+    /// The model version that answered (the one the request named).
+    pub model: Option<ServedVersion>,
     pub probabilities: Vec<(String, f32)>,
 }
 
@@ -496,8 +648,9 @@ impl Prediction {
             Some(a) => format!("{} ({a})", self.song),
             None => self.song.clone(),
         };
+        let by = self.model.as_ref().map(|m| format!(", answered by {m}")).unwrap_or_default();
         Table::new(vec!["rank".into(), "country".into(), "probability".into()], rows)
-            .with_caption(format!("Most likely countries for {title}"))
+            .with_caption(format!("Most likely countries for {title}{by}"))
     }
 
     /// Several predictions of the same song side by side (e.g. one per model version), each
@@ -615,5 +768,25 @@ impl Predictions {
 impl ToHtml for Predictions {
     fn to_html(&self) -> String {
         self.table().to_html()
+    }
+}
+
+/// A notebook's `endpoint` parameter: the model server at `endpoint`, or, when it is `""`, the
+/// one the environment names ([`model_url_from_env`]).
+pub fn model_url_or_env(endpoint: &str) -> String {
+    let endpoint = endpoint.trim();
+    if endpoint.is_empty() {
+        model_url_from_env()
+    } else {
+        endpoint.to_string()
+    }
+}
+
+impl InferenceClient {
+    /// A notebook's `token` parameter: [`InferenceClient::with_token`] when `token` is not `""`,
+    /// else no token.
+    pub fn with_token_if_set(self, token: &str) -> Self {
+        let token = token.trim();
+        self.with_optional_token((!token.is_empty()).then_some(token))
     }
 }

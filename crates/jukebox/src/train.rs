@@ -19,6 +19,12 @@
 //! per-epoch history ([`TrainedModel::history_plot`]) and the Keras-like layer summary.
 //! [`Comparison`] scores several fitted models on the test split side by side.
 //!
+//! Every fitted model remembers what it was fitted on ([`Classifier::fitted_on`], the
+//! [`DataFingerprint`] of the prepared data: split, seed, features, rows). A comparison or a test
+//! report refuses a model fitted on other data ([`TrainError::FittedOnOtherData`] names it and what
+//! differs): after preparing the data again with another split, a model fitted before would
+//! otherwise sit in the table with scores that do not compare.
+//!
 //! Baselines matter: a network is only worth its cost if it beats simple models on the same
 //! split. Reference (scikit-learn, same split of the shared sample): logistic regression 0.115,
 //! decision tree 0.429 test accuracy.
@@ -29,12 +35,13 @@ use jukebox_nn::{FitOptions, History, Network, NnError, Samples, Summary};
 
 use crate::display::{Cell, Plot, PlotError, Table, ToHtml};
 use crate::evaluate::{ClassificationReport, EvaluateError, TrainingInfo};
-use crate::prepare::PreparedData;
+use crate::prepare::{DataFingerprint, PreparedData};
 
 pub mod baselines;
 mod progress;
 pub use baselines::{DecisionTree, FittedDecisionTree, FittedLogisticRegression, LogisticRegression};
 use progress::ProgressReporter;
+pub(crate) use progress::Watch as InterruptWatch;
 
 /// Why training or scoring failed.
 #[derive(Debug, thiserror::Error)]
@@ -50,6 +57,14 @@ pub enum TrainError {
     /// Training was interrupted (Ctrl-C, a notebook's stop button); nothing was returned.
     #[error("training interrupted at epoch {epoch}/{epochs}, batch {batch}/{batches} (the partly trained network was dropped)")]
     Interrupted { epoch: usize, epochs: usize, batch: usize, batches: usize },
+    /// A model is scored on other data than it was fitted on (another split, feature list or
+    /// preparation): its scores would not compare with the others'.
+    #[error(
+        "{model}: fitted on other data than the data it is scored on ({differences}). Fit again on this data \
+         (run the fitting cell again after preparing the data), or score on the data it was fitted on: the \
+         {fitted_on}"
+    )]
+    FittedOnOtherData { model: String, differences: String, fitted_on: String },
 }
 
 pub type Result<T, E = TrainError> = std::result::Result<T, E>;
@@ -62,6 +77,9 @@ pub trait Classifier {
     fn predict(&self, x: &[f32], n_rows: usize) -> Vec<u32>;
     /// Wall time the fit took.
     fn fit_seconds(&self) -> f64;
+    /// The data the model was fitted on ([`PreparedData::fingerprint`]): scoring it on other
+    /// data is refused ([`TrainError::FittedOnOtherData`]).
+    fn fitted_on(&self) -> &DataFingerprint;
 }
 
 /// Settings of a model that can be fitted on prepared data.
@@ -155,6 +173,8 @@ pub struct TrainedModel {
     /// Wall time of `fit` (training and per-epoch validation).
     pub training_seconds: f64,
     pub params: NeuralNetwork,
+    /// The data it was fitted on.
+    pub fitted_on: DataFingerprint,
 }
 
 impl Learner for NeuralNetwork {
@@ -179,7 +199,13 @@ impl Learner for NeuralNetwork {
             return Err(interrupted);
         }
         reporter.finish(&history);
-        Ok(TrainedModel { network, history, training_seconds: started.elapsed().as_secs_f64(), params: self.clone() })
+        Ok(TrainedModel {
+            network,
+            history,
+            training_seconds: started.elapsed().as_secs_f64(),
+            params: self.clone(),
+            fitted_on: data.fingerprint(),
+        })
     }
 }
 
@@ -192,6 +218,9 @@ impl Classifier for TrainedModel {
     }
     fn fit_seconds(&self) -> f64 {
         self.training_seconds
+    }
+    fn fitted_on(&self) -> &DataFingerprint {
+        &self.fitted_on
     }
 }
 
@@ -249,65 +278,92 @@ impl TrainedModel {
         .with_caption(format!("training history ({:.0} samples/s)", h.samples_per_second))
     }
 
-    /// Two charts side by side: loss and val_loss, accuracy and val_accuracy per epoch.
+    /// Two charts side by side: loss and val_loss, accuracy and val_accuracy per epoch (whole
+    /// epochs on the x axis), with the legend to their right.
     pub fn history_plot(&self) -> Result<Plot> {
         use plotters::prelude::*;
         let h = &self.history;
-        let epochs = h.loss.len().max(1);
-        Ok(Plot::draw(900, 340, |root| -> Result<(), String> {
+        let epochs = h.loss.len().max(1) as i32;
+        let (training, validation) = (crate::display::series_colour(0), crate::display::series_colour(1));
+        Ok(Plot::draw(crate::display::MAX_PLOT_WIDTH, 340, |root| -> Result<(), String> {
             let err = |e: &dyn std::fmt::Debug| format!("{e:?}");
-            let (left, right) = root.split_horizontally(450);
-            // (name, values, colour) of each line of a panel.
-            type Series<'a> = (&'a str, &'a [f32], RGBColor);
+            // The legend's own strip on the right, so it never covers a curve.
+            const LEGEND_WIDTH: u32 = 170;
+            let (charts, legend) = root.split_horizontally(crate::display::MAX_PLOT_WIDTH - LEGEND_WIDTH);
+            let (left, right) = charts.split_horizontally((crate::display::MAX_PLOT_WIDTH - LEGEND_WIDTH) / 2);
+            // (values, colour) of each line of a panel.
+            type Series<'a> = (&'a [f32], RGBColor);
             let panels: [(&DrawingArea<SVGBackend, _>, &str, [Series; 2]); 2] = [
-                (&left, "loss", [("loss", h.loss.as_slice(), BLUE), ("val_loss", h.val_loss.as_slice(), RED)]),
-                (
-                    &right,
-                    "accuracy",
-                    [("accuracy", h.accuracy.as_slice(), BLUE), ("val_accuracy", h.val_accuracy.as_slice(), RED)],
-                ),
+                (&left, "loss", [(h.loss.as_slice(), training), (h.val_loss.as_slice(), validation)]),
+                (&right, "accuracy", [(h.accuracy.as_slice(), training), (h.val_accuracy.as_slice(), validation)]),
             ];
             for (area, title, series) in panels {
-                let values = series.iter().flat_map(|(_, v, _)| v.iter().copied()).filter(|v| v.is_finite());
+                let values = series.iter().flat_map(|(v, _)| v.iter().copied()).filter(|v| v.is_finite());
                 let (low, high) = values.fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), v| (lo.min(v), hi.max(v)));
                 let (low, high) = if low.is_finite() { (low as f64, high as f64) } else { (0.0, 1.0) };
                 let pad = ((high - low) * 0.1).max(1e-3);
+                // Whole epochs: an integer axis from 0 to epochs + 1 (a margin either side),
+                // labelled only at the epochs themselves.
                 let mut chart = ChartBuilder::on(area)
                     .caption(title, ("sans-serif", 18))
                     .margin(10)
                     .x_label_area_size(35)
                     .y_label_area_size(50)
-                    .build_cartesian_2d(0.5f64..epochs as f64 + 0.5, (low - pad)..(high + pad))
+                    .build_cartesian_2d(0..epochs + 1, (low - pad)..(high + pad))
                     .map_err(|e| err(&e))?;
-                chart.configure_mesh().x_desc("epoch").x_labels(epochs.min(10)).draw().map_err(|e| err(&e))?;
-                for (name, values, colour) in series {
-                    if values.is_empty() {
-                        continue;
-                    }
-                    let points = values.iter().enumerate().map(|(i, &v)| ((i + 1) as f64, v as f64));
-                    chart
-                        .draw_series(LineSeries::new(points, colour.stroke_width(2)).point_size(3))
-                        .map_err(|e| err(&e))?
-                        .label(name)
-                        .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], colour.stroke_width(2)));
-                }
                 chart
-                    .configure_series_labels()
-                    .background_style(WHITE.mix(0.8))
-                    .border_style(BLACK)
+                    .configure_mesh()
+                    .x_desc("epoch")
+                    .x_labels((epochs + 2).min(12) as usize)
+                    .x_label_formatter(&|x| epoch_label(*x, epochs))
                     .draw()
                     .map_err(|e| err(&e))?;
+                for (values, colour) in series {
+                    let points = values.iter().enumerate().map(|(i, &v)| (i as i32 + 1, v as f64));
+                    chart
+                        .draw_series(LineSeries::new(points, colour.stroke_width(2)).point_size(3))
+                        .map_err(|e| err(&e))?;
+                }
             }
-            Ok(())
+            // Keras's names for the history's series.
+            let entries =
+                [("loss, accuracy".to_string(), training, 2), ("val_loss, val_accuracy".to_string(), validation, 2)];
+            crate::display::draw_legend(&legend.margin(40, 0, 0, 0), &entries, 11).map_err(|e| err(&e))
         })?)
     }
 }
 
-/// Scores `model` on the test split, classes named by country code.
+/// The label of tick `x` on an integer epoch axis running from 0 to `epochs + 1`: the epoch
+/// number, or nothing at the margins.
+pub(crate) fn epoch_label(x: i32, epochs: i32) -> String {
+    if (1..=epochs).contains(&x) {
+        x.to_string()
+    } else {
+        String::new()
+    }
+}
+
+/// Scores `model` on the test split, classes named by country code. A model fitted on other data
+/// (another split, feature list or preparation) is refused with
+/// [`TrainError::FittedOnOtherData`], naming what differs.
 pub fn test_report(model: &dyn Classifier, data: &PreparedData) -> Result<ClassificationReport> {
+    check_fitted_on(model, &data.fingerprint())?;
     let predicted = model.predict(&data.x_test, data.n_test());
     Ok(ClassificationReport::new(&data.y_test, &predicted, data.n_classes())?
         .with_class_names(data.encoder.classes())?)
+}
+
+/// [`TrainError::FittedOnOtherData`] unless `model` was fitted on the data `scored_on` describes.
+pub fn check_fitted_on(model: &dyn Classifier, scored_on: &DataFingerprint) -> Result<()> {
+    let differences = model.fitted_on().differences(scored_on);
+    if differences.is_empty() {
+        return Ok(());
+    }
+    Err(TrainError::FittedOnOtherData {
+        model: model.name(),
+        differences: differences.join("; "),
+        fitted_on: model.fitted_on().to_string(),
+    })
 }
 
 /// One model's scores in a [`Comparison`].
@@ -318,22 +374,42 @@ pub struct ComparedModel {
     pub fit_seconds: f64,
 }
 
-/// Several models scored on the same test split.
+/// Several models scored on the same test split, each fitted on the same training rows.
 #[derive(Clone, Debug, Default)]
 pub struct Comparison {
     pub models: Vec<ComparedModel>,
+    /// The data every model was fitted and scored on (`None` for an empty comparison).
+    pub data: Option<DataFingerprint>,
 }
 
 impl Comparison {
-    /// Scores every model on the test split of `data`.
+    /// Scores every model on the test split of `data`. Every model must have been fitted on
+    /// `data` (the same split, features and rows): a model fitted before the data was prepared
+    /// again differently (another split strategy or seed, another feature list) is refused with
+    /// [`TrainError::FittedOnOtherData`] naming it and what differs, since its scores would sit
+    /// in the table as if they compared.
     pub fn new(models: &[&dyn Classifier], data: &PreparedData) -> Result<Comparison> {
+        let fingerprint = data.fingerprint();
+        // All checked before any is scored, so the error names every stale model at once.
+        let stale: Vec<&&dyn Classifier> =
+            models.iter().filter(|m| !m.fitted_on().differences(&fingerprint).is_empty()).collect();
+        if let Some(first) = stale.first() {
+            return Err(TrainError::FittedOnOtherData {
+                model: stale.iter().map(|m| m.name()).collect::<Vec<_>>().join(" and "),
+                differences: first.fitted_on().differences(&fingerprint).join("; "),
+                fitted_on: first.fitted_on().to_string(),
+            });
+        }
         let models = models
             .iter()
             .map(|m| -> Result<ComparedModel> {
-                Ok(ComparedModel { name: m.name(), report: test_report(*m, data)?, fit_seconds: m.fit_seconds() })
+                let predicted = m.predict(&data.x_test, data.n_test());
+                let report = ClassificationReport::new(&data.y_test, &predicted, data.n_classes())?
+                    .with_class_names(data.encoder.classes())?;
+                Ok(ComparedModel { name: m.name(), report, fit_seconds: m.fit_seconds() })
             })
             .collect::<Result<_>>()?;
-        Ok(Comparison { models })
+        Ok(Comparison { models, data: Some(fingerprint) })
     }
 
     /// The scores of the model called `name`, if compared.
@@ -375,7 +451,8 @@ impl Comparison {
             })
             .collect();
         let rows_tested = self.models.first().map(|m| m.report.total()).unwrap_or(0);
-        Table::new(columns, rows).with_caption(format!("test split ({rows_tested} rows)"))
+        let fitted_on = self.data.as_ref().map(|d| format!("; every model fitted on the {d}")).unwrap_or_default();
+        Table::new(columns, rows).with_caption(format!("test split ({rows_tested} rows){fitted_on}"))
     }
 }
 

@@ -191,11 +191,16 @@ fn the_run_log_appends_and_names_a_bad_line() {
         test_f1_macro: 0.04,
         training_seconds: 1.5,
         chosen,
+        interrupted: false,
     };
     log.append(&[record(1, false), record(2, true)]).unwrap();
     log.append(&[record(1, true)]).unwrap();
     assert_eq!(log.load().unwrap(), vec![record(1, false), record(2, true), record(1, true)]);
     assert_eq!(log.table().unwrap().height(), 3);
+    // Lines written before sweeps could be interrupted read as whole sweeps.
+    let mut older = serde_json::to_value(record(1, true)).unwrap();
+    older.as_object_mut().unwrap().remove("interrupted");
+    assert_eq!(serde_json::from_value::<RunRecord>(older).unwrap(), record(1, true));
 
     std::fs::write(&log.path, format!("{}\nnot json\n", serde_json::to_string(&record(1, true)).unwrap())).unwrap();
     let error = log.load().unwrap_err().to_string();

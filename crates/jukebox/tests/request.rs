@@ -10,7 +10,9 @@ use std::process::Command;
 
 use jukebox::data::Dataset;
 use jukebox::display::ToHtml;
-use jukebox::request::{song_by_name, InferenceClient, ModelArtifacts, RequestError, Song};
+use jukebox::registry::{ModelRegistry, ModelUpload};
+use jukebox::request::{song_by_name, InferenceClient, ModelArtifacts, RequestError, ServedVersion, Song};
+use jukebox::storage::{Storage, StorageConfig};
 use jukebox_runtime::{InputTensor, OnnxModel};
 use jukebox_server::server_thread::ServerThread;
 
@@ -74,6 +76,10 @@ fn songs_from_the_sample_data_are_predicted_like_onnxruntime_does() {
     let song = song_by_name(&dataset.properties, "Not Like Us", features).unwrap();
     assert_eq!(song.artists.as_deref(), Some("Kendrick Lamar"));
 
+    // Artifacts from `jukebox/1` ask for version 1, never the server's default.
+    let body = client.request_body(&artifacts, std::slice::from_ref(&song)).unwrap();
+    assert!(body.url.ends_with("/v2/models/jukebox/versions/1/infer"), "{}", body.url);
+
     // The request is the workshop's: 13 FP32 inputs named after the features, each [1, 1].
     let request = client.build_request(&artifacts, std::slice::from_ref(&song)).unwrap();
     let body = serde_json::to_value(&request).unwrap();
@@ -90,6 +96,8 @@ fn songs_from_the_sample_data_are_predicted_like_onnxruntime_does() {
 
     let model = OnnxModel::load(version.join("model.onnx")).unwrap();
     let prediction = client.predict(&artifacts, &song).unwrap();
+    assert_eq!(prediction.model.as_ref().map(ToString::to_string).as_deref(), Some("jukebox version 1"));
+    assert!(prediction.table(5).caption.unwrap().ends_with("answered by jukebox version 1"));
     let expected = &in_process(&model, &artifacts, std::slice::from_ref(&song))[0];
     let max_diff = prediction.probabilities.iter().zip(expected).map(|(p, e)| (p.1 - e).abs()).fold(0f32, f32::max);
     assert!(max_diff < 1e-6, "server and in-process ONNX Runtime differ by {max_diff}");
@@ -180,4 +188,131 @@ fn the_served_version_is_the_folder_of_the_artifacts_storage_path() {
         matches!(&no_folder, Some(RequestError::NoVersionFolder { name, path }) if name == "jukebox" && path == "models/jukebox/latest"),
         "{no_folder:?}"
     );
+}
+
+/// A song given by its raw feature values (no data files needed).
+fn raw_song() -> Song {
+    Song::from_features("raw", &[1.0, 180000.0, 0.7, 0.6, 2.0, -5.0, 1.0, 0.1, 0.2, 0.0, 0.1, 0.4, 128.0])
+}
+
+/// Artifacts know the version folder they came from; a request made with them names it, and a
+/// client set to another version, or artifacts that cannot say theirs, are refused.
+#[test]
+fn artifacts_know_their_version_and_a_client_set_to_another_refuses_them() {
+    let root = tempfile::tempdir().unwrap();
+    jukebox_testkit::make_model(root.path(), "1", "7");
+    let version_dir = root.path().join("jukebox/1");
+    let url = "http://127.0.0.1:1";
+    for dir in [version_dir.clone(), version_dir.join("artifacts")] {
+        let artifacts = ModelArtifacts::load(&dir).unwrap();
+        assert_eq!(artifacts.version, Some(ServedVersion { model: "jukebox".into(), folder: 1 }), "{dir:?}");
+        let client = InferenceClient::for_artifacts(url, &artifacts).unwrap();
+        assert_eq!(client.infer_url(), format!("{url}/v2/models/jukebox/versions/1/infer"));
+        assert_eq!(artifacts.client(url).unwrap().infer_url(), client.infer_url());
+    }
+    let artifacts = ModelArtifacts::load(&version_dir).unwrap();
+
+    // A client set to version 2 will not scale with version 1's artifacts: nothing is sent.
+    let other = InferenceClient::new(url, "jukebox").with_version("2");
+    for result in [other.predict(&artifacts, &raw_song()).err(), other.request_body(&artifacts, &[raw_song()]).err()] {
+        match result {
+            Some(e @ RequestError::VersionMismatch { artifacts: 1, .. }) => {
+                let text = e.to_string();
+                assert!(text.contains("version 1 of model \"jukebox\"") && text.contains("version 2"), "{text}");
+            }
+            other => panic!("expected VersionMismatch, got {other:?}"),
+        }
+    }
+    // A client that names no version asks for the artifacts' own.
+    let unnamed = InferenceClient::new(url, "jukebox");
+    assert!(unnamed.infer_url_for(&artifacts).unwrap().ends_with("/versions/1/infer"));
+
+    // Artifacts copied to a folder that names no version cannot say which version they are.
+    let loose = root.path().join("copied-artifacts");
+    std::fs::create_dir_all(&loose).unwrap();
+    for file in ["scaler.json", "label_encoder.json"] {
+        std::fs::copy(version_dir.join("artifacts").join(file), loose.join(file)).unwrap();
+    }
+    let unknown = ModelArtifacts::load(&loose).unwrap();
+    assert_eq!(unknown.version, None);
+    match InferenceClient::for_artifacts(url, &unknown).err() {
+        Some(e @ RequestError::UnknownVersion { .. }) => {
+            assert!(e.to_string().contains("copied-artifacts") && e.to_string().contains("with_version"), "{e}")
+        }
+        other => panic!("expected UnknownVersion, got {other:?}"),
+    }
+    assert!(matches!(unnamed.predict(&unknown, &raw_song()), Err(RequestError::UnknownVersion { .. })));
+    // Unless the caller names the version.
+    let named = InferenceClient::new(url, "jukebox").with_version("1");
+    assert!(named.request_body(&unknown, &[raw_song()]).unwrap().url.ends_with("/versions/1/infer"));
+
+    assert_eq!(ServedVersion::of_path("models/jukebox/2/"), Some(ServedVersion { model: "jukebox".into(), folder: 2 }));
+    assert_eq!(ServedVersion::of_path("models/jukebox/latest"), None);
+    assert_eq!(ServedVersion::of_path("2"), None, "a version folder needs its model folder");
+}
+
+/// The workshop's path with two registered versions, as notebooks 3 to 5 run it: both versions
+/// uploaded to S3 and registered, the model server serving the bucket's folder. Each version's
+/// downloaded artifacts ask for their own version by URL, and each answer is that version's
+/// model's (ONNX Runtime on the same folder, in-process), while the server's default answers with
+/// version 2.
+#[test]
+fn two_registered_versions_each_answer_with_their_own_model() {
+    const ACCESS: &str = "jukebox";
+    const SECRET: &str = "jukebox-secret";
+    let state = tempfile::tempdir().unwrap();
+    let trained = tempfile::tempdir().unwrap();
+    jukebox_testkit::make_model(trained.path(), "1", "7");
+    jukebox_testkit::make_model(trained.path(), "2", "8");
+
+    let s3 = ServerThread::s3(
+        jukebox_server::s3::S3Config::new(state.path().join("s3"), ACCESS, SECRET).with_bucket("models"),
+    )
+    .unwrap();
+    let registry_server =
+        ServerThread::registry(jukebox_server::registry::RegistryConfig::new(state.path().join("registry.db")))
+            .unwrap();
+    let storage = Storage::connect(StorageConfig::new(s3.url(), ACCESS, SECRET, "us-east-1", "models")).unwrap();
+    let registry = ModelRegistry::new(&registry_server.url());
+    for (folder, name) in [("1", "0.0.1"), ("2", "0.0.2")] {
+        registry
+            .upload_and_register(
+                &storage,
+                &ModelUpload::new(trained.path().join("jukebox").join(folder), "jukebox", name),
+            )
+            .unwrap();
+    }
+    // What `jukebox up` serves: the bucket's `models/` folder.
+    let mut config = jukebox_server::model_server::ModelServerConfig::new(state.path().join("s3/models/models"));
+    config.token = None;
+    let server = ServerThread::model_server(config).unwrap();
+    let url = server.url();
+
+    let song = raw_song();
+    let mut answers = Vec::new();
+    for (folder, name) in [(1, "0.0.1"), (2, "0.0.2")] {
+        let artifact = registry.get_model_artifact("jukebox", name).unwrap();
+        let artifacts =
+            ModelArtifacts::download(&storage, &artifact, state.path().join(format!("downloaded/jukebox-{name}")))
+                .unwrap();
+        assert_eq!(artifacts.version, Some(ServedVersion { model: "jukebox".into(), folder }), "{name}");
+        let client = InferenceClient::for_artifacts(&url, &artifacts).unwrap();
+        assert_eq!(client.infer_url(), format!("{url}/v2/models/jukebox/versions/{folder}/infer"));
+        client.wait_until_ready(std::time::Duration::from_secs(30)).unwrap();
+        let prediction = client.predict(&artifacts, &song).unwrap();
+        let model = OnnxModel::load(trained.path().join(format!("jukebox/{folder}/model.onnx"))).unwrap();
+        let expected = &in_process(&model, &artifacts, std::slice::from_ref(&song))[0];
+        let diff = prediction.probabilities.iter().zip(expected).map(|(p, e)| (p.1 - e).abs()).fold(0f32, f32::max);
+        assert!(diff < 1e-6, "{name}: the server's answer differs from version {folder}'s model by {diff}");
+        answers.push(prediction);
+    }
+    let differ = answers[0].probabilities.iter().zip(&answers[1].probabilities).any(|(a, b)| (a.1 - b.1).abs() > 1e-4);
+    assert!(differ, "the two versions' models give different answers, so a mix-up would show");
+
+    // Why the version must be named: the unversioned URL is answered by the newest version.
+    let artifacts_1 = ModelArtifacts::load(trained.path().join("jukebox/1")).unwrap();
+    let request =
+        InferenceClient::new(&url, "jukebox").build_request(&artifacts_1, std::slice::from_ref(&song)).unwrap();
+    let default = InferenceClient::new(&url, "jukebox").infer(&request).unwrap();
+    assert_eq!(default.model_version.as_deref(), Some("2"));
 }

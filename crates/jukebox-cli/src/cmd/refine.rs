@@ -81,11 +81,16 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         let comparison =
             SplitComparison::new(&NeuralNetwork::new(args.compare_epochs, 32, args.seed), &random, &grouped)?;
         println!("{}", comparison.table());
+        // Ctrl-C stops the comparison with the finished fits (shown above); the run stops there.
+        anyhow::ensure!(comparison.is_complete(), "{}", comparison.status());
     }
 
     println!("{}", grid.table());
     let sweep = grid.sweep(&data, args.seed)?;
     println!("{}", sweep.table());
+    // Ctrl-C stops the sweep with the finished runs (shown above): a choice among some of the
+    // runs is not exported or registered.
+    anyhow::ensure!(sweep.is_complete(), "{}: nothing recorded, exported or registered", sweep.status());
     let best = sweep.best();
     println!("chosen: run {} ({}) by {}", best.number, best.settings(), Sweep::SELECTION_RULE);
     println!("its test scores: accuracy {:.4}, f1 (macro) {:.4}", best.test.accuracy(), best.test.f1_macro());

@@ -25,7 +25,7 @@
 use std::time::Instant;
 
 use super::{Classifier, Learner, Result, TrainError};
-use crate::prepare::PreparedData;
+use crate::prepare::{DataFingerprint, PreparedData};
 
 /// Multinomial logistic regression (L2-regularised, L-BFGS); scikit-learn's
 /// `LogisticRegression(C = 1/alpha, max_iter = max_iterations, tol = tolerance)`.
@@ -56,6 +56,7 @@ pub struct FittedLogisticRegression {
     iterations: u64,
     converged: bool,
     fit_seconds: f64,
+    fitted_on: DataFingerprint,
 }
 
 impl FittedLogisticRegression {
@@ -367,6 +368,7 @@ impl LogisticRegression {
             iterations,
             converged,
             fit_seconds: started.elapsed().as_secs_f64(),
+            fitted_on: DataFingerprint::of_rows(x, y, n_features, n_classes),
         })
     }
 }
@@ -374,7 +376,8 @@ impl LogisticRegression {
 impl Learner for LogisticRegression {
     type Fitted = FittedLogisticRegression;
     fn fit(&self, data: &PreparedData) -> Result<FittedLogisticRegression> {
-        self.fit_rows(&data.x_train, &data.y_train, data.n_features(), data.n_classes())
+        let fitted = self.fit_rows(&data.x_train, &data.y_train, data.n_features(), data.n_classes())?;
+        Ok(FittedLogisticRegression { fitted_on: data.fingerprint(), ..fitted })
     }
 }
 
@@ -411,6 +414,9 @@ impl Classifier for FittedLogisticRegression {
     fn fit_seconds(&self) -> f64 {
         self.fit_seconds
     }
+    fn fitted_on(&self) -> &DataFingerprint {
+        &self.fitted_on
+    }
 }
 
 /// Index of the largest value, the first one on ties (numpy's `argmax`).
@@ -445,6 +451,7 @@ pub struct FittedDecisionTree {
     nodes: Vec<Node>,
     depth: usize,
     fit_seconds: f64,
+    fitted_on: DataFingerprint,
 }
 
 impl FittedDecisionTree {
@@ -651,14 +658,20 @@ impl DecisionTree {
             left_counts: vec![0; n_classes],
         };
         let (nodes, depth) = builder.grow(self.max_depth);
-        Ok(FittedDecisionTree { nodes, depth, fit_seconds: started.elapsed().as_secs_f64() })
+        Ok(FittedDecisionTree {
+            nodes,
+            depth,
+            fit_seconds: started.elapsed().as_secs_f64(),
+            fitted_on: DataFingerprint::of_rows(x, y, n_features, n_classes),
+        })
     }
 }
 
 impl Learner for DecisionTree {
     type Fitted = FittedDecisionTree;
     fn fit(&self, data: &PreparedData) -> Result<FittedDecisionTree> {
-        self.fit_rows(&data.x_train, &data.y_train, data.n_features(), data.n_classes())
+        let fitted = self.fit_rows(&data.x_train, &data.y_train, data.n_features(), data.n_classes())?;
+        Ok(FittedDecisionTree { fitted_on: data.fingerprint(), ..fitted })
     }
 }
 
@@ -678,5 +691,8 @@ impl Classifier for FittedDecisionTree {
     }
     fn fit_seconds(&self) -> f64 {
         self.fit_seconds
+    }
+    fn fitted_on(&self) -> &DataFingerprint {
+        &self.fitted_on
     }
 }

@@ -7,6 +7,11 @@ use jukebox_nn::{EpochProgress, History};
 
 use super::{Progress, TrainError};
 
+/// Holding one, SIGINT asks to stop instead of ending the process (see `interrupt`): what a loop
+/// over several fits (a sweep) holds across them, so an interrupt between two fits stops the loop
+/// with the finished fits kept.
+pub(crate) use interrupt::Watch;
+
 /// Shows [`EpochProgress`] as a bar, a live output or lines, and stops training on an interrupt.
 ///
 /// Lines (logs, and notebooks where no relay listens): at most about ten epoch lines (every epoch
@@ -299,7 +304,11 @@ mod interrupt {
     impl Watch {
         pub fn start() -> Watch {
             install();
-            REQUESTED.store(false, Ordering::SeqCst);
+            // A watch inside another (one fit of a sweep) keeps a request the outer one has not
+            // acted on yet.
+            if RUNNING.load(Ordering::SeqCst) == 0 {
+                REQUESTED.store(false, Ordering::SeqCst);
+            }
             RUNNING.fetch_add(1, Ordering::SeqCst);
             Watch(())
         }
