@@ -178,7 +178,7 @@ fn sklearn_rows(dir: &Path) -> Result<Vec<Row>, String> {
 fn main() {
     let repeats: usize = std::env::var("BENCH_REPEATS").ok().and_then(|v| v.parse().ok()).unwrap_or(3).max(1);
     let chart = Dataset::from_dir(&sample_data_dir()).expect("loading").merge().expect("merging");
-    let data = PreparedData::new(&chart, &SplitOptions::default()).expect("preparing");
+    let data = PreparedData::new(&chart, &jukebox::data::FEATURES, &SplitOptions::default()).expect("preparing");
     println!(
         "shared sample: {} train rows, {} test rows, {} features, {} classes; {repeats} fits each, median shown",
         data.n_train(),

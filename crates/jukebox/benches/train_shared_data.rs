@@ -81,7 +81,7 @@ fn main() {
     let chart = Dataset::from_dir(&sample_dir()).expect("loading the sample").merge().expect("merging");
 
     let started = Instant::now();
-    let data = PreparedData::new(&chart, &SplitOptions::default()).expect("preparing");
+    let data = PreparedData::new(&chart, &jukebox::data::FEATURES, &SplitOptions::default()).expect("preparing");
     println!("shared sample: {} rows prepared in {:.3} s", chart.rows(), started.elapsed().as_secs_f64());
     let (rate, accuracy) = run("shared sample", &data, epochs);
     let (keras_rate, keras_accuracy, source) = match keras_python().map(|python| keras_on(&python, &data, epochs)) {
@@ -115,7 +115,8 @@ fn main() {
     let frames: Vec<LazyFrame> = (0..repeats).map(|_| chart.frame.clone().lazy()).collect();
     let big = concat(frames, UnionArgs::default()).and_then(|lf| lf.collect()).expect("repeating the sample");
     let big = ChartData { frame: big, countries: chart.countries.clone() };
-    let big_data = PreparedData::new(&big, &SplitOptions::default()).expect("preparing the large input");
+    let big_data =
+        PreparedData::new(&big, &jukebox::data::FEATURES, &SplitOptions::default()).expect("preparing the large input");
     println!("large input: {} rows built and prepared in {:.2} s", big.rows(), started.elapsed().as_secs_f64());
     run("large input", &big_data, 1);
     println!("peak memory: {:.0} MiB", status_mib("VmHWM"));

@@ -24,6 +24,17 @@ use polars::prelude::*;
 /// folder contract's [`WORKSHOP_FEATURES`](jukebox_protocol::model_folder::WORKSHOP_FEATURES)).
 pub const FEATURES: [&str; 13] = jukebox_protocol::model_folder::WORKSHOP_FEATURES;
 
+/// The workshop's 13 features as the `Vec<String>` a notebook's `features` cell holds.
+pub fn workshop_features() -> Vec<String> {
+    FEATURES.iter().map(|f| f.to_string()).collect()
+}
+
+/// A notebook's text parameter for a folder: `""` (or only spaces) means "not given".
+fn explicit_dir(data_dir: &str) -> Option<&Path> {
+    let trimmed = data_dir.trim();
+    (!trimmed.is_empty()).then(|| Path::new(trimmed))
+}
+
 /// File names of the two tables, as the upstream workshop publishes them.
 pub const PROPERTIES_FILE: &str = "song_properties.parquet";
 pub const RANKINGS_FILE: &str = "song_rankings.parquet";
@@ -475,6 +486,12 @@ impl Dataset {
         Self::from_dir(&DataLocator::from_env(explicit_dir).resolve()?)
     }
 
+    /// [`Dataset::load`] for a notebook's `data_dir` parameter: a folder, or `""` for the
+    /// default (`JUKEBOX_DATA_DIR`, else the local cache, else a download into it).
+    pub fn load_from(data_dir: &str) -> Result<Dataset> {
+        Self::load(explicit_dir(data_dir))
+    }
+
     /// Loads `song_properties.parquet` and `song_rankings.parquet` from `dir`, or the Kaggle CSV
     /// when the folder holds only that.
     pub fn from_dir(dir: &Path) -> Result<Dataset> {
@@ -640,6 +657,12 @@ impl ChartData {
     /// Loads and merges in one step, finding the data as [`DataLocator::from_env`] does.
     pub fn load(explicit_dir: Option<&Path>) -> Result<ChartData> {
         Self::from_dir(&DataLocator::from_env(explicit_dir).resolve()?)
+    }
+
+    /// [`ChartData::load`] for a notebook's `data_dir` parameter: a folder, or `""` for the
+    /// default (`JUKEBOX_DATA_DIR`, else the local cache, else a download into it).
+    pub fn load_from(data_dir: &str) -> Result<ChartData> {
+        Self::load(explicit_dir(data_dir))
     }
 
     /// The merged table of the files in `dir` (the two parquet files, else the Kaggle CSV), the

@@ -268,6 +268,11 @@ pub struct TrainingInfo {
     pub split: String,
     /// Accuracy on the validation rows after the last epoch (what a sweep picks by).
     pub val_accuracy: Option<f64>,
+    /// The feature columns the model reads, in input order, comma-separated (`danceability,
+    /// energy, ...`): text, so that the registry can record it as one metadata entry.
+    pub features: String,
+    /// How many features the model reads.
+    pub n_features: usize,
 }
 
 /// The contents of `metrics.json`. Other stages read the top-level keys by name.
@@ -294,6 +299,11 @@ pub struct Metrics {
     pub split: String,
     #[serde(default)]
     pub val_accuracy: Option<f64>,
+    // Added with the feature list in a notebook cell; absent from older files.
+    #[serde(default)]
+    pub features: String,
+    #[serde(default)]
+    pub n_features: usize,
     pub per_class: Vec<ClassMetrics>,
 }
 
@@ -316,6 +326,8 @@ impl Metrics {
             learning_rate: training.learning_rate,
             split: training.split.clone(),
             val_accuracy: training.val_accuracy,
+            features: training.features.clone(),
+            n_features: training.n_features,
             per_class: report.per_class(),
         }
     }

@@ -10,6 +10,7 @@
 //! | 1 | [`explore`] | summary statistics, correlations, heatmaps, histograms |
 //! | 2 | [`prepare`] | features and target, label encoding, stratified split, min-max scaling |
 //! | 2 | [`train`] | the workshop's dense neural network and classic baselines |
+//! | 2 | [`linfa`] | any linfa model beside ours: a split as a linfa dataset, a fitted model as a classifier |
 //! | 2 | [`evaluate`] | accuracy, precision, recall, F1 and the confusion matrix |
 //! | 2 | [`export`] | write the model as ONNX with its artifacts |
 //! | 3 | [`storage`] | upload and download model folders to S3-compatible storage |
@@ -28,6 +29,7 @@ pub mod display;
 pub mod evaluate;
 pub mod explore;
 pub mod export;
+pub mod linfa;
 pub mod prepare;
 pub mod refine;
 pub mod registry;
@@ -38,11 +40,12 @@ pub mod train;
 /// The workshop stages and the modules that implement them, as a table (each notebook's first
 /// cell, which also shows that the helper crate is loaded).
 pub fn about() -> display::Table {
-    const STAGES: [(&str, &str, &str); 12] = [
+    const STAGES: [(&str, &str, &str); 13] = [
         ("1 explore", "data", "find, download and load the Spotify chart tables; merge them"),
         ("1 explore", "explore", "summary statistics, correlations, heatmaps, histograms"),
         ("2 train", "prepare", "features and target, label encoding, stratified split, min-max scaling"),
         ("2 train", "train", "the workshop's dense neural network and classic baselines"),
+        ("2 train", "linfa", "any linfa model beside ours, in the same comparison table"),
         ("2 train", "evaluate", "accuracy, precision, recall, F1 and the confusion matrix"),
         ("2 train", "export", "write the model as ONNX with its artifacts"),
         ("3 save", "storage", "upload and download model folders to S3-compatible storage"),

@@ -1,7 +1,16 @@
 //! Stage 2a: turn the merged chart data into what a model learns from.
 //!
-//! The model reads the 13 audio features ([`FEATURES`], in model order) and predicts the chart's
-//! `country`. Preparing the data takes four steps, each a type here:
+//! The model reads the feature columns you choose, in that order (the workshop's 13 audio
+//! features, [`FEATURES`](crate::data::FEATURES), unless you pass another list), and predicts the chart's `country`:
+//!
+//! ```ignore
+//! let features: Vec<String> = vec!["danceability".to_string(), "energy".to_string()];
+//! let data = PreparedData::new(&charts, &features, &SplitOptions::with_seed(42))?;
+//! ```
+//!
+//! Everything downstream follows that list: the scaler, the network's inputs, the ONNX file's
+//! input names, the artifacts and the request a client sends. Preparing the data takes four
+//! steps, each a type here:
 //!
 //! 1. [`LabelEncoder`] numbers the countries in sorted order (as scikit-learn's `LabelEncoder`
 //!    does), so class `i` is the `i`-th country code alphabetically, and maps back.
@@ -33,7 +42,7 @@ use serde::{Deserialize, Serialize};
 
 use jukebox_protocol::model_folder::{self, Scaler};
 
-use crate::data::{ChartData, FEATURES};
+use crate::data::ChartData;
 use crate::display::{Cell, Table};
 
 /// The column the model predicts.
@@ -53,6 +62,12 @@ const ROWS: &str = "__rows";
 pub enum PrepareError {
     #[error("column `{0}` is not in the data")]
     MissingColumn(String),
+    #[error("feature `{feature}` is not a column of the data; numeric columns are: {available}")]
+    UnknownFeature { feature: String, available: String },
+    #[error("feature `{feature}` holds {dtype} values; a feature must be numeric")]
+    NotNumeric { feature: String, dtype: String },
+    #[error("the feature list {0}")]
+    BadFeatureList(String),
     #[error("column `{column}` holds {nulls} missing values; drop or fill them before preparing")]
     Nulls { column: String, nulls: usize },
     #[error("label `{label}` is not one of the {n_classes} known classes")]
@@ -390,6 +405,30 @@ fn mark_stratified_holdout(frame: LazyFrame, fraction: f64) -> Result<LazyFrame>
         .drop(cols(["__position"])))
 }
 
+/// Every feature names a numeric column, once; the list is not empty and leaves out the target.
+fn check_features(frame: &DataFrame, features: &[&str]) -> Result<()> {
+    if features.is_empty() {
+        return Err(PrepareError::BadFeatureList("is empty: name at least one column".into()));
+    }
+    for (i, feature) in features.iter().enumerate() {
+        if features[..i].contains(feature) {
+            return Err(PrepareError::BadFeatureList(format!("names `{feature}` twice")));
+        }
+        if *feature == TARGET {
+            return Err(PrepareError::BadFeatureList(format!("holds `{TARGET}`, the column the model predicts")));
+        }
+        let Ok(column) = frame.column(feature) else {
+            let available = crate::explore::numeric_columns(frame).join(", ");
+            return Err(PrepareError::UnknownFeature { feature: feature.to_string(), available });
+        };
+        if !(column.dtype().is_primitive_numeric() || matches!(column.dtype(), DataType::Boolean)) {
+            return Err(PrepareError::NotNumeric { feature: feature.to_string(), dtype: column.dtype().to_string() });
+        }
+        check_column(frame, feature)?;
+    }
+    Ok(())
+}
+
 fn check_column(frame: &DataFrame, column: &str) -> Result<()> {
     let c = frame.column(column).map_err(|_| PrepareError::MissingColumn(column.to_string()))?;
     if c.null_count() > 0 {
@@ -422,18 +461,23 @@ fn label_vector(frame: &DataFrame) -> Result<Vec<u32>> {
 }
 
 impl PreparedData {
-    /// Encodes, splits and scales the merged data with the 13 workshop features.
-    pub fn new(data: &ChartData, options: &SplitOptions) -> Result<PreparedData> {
-        Self::from_frame(&data.frame, &FEATURES, options)
+    /// Encodes, splits and scales the merged data; the model will read `features`, in this order
+    /// (pass [`FEATURES`](crate::data::FEATURES) for the workshop's 13, or a `Vec<String>` from a notebook cell).
+    pub fn new<S: AsRef<str>>(data: &ChartData, features: &[S], options: &SplitOptions) -> Result<PreparedData> {
+        Self::from_frame(&data.frame, features, options)
     }
 
     /// Same as [`PreparedData::new`] on any frame with the given feature columns and `country`.
-    pub fn from_frame(frame: &DataFrame, features: &[&str], options: &SplitOptions) -> Result<PreparedData> {
+    pub fn from_frame<S: AsRef<str>>(
+        frame: &DataFrame,
+        features: &[S],
+        options: &SplitOptions,
+    ) -> Result<PreparedData> {
+        let features: Vec<&str> = features.iter().map(|f| f.as_ref()).collect();
+        let features = features.as_slice();
         options.check()?;
         check_column(frame, TARGET)?;
-        for feature in features {
-            check_column(frame, feature)?;
-        }
+        check_features(frame, features)?;
         let rows = frame.height();
         let encoder = LabelEncoder::fit(frame, TARGET)?;
 
@@ -537,20 +581,55 @@ impl PreparedData {
         self.n_train() + self.n_val() + self.n_test()
     }
 
-    /// Rows per split and the number of classes, as a table.
+    /// Rows per split and the number of classes, as a table; when the data has chart dates,
+    /// each split's first and last chart day too (what an `ordered` split holds out).
     pub fn summary(&self) -> Table {
         let n = self.n_rows().max(1) as f64;
-        let row = |name: &str, rows: usize| vec![Cell::from(name), (rows as f64).into(), (rows as f64 / n).into()];
+        let dated = self.splits.train.schema().contains(DATE);
+        let row = |name: &str, rows: usize, frames: &[&DataFrame]| {
+            let mut cells = vec![Cell::from(name), (rows as f64).into(), (rows as f64 / n).into()];
+            if dated {
+                let (first, last) = date_range(frames);
+                cells.extend([Cell::Text(first), Cell::Text(last)]);
+            }
+            cells
+        };
+        let s = &self.splits;
+        let mut columns: Vec<String> = vec!["split".into(), "rows".into(), "share".into()];
+        if dated {
+            columns.extend(["first chart day".into(), "last chart day".into()]);
+        }
         Table::new(
-            vec!["split".into(), "rows".into(), "share".into()],
+            columns,
             vec![
-                row("train", self.n_train()),
-                row("validation", self.n_val()),
-                row("test", self.n_test()),
-                row("all", self.n_rows()),
+                row("train", self.n_train(), &[&s.train]),
+                row("validation", self.n_val(), &[&s.validation]),
+                row("test", self.n_test(), &[&s.test]),
+                row("all", self.n_rows(), &[&s.train, &s.validation, &s.test]),
             ],
         )
-        .with_caption(format!("{} features, {} classes", self.n_features(), self.n_classes()))
+        .with_caption(format!(
+            "{} features, {} classes, {} split",
+            self.n_features(),
+            self.n_classes(),
+            self.options.strategy
+        ))
+    }
+
+    /// How well *any* model reading these features could do, per split: rows with identical
+    /// feature values get the same answer from every model, so of each group of identical inputs
+    /// at best the rows of its most frequent country are right. The chance level (one class in
+    /// `n_classes`) is the floor beside it.
+    pub fn accuracy_ceiling(&self) -> Result<AccuracyCeiling> {
+        let s = &self.splits;
+        let splits = [("train", &s.train), ("validation", &s.validation), ("test", &s.test)];
+        let mut rows = Vec::with_capacity(4);
+        for (name, frame) in splits {
+            rows.push(ceiling_of(name, frame, &self.features)?);
+        }
+        let all = concat_frames(&[&s.train, &s.validation, &s.test])?;
+        rows.push(ceiling_of("all", &all, &self.features)?);
+        Ok(AccuracyCeiling { rows, n_classes: self.n_classes() })
     }
 
     /// Writes `<dir>/artifacts/`: `scaler.json`, `label_encoder.json`, `X_train.parquet`,
@@ -587,6 +666,135 @@ impl PreparedData {
         ParquetWriter::new(file).finish(&mut frame).map_err(polars_err(path.display().to_string()))?;
         Ok(())
     }
+}
+
+/// The chart date column (present in the full upstream data, absent from the small sample).
+const DATE: &str = "snapshot_date";
+
+/// The first and last chart day of `frames` together (`""` when unknown or without rows).
+fn date_range(frames: &[&DataFrame]) -> (String, String) {
+    let range = concat_frames(frames).ok().and_then(|all| {
+        all.lazy().select([col(DATE).min().alias("first"), col(DATE).max().alias("last")]).collect().ok()
+    });
+    let day = |name: &str| -> String {
+        range
+            .as_ref()
+            .and_then(|r| r.column(name).ok().and_then(|c| c.get(0).ok()).map(|v| v.to_string()))
+            .filter(|v| v != "null")
+            .unwrap_or_default()
+    };
+    (day("first"), day("last"))
+}
+
+fn concat_frames(frames: &[&DataFrame]) -> Result<DataFrame> {
+    let mut all = frames[0].clone();
+    for frame in &frames[1..] {
+        all.vstack_mut(frame).map_err(polars_err("joining the splits"))?;
+    }
+    Ok(all)
+}
+
+/// One split's row of [`AccuracyCeiling`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct CeilingRow {
+    pub split: &'static str,
+    pub rows: usize,
+    /// Distinct combinations of feature values: what a model can tell apart.
+    pub distinct_inputs: usize,
+    /// Distinct (feature values, country) pairs: a song charting in one country on many days
+    /// is one pair.
+    pub distinct_pairs: usize,
+    /// The best accuracy any model of these features can reach on this split's rows.
+    pub ceiling: f64,
+}
+
+/// The best accuracy any model could reach on each split with the chosen features
+/// ([`PreparedData::accuracy_ceiling`]).
+#[derive(Clone, Debug, PartialEq)]
+pub struct AccuracyCeiling {
+    pub rows: Vec<CeilingRow>,
+    pub n_classes: usize,
+}
+
+impl AccuracyCeiling {
+    /// The row of `split` (`train`, `validation`, `test` or `all`).
+    pub fn get(&self, split: &str) -> Option<&CeilingRow> {
+        self.rows.iter().find(|r| r.split == split)
+    }
+
+    /// Chance: one class in `n_classes`, what guessing scores when every class is equally common.
+    pub fn chance(&self) -> f64 {
+        1.0 / self.n_classes.max(1) as f64
+    }
+
+    pub fn table(&self) -> Table {
+        let rows = self
+            .rows
+            .iter()
+            .map(|r| {
+                vec![
+                    Cell::from(r.split),
+                    (r.rows as f64).into(),
+                    (r.distinct_inputs as f64).into(),
+                    (r.distinct_pairs as f64).into(),
+                    r.ceiling.into(),
+                    self.chance().into(),
+                ]
+            })
+            .collect();
+        Table::new(
+            ["split", "rows", "distinct inputs", "distinct (input, country) pairs", "best possible accuracy", "chance"]
+                .map(String::from)
+                .to_vec(),
+            rows,
+        )
+        .with_caption("the accuracy ceiling: identical inputs get identical answers")
+    }
+}
+
+impl crate::display::ToHtml for AccuracyCeiling {
+    fn to_html(&self) -> String {
+        self.table().to_html()
+    }
+}
+
+fn ceiling_of(split: &'static str, frame: &DataFrame, features: &[String]) -> Result<CeilingRow> {
+    let rows = frame.height();
+    if rows == 0 {
+        return Ok(CeilingRow { split, rows, distinct_inputs: 0, distinct_pairs: 0, ceiling: 0.0 });
+    }
+    let inputs: Vec<Expr> = features.iter().map(|f| col(f.as_str())).collect();
+    let mut by_pair = inputs.clone();
+    by_pair.push(col(TARGET));
+    let pairs = frame
+        .clone()
+        .lazy()
+        .group_by(by_pair)
+        .agg([len().alias(ROWS)])
+        .collect()
+        .map_err(polars_err(format!("counting (input, country) pairs of the {split} split")))?;
+    let best = pairs
+        .clone()
+        .lazy()
+        .group_by(inputs)
+        .agg([col(ROWS).max().alias(ROWS)])
+        .collect()
+        .map_err(polars_err(format!("counting the inputs of the {split} split")))?;
+    let right: f64 = best
+        .column(ROWS)
+        .and_then(|c| c.cast(&DataType::Float64))
+        .map_err(polars_err(ROWS))?
+        .f64()
+        .map_err(polars_err(ROWS))?
+        .sum()
+        .unwrap_or(0.0);
+    Ok(CeilingRow {
+        split,
+        rows,
+        distinct_inputs: best.height(),
+        distinct_pairs: pairs.height(),
+        ceiling: right / rows as f64,
+    })
 }
 
 /// One row per song: `spotify_id`, whether it is a test song (`HELD_OUT`) and whether it is a
@@ -761,5 +969,28 @@ impl PreparedData {
                 (&self.x_test, &self.y_test),
             ]),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_ceiling_counts_identical_inputs_once() {
+        // Input (1, 1) charts in A twice and in B once: at best 2 of its 3 rows are right.
+        // Input (2, 5) charts only in B: both rows can be right.
+        let frame = df!(
+            "a" => [1.0, 1.0, 1.0, 2.0, 2.0],
+            "b" => [1.0, 1.0, 1.0, 5.0, 5.0],
+            TARGET => ["A", "A", "B", "B", "B"],
+        )
+        .unwrap();
+        let row = ceiling_of("test", &frame, &["a".to_string(), "b".to_string()]).unwrap();
+        assert_eq!((row.rows, row.distinct_inputs, row.distinct_pairs), (5, 2, 3));
+        assert!((row.ceiling - 4.0 / 5.0).abs() < 1e-12, "{}", row.ceiling);
+        // With only feature `a`, nothing changes here; an empty split has no ceiling.
+        let empty = ceiling_of("validation", &frame.head(Some(0)), &["a".to_string()]).unwrap();
+        assert_eq!((empty.rows, empty.ceiling), (0, 0.0));
     }
 }

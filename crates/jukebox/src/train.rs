@@ -110,15 +110,38 @@ pub enum Progress {
 /// The workshop's hidden layers: 32, 64, 128 and 256 ReLU units.
 pub const WORKSHOP_HIDDEN_LAYERS: [usize; 4] = [32, 64, 128, 256];
 
+/// The activation of a layer: [`Activation::Relu`] (Keras's `"relu"`), [`Activation::Identity`]
+/// (`"linear"`) or [`Activation::Softmax`] (the output layer's).
+pub use jukebox_nn::Activation;
+
 /// A dense network and how to train it; the defaults are the workshop's.
+///
+/// Written in a notebook cell as a struct literal, it reads like the Keras model it stands for
+/// (`..NeuralNetwork::default()` fills in every field not written):
+///
+/// ```
+/// # use jukebox::train::{Activation, NeuralNetwork};
+/// let learner = NeuralNetwork {
+///     hidden_layers: vec![32, 64, 128, 256], // Dense(32, "relu"), Dense(64, "relu"), ...
+///     activation: Activation::Relu,          // of every hidden layer
+///     learning_rate: 0.001,                  // Adam(learning_rate=0.001)
+///     batch_size: 32,                        // model.fit(batch_size=32, ...)
+///     epochs: 2,                             // model.fit(epochs=2, ...)
+///     ..NeuralNetwork::default()
+/// };
+/// assert_eq!(learner.keras_like(), "Dense(32, relu) -> Dense(64, relu) -> Dense(128, relu) -> Dense(256, relu) -> Dense(classes, softmax)");
+/// ```
 #[derive(Clone, Debug, PartialEq)]
 pub struct NeuralNetwork {
     pub epochs: usize,
     pub batch_size: usize,
     /// Seeds the initial weights and the per-epoch shuffling.
     pub seed: u64,
-    /// Units of each hidden (ReLU) layer; a softmax layer with one unit per class follows.
+    /// Units of each hidden layer; a softmax layer with one unit per class follows.
     pub hidden_layers: Vec<usize>,
+    /// The hidden layers' activation ([`Activation::Relu`] in the workshop; softmax is only
+    /// for the output layer).
+    pub activation: Activation,
     /// Adam's step size (Keras's default 0.001).
     pub learning_rate: f32,
     pub progress: Progress,
@@ -131,6 +154,7 @@ impl Default for NeuralNetwork {
             batch_size: 32,
             seed: 42,
             hidden_layers: WORKSHOP_HIDDEN_LAYERS.to_vec(),
+            activation: Activation::Relu,
             learning_rate: 1e-3,
             progress: Progress::Auto,
         }
@@ -148,11 +172,39 @@ impl NeuralNetwork {
     }
     /// The untrained network for `data` (to show its summary before training).
     pub fn network(&self, data: &PreparedData) -> Network {
-        use jukebox_nn::Activation::{Relu, Softmax};
-        let mut layers: Vec<(usize, jukebox_nn::Activation)> =
-            self.hidden_layers.iter().map(|&units| (units, Relu)).collect();
-        layers.push((data.n_classes(), Softmax));
+        let mut layers: Vec<(usize, Activation)> =
+            self.hidden_layers.iter().map(|&units| (units, self.activation)).collect();
+        layers.push((data.n_classes(), Activation::Softmax));
         Network::new(data.n_features(), &layers, self.seed)
+    }
+    /// The layers as Keras would list them: `Dense(32, relu) -> ... -> Dense(classes, softmax)`.
+    pub fn keras_like(&self) -> String {
+        let hidden = self.hidden_layers.iter().map(|units| format!("Dense({units}, {})", self.activation.keras_name()));
+        hidden.chain(["Dense(classes, softmax)".to_string()]).collect::<Vec<_>>().join(" -> ")
+    }
+    /// What the next cell will train on `data`: the layer table of the untrained network (Keras's
+    /// `model.summary()`) and the training settings below it.
+    pub fn summary(&self, data: &PreparedData) -> NetworkSummary {
+        NetworkSummary { layers: self.network(data).summary(), settings: self.settings_table(data) }
+    }
+    /// The settings as a table: inputs, layers, activation, optimiser, learning rate, batch size,
+    /// epochs, seed.
+    pub fn settings_table(&self, data: &PreparedData) -> Table {
+        let row = |setting: &str, value: String| vec![Cell::from(setting), Cell::Text(value)];
+        Table::new(
+            vec!["setting".into(), "value".into()],
+            vec![
+                row("inputs", format!("{} features: {}", data.n_features(), data.features.join(", "))),
+                row("layers", self.keras_like().replace("classes", &data.n_classes().to_string())),
+                row("hidden activation", self.activation.keras_name().to_string()),
+                row("optimiser, loss", "Adam, categorical cross-entropy".to_string()),
+                row("learning rate", self.learning_rate_f64().to_string()),
+                row("batch size", self.batch_size.to_string()),
+                row("epochs", self.epochs.to_string()),
+                row("seed", self.seed.to_string()),
+            ],
+        )
+        .with_caption("training settings")
     }
     /// The learning rate as the f64 it was written as (0.001, not 0.0010000000474974513).
     pub fn learning_rate_f64(&self) -> f64 {
@@ -162,6 +214,30 @@ impl NeuralNetwork {
     /// The hidden layers written as `32-64-128-256` (tables, run logs, registry metadata).
     pub fn hidden_layers_name(&self) -> String {
         self.hidden_layers.iter().map(usize::to_string).collect::<Vec<_>>().join("-")
+    }
+}
+
+/// A network before training: its layers (Keras's `model.summary()`) and how it will be trained.
+#[derive(Clone, Debug)]
+pub struct NetworkSummary {
+    pub layers: Summary,
+    pub settings: Table,
+}
+
+impl ToHtml for NetworkSummary {
+    fn to_html(&self) -> String {
+        format!("{}{}", self.layers.to_html(), self.settings.to_html())
+    }
+}
+
+impl std::fmt::Display for NetworkSummary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(f, "{}", self.layers)?;
+        for row in &self.settings.rows {
+            let text: Vec<String> = row.iter().map(|c| c.to_string()).collect();
+            writeln!(f, "{}", text.join(": "))?;
+        }
+        Ok(())
     }
 }
 
@@ -252,6 +328,8 @@ impl TrainedModel {
             learning_rate: self.params.learning_rate_f64(),
             split: data.options.strategy.name().to_string(),
             val_accuracy: self.history.val_accuracy.last().map(|&a| a as f64),
+            features: data.features.join(", "),
+            n_features: data.n_features(),
         }
     }
 

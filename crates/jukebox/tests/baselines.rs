@@ -26,7 +26,7 @@ impl Lcg {
 
 #[test]
 fn shared_sample_scores_within_a_point_of_scikit_learn_and_fits_are_repeatable() {
-    let data = PreparedData::new(&common::chart(), &SplitOptions::default()).unwrap();
+    let data = PreparedData::new(&common::chart(), &jukebox::data::FEATURES, &SplitOptions::default()).unwrap();
 
     let logistic = LogisticRegression::default().fit(&data).unwrap();
     let logistic_accuracy = test_report(&logistic, &data).unwrap().accuracy();

@@ -82,6 +82,8 @@ fn tables_heatmap_and_metrics_json() {
         learning_rate: 0.001,
         split: "stratified".into(),
         val_accuracy: Some(0.25),
+        features: "danceability, energy".into(),
+        n_features: 2,
     };
     let metrics = Metrics::new(&report, &info);
     let dir = tempfile::tempdir().unwrap();

@@ -23,7 +23,7 @@ fn metrics(model: &TrainedModel, data: &PreparedData) -> Metrics {
 
 #[test]
 fn exported_model_matches_the_network_through_onnx_runtime() {
-    let data = PreparedData::new(&common::chart(), &SplitOptions::default()).unwrap();
+    let data = PreparedData::new(&common::chart(), &jukebox::data::FEATURES, &SplitOptions::default()).unwrap();
     let model = train(&data, 42);
     let dir = tempfile::tempdir().unwrap();
     let exported = export(&model, &data, &metrics(&model, &data), dir.path(), 1).unwrap();
@@ -49,7 +49,7 @@ fn exported_model_matches_the_network_through_onnx_runtime() {
 
 #[test]
 fn same_seed_gives_a_bit_identical_model_file() {
-    let data = PreparedData::new(&common::chart(), &SplitOptions::default()).unwrap();
+    let data = PreparedData::new(&common::chart(), &jukebox::data::FEATURES, &SplitOptions::default()).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let files: Vec<Vec<u8>> = [("a", 7), ("b", 7), ("c", 8)]
         .iter()
@@ -65,7 +65,7 @@ fn same_seed_gives_a_bit_identical_model_file() {
 
 #[test]
 fn reference_tools_accept_the_export() {
-    let data = PreparedData::new(&common::chart(), &SplitOptions::default()).unwrap();
+    let data = PreparedData::new(&common::chart(), &jukebox::data::FEATURES, &SplitOptions::default()).unwrap();
     let model = train(&data, 42);
     let dir = tempfile::tempdir().unwrap();
     let exported = export(&model, &data, &metrics(&model, &data), dir.path(), 3).unwrap();

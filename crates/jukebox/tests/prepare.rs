@@ -20,7 +20,7 @@ fn counts(labels: &[u32]) -> BTreeMap<u32, usize> {
 #[test]
 fn split_sizes_and_stratification() {
     let chart = common::chart();
-    let data = PreparedData::new(&chart, &SplitOptions::default()).unwrap();
+    let data = PreparedData::new(&chart, &jukebox::data::FEATURES, &SplitOptions::default()).unwrap();
     assert_eq!(data.n_rows(), 19_699, "every row lands in exactly one split");
     assert_eq!(data.n_classes(), 72);
     // 20 % test, then 20 % of the rest validation: 64 / 16 / 20 (per-class rounding moves a few rows).
@@ -49,9 +49,9 @@ fn split_sizes_and_stratification() {
 #[test]
 fn same_seed_same_split_other_seed_other_split() {
     let chart = common::chart();
-    let a = PreparedData::new(&chart, &SplitOptions::with_seed(7)).unwrap();
-    let b = PreparedData::new(&chart, &SplitOptions::with_seed(7)).unwrap();
-    let c = PreparedData::new(&chart, &SplitOptions::with_seed(8)).unwrap();
+    let a = PreparedData::new(&chart, &jukebox::data::FEATURES, &SplitOptions::with_seed(7)).unwrap();
+    let b = PreparedData::new(&chart, &jukebox::data::FEATURES, &SplitOptions::with_seed(7)).unwrap();
+    let c = PreparedData::new(&chart, &jukebox::data::FEATURES, &SplitOptions::with_seed(8)).unwrap();
     assert_eq!(a.x_train, b.x_train);
     assert_eq!(a.y_train, b.y_train);
     assert_eq!(a.x_test, b.x_test);
@@ -62,7 +62,7 @@ fn same_seed_same_split_other_seed_other_split() {
 #[test]
 fn scaler_is_fitted_on_the_training_rows_only() {
     let chart = common::chart();
-    let data = PreparedData::new(&chart, &SplitOptions::default()).unwrap();
+    let data = PreparedData::new(&chart, &jukebox::data::FEATURES, &SplitOptions::default()).unwrap();
     // Raw min/max of the training rows, computed independently of the scaler.
     let raw = data
         .splits
@@ -124,9 +124,13 @@ fn label_encoder_sorts_and_round_trips() {
 #[test]
 fn latest_dates_are_held_out_when_the_data_has_dates() {
     let chart = common::chart();
-    let err = PreparedData::new(&chart, &SplitOptions { strategy: SplitStrategy::LatestDates, ..Default::default() })
-        .err()
-        .unwrap();
+    let err = PreparedData::new(
+        &chart,
+        &jukebox::data::FEATURES,
+        &SplitOptions { strategy: SplitStrategy::LatestDates, ..Default::default() },
+    )
+    .err()
+    .unwrap();
     assert!(matches!(err, PrepareError::NoDates), "{err}");
 
     // Give the sample ten chart days: row i gets day i % 10 after 2024-01-01.
@@ -142,8 +146,12 @@ fn latest_dates_are_held_out_when_the_data_has_dates() {
         .collect()
         .unwrap();
     let dated = ChartData { frame: with_dates, countries: chart.countries.clone() };
-    let data = PreparedData::new(&dated, &SplitOptions { strategy: SplitStrategy::LatestDates, ..Default::default() })
-        .unwrap();
+    let data = PreparedData::new(
+        &dated,
+        &jukebox::data::FEATURES,
+        &SplitOptions { strategy: SplitStrategy::LatestDates, ..Default::default() },
+    )
+    .unwrap();
     let day = |frame: &DataFrame| -> Vec<i32> {
         frame
             .column("snapshot_date")
@@ -170,7 +178,7 @@ fn latest_dates_are_held_out_when_the_data_has_dates() {
 fn ordered_split_holds_out_the_last_rows_like_the_python_workshop() {
     let chart = common::chart();
     let options = SplitOptions { strategy: "ordered".parse().unwrap(), ..Default::default() };
-    let data = PreparedData::new(&chart, &options).unwrap();
+    let data = PreparedData::new(&chart, &jukebox::data::FEATURES, &options).unwrap();
     // train_test_split(test_size=0.2, shuffle=False): the last ceil(0.2 * 19,699) = 3,940 rows.
     assert_eq!(data.n_test(), 3_940);
     assert_eq!(data.n_rows(), 19_699);
@@ -196,17 +204,53 @@ fn ordered_split_holds_out_the_last_rows_like_the_python_workshop() {
 #[test]
 fn bad_options_and_columns_are_named() {
     let chart = common::chart();
-    let err = PreparedData::new(&chart, &SplitOptions { test_fraction: 1.5, ..Default::default() }).err().unwrap();
+    let err =
+        PreparedData::new(&chart, &jukebox::data::FEATURES, &SplitOptions { test_fraction: 1.5, ..Default::default() })
+            .err()
+            .unwrap();
     assert_eq!(err.to_string(), "invalid split option `test_fraction`: 1.5 is not in [0, 1)");
     let frame = chart.frame.drop("energy").unwrap();
     let err = PreparedData::from_frame(&frame, &FEATURES, &SplitOptions::default()).err().unwrap();
-    assert_eq!(err.to_string(), "column `energy` is not in the data");
+    let message = err.to_string();
+    assert!(message.starts_with("feature `energy` is not a column of the data; numeric columns are: "), "{message}");
+    assert!(message.contains("danceability") && !message.contains("energy,"), "{message}");
+}
+
+#[test]
+fn a_chosen_feature_list_is_what_the_model_reads() {
+    let chart = common::chart();
+    // The workshop's 13 without `loudness`, as a notebook cell writes it.
+    let features: Vec<String> = FEATURES.iter().filter(|f| **f != "loudness").map(|f| f.to_string()).collect();
+    let data = PreparedData::new(&chart, &features, &SplitOptions::default()).unwrap();
+    assert_eq!(data.features, features);
+    assert_eq!(data.n_features(), 12);
+    assert_eq!(data.scaler.features, features);
+    assert_eq!(data.x_train.len(), data.n_train() * 12);
+    assert_eq!(data.x_test.len(), data.n_test() * 12);
+    // The same split as with all 13: the feature list changes columns, never rows.
+    let all = PreparedData::new(&chart, &FEATURES, &SplitOptions::default()).unwrap();
+    assert_eq!(data.y_test, all.y_test);
+    let tempo_12 = data.x_test[5 * 12 + 11];
+    let tempo_13 = all.x_test[5 * 13 + 12];
+    assert_eq!(tempo_12, tempo_13);
+}
+
+#[test]
+fn a_bad_feature_list_is_refused_with_the_feature_named() {
+    let chart = common::chart();
+    let options = SplitOptions::default();
+    let error = |features: &[&str]| PreparedData::new(&chart, features, &options).err().unwrap().to_string();
+    assert!(error(&["danceability", "loudnes"]).starts_with("feature `loudnes` is not a column of the data"));
+    assert_eq!(error(&["danceability", "name"]), "feature `name` holds str values; a feature must be numeric");
+    assert_eq!(error(&[]), "the feature list is empty: name at least one column");
+    assert_eq!(error(&["energy", "energy"]), "the feature list names `energy` twice");
+    assert_eq!(error(&["energy", "country"]), "the feature list holds `country`, the column the model predicts");
 }
 
 #[test]
 fn saved_artifacts_are_readable() {
     let chart = common::chart();
-    let data = PreparedData::new(&chart, &SplitOptions::default()).unwrap();
+    let data = PreparedData::new(&chart, &jukebox::data::FEATURES, &SplitOptions::default()).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let artifacts = data.save(dir.path()).unwrap();
     assert_eq!(artifacts, dir.path().join("artifacts"));

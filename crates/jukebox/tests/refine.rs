@@ -13,6 +13,7 @@ use polars::prelude::*;
 fn grouped(seed: u64) -> PreparedData {
     PreparedData::new(
         &common::chart(),
+        &jukebox::data::FEATURES,
         &SplitOptions { strategy: SplitStrategy::Grouped, ..SplitOptions::with_seed(seed) },
     )
     .unwrap()
@@ -60,7 +61,7 @@ fn the_grouped_split_never_shares_a_song_and_keeps_every_country_with_enough_son
     assert_eq!(overlap.songs_seen_in_training, [0, 0]);
     assert_eq!(overlap.rows_seen_in_training, [0, 0]);
     // The stratified split, by contrast, tests mostly on songs the model trained on.
-    let random = PreparedData::new(&common::chart(), &SplitOptions::with_seed(42)).unwrap();
+    let random = PreparedData::new(&common::chart(), &jukebox::data::FEATURES, &SplitOptions::with_seed(42)).unwrap();
     let overlap = SongOverlap::of(&random).unwrap();
     assert!(overlap.rows_seen_in_training[1] as f64 > 0.5 * overlap.rows[1] as f64, "{overlap:?}");
 

@@ -12,7 +12,7 @@ const KERAS_ACCURACY_2_EPOCHS: f64 = 0.082;
 
 #[test]
 fn network_reaches_keras_accuracy_at_two_epochs() {
-    let data = PreparedData::new(&common::chart(), &SplitOptions::default()).unwrap();
+    let data = PreparedData::new(&common::chart(), &jukebox::data::FEATURES, &SplitOptions::default()).unwrap();
     let learner =
         NeuralNetwork { epochs: 2, batch_size: 32, seed: 42, progress: Progress::Lines, ..Default::default() };
     let model = learner.fit(&data).unwrap();
@@ -45,7 +45,7 @@ fn network_reaches_keras_accuracy_at_two_epochs() {
 
 #[test]
 fn baselines_match_scikit_learn_and_compare_in_one_table() {
-    let data = PreparedData::new(&common::chart(), &SplitOptions::default()).unwrap();
+    let data = PreparedData::new(&common::chart(), &jukebox::data::FEATURES, &SplitOptions::default()).unwrap();
     let logistic = LogisticRegression::default().fit(&data).unwrap();
     let tree = DecisionTree::default().fit(&data).unwrap();
     let network = NeuralNetwork { epochs: 1, progress: Progress::Silent, ..Default::default() }.fit(&data).unwrap();

@@ -62,16 +62,21 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     };
     let strategy: SplitStrategy = args.split.parse()?;
     let chart = ChartData::load(args.data_dir.as_deref()).context("loading the chart data")?;
-    let data = PreparedData::new(&chart, &SplitOptions { strategy, ..SplitOptions::with_seed(args.seed) })
-        .context("preparing the data")?;
+    let data = PreparedData::new(
+        &chart,
+        &jukebox::data::FEATURES,
+        &SplitOptions { strategy, ..SplitOptions::with_seed(args.seed) },
+    )
+    .context("preparing the data")?;
 
     if !args.no_comparison {
-        let random =
-            PreparedData::new(&chart, &SplitOptions::with_seed(args.seed)).context("preparing the stratified split")?;
+        let random = PreparedData::new(&chart, &jukebox::data::FEATURES, &SplitOptions::with_seed(args.seed))
+            .context("preparing the stratified split")?;
         let grouped = match strategy {
             SplitStrategy::Grouped => data.clone(),
             _ => PreparedData::new(
                 &chart,
+                &jukebox::data::FEATURES,
                 &SplitOptions { strategy: SplitStrategy::Grouped, ..SplitOptions::with_seed(args.seed) },
             )?,
         };

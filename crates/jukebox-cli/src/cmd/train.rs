@@ -34,23 +34,40 @@ pub struct Args {
     /// Skip the logistic-regression and decision-tree baselines.
     #[arg(long)]
     no_baselines: bool,
+    /// The feature columns the model reads, in order, comma-separated (default: the workshop's 13).
+    #[arg(long, value_delimiter = ',', value_name = "COLUMN,...")]
+    features: Vec<String>,
+    /// Units of each hidden layer, comma-separated (default: 32,64,128,256).
+    #[arg(long, value_delimiter = ',', value_name = "UNITS,...")]
+    hidden_layers: Vec<usize>,
+    /// Adam's step size.
+    #[arg(long, default_value_t = 0.001)]
+    learning_rate: f32,
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
     let chart = ChartData::load(args.data_dir.as_deref()).context("loading the chart data")?;
     let strategy = if args.latest_dates_as_test { SplitStrategy::LatestDates } else { SplitStrategy::Stratified };
-    let data = PreparedData::new(&chart, &SplitOptions { seed: args.seed, strategy, ..Default::default() })
+    let features = if args.features.is_empty() { jukebox::data::workshop_features() } else { args.features.clone() };
+    let data = PreparedData::new(&chart, &features, &SplitOptions { seed: args.seed, strategy, ..Default::default() })
         .context("preparing the data")?;
     println!("{}", data.summary());
 
+    let defaults = NeuralNetwork::default();
     let learner = NeuralNetwork {
         epochs: args.epochs,
         batch_size: args.batch_size,
         seed: args.seed,
+        hidden_layers: if args.hidden_layers.is_empty() {
+            defaults.hidden_layers.clone()
+        } else {
+            args.hidden_layers.clone()
+        },
+        learning_rate: args.learning_rate,
         progress: Progress::Auto,
-        ..Default::default()
+        ..defaults
     };
-    println!("{}\n", learner.network(&data).summary());
+    println!("{}\n", learner.summary(&data));
     let model = learner.fit(&data).context("training the network")?;
     println!("trained in {:.2} s ({:.0} samples/s)\n", model.training_seconds, model.history.samples_per_second);
 

@@ -1,0 +1,86 @@
+//! `ModelRegistry::register_or_reuse`, the notebooks' one call for "upload and register, or show
+//! the version that is already there", against the embedded S3 server and registry: a second
+//! version from its own folder leaves the first version's objects as they were; the same version
+//! again uploads nothing; a new version from the folder another version was uploaded from is
+//! refused before any upload.
+
+mod common;
+
+use jukebox::data::FEATURES;
+use jukebox::evaluate::Metrics;
+use jukebox::export;
+use jukebox::prepare::{PreparedData, SplitOptions};
+use jukebox::registry::{MetadataValue, ModelRegistry, ModelUpload, RegistryError};
+use jukebox::storage::{Storage, StorageConfig};
+use jukebox::train::{Learner, NeuralNetwork, Progress};
+use jukebox_server::registry::RegistryConfig;
+use jukebox_server::s3::S3Config;
+use jukebox_server::server_thread::ServerThread;
+
+/// Every object of the bucket folder `prefix` and its bytes, read from the S3 server's files.
+fn objects(s3_root: &std::path::Path, prefix: &str) -> Vec<(String, Vec<u8>)> {
+    let folder = s3_root.join("models").join(prefix);
+    let mut found = Vec::new();
+    let mut pending = vec![folder.clone()];
+    while let Some(dir) = pending.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                pending.push(path);
+            } else {
+                found.push((path.strip_prefix(&folder).unwrap().display().to_string(), std::fs::read(&path).unwrap()));
+            }
+        }
+    }
+    found.sort();
+    found
+}
+
+#[test]
+fn a_second_version_never_touches_the_first_ones_objects() {
+    let dir = tempfile::tempdir().unwrap();
+    let s3_root = dir.path().join("s3");
+    let s3 = ServerThread::s3(S3Config::new(&s3_root, "key", "secret-key-1234").with_bucket("models")).unwrap();
+    let registry_server = ServerThread::registry(RegistryConfig::new(dir.path().join("registry.db"))).unwrap();
+    let storage =
+        Storage::connect(StorageConfig::new(s3.url(), "key", "secret-key-1234", "us-east-1", "models")).unwrap();
+    let registry = ModelRegistry::new(&registry_server.url());
+
+    // Two models: the workshop's 13 features in folder 1, 12 in folder 2.
+    let chart = common::chart();
+    let repository = dir.path().join("models");
+    let twelve: Vec<&str> = FEATURES.iter().copied().filter(|f| *f != "loudness").collect();
+    for (folder, features) in [(1, FEATURES.to_vec()), (2, twelve)] {
+        let data = PreparedData::new(&chart, &features, &SplitOptions::default()).unwrap();
+        let model =
+            NeuralNetwork { epochs: 1, progress: Progress::Silent, ..NeuralNetwork::default() }.fit(&data).unwrap();
+        let metrics = Metrics::new(&model.test_report(&data).unwrap(), &model.training_info(&data));
+        export::export(&model, &data, &metrics, &repository, folder).unwrap();
+    }
+    let upload = |folder: u64, version: &str| {
+        ModelUpload::new(repository.join("jukebox").join(folder.to_string()), "jukebox", version)
+    };
+
+    let first = registry.register_or_reuse(&storage, &upload(1, "0.0.1")).unwrap();
+    assert_eq!(first.name, "0.0.1");
+    let before = objects(&s3_root, "models/jukebox/1");
+    assert!(before.iter().any(|(key, _)| key == "model.onnx"), "{:?}", before.iter().map(|o| &o.0).collect::<Vec<_>>());
+
+    let second = registry.register_or_reuse(&storage, &upload(2, "0.0.2")).unwrap();
+    assert_eq!(second.name, "0.0.2");
+    let recorded = &second.custom_properties;
+    assert_eq!(recorded["n_features"], MetadataValue::from(12));
+    assert!(!format!("{:?}", recorded["features"]).contains("loudness"));
+
+    // The same version again: the existing one, nothing uploaded.
+    let again = registry.register_or_reuse(&storage, &upload(2, "0.0.2")).unwrap();
+    assert_eq!(again.id, second.id);
+
+    // A new version from folder 1 would rewrite 0.0.1's objects: refused, nothing registered.
+    let error = registry.register_or_reuse(&storage, &upload(1, "0.0.3")).unwrap_err();
+    assert!(matches!(&error, RegistryError::FolderInUse { existing, .. } if existing == "0.0.1"), "{error}");
+    assert!(error.to_string().starts_with("models/jukebox/1/ holds version 0.0.1 of jukebox already"), "{error}");
+    assert!(registry.get_model_version("jukebox", "0.0.3").unwrap_err().is_not_found());
+
+    assert_eq!(objects(&s3_root, "models/jukebox/1"), before, "0.0.1's objects are byte for byte as they were");
+}
