@@ -47,8 +47,9 @@ def main() -> int:
         problems.append(f"{args.again}: no 'most likely in the Top 50 of XX (p %)' line")
 
     tops = re.search(re.escape(args.version) + r": (\w+)[,)]", refine)
-    table = re.search(r"probability \(" + re.escape(args.version) + r"\).*?</tr>\s*<tr[^>]*>(.*?)</tr>", refine, re.S)
-    first_row = [re.sub(r"<[^>]+>", "", cell).strip() for cell in re.findall(r"<t[dh][^>]*>(.*?)</t[dh]>", table.group(1), re.S)] if table else []
+    # The first data row (<td> cells) after the header that names the version's column.
+    table = re.search(r"probability \(" + re.escape(args.version) + r"\).*?</tr>.*?<tr[^>]*>\s*(<td.*?)</tr>", refine, re.S)
+    first_row = [re.sub(r"<[^>]+>", "", cell).strip() for cell in re.findall(r"<td[^>]*>(.*?)</td>", table.group(1), re.S)] if table else []
     if not tops or len(first_row) < 2:
         problems.append(f"{args.refine}: no side-by-side table with a '{args.version}: XX' caption")
 
