@@ -39,6 +39,10 @@ pub use jukebox_protocol::model_folder::{MODEL_FILE, OUTPUT_NAME};
 pub enum ExportError {
     #[error("ONNX export: {0}")]
     Onnx(#[from] jukebox_nn::NnError),
+    /// The model was fitted on other data than the `data` given: its scaler and classes would be
+    /// saved beside a network that never saw them (train and export with the same prepared data).
+    #[error("not exported: {0}")]
+    FittedOnOtherData(#[from] crate::train::TrainError),
     #[error(transparent)]
     Prepare(#[from] PrepareError),
     #[error(transparent)]
@@ -89,6 +93,8 @@ pub fn export(
     model_dir: impl AsRef<Path>,
     version: u64,
 ) -> Result<ExportedModel> {
+    // Before anything is written: a network with another split's scaler is a silent wrong answer.
+    crate::train::check_fitted_on(model, &data.fingerprint())?;
     let version_dir = model_dir.as_ref().join(MODEL_NAME).join(version.to_string());
     std::fs::create_dir_all(&version_dir).map_err(|source| ExportError::Io { path: version_dir.clone(), source })?;
     let bytes = to_onnx_bytes(&model.network, &onnx_spec(data))?;

@@ -184,6 +184,32 @@ impl ModelArtifacts {
         Ok(Self { version: Some(version), ..Self::load(into)? })
     }
 
+    /// [`ModelArtifacts::download`] into the default folder for this artifact,
+    /// [`ModelArtifacts::download_dir`]: what a notebook uses when it has no folder of its own in
+    /// mind. Downloading the same version again overwrites the same files.
+    pub fn fetch(
+        storage: &crate::storage::Storage,
+        artifact: &crate::registry::ModelArtifact,
+    ) -> Result<Self, RequestError> {
+        let into = Self::download_dir(storage, artifact)?;
+        Self::download(storage, artifact, into)
+    }
+
+    /// Where [`ModelArtifacts::fetch`] puts a registered version's artifacts:
+    /// `<temp dir>/jukebox-artifacts/<bucket>/<storage path>` (e.g.
+    /// `/tmp/jukebox-artifacts/models/models/jukebox/1`). One folder per stored version, so two
+    /// versions never share files, and nothing is written inside the notebooks' folder.
+    pub fn download_dir(
+        storage: &crate::storage::Storage,
+        artifact: &crate::registry::ModelArtifact,
+    ) -> Result<PathBuf, RequestError> {
+        let stored_at = storage_path(artifact)?;
+        let mut dir = std::env::temp_dir().join("jukebox-artifacts").join(&storage.config().bucket);
+        // Only plain path segments: a storage path comes from the registry, not from us.
+        dir.extend(stored_at.split('/').filter(|part| !part.is_empty() && *part != "." && *part != ".."));
+        Ok(dir)
+    }
+
     /// A client at `base_url` for the version these artifacts belong to: the same as
     /// [`InferenceClient::for_artifacts`].
     pub fn client(&self, base_url: &str) -> Result<InferenceClient, RequestError> {

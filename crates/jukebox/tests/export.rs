@@ -48,6 +48,18 @@ fn exported_model_matches_the_network_through_onnx_runtime() {
 }
 
 #[test]
+fn a_model_fitted_on_another_split_is_not_exported() {
+    let chart = common::chart();
+    let stratified = PreparedData::new(&chart, &jukebox::data::FEATURES, &SplitOptions::default()).unwrap();
+    let other_seed = PreparedData::new(&chart, &jukebox::data::FEATURES, &SplitOptions::with_seed(7)).unwrap();
+    let model = train(&stratified, 42);
+    let dir = tempfile::tempdir().unwrap();
+    let refused = export(&model, &other_seed, &metrics(&model, &stratified), dir.path(), 1).unwrap_err();
+    assert!(refused.to_string().contains("not exported"), "{refused}");
+    assert!(!dir.path().join("jukebox/1").exists(), "nothing may be written for a refused export");
+}
+
+#[test]
 fn same_seed_gives_a_bit_identical_model_file() {
     let data = PreparedData::new(&common::chart(), &jukebox::data::FEATURES, &SplitOptions::default()).unwrap();
     let dir = tempfile::tempdir().unwrap();

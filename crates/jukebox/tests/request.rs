@@ -292,9 +292,17 @@ fn two_registered_versions_each_answer_with_their_own_model() {
     let mut answers = Vec::new();
     for (folder, name) in [(1, "0.0.1"), (2, "0.0.2")] {
         let artifact = registry.get_model_artifact("jukebox", name).unwrap();
-        let artifacts =
+        // Version 1 into a folder of ours, version 2 into the default folder.
+        let artifacts = if folder == 1 {
             ModelArtifacts::download(&storage, &artifact, state.path().join(format!("downloaded/jukebox-{name}")))
-                .unwrap();
+                .unwrap()
+        } else {
+            let default = ModelArtifacts::download_dir(&storage, &artifact).unwrap();
+            assert!(default.ends_with(format!("models/jukebox/{folder}")), "{}", default.display());
+            let fetched = ModelArtifacts::fetch(&storage, &artifact).unwrap();
+            assert!(fetched.dir.starts_with(&default), "{}", fetched.dir.display());
+            fetched
+        };
         assert_eq!(artifacts.version, Some(ServedVersion { model: "jukebox".into(), folder }), "{name}");
         let client = InferenceClient::for_artifacts(&url, &artifacts).unwrap();
         assert_eq!(client.infer_url(), format!("{url}/v2/models/jukebox/versions/{folder}/infer"));
