@@ -1,4 +1,5 @@
-"""Starting and stopping `kernel/lab` from tests."""
+"""Starting and stopping `kernel/lab`, and a Rust (jukebox) kernel on its own, from tests."""
+import contextlib
 import json
 import os
 import re
@@ -11,6 +12,29 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 URL = re.compile(r"JupyterLab: (http://127\.0\.0\.1:(\d+)/lab\?token=([0-9a-f]+))")
+
+
+@contextlib.contextmanager
+def rust_kernel():
+    """A Rust (jukebox) kernel of the venv's kernelspec, started in notebooks/ and ready; yields
+    (manager, client) and shuts it down after."""
+    import pytest
+    from jupyter_client.manager import KernelManager
+
+    if not (REPO / ".venv/share/jupyter/kernels/rust/kernel.json").exists():
+        pytest.fail("the rust kernelspec is missing: run kernel/setup.sh")
+    env = dict(os.environ, JUPYTER_PATH=str(REPO / ".venv/share/jupyter"))
+    os.environ["JUPYTER_PATH"] = env["JUPYTER_PATH"]
+    manager = KernelManager(kernel_name="rust")
+    manager.start_kernel(env=env, cwd=str(REPO / "notebooks"))
+    client = manager.client()
+    try:
+        client.start_channels()
+        client.wait_for_ready(timeout=300)
+        yield manager, client
+    finally:
+        client.stop_channels()
+        manager.shutdown_kernel(now=True)
 
 
 def free_port() -> int:

@@ -9,32 +9,17 @@ against the Rust (jukebox) kernel (patched evcxr_jupyter behind kernel/kernel_re
   it failed to replace names the variable it lost;
 - the first cell is numbered 1.
 """
-import os
 import uuid
-from pathlib import Path
 
 import pytest
-from jupyter_client.manager import KernelManager
 
-REPO = Path(__file__).resolve().parents[2]
+from lab_helpers import rust_kernel
 
 
 @pytest.fixture(scope="module")
 def kernel():
-    if not (REPO / ".venv/share/jupyter/kernels/rust/kernel.json").exists():
-        pytest.fail("the rust kernelspec is missing: run kernel/setup.sh")
-    env = dict(os.environ, JUPYTER_PATH=str(REPO / ".venv/share/jupyter"))
-    os.environ["JUPYTER_PATH"] = env["JUPYTER_PATH"]
-    manager = KernelManager(kernel_name="rust")
-    manager.start_kernel(env=env, cwd=str(REPO / "notebooks"))
-    client = manager.client()
-    try:
-        client.start_channels()
-        client.wait_for_ready(timeout=300)
+    with rust_kernel() as (_, client):
         yield client
-    finally:
-        client.stop_channels()
-        manager.shutdown_kernel(now=True)
 
 
 def outcome(client, msg_id, timeout=120):
@@ -67,22 +52,13 @@ def errors(messages):
 
 def test_the_first_cell_is_numbered_1():
     """A kernel of its own: counts start with its first cell."""
-    env = dict(os.environ, JUPYTER_PATH=str(REPO / ".venv/share/jupyter"))
-    manager = KernelManager(kernel_name="rust")
-    manager.start_kernel(env=env, cwd=str(REPO / "notebooks"))
-    client = manager.client()
-    try:
-        client.start_channels()
-        client.wait_for_ready(timeout=300)
+    with rust_kernel() as (_, client):
         reply, messages = execute(client, "1 + 1")
         assert reply["status"] == "ok" and reply["execution_count"] == 1, reply
         inputs = [m["content"]["execution_count"] for m in messages if m["msg_type"] == "execute_input"]
         assert inputs == [1], inputs
         reply, _ = execute(client, "2 + 2")
         assert reply["execution_count"] == 2, reply
-    finally:
-        client.stop_channels()
-        manager.shutdown_kernel(now=True)
 
 
 @pytest.mark.parametrize(

@@ -9,29 +9,17 @@ import time
 from pathlib import Path
 
 import pytest
-from jupyter_client.manager import KernelManager
 
-REPO = Path(__file__).resolve().parents[2]
+from lab_helpers import REPO, rust_kernel
+
 SAMPLE = Path(os.environ.get("JUKEBOX_TEST_DATA", REPO.parent / "shared/data"))
 
 
 @pytest.fixture(scope="module")
 def kernel():
-    if not (REPO / ".venv/share/jupyter/kernels/rust/kernel.json").exists():
-        pytest.fail("the rust kernelspec is missing: run kernel/setup.sh")
-    env = dict(os.environ, JUPYTER_PATH=str(REPO / ".venv/share/jupyter"))
-    os.environ["JUPYTER_PATH"] = env["JUPYTER_PATH"]
-    manager = KernelManager(kernel_name="rust")
-    assert manager.kernel_spec.interrupt_mode == "signal"
-    manager.start_kernel(env=env, cwd=str(REPO / "notebooks"))
-    client = manager.client()
-    try:
-        client.start_channels()
-        client.wait_for_ready(timeout=300)
+    with rust_kernel() as (manager, client):
+        assert manager.kernel_spec.interrupt_mode == "signal"
         yield manager, client
-    finally:
-        client.stop_channels()
-        manager.shutdown_kernel(now=True)
 
 
 def run(client, code, timeout=120, on_output=None):

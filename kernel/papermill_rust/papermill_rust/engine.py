@@ -3,7 +3,6 @@ module through our `papermill.engine` entry point, which also registers the tran
 import os
 import queue
 
-from nbclient.exceptions import CellExecutionError
 from nbclient.util import ensure_async
 from papermill.clientwrap import PapermillNotebookClient
 from papermill.engines import NBClientEngine, papermill_engines
@@ -103,17 +102,8 @@ class RustNotebookClient(PapermillNotebookClient):
         if not self.run_twice or any(o.get("output_type") == "error" for c in self.nb.cells for o in c.get("outputs", [])):
             return
         self.log.info("Running every code cell a second time")
-        for index, cell in enumerate(self.nb.cells):
-            if cell.cell_type != "code":
-                continue
-            try:
-                self.nb_man.cell_start(cell, index)
-                self.execute_cell(cell, index)
-            except CellExecutionError as ex:
-                self.nb_man.cell_exception(self.nb.cells[index], cell_index=index, exception=ex)
-                break
-            finally:
-                self.nb_man.cell_complete(self.nb.cells[index], cell_index=index)
+        # papermill's own loop once more: the same kernel, the same bookkeeping and stop at a failure.
+        super().papermill_execute_cells()
 
     # evcxr forwards the kernel's stderr from another thread than the cell's reply, so those lines
     # can arrive just after the cell's idle status; nbclient stops listening at idle.
