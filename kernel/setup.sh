@@ -8,8 +8,9 @@
 #     libjukebox.so, the helper library every notebook cell is linked against;
 #   - the `rust` kernelspec inside the venv, launching kernel/evcxr-kernel;
 #   - a first kernel started once, so that the notebooks' first cells find a warm build slot.
-# Usage: kernel/setup.sh [--with-tests]   (--with-tests adds the peer clients and the Chromium
-#                                          the tests use)
+# Usage: kernel/setup.sh [--with-tests]   (--with-tests adds the peer clients, pinned by
+#                                          kernel/constraints-test.txt, KServe's server in
+#                                          .venv-kserve, and the Chromium the tests use)
 set -euo pipefail
 
 EVCXR_VERSION=0.22.0
@@ -34,18 +35,30 @@ if [[ ! -x "$venv/bin/python" ]]; then
 fi
 requirements="$repo/kernel/requirements.txt"
 $with_tests && requirements="$repo/kernel/requirements-test.txt"
-wanted=$(cat "$repo"/kernel/requirements*.txt "$repo/kernel/papermill_rust/pyproject.toml" | sha256sum | cut -c1-16)
+wanted=$(cat "$repo"/kernel/requirements*.txt "$repo"/kernel/constraints*.txt "$repo/kernel/papermill_rust/pyproject.toml" | sha256sum | cut -c1-16)
+# The tests' peers install at the versions pinned in kernel/constraints-test.txt (updated on
+# purpose, dated), so that a compatibility result cannot change with an upstream release.
+constraints=()
+$with_tests && constraints=(-c "$repo/kernel/constraints-test.txt")
 stamp="$venv/.jukebox-installed-$(basename "$requirements" .txt)"
 # The test requirements include the others.
 test_stamp="$venv/.jukebox-installed-requirements-test"
 if [[ "$(cat "$stamp" 2>/dev/null)" != "$wanted" && "$(cat "$test_stamp" 2>/dev/null)" != "$wanted" ]]; then
   say "installing Python packages from ${requirements#"$repo"/}"
-  "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$requirements"
+  "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$requirements" "${constraints[@]}"
   "$venv/bin/pip" install --quiet --disable-pip-version-check -e "$repo/kernel/papermill_rust"
   if $with_tests && [[ -f "$repo/kernel/requirements-mr037.txt" ]]; then
     # The older Kubeflow model-registry client (v1alpha3 API) lives in a venv of its own.
     [[ -x "$repo/.venv-mr037/bin/python" ]] || "$python" -m venv "$repo/.venv-mr037"
     "$repo/.venv-mr037/bin/pip" install --quiet --disable-pip-version-check -r "$repo/kernel/requirements-mr037.txt"
+  fi
+  if $with_tests; then
+    # KServe's own Python model server, which `jukebox request` meets in
+    # kernel/tests/test_contracts_kserve.py, in a venv of its own (kserve pins its own fastapi,
+    # uvicorn and numpy ranges), at the versions of kernel/constraints-kserve.txt.
+    [[ -x "$repo/.venv-kserve/bin/python" ]] || "$python" -m venv "$repo/.venv-kserve"
+    "$repo/.venv-kserve/bin/pip" install --quiet --disable-pip-version-check -r "$repo/kernel/requirements-kserve.txt" \
+      -c "$repo/kernel/constraints-kserve.txt"
   fi
   echo "$wanted" >"$stamp"
 fi
