@@ -7,8 +7,11 @@ use jukebox::deploy::{DeployForm, DeploymentMode, Runtime, Size};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum SizeArg {
+    /// Requests 1 CPU and 4Gi, limits 2 CPUs and 8Gi (the form's default).
     Small,
+    /// Requests 4 CPUs and 8Gi, limits 8 CPUs and 10Gi.
     Medium,
+    /// Requests 6 CPUs and 16Gi, limits 10 CPUs and 20Gi.
     Large,
 }
 
@@ -35,6 +38,7 @@ pub struct Args {
     /// Namespace (data science project); omitted from the YAML when not given.
     #[arg(long)]
     pub namespace: Option<String>,
+    /// Serving runtime of the ServingRuntime object (the form's "Serving runtime").
     #[arg(long, value_enum, default_value = "ovms")]
     pub runtime: RuntimeArg,
     /// Model framework name.
@@ -43,8 +47,10 @@ pub struct Args {
     /// Model framework version.
     #[arg(long, default_value = "1")]
     pub format_version: String,
+    /// Number of model server replicas (the predictor's minReplicas and maxReplicas; at least 1).
     #[arg(long, default_value_t = 1)]
     pub replicas: u32,
+    /// Model server size: the CPU and memory each replica requests and is limited to.
     #[arg(long, value_enum, default_value = "small")]
     pub size: SizeArg,
     /// Make the model available through an external route (the workshop's default).
@@ -66,6 +72,8 @@ pub struct Args {
     /// Path of the model folder inside the data connection's bucket.
     #[arg(long, default_value = "models/jukebox")]
     pub path: String,
+    /// How KServe runs the model server: serverless (Knative) or raw-deployment (a plain
+    /// Kubernetes Deployment); the InferenceService's deploymentMode annotation.
     #[arg(long, value_enum, default_value = "serverless")]
     pub deployment_mode: DeploymentModeArg,
     /// OpenVINO Model Server image.
