@@ -8,12 +8,13 @@
 //!
 //! All three run on [`http`]'s accept loop, with header and body read timeouts; [`stack`] starts
 //! them together, as `jukebox up` does; [`server_thread`] runs one on its own thread until dropped
-//! (for tests and benchmarks).
+//! (for tests and benchmarks); [`observe`] gives each an access log and Prometheus metrics.
 //!
 //! Notebooks never compile this crate; the `jukebox` binary starts these servers.
 
 pub mod http;
 pub mod model_server;
+pub mod observe;
 pub mod registry;
 pub mod s3;
 pub mod server_thread;
