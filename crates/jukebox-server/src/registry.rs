@@ -195,7 +195,10 @@ impl IntoResponse for RegistryError {
         if status == StatusCode::INTERNAL_SERVER_ERROR {
             // The cause goes to the access log (crate::observe), not to the client.
             let message = "the registry failed to answer; its log says why".to_string();
-            return crate::observe::with_cause((status, Json(ErrorBody { code: "500".into(), message })).into_response(), &self);
+            return crate::observe::with_cause(
+                (status, Json(ErrorBody { code: "500".into(), message })).into_response(),
+                &self,
+            );
         }
         let body = ErrorBody { code: status.as_u16().to_string(), message: self.to_string() };
         let mut response = (status, Json(body)).into_response();
@@ -466,7 +469,8 @@ pub async fn serve(
         .map_err(|e| RegistryError::Worker(e.to_string()))??;
     let loopback_only = listener.local_addr()?.ip().is_loopback();
     let rules = AccessRules { token: config.token.clone(), loopback_only, max_body_bytes: config.max_body_bytes };
-    serve_http(listener, crate::observe::registry(router_with(store, rules)), config.timeouts, "registry", shutdown).await;
+    serve_http(listener, crate::observe::registry(router_with(store, rules)), config.timeouts, "registry", shutdown)
+        .await;
     Ok(())
 }
 
