@@ -1,24 +1,29 @@
 //! An S3-compatible object store on a local folder: the laptop stand-in for MinIO.
 //!
-//! The S3 protocol (SigV4 authentication, XML bodies, routing) comes from [`s3s`]; the storage
-//! from [`s3s_fs`], which keeps bucket `B`'s object `K` in the file `<root>/B/K`. This module adds
-//! what a workshop needs on top:
+//! The S3 protocol (SigV4 authentication, XML bodies, routing) comes from [`s3s`]; buckets,
+//! listings and multipart parts from [`s3s_fs`]; objects and their metadata from this module's
+//! `store` (bucket `B`'s object `K` is the plain file `<root>/B/K`). This module adds what a
+//! workshop needs on top:
 //!
 //! - **one set of credentials** ([`S3Config::access_key`] / [`S3Config::secret_key`]); every
 //!   request must be signed with them, anything else is answered `403` and stores nothing;
-//! - **no half-written objects**: s3s-fs already writes each upload to a temporary file and renames
-//!   it into place when the body is complete. It checks `Content-MD5` and `x-amz-checksum-*` only
-//!   *after* that rename, so a body that is shorter than its `Content-Length` or whose MD5 is wrong
-//!   could land. [`GuardedFileSystem`] checks length and MD5 while the bytes stream in and fails the
-//!   stream before the rename; an object whose (trailer) checksum turns out wrong afterwards is
-//!   deleted again;
+//! - **an object is its bytes and its metadata, together**: an upload streams into a temporary
+//!   file while its length, `Content-MD5` and `x-amz-checksum-*` (header or trailer) are checked;
+//!   only a body that passes every check replaces the object, and its ETag, checksums and content
+//!   type are committed with it (the store's docs say how), so a GET's ETag and CRC32 always
+//!   describe the body it sends, concurrent PUTs of one key included. A refused upload leaves the
+//!   previous object as it was; a multipart completion replaces the checksums of what it replaces;
+//! - **keys up to S3's 1,024 bytes** (metadata file names are hashes of the key; a single
+//!   `/`-separated part over 255 bytes, which no file system can name, is `400 KeyTooLongError`);
+//!   an object and a folder of one name (`f` while `f/g` exists) are `409 ObjectFolderConflict`
+//!   naming both, never a 500;
 //! - **the answers clients expect from a single-tenant server**: creating a bucket that exists
 //!   answers `BucketAlreadyOwnedByYou` (what AWS answers its owner in us-east-1, which clients treat
 //!   as success), and `ListBuckets` names an owner (rust-s3's `Bucket::exists` needs one);
 //! - **no silent loss**: `DeleteBucket` on a bucket that still holds objects answers 409
 //!   `BucketNotEmpty` and deletes nothing (s3s-fs would delete the whole folder); every completed
-//!   upload (`PutObject`, `CompleteMultipartUpload`) is fsynced, file and folder, before it is
-//!   acknowledged, so it survives a power loss;
+//!   upload (`PutObject`, `CopyObject`, `CompleteMultipartUpload`) is fsynced, data, metadata and
+//!   their folders, before it is acknowledged, so it survives a power loss;
 //! - **client errors are 4xx**: a body that does not match its `x-amz-content-sha256` answers 400
 //!   `XAmzContentSHA256Mismatch`, an interrupted body 400 `IncompleteBody`, and a key that would
 //!   leave the bucket folder (`//tmp/x`, `../x`) 400 `InvalidArgument` (s3s-fs answered 500);
@@ -34,9 +39,11 @@
 //! # }
 //! ```
 
+mod store;
+
 use std::future::Future;
-use std::io;
-use std::path::{Path, PathBuf};
+use std::io::{self, Seek};
+use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
@@ -44,14 +51,18 @@ use std::task::{Context, Poll};
 use bytes::Bytes;
 use futures_core::Stream;
 use s3s::auth::{S3Auth, SecretKey, SimpleAuth};
+use s3s::checksum::ChecksumHasher;
 use s3s::crypto::{Checksum, Md5};
 use s3s::dto::{self, StreamingBlob};
 use s3s::service::{S3Service, S3ServiceBuilder};
 use s3s::stream::{ByteStream, RemainingLength};
 use s3s::{s3_error, S3ErrorCode, S3Request, S3Response, S3Result, StdError, S3};
 use s3s_fs::FileSystem;
+// AsyncWriteExt needs tokio's `io-util`, which s3s-fs always enables.
+use tokio::io::{AsyncRead, AsyncWriteExt};
 use tokio::net::TcpListener;
 
+use self::store::{Attributes, Checksums, Preconditions, Record, Store, StoreError};
 use crate::http::{serve_http, HttpTimeouts};
 
 /// What the embedded S3 server serves and whom it lets in.
@@ -118,12 +129,18 @@ pub fn service(config: &S3Config) -> Result<S3Service, S3Error> {
         let path = config.root.join(bucket);
         std::fs::create_dir_all(&path).map_err(|source| S3Error::DataFolder { path, source })?;
     }
-    let store = FileSystem::new(&config.root)
+    let inner = FileSystem::new(&config.root)
         .map_err(|e| S3Error::OpenStore { path: config.root.clone(), message: format!("{e:?}") })?;
+    // The same absolute root as s3s-fs's, so both name the same files.
+    let root = std::fs::canonicalize(&config.root)
+        .map_err(|e| S3Error::OpenStore { path: config.root.clone(), message: e.to_string() })?;
+    let store =
+        Store::open(&root).map_err(|e| S3Error::OpenStore { path: config.root.clone(), message: e.to_string() })?;
     let mut builder = S3ServiceBuilder::new(GuardedFileSystem {
-        inner: store,
+        inner,
+        store: Arc::new(store),
         owner: config.access_key.clone(),
-        root: config.root.clone(),
+        root,
     });
     builder.set_auth(SingleKeyAuth(SimpleAuth::from_single(config.access_key.as_str(), config.secret_key.as_str())));
     Ok(builder.build())
@@ -238,44 +255,209 @@ fn xml_error(status: hyper::StatusCode, code: &str, message: &str) -> s3s::HttpR
     response
 }
 
-/// Flushes a completed object's file to disk, then every folder from its own up to the data
-/// root, so the entries of folders the upload created are durable too.
-async fn sync_object(root: &Path, bucket: &str, key: &str) -> S3Result<()> {
-    let root = root.to_path_buf();
-    let path = root.join(bucket).join(key);
-    tokio::task::spawn_blocking(move || -> io::Result<()> {
-        std::fs::File::open(&path)?.sync_all()?;
-        let mut folder = path.parent();
-        while let Some(dir) = folder {
-            std::fs::File::open(dir)?.sync_all()?;
-            if dir == root {
-                break;
-            }
-            folder = dir.parent().filter(|parent| parent.starts_with(&root));
+/// The S3 answer for a [`StoreError`]: 404/409/412/400 for what the client can fix, 500 only
+/// for the disk failing.
+fn store_error(error: StoreError) -> s3s::S3Error {
+    match &error {
+        StoreError::NoSuchBucket { .. } => s3_error!(NoSuchBucket, "{error}"),
+        StoreError::KeyTooLong(message) => s3_error!(KeyTooLongError, "{message}"),
+        StoreError::ParentIsObject { .. } | StoreError::FolderExists { .. } => {
+            let mut e =
+                s3s::S3Error::with_message(S3ErrorCode::Custom("ObjectFolderConflict".into()), error.to_string());
+            e.set_status_code(hyper::StatusCode::CONFLICT);
+            e
         }
-        Ok(())
-    })
-    .await
-    .map_err(|e| s3_error!(InternalError, "fsync worker failed: {e}"))?
-    .map_err(|e| s3_error!(InternalError, "cannot flush the stored object to disk: {e}"))
+        StoreError::PreconditionFailed(message) => s3_error!(PreconditionFailed, "{message}"),
+        StoreError::InvalidPart(message) => s3_error!(InvalidPart, "{message}"),
+        StoreError::EntityTooSmall(message) => s3_error!(EntityTooSmall, "{message}"),
+        StoreError::Io { .. } => s3_error!(InternalError, "{error}"),
+    }
 }
 
-/// True when the bucket folder holds a file anywhere below it.
-fn holds_objects(folder: &Path) -> io::Result<bool> {
-    for entry in std::fs::read_dir(folder)? {
-        let entry = entry?;
-        let kind = entry.file_type()?;
-        if !kind.is_dir() || holds_objects(&entry.path())? {
-            return Ok(true);
+/// Runs blocking file work off the async threads.
+async fn blocking<T: Send + 'static>(work: impl FnOnce() -> Result<T, StoreError> + Send + 'static) -> S3Result<T> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| s3_error!(InternalError, "storage worker failed: {e}"))?
+        .map_err(store_error)
+}
+
+/// Refuses a key that would leave its bucket's folder (for keys not in the URI path, such as a
+/// copy's source).
+fn check_inside(key: &str) -> S3Result<()> {
+    if key.starts_with('/') || key.split('/').any(|s| s == "." || s == "..") || key.contains('\0') {
+        return Err(s3_error!(InvalidArgument, "object key {key:?} would leave the bucket folder"));
+    }
+    Ok(())
+}
+
+fn format_expires(expires: Option<dto::Timestamp>) -> Option<String> {
+    let mut buf = Vec::new();
+    expires?.format(dto::TimestampFormat::DateTime, &mut buf).ok()?;
+    String::from_utf8(buf).ok()
+}
+
+fn parse_expires(expires: Option<&String>) -> Option<dto::Timestamp> {
+    dto::Timestamp::parse(dto::TimestampFormat::DateTime, expires?).ok()
+}
+
+/// `bytes first-last/size`, the `Content-Range` of a ranged GET.
+fn content_range(start: u64, end_inclusive: u64, size: u64) -> String {
+    format!("bytes {start}-{end_inclusive}/{size}")
+}
+
+/// The checksums an upload asks for (a value in a header, the algorithm header, or a trailer
+/// announced in `x-amz-trailer`), ready to be computed while the body streams in.
+fn checksum_hasher(
+    declared: &Checksums,
+    algorithm: Option<&dto::ChecksumAlgorithm>,
+    trailer: Option<&hyper::header::HeaderValue>,
+) -> S3Result<ChecksumHasher> {
+    let trailer = trailer.and_then(|v| v.to_str().ok()).unwrap_or("").to_ascii_lowercase();
+    let wants = |value: &Option<String>, alg: &str, header: &str| {
+        value.is_some() || algorithm.is_some_and(|a| a.as_str().eq_ignore_ascii_case(alg)) || trailer.contains(header)
+    };
+    if let Some(alg) = algorithm {
+        let known = [
+            dto::ChecksumAlgorithm::CRC32,
+            dto::ChecksumAlgorithm::CRC32C,
+            dto::ChecksumAlgorithm::SHA1,
+            dto::ChecksumAlgorithm::SHA256,
+            dto::ChecksumAlgorithm::CRC64NVME,
+        ];
+        if !known.iter().any(|k| k.eq_ignore_ascii_case(alg.as_str())) {
+            return Err(s3_error!(InvalidArgument, "unsupported checksum algorithm {:?}", alg.as_str()));
         }
     }
-    Ok(false)
+    let mut hasher = ChecksumHasher::default();
+    if wants(&declared.crc32, dto::ChecksumAlgorithm::CRC32, "x-amz-checksum-crc32") {
+        hasher.crc32 = Some(Checksum::new());
+    }
+    if wants(&declared.crc32c, dto::ChecksumAlgorithm::CRC32C, "x-amz-checksum-crc32c") {
+        hasher.crc32c = Some(Checksum::new());
+    }
+    if wants(&declared.sha1, dto::ChecksumAlgorithm::SHA1, "x-amz-checksum-sha1") {
+        hasher.sha1 = Some(Checksum::new());
+    }
+    if wants(&declared.sha256, dto::ChecksumAlgorithm::SHA256, "x-amz-checksum-sha256") {
+        hasher.sha256 = Some(Checksum::new());
+    }
+    if wants(&declared.crc64nvme, dto::ChecksumAlgorithm::CRC64NVME, "x-amz-checksum-crc64nvme") {
+        hasher.crc64nvme = Some(Checksum::new());
+    }
+    Ok(hasher)
 }
 
-/// s3s-fs's [`FileSystem`] with upload bodies checked before they become visible, and the
-/// single-tenant answers described in the module docs. Every other operation is passed through.
+/// Compares what was computed over the body with what the client declared; every declared
+/// checksum must have been computed and match.
+fn verify_checksums(key: &str, declared: &Checksums, computed: &dto::Checksum) -> S3Result<Checksums> {
+    let pairs = [
+        ("CRC32", &declared.crc32, &computed.checksum_crc32),
+        ("CRC32C", &declared.crc32c, &computed.checksum_crc32c),
+        ("SHA1", &declared.sha1, &computed.checksum_sha1),
+        ("SHA256", &declared.sha256, &computed.checksum_sha256),
+        ("CRC64NVME", &declared.crc64nvme, &computed.checksum_crc64nvme),
+    ];
+    for (name, want, got) in pairs {
+        if let Some(want) = want {
+            if got.as_deref() != Some(want.as_str()) {
+                return Err(s3_error!(
+                    BadDigest,
+                    "the body of {key:?} has {name} {} but the request declared {want}; nothing was stored and \
+                     the existing object, if any, is unchanged",
+                    got.as_deref().unwrap_or("(not computed)")
+                ));
+            }
+        }
+    }
+    Ok(Checksums {
+        crc32: computed.checksum_crc32.clone(),
+        crc32c: computed.checksum_crc32c.clone(),
+        sha1: computed.checksum_sha1.clone(),
+        sha256: computed.checksum_sha256.clone(),
+        crc64nvme: computed.checksum_crc64nvme.clone(),
+    })
+}
+
+/// `If-Match` / `If-None-Match` of a read, against the object's ETag.
+fn check_read_conditions(
+    e_tag: &str,
+    if_match: Option<&dto::ETagCondition>,
+    if_none_match: Option<&dto::ETagCondition>,
+) -> S3Result<()> {
+    let current = dto::ETag::Strong(e_tag.to_string());
+    if let Some(dto::ETagCondition::ETag(want)) = if_match {
+        if !want.strong_cmp(&current) {
+            return Err(s3_error!(PreconditionFailed, "the object's ETag does not match If-Match"));
+        }
+    }
+    match if_none_match {
+        Some(dto::ETagCondition::Any) => Err(s3_error!(NotModified)),
+        Some(dto::ETagCondition::ETag(want)) if want.weak_cmp(&current) => Err(s3_error!(NotModified)),
+        _ => Ok(()),
+    }
+}
+
+/// A multipart upload id as s3s-fs writes it (a lowercase hyphenated UUID), or `None`.
+fn upload_id(text: &str) -> Option<String> {
+    let text = text.to_ascii_lowercase();
+    let shape_ok = text.len() == 36
+        && text
+            .char_indices()
+            .all(|(i, c)| if [8, 13, 18, 23].contains(&i) { c == '-' } else { c.is_ascii_hexdigit() });
+    shape_ok.then_some(text)
+}
+
+/// A fresh version-4 UUID, the form of s3s-fs's upload ids.
+fn new_upload_id() -> S3Result<String> {
+    let mut b = [0u8; 16];
+    getrandom::fill(&mut b).map_err(|e| s3_error!(InternalError, "no randomness for an upload id: {e}"))?;
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let h = store::hex(&b);
+    Ok(format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32]))
+}
+
+/// An object's bytes from `start`, `length` of them, as a response body.
+struct FileBody {
+    file: tokio::fs::File,
+    remaining: u64,
+    buf: Vec<u8>,
+}
+
+impl Stream for FileBody {
+    type Item = io::Result<Bytes>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = self.get_mut();
+        if this.remaining == 0 {
+            return Poll::Ready(None);
+        }
+        let want = usize::try_from(this.remaining).unwrap_or(usize::MAX).min(this.buf.len());
+        let mut read = tokio::io::ReadBuf::new(&mut this.buf[..want]);
+        match Pin::new(&mut this.file).poll_read(cx, &mut read) {
+            Poll::Ready(Ok(())) if read.filled().is_empty() => {
+                this.remaining = 0;
+                Poll::Ready(Some(Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "the object's file is shorter than it was",
+                ))))
+            }
+            Poll::Ready(Ok(())) => {
+                this.remaining -= read.filled().len() as u64;
+                Poll::Ready(Some(Ok(Bytes::copy_from_slice(read.filled()))))
+            }
+            Poll::Ready(Err(e)) => Poll::Ready(Some(Err(e))),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+/// s3s-fs's [`FileSystem`] for buckets, listings and multipart parts; [`Store`] for objects
+/// and their metadata (see the module docs).
 pub struct GuardedFileSystem {
     inner: FileSystem,
+    store: Arc<Store>,
     /// Reported as the owner of every bucket (the access key).
     owner: String,
     /// s3s-fs's root: bucket `B`'s object `K` is the file `<root>/B/K`.
@@ -285,6 +467,30 @@ pub struct GuardedFileSystem {
 impl std::fmt::Debug for GuardedFileSystem {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("GuardedFileSystem").field("inner", &self.inner).finish_non_exhaustive()
+    }
+}
+
+impl GuardedFileSystem {
+    fn attributes_of(record: Option<&Record>) -> Attributes {
+        record.map(|r| r.attributes.clone()).unwrap_or_default()
+    }
+
+    /// Checks that the caller started multipart upload `id` (s3s-fs's `.upload-<id>.json`
+    /// holds the access key that did).
+    async fn check_upload_owner(&self, id: &str, access_key: Option<&str>) -> S3Result<()> {
+        let path = self.root.join(format!(".upload-{id}.json"));
+        let bytes = match tokio::fs::read(&path).await {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return Err(s3_error!(NoSuchUpload, "no multipart upload {id} is in progress"))
+            }
+            Err(e) => return Err(s3_error!(InternalError, "cannot read {}: {e}", path.display())),
+        };
+        let owner: Option<String> = serde_json::from_slice(&bytes).unwrap_or(None);
+        if owner.as_deref() != access_key {
+            return Err(s3_error!(AccessDenied, "multipart upload {id} was started by another access key"));
+        }
+        Ok(())
     }
 }
 
@@ -306,19 +512,12 @@ macro_rules! s3_impl {
 
 s3_impl! {
     forward {
-        copy_object: CopyObjectInput => CopyObjectOutput,
-        delete_object: DeleteObjectInput => DeleteObjectOutput,
-        delete_objects: DeleteObjectsInput => DeleteObjectsOutput,
         get_bucket_location: GetBucketLocationInput => GetBucketLocationOutput,
-        get_object: GetObjectInput => GetObjectOutput,
         head_bucket: HeadBucketInput => HeadBucketOutput,
-        head_object: HeadObjectInput => HeadObjectOutput,
         list_objects: ListObjectsInput => ListObjectsOutput,
         list_objects_v2: ListObjectsV2Input => ListObjectsV2Output,
-        create_multipart_upload: CreateMultipartUploadInput => CreateMultipartUploadOutput,
         upload_part_copy: UploadPartCopyInput => UploadPartCopyOutput,
         list_parts: ListPartsInput => ListPartsOutput,
-        abort_multipart_upload: AbortMultipartUploadInput => AbortMultipartUploadOutput,
     }
     custom {
         async fn delete_bucket(
@@ -327,7 +526,7 @@ s3_impl! {
         ) -> S3Result<S3Response<dto::DeleteBucketOutput>> {
             let folder = self.root.join(&req.input.bucket);
             if s3s::path::check_bucket_name(&req.input.bucket) && folder.is_dir() {
-                let busy = tokio::task::spawn_blocking(move || holds_objects(&folder))
+                let busy = tokio::task::spawn_blocking(move || store::holds_files(&folder))
                     .await
                     .map_err(|e| s3_error!(InternalError, "{e}"))?
                     .map_err(|e| s3_error!(InternalError, "cannot list the bucket folder: {e}"))?;
@@ -336,16 +535,6 @@ s3_impl! {
                 }
             }
             self.inner.delete_bucket(req).await
-        }
-
-        async fn complete_multipart_upload(
-            &self,
-            req: S3Request<dto::CompleteMultipartUploadInput>,
-        ) -> S3Result<S3Response<dto::CompleteMultipartUploadOutput>> {
-            let (bucket, key) = (req.input.bucket.clone(), req.input.key.clone());
-            let response = self.inner.complete_multipart_upload(req).await?;
-            sync_object(&self.root, &bucket, &key).await?;
-            Ok(response)
         }
 
         async fn create_bucket(
@@ -378,30 +567,492 @@ s3_impl! {
             mut req: S3Request<dto::PutObjectInput>,
         ) -> S3Result<S3Response<dto::PutObjectOutput>> {
             let expected = ExpectedBody::from_headers(req.input.content_length, req.input.content_md5.as_deref())?;
-            let fault = BodyFault::default();
-            if let Some(body) = req.input.body.take() {
-                req.input.body = Some(StreamingBlob::new(GuardedBody::new(body, expected, fault.clone())));
+            if let Some(class) = &req.input.storage_class {
+                if !["STANDARD", "REDUCED_REDUNDANCY"].contains(&class.as_str()) {
+                    return Err(s3_error!(InvalidStorageClass, "storage class {:?} is not offered here", class.as_str()));
+                }
             }
             let (bucket, key) = (req.input.bucket.clone(), req.input.key.clone());
-            let delete_request =
-                forget_body(&req, dto::DeleteObjectInput { bucket: bucket.clone(), key: key.clone(), ..Default::default() });
-            match self.inner.put_object(req).await {
-                Err(e) => {
-                    if let Some(message) = fault.take() {
-                        return Err(message.into_s3_error());
-                    }
-                    if *e.code() == S3ErrorCode::BadDigest {
-                        // s3s-fs compares checksums after renaming the file into place: take the
-                        // corrupt object away again so nobody reads it as complete.
-                        let _ = self.inner.delete_object(delete_request).await;
-                    }
-                    Err(e)
+            store::check_key(&key).map_err(store_error)?;
+            if key.ends_with('/') {
+                if req.input.content_length.is_some_and(|n| n > 0) {
+                    return Err(s3_error!(UnexpectedContent, "the key {key:?} ends in '/' (a folder) and takes no body"));
                 }
-                Ok(response) => {
-                    sync_object(&self.root, &bucket, &key).await?;
-                    Ok(response)
+                let store = self.store.clone();
+                blocking(move || store.make_folder(&bucket, &key)).await?;
+                return Ok(S3Response::new(dto::PutObjectOutput::default()));
+            }
+            if !s3s::path::check_bucket_name(&bucket) || !self.root.join(&bucket).is_dir() {
+                return Err(s3_error!(NoSuchBucket, "the bucket {bucket:?} does not exist"));
+            }
+            let mut declared = Checksums {
+                crc32: req.input.checksum_crc32.clone(),
+                crc32c: req.input.checksum_crc32c.clone(),
+                sha1: req.input.checksum_sha1.clone(),
+                sha256: req.input.checksum_sha256.clone(),
+                crc64nvme: req.input.checksum_crc64nvme.clone(),
+            };
+            let mut hasher =
+                checksum_hasher(&declared, req.input.checksum_algorithm.as_ref(), req.headers.get("x-amz-trailer"))?;
+            let Some(body) = req.input.body.take() else {
+                return Err(s3_error!(IncompleteBody, "the PUT of {key:?} has no body"));
+            };
+            let fault = BodyFault::default();
+            let mut body = GuardedBody::new(body, expected, fault.clone());
+
+            // The body goes to a temporary file; the object in place is untouched until commit.
+            let (staged, file) = blocking({
+                let store = self.store.clone();
+                move || store.stage()
+            })
+            .await?;
+            let mut writer = tokio::io::BufWriter::with_capacity(256 * 1024, tokio::fs::File::from_std(file));
+            let mut md5 = Md5::new();
+            let write_failed =
+                |e: io::Error| s3_error!(InternalError, "cannot write the upload to {}: {e}", staged.path().display());
+            while let Some(chunk) = std::future::poll_fn(|cx| Pin::new(&mut body).poll_next(cx)).await {
+                let chunk = chunk.map_err(|e| {
+                    fault.take().map_or_else(
+                        || s3_error!(IncompleteBody, "the body could not be read to its end ({e}); nothing was stored"),
+                        BodyProblem::into_s3_error,
+                    )
+                })?;
+                md5.update(&chunk);
+                hasher.update(&chunk);
+                writer.write_all(&chunk).await.map_err(write_failed)?;
+            }
+            writer.flush().await.map_err(write_failed)?;
+            let file = writer.into_inner().into_std().await;
+
+            // Checksums may come as trailers, after the body.
+            let trailer = |name: &str| {
+                req.trailing_headers
+                    .as_ref()
+                    .and_then(|t| t.read(|h| h.get(name).and_then(|v| v.to_str().ok()).map(str::to_owned)))
+                    .flatten()
+            };
+            declared.crc32 = declared.crc32.take().or_else(|| trailer("x-amz-checksum-crc32"));
+            declared.crc32c = declared.crc32c.take().or_else(|| trailer("x-amz-checksum-crc32c"));
+            declared.sha1 = declared.sha1.take().or_else(|| trailer("x-amz-checksum-sha1"));
+            declared.sha256 = declared.sha256.take().or_else(|| trailer("x-amz-checksum-sha256"));
+            declared.crc64nvme = declared.crc64nvme.take().or_else(|| trailer("x-amz-checksum-crc64nvme"));
+            let checksums = verify_checksums(&key, &declared, &hasher.finalize())?;
+
+            let input = req.input;
+            let attributes = Attributes {
+                content_type: input.content_type,
+                content_encoding: input.content_encoding,
+                content_disposition: input.content_disposition,
+                content_language: input.content_language,
+                cache_control: input.cache_control,
+                expires: format_expires(input.expires),
+                website_redirect_location: input.website_redirect_location,
+                user_metadata: input.metadata,
+            };
+            let conditions = Preconditions { if_match: input.if_match, if_none_match: input.if_none_match };
+            let e_tag = store::hex(&md5.finalize());
+            let store = self.store.clone();
+            let record_checksums = checksums.clone();
+            let record_e_tag = e_tag.clone();
+            blocking(move || {
+                let identity = Store::seal(&staged, &file)?;
+                drop(file);
+                let record = Record { identity, e_tag: record_e_tag, checksums: record_checksums, attributes };
+                store.commit(&bucket, &key, staged, record, &conditions)
+            })
+            .await?;
+            Ok(S3Response::new(dto::PutObjectOutput {
+                e_tag: Some(dto::ETag::Strong(e_tag)),
+                checksum_crc32: checksums.crc32,
+                checksum_crc32c: checksums.crc32c,
+                checksum_sha1: checksums.sha1,
+                checksum_sha256: checksums.sha256,
+                checksum_crc64nvme: checksums.crc64nvme,
+                ..Default::default()
+            }))
+        }
+
+        async fn get_object(
+            &self,
+            req: S3Request<dto::GetObjectInput>,
+        ) -> S3Result<S3Response<dto::GetObjectOutput>> {
+            let input = req.input;
+            let (bucket, key) = (input.bucket.clone(), input.key.clone());
+            let store = self.store.clone();
+            let found = blocking(move || {
+                let Some(mut opened) = store.open_object(&bucket, &key)? else { return Ok(None) };
+                let e_tag = opened.e_tag().map_err(|source| StoreError::Io {
+                    context: format!("cannot read the object {key:?}"),
+                    source,
+                })?;
+                Ok(Some((opened, e_tag)))
+            })
+            .await?;
+            let Some((opened, e_tag)) = found else {
+                return Err(s3_error!(NoSuchKey, "no object {:?} in bucket {:?}", input.key, input.bucket));
+            };
+            check_read_conditions(&e_tag, input.if_match.as_ref(), input.if_none_match.as_ref())?;
+            let size = opened.identity.size();
+            let (start, length, range) = match &input.range {
+                None => (0, size, None),
+                Some(range) => {
+                    let span = range
+                        .check(size)
+                        .map_err(|_| s3_error!(InvalidRange, "the range is outside the object's {size} bytes"))?;
+                    (span.start, span.end - span.start, Some(content_range(span.start, span.end - 1, size)))
+                }
+            };
+            let mut file = opened.file;
+            if start > 0 {
+                file.seek(io::SeekFrom::Start(start))
+                    .map_err(|e| s3_error!(InternalError, "cannot seek in {:?}: {e}", input.key))?;
+            }
+            // S3 sends the stored checksums only with the whole object.
+            let checksums = match (&range, &opened.record) {
+                (None, Some(record)) => record.checksums.clone(),
+                _ => Checksums::default(),
+            };
+            let attributes = Self::attributes_of(opened.record.as_ref());
+            let body = FileBody { file: tokio::fs::File::from_std(file), remaining: length, buf: vec![0; 64 * 1024] };
+            Ok(S3Response::new(dto::GetObjectOutput {
+                body: Some(StreamingBlob::wrap(body)),
+                content_length: Some(i64::try_from(length).unwrap_or(i64::MAX)),
+                content_range: range,
+                last_modified: Some(dto::Timestamp::from(opened.modified)),
+                e_tag: Some(dto::ETag::Strong(e_tag)),
+                checksum_crc32: checksums.crc32,
+                checksum_crc32c: checksums.crc32c,
+                checksum_sha1: checksums.sha1,
+                checksum_sha256: checksums.sha256,
+                checksum_crc64nvme: checksums.crc64nvme,
+                content_type: attributes.content_type,
+                content_encoding: attributes.content_encoding,
+                content_disposition: attributes.content_disposition,
+                content_language: attributes.content_language,
+                cache_control: attributes.cache_control,
+                expires: parse_expires(attributes.expires.as_ref()),
+                website_redirect_location: attributes.website_redirect_location,
+                metadata: attributes.user_metadata,
+                ..Default::default()
+            }))
+        }
+
+        async fn head_object(
+            &self,
+            req: S3Request<dto::HeadObjectInput>,
+        ) -> S3Result<S3Response<dto::HeadObjectOutput>> {
+            let input = req.input;
+            let (bucket, key) = (input.bucket.clone(), input.key.clone());
+            let store = self.store.clone();
+            let found = blocking(move || {
+                let Some(mut opened) = store.open_object(&bucket, &key)? else { return Ok(None) };
+                let e_tag = opened.e_tag().map_err(|source| StoreError::Io {
+                    context: format!("cannot read the object {key:?}"),
+                    source,
+                })?;
+                Ok(Some((opened.identity.size(), opened.modified, opened.record, e_tag)))
+            })
+            .await?;
+            let Some((size, modified, record, e_tag)) = found else {
+                return Err(s3_error!(NoSuchKey, "no object {:?} in bucket {:?}", input.key, input.bucket));
+            };
+            check_read_conditions(&e_tag, input.if_match.as_ref(), input.if_none_match.as_ref())?;
+            let checksums = record.as_ref().map(|r| r.checksums.clone()).unwrap_or_default();
+            let attributes = Self::attributes_of(record.as_ref());
+            Ok(S3Response::new(dto::HeadObjectOutput {
+                content_length: Some(i64::try_from(size).unwrap_or(i64::MAX)),
+                last_modified: Some(dto::Timestamp::from(modified)),
+                e_tag: Some(dto::ETag::Strong(e_tag)),
+                checksum_crc32: checksums.crc32,
+                checksum_crc32c: checksums.crc32c,
+                checksum_sha1: checksums.sha1,
+                checksum_sha256: checksums.sha256,
+                checksum_crc64nvme: checksums.crc64nvme,
+                content_type: attributes.content_type,
+                content_encoding: attributes.content_encoding,
+                content_disposition: attributes.content_disposition,
+                content_language: attributes.content_language,
+                cache_control: attributes.cache_control,
+                expires: parse_expires(attributes.expires.as_ref()),
+                website_redirect_location: attributes.website_redirect_location,
+                metadata: attributes.user_metadata,
+                ..Default::default()
+            }))
+        }
+
+        async fn copy_object(
+            &self,
+            req: S3Request<dto::CopyObjectInput>,
+        ) -> S3Result<S3Response<dto::CopyObjectOutput>> {
+            let input = req.input;
+            let (src_bucket, src_key) = match &input.copy_source {
+                dto::CopySource::Bucket { bucket, key, .. } => (bucket.to_string(), key.to_string()),
+                _ => return Err(s3_error!(NotImplemented, "only bucket copy sources are supported")),
+            };
+            check_inside(&src_key)?;
+            store::check_key(&input.key).map_err(store_error)?;
+            let replace = input
+                .metadata_directive
+                .as_ref()
+                .is_some_and(|d| d.as_str() == dto::MetadataDirective::REPLACE);
+            let new_attributes = replace.then(|| Attributes {
+                content_type: input.content_type,
+                content_encoding: input.content_encoding,
+                content_disposition: input.content_disposition,
+                content_language: input.content_language,
+                cache_control: input.cache_control,
+                expires: format_expires(input.expires),
+                website_redirect_location: input.website_redirect_location,
+                user_metadata: input.metadata,
+            });
+            let (if_match, if_none_match) = (input.copy_source_if_match, input.copy_source_if_none_match);
+            let (bucket, key) = (input.bucket, input.key);
+            let store = self.store.clone();
+            let copied = blocking(move || {
+                let Some(mut source) = store.open_object(&src_bucket, &src_key)? else { return Ok(None) };
+                let read_failed = |source: io::Error| StoreError::Io { context: format!("cannot read the object {src_key:?}"), source };
+                let e_tag = source.e_tag().map_err(read_failed)?;
+                check_read_conditions(&e_tag, if_match.as_ref(), if_none_match.as_ref())
+                    .map_err(|_| StoreError::PreconditionFailed("the copy source's ETag does not meet the copy conditions".into()))?;
+                let (staged, mut file) = store.stage()?;
+                io::copy(&mut source.file, &mut file).map_err(read_failed)?;
+                let identity = Store::seal(&staged, &file)?;
+                let modified = file.metadata().and_then(|m| m.modified()).unwrap_or_else(|_| std::time::SystemTime::now());
+                drop(file);
+                let (checksums, attributes) = match source.record {
+                    Some(record) => (record.checksums, record.attributes),
+                    None => (Checksums::default(), Attributes::default()),
+                };
+                let attributes = new_attributes.unwrap_or(attributes);
+                let record = Record { identity, e_tag: e_tag.clone(), checksums, attributes };
+                store.commit(&bucket, &key, staged, record, &Preconditions::default())?;
+                Ok(Some((e_tag, modified)))
+            })
+            .await?;
+            let Some((e_tag, modified)) = copied else {
+                return Err(s3_error!(NoSuchKey, "the copy source does not exist"));
+            };
+            Ok(S3Response::new(dto::CopyObjectOutput {
+                copy_object_result: Some(dto::CopyObjectResult {
+                    e_tag: Some(dto::ETag::Strong(e_tag)),
+                    last_modified: Some(dto::Timestamp::from(modified)),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }))
+        }
+
+        async fn delete_object(
+            &self,
+            req: S3Request<dto::DeleteObjectInput>,
+        ) -> S3Result<S3Response<dto::DeleteObjectOutput>> {
+            if req.input.key.ends_with('/') {
+                // A folder object: s3s-fs removes the folder when it is empty.
+                return self.inner.delete_object(req).await;
+            }
+            let (bucket, key) = (req.input.bucket, req.input.key);
+            let store = self.store.clone();
+            blocking(move || store.delete(&bucket, &key)).await?;
+            Ok(S3Response::new(dto::DeleteObjectOutput::default()))
+        }
+
+        async fn delete_objects(
+            &self,
+            req: S3Request<dto::DeleteObjectsInput>,
+        ) -> S3Result<S3Response<dto::DeleteObjectsOutput>> {
+            let bucket = req.input.bucket;
+            let keys: Vec<String> = req.input.delete.objects.into_iter().map(|o| o.key).collect();
+            let store = self.store.clone();
+            let outcomes = blocking(move || {
+                if !store.root().join(&bucket).is_dir() {
+                    return Err(StoreError::NoSuchBucket { bucket });
+                }
+                Ok(keys
+                    .into_iter()
+                    .map(|key| {
+                        let outcome = if check_inside(&key).is_err() {
+                            Err("the key would leave the bucket folder".to_string())
+                        } else if key.ends_with('/') {
+                            // Folder objects go when empty, as with DeleteObject.
+                            let _ = std::fs::remove_dir(store.object_path(&bucket, &key));
+                            Ok(())
+                        } else {
+                            store.delete(&bucket, &key).map_err(|e| e.to_string())
+                        };
+                        (key, outcome)
+                    })
+                    .collect::<Vec<_>>())
+            })
+            .await?;
+            let mut deleted = Vec::new();
+            let mut errors = Vec::new();
+            for (key, outcome) in outcomes {
+                match outcome {
+                    Ok(()) => deleted.push(dto::DeletedObject { key: Some(key), ..Default::default() }),
+                    Err(message) => errors.push(dto::Error {
+                        code: Some("InternalError".into()),
+                        key: Some(key),
+                        message: Some(message),
+                        version_id: None,
+                    }),
                 }
             }
+            Ok(S3Response::new(dto::DeleteObjectsOutput {
+                deleted: Some(deleted),
+                errors: (!errors.is_empty()).then_some(errors),
+                ..Default::default()
+            }))
+        }
+
+        async fn create_multipart_upload(
+            &self,
+            req: S3Request<dto::CreateMultipartUploadInput>,
+        ) -> S3Result<S3Response<dto::CreateMultipartUploadOutput>> {
+            let input = req.input;
+            store::check_key(&input.key).map_err(store_error)?;
+            if !s3s::path::check_bucket_name(&input.bucket) || !self.root.join(&input.bucket).is_dir() {
+                return Err(s3_error!(NoSuchBucket, "the bucket {:?} does not exist", input.bucket));
+            }
+            let id = new_upload_id()?;
+            // The file s3s-fs checks on every UploadPart: who may add parts to this upload.
+            let owner = req.credentials.as_ref().map(|c| c.access_key.as_str());
+            let owner = serde_json::to_vec(&owner).map_err(|e| s3_error!(InternalError, "{e}"))?;
+            let path = self.root.join(format!(".upload-{id}.json"));
+            tokio::fs::write(&path, owner)
+                .await
+                .map_err(|e| s3_error!(InternalError, "cannot write {}: {e}", path.display()))?;
+            let attributes = Attributes {
+                content_type: input.content_type,
+                content_encoding: input.content_encoding,
+                content_disposition: input.content_disposition,
+                content_language: input.content_language,
+                cache_control: input.cache_control,
+                expires: format_expires(input.expires),
+                website_redirect_location: input.website_redirect_location,
+                user_metadata: input.metadata,
+            };
+            let store = self.store.clone();
+            let upload = id.clone();
+            blocking(move || store.save_upload_attributes(&upload, &attributes)).await?;
+            Ok(S3Response::new(dto::CreateMultipartUploadOutput {
+                bucket: Some(input.bucket),
+                key: Some(input.key),
+                upload_id: Some(id),
+                ..Default::default()
+            }))
+        }
+
+        async fn complete_multipart_upload(
+            &self,
+            req: S3Request<dto::CompleteMultipartUploadInput>,
+        ) -> S3Result<S3Response<dto::CompleteMultipartUploadOutput>> {
+            let input = req.input;
+            let Some(id) = upload_id(&input.upload_id) else {
+                return Err(s3_error!(NoSuchUpload, "{:?} is not an upload id of this server", input.upload_id));
+            };
+            self.check_upload_owner(&id, req.credentials.as_ref().map(|c| c.access_key.as_str())).await?;
+            let parts: Vec<(i32, Option<String>)> = input
+                .multipart_upload
+                .and_then(|m| m.parts)
+                .unwrap_or_default()
+                .into_iter()
+                .map(|p| (p.part_number.unwrap_or(0), p.e_tag.map(|e| e.value().to_string())))
+                .collect();
+            if parts.is_empty() {
+                return Err(s3_error!(InvalidPart, "the completion lists no part"));
+            }
+            if parts.windows(2).any(|w| w[0].0 >= w[1].0) || parts[0].0 < 1 {
+                return Err(s3_error!(InvalidPartOrder, "the parts must be listed in ascending order of part number"));
+            }
+            let conditions = Preconditions { if_match: input.if_match, if_none_match: input.if_none_match };
+            let (bucket, key) = (input.bucket, input.key);
+            let store = self.store.clone();
+            let upload = id.clone();
+            let (out_bucket, out_key) = (bucket.clone(), key.clone());
+            let e_tag = blocking(move || {
+                let root = store.root().to_path_buf();
+                let (staged, mut file) = store.stage()?;
+                let mut part_md5s = Vec::with_capacity(parts.len());
+                let mut buf = vec![0u8; 256 * 1024];
+                for (i, (number, claimed)) in parts.iter().enumerate() {
+                    let path = root.join(format!(".upload_id-{upload}.part-{number}"));
+                    let mut part = std::fs::File::open(&path)
+                        .map_err(|_| StoreError::InvalidPart(format!("part {number} was not uploaded")))?;
+                    let mut md5 = Md5::new();
+                    let mut size = 0u64;
+                    loop {
+                        let n = io::Read::read(&mut part, &mut buf).map_err(|source| StoreError::Io {
+                            context: format!("cannot read {}", path.display()),
+                            source,
+                        })?;
+                        if n == 0 {
+                            break;
+                        }
+                        md5.update(&buf[..n]);
+                        io::Write::write_all(&mut file, &buf[..n]).map_err(|source| StoreError::Io {
+                            context: format!("cannot write {}", staged.path().display()),
+                            source,
+                        })?;
+                        size += n as u64;
+                    }
+                    let digest = md5.finalize();
+                    if claimed.as_deref().is_some_and(|c| c.trim_matches('"') != store::hex(&digest)) {
+                        return Err(StoreError::InvalidPart(format!("part {number}'s ETag does not match its bytes")));
+                    }
+                    if i + 1 < parts.len() && size < 5 * 1024 * 1024 {
+                        return Err(StoreError::EntityTooSmall(format!(
+                            "part {number} is {size} bytes; every part but the last must be at least 5 MiB"
+                        )));
+                    }
+                    part_md5s.push(digest);
+                }
+                let mut whole = Md5::new();
+                for digest in &part_md5s {
+                    whole.update(digest);
+                }
+                let e_tag = format!("{}-{}", store::hex(&whole.finalize()), part_md5s.len());
+                let identity = Store::seal(&staged, &file)?;
+                drop(file);
+                // A fresh record: checksums of an earlier object under this key do not carry over.
+                let record = Record {
+                    identity,
+                    e_tag: e_tag.clone(),
+                    checksums: Checksums::default(),
+                    attributes: store.upload_attributes(&upload),
+                };
+                store.commit(&bucket, &key, staged, record, &conditions)?;
+                // The upload is over: its parts (listed or not) and its files go.
+                let prefix = format!(".upload_id-{upload}.part-");
+                if let Ok(entries) = std::fs::read_dir(&root) {
+                    for entry in entries.flatten() {
+                        if entry.file_name().to_str().is_some_and(|n| n.starts_with(&prefix)) {
+                            let _ = std::fs::remove_file(entry.path());
+                        }
+                    }
+                }
+                let _ = std::fs::remove_file(root.join(format!(".upload-{upload}.json")));
+                store.forget_upload_attributes(&upload);
+                Ok(e_tag)
+            })
+            .await?;
+            Ok(S3Response::new(dto::CompleteMultipartUploadOutput {
+                bucket: Some(out_bucket),
+                key: Some(out_key),
+                e_tag: Some(dto::ETag::Strong(e_tag)),
+                ..Default::default()
+            }))
+        }
+
+        async fn abort_multipart_upload(
+            &self,
+            req: S3Request<dto::AbortMultipartUploadInput>,
+        ) -> S3Result<S3Response<dto::AbortMultipartUploadOutput>> {
+            let id = upload_id(&req.input.upload_id);
+            let response = self.inner.abort_multipart_upload(req).await?;
+            if let Some(id) = id {
+                self.store.forget_upload_attributes(&id);
+            }
+            Ok(response)
         }
 
         async fn upload_part(
@@ -415,21 +1066,6 @@ s3_impl! {
             }
             self.inner.upload_part(req).await.map_err(|e| fault.take().map_or(e, BodyProblem::into_s3_error))
         }
-    }
-}
-
-/// A request for a follow-up operation on behalf of the same caller (same credentials, no body).
-fn forget_body<T, U>(req: &S3Request<T>, input: U) -> S3Request<U> {
-    S3Request {
-        input,
-        method: hyper::Method::DELETE,
-        uri: req.uri.clone(),
-        headers: hyper::HeaderMap::new(),
-        extensions: hyper::http::Extensions::new(),
-        credentials: req.credentials.clone(),
-        region: req.region.clone(),
-        service: req.service.clone(),
-        trailing_headers: None,
     }
 }
 

@@ -21,21 +21,40 @@ struct RunningS3 {
 
 impl RunningS3 {
     fn start() -> Self {
-        let root = tempfile::tempdir().unwrap();
+        Self::start_on(tempfile::tempdir().unwrap())
+    }
+
+    fn start_on(root: tempfile::TempDir) -> Self {
         let config = S3Config::new(root.path().join("s3"), ACCESS_KEY, SECRET_KEY).with_bucket(BUCKET);
         let server = ServerThread::s3(config).unwrap();
         Self { endpoint: server.url(), root, server: Some(server) }
+    }
+
+    /// Stops this server and starts another on the same data folder.
+    fn restart(mut self) -> Self {
+        self.server.take().unwrap().stop().expect("server returned an error");
+        let root = std::mem::replace(&mut self.root, tempfile::tempdir().unwrap());
+        Self::start_on(root)
     }
 
     fn data_dir(&self) -> PathBuf {
         self.root.path().join("s3")
     }
 
-    /// Runs the boto3 peer with this server's data-connection variables; returns its stdout
-    /// after asserting that it succeeded.
+    /// Runs the boto3 peer `tests/peers/s3_peer.py` with this server's data-connection
+    /// variables; returns its stdout after asserting that it succeeded.
     fn peer(&self, args: &[&str]) -> String {
+        self.run_peer(&peer_script(), args)
+    }
+
+    /// Runs `tests/peers/s3_integrity_peer.py` (see [`RunningS3::peer`]).
+    fn integrity_peer(&self, args: &[&str]) -> String {
+        self.run_peer(&Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/peers/s3_integrity_peer.py"), args)
+    }
+
+    fn run_peer(&self, script: &Path, args: &[&str]) -> String {
         let output = Command::new(python())
-            .arg(peer_script())
+            .arg(script)
             .args(args)
             .env("AWS_S3_ENDPOINT", &self.endpoint)
             .env("AWS_ACCESS_KEY_ID", ACCESS_KEY)
@@ -48,7 +67,8 @@ impl RunningS3 {
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert!(
             output.status.success(),
-            "s3_peer.py {args:?} failed ({})\nstdout:\n{stdout}\nstderr:\n{stderr}",
+            "{} {args:?} failed ({})\nstdout:\n{stdout}\nstderr:\n{stderr}",
+            script.display(),
             output.status
         );
         stdout
@@ -164,11 +184,14 @@ fn a_cut_off_or_corrupted_upload_never_becomes_visible() {
         .map(|e| e.unwrap().file_name().into_string().unwrap())
         .collect();
     assert_eq!(objects, vec!["whole.bin".to_string()]);
-    // No temporary file is left behind by the failed uploads.
+    // No temporary file is left behind by the failed uploads (s3s-fs's, or the store's).
     let leftovers: Vec<_> = std::fs::read_dir(server.data_dir())
         .unwrap()
         .map(|e| e.unwrap().file_name().into_string().unwrap())
         .filter(|name| name.starts_with(".tmp."))
+        .chain(std::fs::read_dir(server.data_dir().join(".jukebox-tmp")).unwrap().map(|e| {
+            format!(".jukebox-tmp/{}", e.unwrap().file_name().into_string().unwrap())
+        }))
         .collect();
     assert!(leftovers.is_empty(), "temporary files left: {leftovers:?}");
 }
@@ -194,4 +217,82 @@ fn client_mistakes_are_4xx_and_a_non_empty_bucket_survives_delete_bucket() {
     assert_eq!(std::fs::read(server.data_dir().join("models/keep/model.onnx")).unwrap(), b"weights");
     assert!(!server.data_dir().join("models/sha/mismatch.bin").exists());
     assert!(!std::path::Path::new("/tmp/escape.bin").exists());
+}
+
+/// Issue 23 item 4: concurrent PUTs of one key (20 rounds of 2-4 writers with different bodies,
+/// a reader GETting all along): boto3 with checksum validation never raises and every body's MD5
+/// is its ETag.
+#[test]
+fn concurrent_puts_of_one_key_serve_each_body_with_its_own_etag_and_crc32() {
+    let server = RunningS3::start();
+    let out = server.integrity_peer(&["concurrent-puts", "20"]);
+    print!("{out}");
+    assert!(out.contains("ok: 20 rounds, 59 concurrent PUTs"), "{out}");
+    assert!(out.contains("every ETag and CRC32 matched its body"), "{out}");
+}
+
+/// Issue 23 item 4: a PUT refused for a wrong CRC32 or Content-MD5, or cut off, over an existing
+/// object leaves it byte-identical (with its ETag and CRC32) and leaves no temporary file.
+#[test]
+fn a_refused_put_leaves_the_previous_object_byte_identical() {
+    let server = RunningS3::start();
+    let out = server.integrity_peer(&["refused-put"]);
+    print!("{out}");
+    assert_eq!(out.matches("the previous object is byte-identical, same ETag and CRC32").count(), 3, "{out}");
+    assert!(out.contains("PUT with a wrong x-amz-checksum-crc32 refused (400)"), "{out}");
+    let tmp = server.data_dir().join(".jukebox-tmp");
+    let leftovers: Vec<_> = std::fs::read_dir(&tmp).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert!(leftovers.is_empty(), "temporary files left in {}: {leftovers:?}", tmp.display());
+}
+
+/// Issue 23 item 4: a multipart upload over a PUT replaces the checksums (no stale CRC32).
+#[test]
+fn a_multipart_upload_over_a_put_replaces_its_checksums() {
+    let server = RunningS3::start();
+    let out = server.integrity_peer(&["put-then-multipart"]);
+    print!("{out}");
+    assert!(out.contains("ok: a multipart upload over a PUT replaced bytes, ETag and checksums"), "{out}");
+}
+
+/// Issue 23 item 6: keys up to 1,024 bytes round-trip; a key part no file system can name, a key
+/// over 1,024 bytes and an object/folder clash are 4xx naming the problem, never 500 (boto3
+/// judges; the peer fails on any 5xx).
+#[test]
+fn long_keys_and_object_folder_clashes_never_answer_500() {
+    let server = RunningS3::start();
+    let out = server.integrity_peer(&["long-keys"]);
+    print!("{out}");
+    assert!(out.contains("ok: a 1024-byte key round-trips"), "{out}");
+    assert!(out.contains("ok: a key with a 256-byte part: 4xx 400 KeyTooLongError"), "{out}");
+    assert!(out.contains("ok: a 1,025-byte key is refused: 400 KeyTooLongError"), "{out}");
+    let out = server.integrity_peer(&["clashes"]);
+    print!("{out}");
+    assert!(out.contains("ok: PUT f while f/g exists: 409 ObjectFolderConflict"), "{out}");
+    assert!(out.contains("ok: PUT h/i while h exists: 409 ObjectFolderConflict"), "{out}");
+    assert!(out.contains("ok: GET f: 404 NoSuchKey"), "{out}");
+    assert!(out.contains("ok: no clash answered 5xx"), "{out}");
+    // Metadata file names are bounded whatever the key's length.
+    for entry in std::fs::read_dir(server.data_dir().join(".jukebox-meta")).unwrap() {
+        let name = entry.unwrap().file_name();
+        assert!(name.len() <= 80, "metadata file name of {} bytes: {name:?}", name.len());
+    }
+}
+
+/// Metadata is durable with its data: after a restart on the same folder every acknowledged
+/// object still has its bytes, ETag and CRC32.
+#[test]
+fn acknowledged_objects_keep_their_etag_and_crc32_across_a_restart() {
+    let server = RunningS3::start();
+    let manifest = server.root.path().join("acknowledged.json");
+    let manifest = manifest.to_str().unwrap();
+    let probed = server.integrity_peer(&["probe", manifest]);
+    let probed: serde_json::Value = serde_json::from_str(probed.lines().last().unwrap()).unwrap();
+    assert_eq!(probed["failures"], serde_json::json!([]), "{probed}");
+    let acknowledged = probed["acknowledged"].as_u64().unwrap();
+    assert!(acknowledged >= 8, "{probed}");
+    let server = server.restart();
+    let verified = server.integrity_peer(&["verify", manifest]);
+    let verified: serde_json::Value = serde_json::from_str(verified.lines().last().unwrap()).unwrap();
+    assert_eq!(verified["failures"], serde_json::json!([]), "{verified}");
+    assert_eq!(verified["recovered"].as_u64().unwrap(), acknowledged, "{verified}");
 }
