@@ -172,7 +172,7 @@ pub async fn serve(
 ) -> Result<(), S3Error> {
     let service = service(&config)?;
     listener.local_addr().map_err(S3Error::LocalAddr)?;
-    serve_http(listener, KeyCheck(service), config.timeouts, "s3", shutdown).await;
+    serve_http(listener, crate::observe::s3(KeyCheck(service)), config.timeouts, "s3", shutdown).await;
     Ok(())
 }
 
