@@ -23,19 +23,28 @@ struct Up {
 
 impl Up {
     fn start(data_dir: &Path, env_file: &Path) -> Self {
+        Self::start_with(data_dir, env_file, &[])
+    }
+
+    /// `jukebox up` with `extra` flags (`--registry-token T`, `--model-token T`, ...).
+    fn start_with(data_dir: &Path, env_file: &Path, extra: &[&str]) -> Self {
         let mut child = Command::new(JUKEBOX)
             .args(["up", "--s3-port", "0", "--registry-port", "0", "--model-port", "0", "--state-dir"])
             .arg(data_dir)
             .arg("--env-file")
             .arg(env_file)
+            .args(extra)
+            .env_remove("JUKEBOX_REGISTRY_TOKEN")
+            .env_remove("JUKEBOX_MODEL_TOKEN")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
             .expect("cannot start `jukebox up`");
-        // The seven export lines arrive once the three servers listen.
+        // The export lines arrive once the three servers listen: seven, and one per token.
+        let tokens = extra.iter().filter(|a| matches!(**a, "--registry-token" | "--model-token")).count();
         let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
         let mut env = BTreeMap::new();
-        while env.len() < 7 {
+        while env.len() < 7 + tokens {
             let line = lines.next().expect("`jukebox up` closed its output early").unwrap();
             let (name, value) = line
                 .strip_prefix("export ")
@@ -427,4 +436,277 @@ fn save_names_the_missing_variable() {
         .unwrap();
     assert!(!output.status.success());
     assert!(text(&output.stderr).contains("JUKEBOX_REGISTRY_URL is not set"), "{}", text(&output.stderr));
+}
+
+// --- issue 23: a registered version is immutable and published whole -----------------------
+
+/// Every object under `prefix` of the bucket `up` serves, with its bytes, read with the S3 client.
+fn bucket_objects(env: &BTreeMap<String, String>, prefix: &str) -> BTreeMap<String, Vec<u8>> {
+    use jukebox::storage::{Storage, StorageConfig};
+    let storage = Storage::connect(StorageConfig::from_lookup(|key| env.get(key).cloned()).unwrap()).unwrap();
+    let keys: Vec<String> = storage.list(prefix).unwrap().into_iter().map(|o| o.key).collect();
+    if keys.is_empty() {
+        return BTreeMap::new();
+    }
+    let into = tempfile::tempdir().unwrap();
+    let report = storage.download_prefix(prefix, into.path()).unwrap();
+    report.objects.into_iter().map(|o| (o.key, std::fs::read(&o.local_path).unwrap())).collect()
+}
+
+/// Every file of a local version folder by its key below the version (`artifacts/scaler.json`).
+fn local_files(dir: &Path) -> BTreeMap<String, Vec<u8>> {
+    let mut files = BTreeMap::new();
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(folder) = pending.pop() {
+        for entry in std::fs::read_dir(&folder).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                pending.push(path);
+            } else {
+                let key = path.strip_prefix(dir).unwrap().to_string_lossy().replace('\\', "/");
+                files.insert(key, std::fs::read(&path).unwrap());
+            }
+        }
+    }
+    files
+}
+
+/// The objects of `prefix` keyed below it, as [`local_files`] keys a folder.
+fn below(objects: &BTreeMap<String, Vec<u8>>, prefix: &str) -> BTreeMap<String, Vec<u8>> {
+    objects.iter().map(|(key, bytes)| (key.trim_start_matches(prefix).to_string(), bytes.clone())).collect()
+}
+
+/// The probabilities version `version` of `jukebox` answers for one song of mid-range features.
+fn infer(model_url: &str, version: u64) -> Vec<f64> {
+    let inputs: Vec<serde_json::Value> = jukebox_protocol::model_folder::WORKSHOP_FEATURES
+        .iter()
+        .map(|name| serde_json::json!({"name": name, "shape": [1, 1], "datatype": "FP32", "data": [0.5]}))
+        .collect();
+    let url = format!("{model_url}/v2/models/jukebox/versions/{version}/infer");
+    let mut answer = ureq::post(&url).send_json(serde_json::json!({ "inputs": inputs })).unwrap();
+    let body: serde_json::Value = answer.body_mut().read_json().unwrap();
+    body["outputs"][0]["data"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect()
+}
+
+fn save_as(env: &BTreeMap<String, String>, dir: &Path, version: &str, extra: &[&str]) -> Output {
+    Command::new(JUKEBOX)
+        .args(["save", "--version", version])
+        .arg("--version-dir")
+        .arg(dir)
+        .args(extra)
+        .envs(env)
+        .output()
+        .expect("cannot run `jukebox save`")
+}
+
+#[test]
+fn retraining_into_the_same_folder_and_saving_a_new_version_leaves_the_first_as_it_was() {
+    let work = tempfile::tempdir().unwrap();
+    let repository = work.path().join("R");
+    let folder = repository.join("jukebox/1");
+    jukebox_testkit::make_model(&repository, "1", "7");
+    let up = Up::start(&work.path().join("state"), &work.path().join("jukebox.env"));
+
+    let first = save_as(&up.env, &folder, "0.0.1", &[]);
+    assert!(first.status.success(), "{}", text(&first.stderr));
+    let model_url = &up.env["JUKEBOX_MODEL_URL"];
+    wait_until_ok(&format!("{model_url}/v2/models/jukebox/versions/1/ready"));
+    let stored_first = bucket_objects(&up.env, "models/jukebox/1/");
+    assert_eq!(below(&stored_first, "models/jukebox/1/"), local_files(&folder));
+    let answer_first = infer(model_url, 1);
+
+    // Train again, another seed, into the same folder; save it as 0.0.2.
+    jukebox_testkit::make_model(&repository, "1", "8");
+    assert_ne!(local_files(&folder)["model.onnx"], stored_first["models/jukebox/1/model.onnx"]);
+    let second = save_as(&up.env, &folder, "0.0.2", &[]);
+    let (stdout, stderr) = (text(&second.stdout), text(&second.stderr));
+    assert!(second.status.success(), "{stdout}\n{stderr}");
+    assert!(stdout.contains("s3://models/models/jukebox/2/"), "{stdout}");
+    assert!(stderr.contains("next free folder, models/jukebox/2/"), "{stderr}");
+
+    // 0.0.1's objects are byte for byte as they were, and both versions serve.
+    assert_eq!(bucket_objects(&up.env, "models/jukebox/1/"), stored_first, "0.0.1's objects changed");
+    assert_eq!(below(&bucket_objects(&up.env, "models/jukebox/2/"), "models/jukebox/2/"), local_files(&folder));
+    wait_until_ok(&format!("{model_url}/v2/models/jukebox/versions/2/ready"));
+    assert_eq!(infer(model_url, 1), answer_first, "version 1 answers as before");
+    assert_ne!(infer(model_url, 2), answer_first, "version 2 is the retrained model");
+    let registry = jukebox::registry::ModelRegistry::new(&up.env["JUKEBOX_REGISTRY_URL"]);
+    for (version, path) in [("0.0.1", "models/jukebox/1"), ("0.0.2", "models/jukebox/2")] {
+        let artifact = registry.get_model_artifact("jukebox", version).unwrap();
+        assert_eq!(artifact.fields.storage_path.as_deref(), Some(path), "{version}");
+    }
+
+    // A name that would climb out of its folder: refused before anything is written.
+    let climbing = save_as(&up.env, &folder, "0.0.4", &["--name", "x/../jukebox"]);
+    let message = text(&climbing.stderr);
+    assert!(!climbing.status.success(), "--name 'x/../jukebox' was accepted");
+    assert!(message.contains("model name \"x/../jukebox\" cannot be used: it contains '/'"), "{message}");
+    assert!(message.contains("lowercase letters, digits and '-'"), "{message}");
+    let everything = bucket_objects(&up.env, "");
+    assert_eq!(everything.len(), stored_first.len() * 2, "{:?}", everything.keys().collect::<Vec<_>>());
+    assert_eq!(bucket_objects(&up.env, "models/jukebox/1/"), stored_first);
+    assert!(registry.get_model_version("jukebox", "0.0.4").unwrap_err().is_not_found());
+
+    // `jukebox serve --model-repository` with `up`'s environment exported (JUKEBOX_REGISTRY_URL too).
+    assert!(up.env.contains_key("JUKEBOX_REGISTRY_URL"));
+    let served = Serve::start(&["--model-repository", repository.to_str().unwrap()], &up.env);
+    let metadata = wait_until_ok(&format!("{}/v2/models/jukebox", served.url));
+    assert!(metadata.contains(r#""versions":["1"]"#), "{metadata}");
+    drop(served);
+    assert!(up.terminate().success());
+}
+
+#[test]
+fn of_two_concurrent_saves_of_one_version_exactly_one_wins_with_its_bytes() {
+    const ROUNDS: usize = 20;
+    let work = tempfile::tempdir().unwrap();
+    let up = Up::start(&work.path().join("state"), &work.path().join("jukebox.env"));
+    let registry = jukebox::registry::ModelRegistry::new(&up.env["JUKEBOX_REGISTRY_URL"]);
+    let mut raced = 0;
+    for round in 0..ROUNDS {
+        let version = format!("0.1.{round}");
+        let folders: Vec<std::path::PathBuf> = ["a", "b"]
+            .iter()
+            .enumerate()
+            .map(|(i, side)| {
+                let root = work.path().join(format!("race-{round}-{side}"));
+                jukebox_testkit::make_model(&root, "1", &(100 + 2 * round + i).to_string());
+                root.join("jukebox/1")
+            })
+            .collect();
+        let saves: Vec<Child> = folders
+            .iter()
+            .map(|folder| {
+                Command::new(JUKEBOX)
+                    .args(["save", "--version", &version, "--version-dir"])
+                    .arg(folder)
+                    .envs(&up.env)
+                    .stdout(Stdio::piped())
+                    .stderr(Stdio::piped())
+                    .spawn()
+                    .unwrap()
+            })
+            .collect();
+        let outputs: Vec<Output> = saves.into_iter().map(|save| save.wait_with_output().unwrap()).collect();
+        let winners: Vec<usize> = (0..2).filter(|&i| outputs[i].status.success()).collect();
+        let report = || outputs.iter().map(|o| text(&o.stderr)).collect::<Vec<_>>().join("\n---\n");
+        assert_eq!(winners.len(), 1, "round {round}: {} saves succeeded:\n{}", winners.len(), report());
+        let loser = text(&outputs[1 - winners[0]].stderr);
+        assert!(loser.contains("registered by another save") || loser.contains("already registered"), "{loser}");
+        raced += usize::from(loser.contains("registered by another save"));
+
+        // The registered folder holds the winner's bytes, every one.
+        let artifact = registry.get_model_artifact("jukebox", &version).unwrap();
+        let prefix = format!("{}/", artifact.fields.storage_path.unwrap());
+        let stored = below(&bucket_objects(&up.env, &prefix), &prefix);
+        assert_eq!(
+            stored,
+            local_files(&folders[winners[0]]),
+            "round {round}: {prefix} does not hold the winner's bytes"
+        );
+        assert!(bucket_objects(&up.env, ".jukebox-staging/").is_empty(), "round {round}: a staged upload is left");
+    }
+    println!(
+        "concurrent saves of one version: {ROUNDS} rounds, {ROUNDS} single winners, {raced} decided at registration"
+    );
+    assert!(up.terminate().success());
+}
+
+#[test]
+fn a_save_without_the_registry_token_uploads_nothing() {
+    let work = tempfile::tempdir().unwrap();
+    let env_file = work.path().join("jukebox.env");
+    let up = Up::start_with(
+        &work.path().join("state"),
+        &env_file,
+        &["--registry-token", "registry-secret", "--model-token", "model-secret"],
+    );
+    // The env file carries both tokens, so a shell that sources it can use every service.
+    let written = std::fs::read_to_string(&env_file).unwrap();
+    for line in ["export JUKEBOX_REGISTRY_TOKEN=registry-secret\n", "export JUKEBOX_MODEL_TOKEN=model-secret\n"] {
+        assert!(written.contains(line), "{written}");
+    }
+    jukebox_testkit::make_model(work.path(), "1", "7");
+    let folder = work.path().join("jukebox/1");
+
+    let mut without = up.env.clone();
+    without.remove("JUKEBOX_REGISTRY_TOKEN");
+    let refused = save_as(&without, &folder, "0.0.1", &[]);
+    let message = text(&refused.stderr);
+    assert!(!refused.status.success(), "saved without the registry token");
+    assert!(message.contains("refuses writes") && message.contains("JUKEBOX_REGISTRY_TOKEN"), "{message}");
+    assert!(message.contains("nothing was uploaded"), "{message}");
+    let listed = bucket_objects(&up.env, "");
+    assert!(listed.is_empty(), "uploaded without access to the registry: {:?}", listed.keys().collect::<Vec<_>>());
+
+    let saved = save_as(&up.env, &folder, "0.0.1", &[]);
+    assert!(saved.status.success(), "{}", text(&saved.stderr));
+    assert_eq!(bucket_objects(&up.env, "").len(), local_files(&folder).len());
+    assert!(up.terminate().success());
+}
+
+#[test]
+fn a_broken_model_folder_is_refused_before_any_upload() {
+    let work = tempfile::tempdir().unwrap();
+    let up = Up::start(&work.path().join("state"), &work.path().join("jukebox.env"));
+    let good = work.path().join("good");
+    jukebox_testkit::make_model(&good, "1", "7");
+    let model = std::fs::read(good.join("jukebox/1/model.onnx")).unwrap();
+    type Break = Box<dyn Fn(&Path)>;
+    let cases: Vec<(&str, Break, &str)> = vec![
+        (
+            "random model.onnx",
+            Box::new(|d: &Path| std::fs::write(d.join("model.onnx"), [7u8; 4096]).unwrap()),
+            "does not load in ONNX Runtime",
+        ),
+        (
+            "truncated model.onnx",
+            Box::new(move |d: &Path| std::fs::write(d.join("model.onnx"), &model[..model.len() / 2]).unwrap()),
+            "does not load in ONNX Runtime",
+        ),
+        (
+            "empty model.onnx",
+            Box::new(|d: &Path| std::fs::write(d.join("model.onnx"), b"").unwrap()),
+            "does not load in ONNX Runtime",
+        ),
+        (
+            "no scaler.json",
+            Box::new(|d: &Path| std::fs::remove_file(d.join("artifacts/scaler.json")).unwrap()),
+            "scaler.json: it is missing",
+        ),
+        (
+            "scaler.json of 12 features",
+            Box::new(|d: &Path| {
+                let path = d.join("artifacts/scaler.json");
+                let mut scaler: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+                for field in ["features", "min", "max"] {
+                    scaler[field].as_array_mut().unwrap().pop();
+                }
+                std::fs::write(&path, scaler.to_string()).unwrap();
+            }),
+            "scaler features the model lacks: []",
+        ),
+        (
+            "label_encoder.json of 3 classes",
+            Box::new(|d: &Path| {
+                std::fs::write(d.join("artifacts/label_encoder.json"), r#"{"classes":["AR","BR","CL"]}"#).unwrap()
+            }),
+            "the label encoder names 3 classes",
+        ),
+    ];
+    for (i, (case, break_it, says)) in cases.iter().enumerate() {
+        let root = work.path().join(format!("case-{i}"));
+        jukebox_testkit::make_model(&root, "1", "7");
+        let folder = root.join("jukebox/1");
+        break_it(&folder);
+        let output = save_as(&up.env, &folder, "0.0.1", &[]);
+        let message = text(&output.stderr);
+        assert!(!output.status.success(), "{case}: saved");
+        assert!(message.contains(says) && message.contains("nothing was uploaded"), "{case}: {message}");
+        let listed = bucket_objects(&up.env, "");
+        assert!(listed.is_empty(), "{case}: uploaded {:?}", listed.keys().collect::<Vec<_>>());
+    }
+    let registry = jukebox::registry::ModelRegistry::new(&up.env["JUKEBOX_REGISTRY_URL"]);
+    assert!(registry.get_model_version("jukebox", "0.0.1").unwrap_err().is_not_found());
+    assert!(up.terminate().success());
 }

@@ -16,6 +16,16 @@
 //!
 //! The training stage (`jukebox::export`), storage and registry clients, the request client and
 //! the model server all read these names from here, so they cannot drift apart.
+//!
+//! **A published version never changes.** Each registered version owns its bucket folder
+//! `models/<name>/<N>/`: a save writes only into a folder that no registered version records and
+//! that holds no object, so the objects of a version are written once. Uploads are staged first
+//! under [`BUCKET_STAGING_DIR`] (outside `models/`, so no model server sees them), and published
+//! with [`MODEL_FILE`] last: a model server (OpenVINO Model Server, `jukebox serve`) loads a version
+//! folder once its model file exists, and by then every artifact is in place.
+//!
+//! **Model names** are Kubernetes names ([`check_model_name`]): they become bucket folders, model
+//! server names and KServe InferenceService names, so `/`, `..`, capitals and spaces are refused.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -61,6 +71,12 @@ pub const X_TEST_FILE: &str = "X_test.parquet";
 pub const Y_TEST_FILE: &str = "y_test.json";
 /// The folder of a bucket that holds model repositories.
 pub const BUCKET_MODELS_DIR: &str = "models";
+/// The folder of a bucket where a save stages its upload (`<dir>/<name>/<attempt>/`) before it is
+/// registered and published under [`BUCKET_MODELS_DIR`]: outside the model repository, so no model
+/// server ever loads a half-upload or the upload of a save that lost a race.
+pub const BUCKET_STAGING_DIR: &str = ".jukebox-staging";
+/// Longest model name: a Kubernetes (DNS-1035) label.
+pub const MAX_MODEL_NAME_LEN: usize = 63;
 
 /// Why a folder or location does not follow the contract. Messages say what was expected.
 #[derive(Debug, thiserror::Error)]
@@ -71,6 +87,16 @@ pub enum ModelFolderError {
     Io { path: PathBuf, source: std::io::Error },
     #[error("scaler: {0}")]
     Scaler(String),
+    /// An artifact (`scaler.json`, `label_encoder.json`, ...) is missing, unreadable or wrong.
+    #[error("{path}: {reason}")]
+    Artifact { path: PathBuf, reason: String },
+    /// A model name that cannot name a bucket folder, model server model or InferenceService.
+    #[error(
+        "model name {name:?} cannot be used: {reason}. A model name is a Kubernetes name: 1 to 63 lowercase \
+         letters, digits and '-', starting with a letter and ending with a letter or digit (e.g. \"jukebox\" \
+         or \"jukebox-small\"); no '/', '.', '_', capitals or spaces"
+    )]
+    BadName { name: String, reason: String },
     #[error("{uri:?} is not an S3 location: {reason} (expected s3://<bucket>/<key>[?endpoint=...&defaultRegion=...])")]
     NotS3 { uri: String, reason: String },
 }
@@ -140,6 +166,34 @@ pub fn bucket_prefix(name: &str, version: u64) -> String {
     format!("{BUCKET_MODELS_DIR}/{name}/{version}/")
 }
 
+/// `.jukebox-staging/<name>/<attempt>/`: where one save attempt stages its upload.
+pub fn staging_prefix(name: &str, attempt: &str) -> String {
+    format!("{BUCKET_STAGING_DIR}/{name}/{attempt}/")
+}
+
+/// Checks that `name` can name a model: a Kubernetes DNS-1035 label (what an InferenceService
+/// name must be), so it is also a safe bucket folder and model server name. The error says what is
+/// allowed.
+pub fn check_model_name(name: &str) -> Result<(), ModelFolderError> {
+    let bad = |reason: String| Err(ModelFolderError::BadName { name: name.to_string(), reason });
+    if name.is_empty() {
+        return bad("it is empty".into());
+    }
+    if name.len() > MAX_MODEL_NAME_LEN {
+        return bad(format!("it has {} characters", name.len()));
+    }
+    if let Some(c) = name.chars().find(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '-')) {
+        return bad(format!("it contains {c:?}"));
+    }
+    if !name.starts_with(|c: char| c.is_ascii_lowercase()) {
+        return bad("it does not start with a lowercase letter".into());
+    }
+    if name.ends_with('-') {
+        return bad("it ends with '-'".into());
+    }
+    Ok(())
+}
+
 /// A version folder: `<repository>/<name>/<version>`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct VersionFolder {
@@ -191,6 +245,59 @@ impl VersionFolder {
     pub fn bucket_prefix(&self) -> String {
         bucket_prefix(&self.name, self.version)
     }
+
+    /// `artifacts/scaler.json`, parsed and checked: one finite min and max per feature, features
+    /// named once each.
+    pub fn read_scaler(&self) -> Result<Scaler, ModelFolderError> {
+        let path = self.artifact(SCALER_FILE);
+        let scaler: Scaler = read_json(&path)?;
+        let wrong = |reason: String| Err(ModelFolderError::Artifact { path: path.clone(), reason });
+        if let Err(e) = scaler.check() {
+            return wrong(e.to_string());
+        }
+        if scaler.features.is_empty() {
+            return wrong("it names no feature".into());
+        }
+        if let Some(i) = scaler.min.iter().chain(&scaler.max).position(|v| !v.is_finite()) {
+            let feature = &scaler.features[i % scaler.features.len()];
+            return wrong(format!("feature {feature:?} has a min or max that is not a finite number"));
+        }
+        if let Some(twice) = first_repeated(&scaler.features) {
+            return wrong(format!("feature {twice:?} is listed twice"));
+        }
+        Ok(scaler)
+    }
+
+    /// `artifacts/label_encoder.json`, parsed and checked: at least one class, each named once.
+    pub fn read_label_encoder(&self) -> Result<LabelEncoder, ModelFolderError> {
+        let path = self.artifact(LABEL_ENCODER_FILE);
+        let encoder: LabelEncoder = read_json(&path)?;
+        let wrong = |reason: String| Err(ModelFolderError::Artifact { path: path.clone(), reason });
+        if encoder.classes.is_empty() {
+            return wrong("it names no class".into());
+        }
+        if let Some(twice) = first_repeated(&encoder.classes) {
+            return wrong(format!("class {twice:?} is listed twice"));
+        }
+        Ok(encoder)
+    }
+}
+
+/// A JSON artifact; the error names the file and says whether it is missing or malformed.
+fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, ModelFolderError> {
+    let artifact = |reason: String| ModelFolderError::Artifact { path: path.to_path_buf(), reason };
+    let text = std::fs::read_to_string(path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => {
+            artifact("it is missing (every version folder holds it: export the model again)".into())
+        }
+        _ => artifact(format!("cannot read it: {e}")),
+    })?;
+    serde_json::from_str(&text).map_err(|e| artifact(format!("not the expected JSON: {e}")))
+}
+
+fn first_repeated(items: &[String]) -> Option<&String> {
+    let mut seen = std::collections::BTreeSet::new();
+    items.iter().find(|item| !seen.insert(item.as_str()))
 }
 
 /// The versions of one model folder (`<repository>/<name>`): its integer-named subfolders that
@@ -340,6 +447,50 @@ mod tests {
         for bad in ["http://x/y", "s3:///key"] {
             assert!(bad.parse::<S3Location>().is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn model_names_are_kubernetes_names() {
+        for good in ["jukebox", "jukebox-small", "a", "m2", &"a".repeat(63)] {
+            assert!(check_model_name(good).is_ok(), "{good}");
+        }
+        for (bad, says) in [
+            ("x/../jukebox", "contains '/'"),
+            ("..", "contains '.'"),
+            ("Jukebox", "contains 'J'"),
+            ("my model", "contains ' '"),
+            ("juke_box", "contains '_'"),
+            ("", "empty"),
+            ("1jukebox", "start with a lowercase letter"),
+            ("jukebox-", "ends with '-'"),
+            (&"a".repeat(64), "64 characters"),
+        ] {
+            let message = check_model_name(bad).unwrap_err().to_string();
+            assert!(message.contains(says) && message.contains("lowercase letters, digits and '-'"), "{message}");
+        }
+    }
+
+    #[test]
+    fn artifacts_are_read_and_checked() {
+        let root = std::env::temp_dir().join(format!("jukebox-artifacts-{}", std::process::id()));
+        let folder = VersionFolder::new(&root, "jukebox", 1);
+        std::fs::create_dir_all(folder.artifacts_dir()).unwrap();
+        let missing = folder.read_scaler().unwrap_err().to_string();
+        assert!(missing.contains("scaler.json") && missing.contains("missing"), "{missing}");
+        let write = |file: &str, text: &str| std::fs::write(folder.artifact(file), text).unwrap();
+        write(SCALER_FILE, r#"{"features":["a","b"],"min":[0,1],"max":[1]}"#);
+        assert!(folder.read_scaler().unwrap_err().to_string().contains("2 features but 2 min and 1 max"));
+        write(SCALER_FILE, r#"{"features":["a","a"],"min":[0,1],"max":[1,2]}"#);
+        assert!(folder.read_scaler().unwrap_err().to_string().contains("\"a\" is listed twice"));
+        write(SCALER_FILE, r#"{"features":["a","b"],"min":[0,1],"max":[1,2]}"#);
+        assert_eq!(folder.read_scaler().unwrap().features, ["a", "b"]);
+        write(LABEL_ENCODER_FILE, r#"{"classes":[]}"#);
+        assert!(folder.read_label_encoder().unwrap_err().to_string().contains("no class"));
+        write(LABEL_ENCODER_FILE, "not json");
+        assert!(folder.read_label_encoder().unwrap_err().to_string().contains("not the expected JSON"));
+        write(LABEL_ENCODER_FILE, r#"{"classes":["AR","BR"]}"#);
+        assert_eq!(folder.read_label_encoder().unwrap().classes, ["AR", "BR"]);
+        std::fs::remove_dir_all(&root).unwrap();
     }
 
     #[test]

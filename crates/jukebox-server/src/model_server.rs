@@ -12,6 +12,15 @@
 //! 200-byte `ConstantOfShape` graph otherwise allocates a gigabyte). A refused or broken file is
 //! logged once and the other versions keep serving.
 //!
+//! **When a version is complete.** As with OpenVINO Model Server and Triton, a version folder
+//! counts once its `model.onnx` exists: there is no marker file to write. Publishers keep their
+//! side of that rule: `jukebox save` (and `jukebox::storage`'s `upload_dir`) write `model.onnx`
+//! last, after every artifact, and only once the version is registered; a save stages its upload
+//! under `.jukebox-staging/` at the bucket's root first, outside the `models/` folder served here,
+//! so a failed or refused save leaves nothing in a version folder. The S3 server renames each
+//! object into place when it is whole, so the file is never seen half-written. (With another
+//! uploader, such as boto3, upload `model.onnx` last as well.)
+//!
 //! **Routes.**
 //!
 //! | method | path | answer |

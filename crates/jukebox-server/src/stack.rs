@@ -171,6 +171,10 @@ pub async fn start(config: StackConfig) -> Result<RunningStack, StackError> {
         exports.push((env::REGISTRY_TOKEN, token.clone()));
     }
     exports.push((env::MODEL_URL, model_url.clone()));
+    // The clients (`jukebox request`, notebook 4) need the model server's token as much as its URL.
+    if let Some(token) = &config.model_options.token {
+        exports.push((env::MODEL_TOKEN, token.clone()));
+    }
     Ok(RunningStack { s3_url, registry_url, model_url, repository_dir, exports, services, stop })
 }
 

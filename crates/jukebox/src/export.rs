@@ -18,11 +18,20 @@
 //! [`ExportedModel::evaluate`] runs the file through ONNX Runtime (`jukebox-runtime`) on the
 //! test split, as the workshop does, and [`OnnxEvaluation::parity`] compares it with the
 //! in-memory network.
+//!
+//! [`check_version_folder`] is the check a folder passes before it is published (`jukebox save`,
+//! `registry::ModelRegistry::upload_and_register`): the model loads in ONNX Runtime, takes one
+//! `[N, 1]` FP32 input per feature of `scaler.json` and answers one probability per class of
+//! `label_encoder.json` for a song. A corrupt, truncated or empty `model.onnx`, a missing
+//! artifact or artifacts of another model are refused there, before any byte is uploaded.
 
 use std::path::{Path, PathBuf};
 
 use jukebox_nn::onnx::{to_onnx_bytes, OnnxSpec};
-use jukebox_runtime::{InputTensor, OnnxModel, RuntimeError};
+use jukebox_protocol::model_folder::{
+    LabelEncoder, ModelFolderError, Scaler, VersionFolder, LABEL_ENCODER_FILE, SCALER_FILE,
+};
+use jukebox_runtime::{GraphRewrites, InputTensor, OnnxModel, RuntimeError};
 
 use crate::display::{Cell, Table};
 use crate::evaluate::{ClassificationReport, EvaluateError, Metrics};
@@ -199,4 +208,97 @@ impl OnnxEvaluation {
         let class_mismatches = expected_classes.iter().zip(&self.predicted).filter(|(a, b)| a != b).count();
         Parity { rows: data.n_test(), max_abs_diff, class_mismatches }
     }
+}
+
+/// Why a version folder is not fit to publish ([`check_version_folder`]). Messages name the file
+/// and what disagrees.
+#[derive(Debug, thiserror::Error)]
+pub enum FolderCheckError {
+    /// An artifact is missing or malformed, or the folder is not a version folder.
+    #[error(transparent)]
+    Folder(#[from] ModelFolderError),
+    /// The model file does not load (random, truncated or empty bytes, an unknown operator, ...).
+    #[error("{path} does not load in ONNX Runtime, so no model server could serve it: {source}")]
+    Load { path: PathBuf, source: RuntimeError },
+    /// The model and its artifacts do not belong together.
+    #[error("{path} does not match {artifact}: {reason}; export the model and its artifacts together")]
+    Mismatch { path: PathBuf, artifact: &'static str, reason: String },
+}
+
+/// What [`check_version_folder`] read: the artifacts, checked against the model.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CheckedFolder {
+    pub scaler: Scaler,
+    pub label_encoder: LabelEncoder,
+}
+
+/// Checks that `folder` is a whole, consistent model version: `model.onnx` loads in ONNX Runtime
+/// (without load-time constant folding, as the model server loads it); it has one `[N, 1]` FP32
+/// input per feature of `artifacts/scaler.json` and no other; it has the output `output`; and one
+/// song of mid-range values gives one value per class of `artifacts/label_encoder.json`.
+pub fn check_version_folder(folder: &VersionFolder) -> Result<CheckedFolder, FolderCheckError> {
+    let path = folder.model_file();
+    let scaler = folder.read_scaler()?;
+    let label_encoder = folder.read_label_encoder()?;
+    let model = OnnxModel::load_with_rewrites(&path, 1, GraphRewrites::AllButConstantFolding)
+        .map_err(|source| FolderCheckError::Load { path: path.clone(), source })?;
+    let mismatch =
+        |artifact: &'static str, reason: String| FolderCheckError::Mismatch { path: path.clone(), artifact, reason };
+    let names: Vec<&str> = model.inputs().iter().map(|i| i.name.as_str()).collect();
+    let missing: Vec<&str> = scaler.features.iter().map(String::as_str).filter(|f| !names.contains(f)).collect();
+    let extra: Vec<&str> = names.iter().copied().filter(|n| !scaler.features.iter().any(|f| f == n)).collect();
+    if !missing.is_empty() || !extra.is_empty() {
+        return Err(mismatch(
+            SCALER_FILE,
+            format!(
+                "the model takes {} inputs and the scaler names {} features (model inputs the scaler lacks: [{}]; \
+                 scaler features the model lacks: [{}])",
+                names.len(),
+                scaler.features.len(),
+                extra.join(", "),
+                missing.join(", ")
+            ),
+        ));
+    }
+    for input in model.inputs() {
+        let column = input.shape.len() == 2 && matches!(input.shape[1], 1 | -1);
+        if input.datatype != "FP32" || !column {
+            return Err(mismatch(
+                SCALER_FILE,
+                format!(
+                    "input {:?} is {} {:?}; each feature is one [N, 1] FP32 input",
+                    input.name, input.datatype, input.shape
+                ),
+            ));
+        }
+    }
+    if !model.outputs().iter().any(|o| o.name == OUTPUT_NAME) {
+        let outputs: Vec<&str> = model.outputs().iter().map(|o| o.name.as_str()).collect();
+        return Err(mismatch(
+            LABEL_ENCODER_FILE,
+            format!("it has no output {OUTPUT_NAME:?} (outputs: [{}])", outputs.join(", ")),
+        ));
+    }
+    // One song in the middle of every feature's training range.
+    let song = vec![0.5f32; scaler.features.len()];
+    let inputs: Vec<InputTensor> = scaler
+        .features
+        .iter()
+        .zip(&song)
+        .map(|(name, value)| InputTensor::column(name, std::slice::from_ref(value)))
+        .collect();
+    let outputs = model.run(&inputs).map_err(|source| FolderCheckError::Load { path: path.clone(), source })?;
+    let output = outputs.iter().find(|o| o.name == OUTPUT_NAME).expect("the output was found above");
+    if output.data.len() != label_encoder.classes.len() {
+        return Err(mismatch(
+            LABEL_ENCODER_FILE,
+            format!(
+                "for one song the model answers {} values (shape {:?}), the label encoder names {} classes",
+                output.data.len(),
+                output.shape,
+                label_encoder.classes.len()
+            ),
+        ));
+    }
+    Ok(CheckedFolder { scaler, label_encoder })
 }

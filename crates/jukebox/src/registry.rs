@@ -24,6 +24,10 @@
 //! model or version, [`RegistryError::AlreadyExists`] (carrying the existing version) when a
 //! version is registered twice, [`RegistryError::Unreachable`] when nothing answers at the URL,
 //! and [`RegistryError::Http`] with the server's own message for any other refusal.
+//!
+//! [`ModelRegistry::upload_and_register`] (and the notebooks' [`ModelRegistry::register_or_reuse`])
+//! save a trained folder whole or not at all, each version in a bucket folder of its own that is
+//! never written again: the steps are in the `publish` submodule's documentation.
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -42,7 +46,9 @@ use serde::Serialize;
 use crate::display::{escape as escape_html, ToHtml};
 use crate::storage::{Storage, StorageError, TransferReport};
 use jukebox_protocol::env;
-use jukebox_protocol::model_folder::{VersionFolder, METRICS_FILE};
+use jukebox_protocol::model_folder::VersionFolder;
+
+mod publish;
 
 /// Items per page when the client walks a list.
 const PAGE_SIZE: usize = 100;
@@ -100,16 +106,38 @@ pub enum RegistryError {
     #[error("{0}")]
     Config(String),
     /// Uploading the model folder failed in [`ModelRegistry::upload_and_register`]; nothing was
-    /// registered.
+    /// registered, and what this save had uploaded was removed.
     #[error("nothing was registered: {0}")]
     Storage(#[from] StorageError),
-    /// [`ModelRegistry::register_or_reuse`] refused to upload a folder into the bucket folder of
-    /// another registered version (its files would change under it).
+    /// The model name or folder cannot be published (bad name, missing artifact, a model that does
+    /// not load or does not match its artifacts); checked before anything is uploaded.
+    #[error("nothing was uploaded: {0}")]
+    NotPublishable(String),
+    /// The registry refused a write (no token, or a wrong one); checked before anything is uploaded.
     #[error(
-        "{folder} holds version {existing} of {model} already: export the new model into another version folder \
-        (notebook 2's `version_folder`) and register that folder; nothing was uploaded"
+        "the model registry at {url} refuses writes from this client (HTTP {status}: {message}): set \
+         JUKEBOX_REGISTRY_TOKEN to a token that may write; nothing was uploaded"
     )]
-    FolderInUse { model: String, folder: String, existing: String },
+    NoWriteAccess { url: String, status: u16, message: String },
+    /// A save was asked to store a version in a bucket folder that another version (or an upload
+    /// no version owns) uses: a registered version's files never change.
+    #[error(
+        "{folder} holds {existing} of {model}: version {version} cannot be stored there (a registered version's \
+         files never change); leave the bucket folder unset to store it in the next free folder; nothing was \
+         uploaded"
+    )]
+    FolderInUse { model: String, folder: String, version: String, existing: String },
+    /// A concurrent save registered the same version first; this save removed its staged upload,
+    /// and the registered version keeps the other save's files.
+    #[error("model {model:?} version {version:?} was registered by another save meanwhile (version id {}); this \
+        save's upload was removed and nothing of it is published", existing.id)]
+    LostRace { model: String, version: String, existing: Box<ModelVersion> },
+    /// The version was registered but its files could not be published; what this save wrote was
+    /// removed and the version archived (the registry deletes no version).
+    #[error("model {model:?} version {version:?} was registered, but publishing its files failed ({cause}); what \
+        was uploaded is removed{}: save the model again under a new version name",
+        if *archived { " and the version is archived" } else { " (archiving the version failed too)" })]
+    PublishFailed { model: String, version: String, archived: bool, cause: Box<RegistryError> },
 }
 
 impl RegistryError {
@@ -256,6 +284,9 @@ pub struct ModelUpload {
     pub license: String,
     /// Name of the data connection holding the S3 credentials (the artifact's storage key).
     pub storage_key: String,
+    /// The bucket folder `models/<name>/<N>/` to store the version in; `None` (the default): the
+    /// folder's own number when no other version uses it, else the next free one.
+    pub bucket_folder: Option<u64>,
 }
 
 impl ModelUpload {
@@ -269,7 +300,15 @@ impl ModelUpload {
             author: None,
             license: "Apache-2.0".into(),
             storage_key: "models".into(),
+            bucket_folder: None,
         }
+    }
+
+    /// Stores the version in bucket folder `models/<name>/<folder>/`, refused
+    /// ([`RegistryError::FolderInUse`]) when another version uses it.
+    pub fn bucket_folder(mut self, folder: u64) -> Self {
+        self.bucket_folder = Some(folder);
+        self
     }
 
     pub fn description(mut self, text: impl Into<String>) -> Self {
@@ -694,40 +733,6 @@ impl ModelRegistry {
         Ok(RegisteredVersion { model, version, artifact })
     }
 
-    /// Uploads a trained model folder to `storage` under `models/<name>/<folder version>/` and
-    /// registers it as `upload.version`, with the [`RECORDED_METRICS`] of its
-    /// `artifacts/metrics.json` and `license` as metadata: the Python client's
-    /// `upload_artifact_and_register_model`.
-    ///
-    /// A version that is already registered is refused with [`RegistryError::AlreadyExists`]
-    /// *before* anything is uploaded, so the stored files of the existing version stay as they
-    /// were. Every uploaded object is verified (size and checksum) before the version is
-    /// registered, so the registry never points at a half-written model.
-    pub fn upload_and_register(&self, storage: &Storage, upload: &ModelUpload) -> Result<SavedModel, RegistryError> {
-        let folder = VersionFolder::identify(&upload.model_dir).map_err(StorageError::from)?;
-        let metrics_path = folder.artifact(METRICS_FILE);
-        let metrics = recorded_metrics(&metrics_path)?;
-        match self.get_model_version(&upload.name, &upload.version) {
-            Ok(existing) => {
-                return Err(RegistryError::AlreadyExists { model: upload.name.clone(), existing: Box::new(existing) })
-            }
-            Err(e) if e.is_not_found() => {}
-            Err(e) => return Err(e),
-        }
-        // Stored under the registered name, in the folder's version number.
-        let prefix = jukebox_protocol::model_folder::bucket_prefix(&upload.name, folder.version);
-        let report = storage.upload_dir(&upload.model_dir, Some(&prefix))?;
-        let mut request = RegisterModel::new(&upload.name, &upload.version, storage.config().registry_uri(&prefix))
-            .model_format("onnx", "1")
-            .storage(&upload.storage_key, prefix.trim_end_matches('/'))
-            .metadata("license", upload.license.as_str());
-        request.metadata.extend(metrics);
-        request.description = upload.description.clone();
-        request.author = upload.author.clone();
-        let registered = self.register_model(&request)?;
-        Ok(SavedModel { upload: report, registered })
-    }
-
     /// The registered model named `name`.
     pub fn get_registered_model(&self, name: &str) -> Result<RegisteredModel, RegistryError> {
         self.find_registered_model(name)?.ok_or_else(|| RegistryError::NotFound {
@@ -953,9 +958,10 @@ impl ModelRegistry {
     /// uploads nothing and returns the existing version. Either way the answer is the version
     /// the registry holds, so a notebook can be run again.
     ///
-    /// Refuses ([`RegistryError::FolderInUse`]) to upload into the bucket folder
-    /// (`models/<name>/<N>/`) of another registered version: registering `0.0.2` from the folder
-    /// `0.0.1` was uploaded from would change `0.0.1`'s files under whoever serves it.
+    /// The new version's files go to a bucket folder no other version uses: the folder's own
+    /// number (`models/<name>/<N>/`) when it is free, else the next free one, which is printed.
+    /// Registering `0.0.2` from the folder `0.0.1` was uploaded from therefore stores it beside
+    /// `0.0.1`, never over its files.
     pub fn register_or_reuse(&self, storage: &Storage, upload: &ModelUpload) -> Result<ModelVersion, RegistryError> {
         use crate::display::Show;
         match self.get_model_version(&upload.name, &upload.version) {
@@ -969,32 +975,33 @@ impl ModelRegistry {
             Err(e) if e.is_not_found() => {}
             Err(e) => return Err(e),
         }
-        let folder = VersionFolder::identify(&upload.model_dir).map_err(StorageError::from)?;
-        let prefix = jukebox_protocol::model_folder::bucket_prefix(&upload.name, folder.version);
-        if let Some(existing) = self.version_stored_at(&upload.name, prefix.trim_end_matches('/'))? {
-            return Err(RegistryError::FolderInUse { model: upload.name.clone(), folder: prefix, existing });
-        }
-        let saved = self.upload_and_register(storage, upload)?;
-        saved.evcxr_display();
-        Ok(saved.registered.version)
-    }
-
-    /// The registered version of `model` whose artifact is stored at `storage_path`, if any.
-    fn version_stored_at(&self, model: &str, storage_path: &str) -> Result<Option<String>, RegistryError> {
-        let table = match self.list_model_versions(model) {
-            Ok(table) => table,
-            Err(e) if e.is_not_found() => return Ok(None),
+        let saved = match self.upload_and_register(storage, upload) {
+            Ok(saved) => saved,
+            Err(RegistryError::LostRace { existing, .. }) => {
+                println!(
+                    "{} {} was registered meanwhile by another save (id {}): this one's upload was removed; \
+                     this is the registered version",
+                    upload.name, upload.version, existing.id
+                );
+                return Ok(*existing);
+            }
             Err(e) => return Err(e),
         };
-        Ok(table
-            .rows
-            .iter()
-            .find(|row| {
-                row.artifacts
-                    .iter()
-                    .any(|a| a.fields.storage_path.as_deref().map(|p| p.trim_end_matches('/')) == Some(storage_path))
-            })
-            .map(|row| row.version.name.clone()))
+        let folder = VersionFolder::identify(&upload.model_dir).map(|f| f.version).ok();
+        let stored = jukebox_protocol::model_folder::version_folder_of(&saved.upload.prefix);
+        if folder.is_some() && folder != stored {
+            println!(
+                "{} {}: bucket folder {} is another version's, so this version is stored in {} (a model server \
+                 serves it as version {})",
+                upload.name,
+                upload.version,
+                folder.unwrap_or_default(),
+                saved.upload.prefix,
+                stored.unwrap_or_default()
+            );
+        }
+        saved.evcxr_display();
+        Ok(saved.registered.version)
     }
 }
 

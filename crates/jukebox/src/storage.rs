@@ -20,6 +20,12 @@
 //! # Ok::<(), jukebox::storage::StorageError>(())
 //! ```
 //!
+//! [`Storage::upload_dir`] sends `model.onnx` last, after every artifact: a model server watching
+//! the bucket (OpenVINO Model Server, `jukebox up`'s) loads a version folder once its model file
+//! exists, so it never sees a version whose artifacts are still on their way. (Registering a model
+//! folder goes further and stages the whole upload outside `models/` first: see
+//! `registry::ModelRegistry::upload_and_register`.)
+//!
 //! Every upload is checked after the fact: a `HEAD` must report the local size, and the object's
 //! checksum must match the local file's MD5 — read from the ETag when the server gives a plain MD5
 //! ETag (single-part uploads on S3, MinIO, moto, s3s), otherwise by downloading the object again
@@ -37,7 +43,7 @@ use std::time::Duration;
 
 use crate::display::ToHtml;
 use jukebox_protocol::env;
-use jukebox_protocol::model_folder::{ModelFolderError, S3Location, VersionFolder};
+use jukebox_protocol::model_folder::{ModelFolderError, S3Location, VersionFolder, BUCKET_MODELS_DIR, MODEL_FILE};
 use md5::{Digest, Md5};
 use s3::creds::Credentials;
 use s3::request::Request as _;
@@ -409,9 +415,48 @@ impl Storage {
         Ok(objects)
     }
 
+    /// Deletes the object `key` (deleting a missing key succeeds, as on S3).
+    pub fn delete(&self, key: &str) -> Result<(), StorageError> {
+        self.runtime
+            .block_on(self.bucket.delete_object(key))
+            .map(|_| ())
+            .map_err(|e| self.classify("DELETE", &self.config.s3_uri(key), e))
+    }
+
+    /// Deletes every object under `prefix` (not empty); returns how many there were.
+    pub fn remove_prefix(&self, prefix: &str) -> Result<usize, StorageError> {
+        let prefix = normalize_prefix(prefix);
+        if prefix.is_empty() {
+            return Err(StorageError::UnsafeKey {
+                key: prefix,
+                dir: PathBuf::new(),
+                reason: "remove_prefix removes one folder, never a whole bucket".into(),
+            });
+        }
+        let objects = self.list(&prefix)?;
+        for object in &objects {
+            self.delete(&object.key)?;
+        }
+        Ok(objects.len())
+    }
+
+    /// The integer version folders of model `name` that hold at least one object in the bucket
+    /// (`models/<name>/<N>/...`), sorted.
+    pub fn version_folders(&self, name: &str) -> Result<Vec<u64>, StorageError> {
+        let prefix = format!("{BUCKET_MODELS_DIR}/{name}/");
+        let mut folders: Vec<u64> = self
+            .list(&prefix)?
+            .iter()
+            .filter_map(|o| o.key[prefix.len()..].split_once('/').and_then(|(folder, _)| folder.parse().ok()))
+            .collect();
+        folders.sort_unstable();
+        folders.dedup();
+        Ok(folders)
+    }
+
     /// Uploads every file under `local_dir` (recursively) to `prefix`, or, when `prefix` is
     /// `None`, to `models/<name>/<version>/` read from a `<root>/<name>/<version>` model folder.
-    /// Each object is verified after upload (see the module docs).
+    /// `model.onnx` goes last. Each object is verified after upload (see the module docs).
     pub fn upload_dir(
         &self,
         local_dir: impl AsRef<Path>,
@@ -422,7 +467,9 @@ impl Storage {
             Some(p) => normalize_prefix(p),
             None => VersionFolder::identify(local_dir)?.bucket_prefix(),
         };
-        let files = files_under(local_dir)?;
+        let mut files = files_under(local_dir)?;
+        // The model file last: whoever sees it may take the folder as complete.
+        files.sort_by_key(|(relative, _)| relative == MODEL_FILE);
         if files.is_empty() {
             return Err(StorageError::NotAModelFolder {
                 path: local_dir.to_path_buf(),

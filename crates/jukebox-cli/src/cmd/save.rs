@@ -3,13 +3,21 @@
 //! `upload_artifact_and_register_model`.
 //!
 //! `--version-dir` is a `<root>/<name>/<integer version>` folder (model.onnx + artifacts/) written
-//! by the training stage. It goes to `s3://<bucket>/models/<name>/<integer version>/`, and version
-//! `--version` of model `--name` is registered with that location (format onnx 1), the data
-//! connection's name as storage key, and metadata from `artifacts/metrics.json` plus `license`.
+//! by the training stage. It goes to `s3://<bucket>/models/<name>/<N>/`, and version `--version`
+//! of model `--name` is registered with that location (format onnx 1), the data connection's name
+//! as storage key, and metadata from `artifacts/metrics.json` plus `license`.
+//!
+//! A registered version never changes: `<N>` is the folder's own number when no other version
+//! uses that bucket folder, else the next free one (printed). The save is whole or nothing (`jukebox::registry`'s `publish` steps):
+//! the name must be a Kubernetes name; the folder is checked (model.onnx loads in ONNX Runtime and
+//! matches scaler.json and label_encoder.json) and the registry's write access too, before any
+//! upload; the upload is staged outside `models/` and published (model.onnx last) only once the
+//! version is registered; a failure removes what this save uploaded. Of two saves of one version
+//! at once, exactly one succeeds.
 //!
 //! Connection settings come from the environment that `jukebox up` prints (`AWS_S3_*`,
-//! `AWS_*_KEY*`, `JUKEBOX_REGISTRY_URL`). A version that is already registered is refused before
-//! anything is uploaded.
+//! `AWS_*_KEY*`, `JUKEBOX_REGISTRY_URL`, `JUKEBOX_REGISTRY_TOKEN`). A version that is already
+//! registered is refused before anything is uploaded.
 
 use std::path::PathBuf;
 
@@ -23,7 +31,8 @@ pub struct Args {
     /// The version folder: `<repository>/<name>/<integer version>` with model.onnx and artifacts/.
     #[arg(long, alias = "model-dir", value_name = "DIR")]
     pub version_dir: PathBuf,
-    /// Registered model name (also the folder name under `models/` in the bucket).
+    /// Registered model name (also the folder name under `models/` in the bucket): a Kubernetes
+    /// name, lowercase letters, digits and '-', starting with a letter.
     #[arg(long, default_value = "jukebox")]
     pub name: String,
     /// Version name to register, e.g. 0.0.1.
@@ -44,7 +53,8 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let folder_name = VersionFolder::identify(&args.version_dir)?.name;
+    let folder = VersionFolder::identify(&args.version_dir)?;
+    let folder_name = folder.name.clone();
     if folder_name != args.name {
         eprintln!("jukebox save: note: the folder says model {folder_name:?}, saving it as {:?} (--name)", args.name);
     }
@@ -66,6 +76,17 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         ),
         Err(e) => return Err(e.into()),
     };
+    let stored = jukebox_protocol::model_folder::version_folder_of(&saved.upload.prefix);
+    if stored != Some(folder.version) {
+        eprintln!(
+            "jukebox save: note: bucket folder {} holds another version, so {:?} is stored in the next free \
+             folder, {} (model servers serve it as version {})",
+            jukebox_protocol::model_folder::bucket_prefix(&args.name, folder.version),
+            args.version,
+            saved.upload.prefix,
+            stored.unwrap_or_default()
+        );
+    }
     print!("{}", saved.upload);
     let registered = &saved.registered;
     println!(

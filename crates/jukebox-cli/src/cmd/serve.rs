@@ -71,8 +71,12 @@ pub struct Args {
     /// Model repository: a folder holding <name>/<version>/model.onnx, or s3://bucket/prefix.
     #[arg(long, conflicts_with = "registry")]
     pub model_repository: Option<String>,
-    /// Model registry URL: serve the artifact registered for --model and --version.
-    #[arg(long, env = env::REGISTRY_URL, requires = "version")]
+    /// Model registry URL: serve the artifact registered for --model and --version. Without
+    /// --model-repository it defaults to JUKEBOX_REGISTRY_URL; with it, that variable is ignored
+    /// (so `jukebox up`'s exported environment does not get in the way).
+    // Not `env =`: clap would count an exported variable as the flag given, conflicting with
+    // --model-repository.
+    #[arg(long, requires = "version")]
     pub registry: Option<String>,
     /// Registered model name (with --registry), or the name given to a single-version s3 prefix.
     #[arg(long, default_value = "jukebox")]
@@ -114,7 +118,17 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     };
     // Only a local folder can change under us; a download is a snapshot.
     let mut watched = false;
-    let repository_dir = match (&args.model_repository, &args.registry) {
+    let registry = args.registry.clone().or_else(|| {
+        args.model_repository
+            .is_none()
+            .then(|| std::env::var(env::REGISTRY_URL).ok())
+            .flatten()
+            .filter(|u| !u.is_empty())
+    });
+    if registry.is_some() && args.model_repository.is_none() && args.version.is_none() {
+        bail!("serving from the model registry ({}) needs --version (and --model)", registry.as_deref().unwrap_or(""));
+    }
+    let repository_dir = match (&args.model_repository, &registry) {
         (Some(location), None) if location.starts_with("s3://") => {
             download_s3(location, &args.model, &download_dir()?)?
         }
@@ -124,7 +138,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         }
         (None, Some(registry)) => {
             let version = args.version.as_deref().unwrap_or_default();
-            let artifact = jukebox::registry::ModelRegistry::new(registry)
+            let mut client = jukebox::registry::ModelRegistry::new(registry);
+            if let Some(token) = std::env::var(env::REGISTRY_TOKEN).ok().filter(|t| !t.trim().is_empty()) {
+                client = client.with_token(token.trim());
+            }
+            let artifact = client
                 .get_model_artifact(&args.model, version)
                 .with_context(|| format!("looking up {} version {version} in {registry}", args.model))?;
             let uri =
@@ -199,6 +217,15 @@ fn download_s3(uri: &str, model: &str, into: &Path) -> anyhow::Result<PathBuf> {
         uri.split('?').next().unwrap_or(uri)
     );
     let repository = into.join("repository");
+    if !staging.join(MODEL_FILE).is_file() && jukebox_protocol::model_folder::version_folder_of(prefix).is_some() {
+        // A version folder without its model file: publishers write model.onnx last, so this is
+        // an upload still under way or one that failed; serving its artifacts alone is nothing.
+        bail!(
+            "{} holds no {MODEL_FILE}: its upload is incomplete (model.onnx is written last); wait for it, or save the \
+             model again",
+            uri.split('?').next().unwrap_or(uri)
+        );
+    }
     if staging.join(MODEL_FILE).is_file() {
         let segments: Vec<&str> = prefix.trim_matches('/').split('/').filter(|s| !s.is_empty()).collect();
         let (name, version) = match segments.as_slice() {

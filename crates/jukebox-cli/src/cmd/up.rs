@@ -10,7 +10,11 @@
 //! export AWS_ACCESS_KEY_ID=jukebox-3f9c...
 //! ...
 //! export JUKEBOX_REGISTRY_URL=http://127.0.0.1:8080
+//! export JUKEBOX_MODEL_URL=http://127.0.0.1:8000
 //! ```
+//!
+//! plus `JUKEBOX_REGISTRY_TOKEN` and `JUKEBOX_MODEL_TOKEN` when the registry or the model server
+//! require a token, so a shell that sources the file can use every service.
 //!
 //! Runs until Ctrl-C or SIGTERM, then lets in-flight requests finish and exits 0.
 
@@ -51,7 +55,8 @@ pub struct Args {
     /// versions; default: the bucket's `models/` folder, so uploaded models are served.
     #[arg(long)]
     pub model_repository: Option<PathBuf>,
-    /// Bearer token the model server requires (default: none).
+    /// Bearer token the model server requires (default: none). Exported as JUKEBOX_MODEL_TOKEN for
+    /// the clients.
     #[arg(long, env = env::MODEL_TOKEN, hide_env_values = true)]
     pub model_token: Option<String>,
     /// Bearer token the model registry requires for writes, as a cluster registry's proxy does
