@@ -55,6 +55,17 @@ def row(path):
     }
 
 
+def slow_cells(path, threshold=2.0, top=3):
+    """The `top` slowest code cells over `threshold` seconds: (seconds, first line of source)."""
+    nb = nbformat.read(path, as_version=4)
+    timed = [
+        (c.metadata.get("papermill", {}).get("duration") or 0.0, c.source.strip().splitlines()[0][:90] if c.source.strip() else "")
+        for c in nb.cells
+        if c.cell_type == "code"
+    ]
+    return sorted((t for t in timed if t[0] > threshold), reverse=True)[:top]
+
+
 def memory_row(path):
     nb = nbformat.read(path, as_version=4)
     memory = nb.metadata.get("jukebox", {}).get("kernel_memory_mb")
@@ -80,6 +91,10 @@ def main(paths):
         print("| " + " | ".join(cells) + " |")
     total = sum(r["whole notebook"] for r in rows)
     print(f"\nall {len(rows)} notebooks: {total:.1f} s of papermill time")
+    print("\nslowest cells (over 2 s):")
+    for path in paths:
+        for seconds, source in slow_cells(path):
+            print(f"  {path.rsplit('/', 1)[-1]}: {seconds:.1f} s  {source}")
     memory = [m for m in (memory_row(p) for p in paths) if m]
     if memory:
         print("\n| notebook | kernel idle | evcxr_jupyter peak | cell process peak | kernel peak (all processes) |")

@@ -239,11 +239,23 @@ impl Network {
     /// [`Network::predict_proba`] returning an error on a size mismatch.
     pub fn try_predict_proba(&self, x: &[f32], n_rows: usize) -> Result<Vec<f32>, NnError> {
         check_shape("x", x.len(), n_rows, self.n_inputs)?;
+        let n_out = self.n_outputs();
+        let mut out = vec![0.0; n_rows * n_out];
+        self.for_each_block(x, n_rows, |start, proba| {
+            out[start * n_out..start * n_out + proba.len()].copy_from_slice(proba)
+        });
+        Ok(out)
+    }
+
+    /// Runs the network over `x` in blocks of [`PREDICT_BLOCK_ROWS`] rows and hands each block's
+    /// outputs (row-major, `rows x n_outputs`) to `f` with the block's first row: the scratch
+    /// memory stays a few blocks whatever the number of rows, so scoring the 400k validation and
+    /// test rows of the full data needs no 100 MB matrix of probabilities.
+    fn for_each_block(&self, x: &[f32], n_rows: usize, mut f: impl FnMut(usize, &[f32])) {
         let widest = self.layers.iter().map(|l| l.outputs).max().unwrap_or(0);
         let block = n_rows.clamp(1, PREDICT_BLOCK_ROWS);
         let (mut ping, mut pong) = (vec![0.0; block * widest], vec![0.0; block * widest]);
         let n_out = self.n_outputs();
-        let mut out = vec![0.0; n_rows * n_out];
         for start in (0..n_rows).step_by(block) {
             let rows = block.min(n_rows - start);
             let input = &x[start * self.n_inputs..(start + rows) * self.n_inputs];
@@ -252,24 +264,53 @@ impl Network {
                 layer.forward(&ping, rows, &mut pong);
                 std::mem::swap(&mut ping, &mut pong);
             }
-            out[start * n_out..(start + rows) * n_out].copy_from_slice(&ping[..rows * n_out]);
+            f(start, &ping[..rows * n_out]);
         }
-        Ok(out)
     }
 
     /// Index of the largest output per row (the predicted class).
     ///
     /// Panics on a size mismatch like [`Network::predict_proba`].
     pub fn predict(&self, x: &[f32], n_rows: usize) -> Vec<u32> {
+        check_shape("x", x.len(), n_rows, self.n_inputs).unwrap_or_else(|e| panic!("predict: {e}"));
         let n_out = self.n_outputs();
-        self.predict_proba(x, n_rows).chunks_exact(n_out).map(|row| argmax(row) as u32).collect()
+        let mut classes = Vec::with_capacity(n_rows);
+        self.for_each_block(x, n_rows, |_, proba| {
+            classes.extend(proba.chunks_exact(n_out).map(|row| argmax(row) as u32))
+        });
+        classes
+    }
+
+    /// Predicted classes and mean categorical cross-entropy on labelled rows, in one pass over
+    /// them (a sweep scores every run on the validation rows this way).
+    pub fn predict_and_loss(&self, x: &[f32], y: &[u32]) -> Result<(Vec<u32>, f32), NnError> {
+        self.check_labelled("x", "y", x, y)?;
+        let n_out = self.n_outputs();
+        let (mut classes, mut loss) = (Vec::with_capacity(y.len()), 0.0f64);
+        self.for_each_block(x, y.len(), |start, proba| {
+            let rows = proba.len() / n_out;
+            loss += cross_entropy_and_correct(proba, &y[start..start + rows], n_out).0;
+            classes.extend(proba.chunks_exact(n_out).map(|row| argmax(row) as u32));
+        });
+        let mean = if y.is_empty() { f32::NAN } else { (loss / y.len() as f64) as f32 };
+        Ok((classes, mean))
     }
 
     /// Mean categorical cross-entropy and accuracy of a softmax network on labelled rows.
     pub fn evaluate(&self, x: &[f32], y: &[u32]) -> Result<(f32, f32), NnError> {
         self.check_labelled("x", "y", x, y)?;
-        let proba = self.try_predict_proba(x, y.len())?;
-        Ok(cross_entropy_and_accuracy(&proba, y, self.n_outputs()))
+        if y.is_empty() {
+            return Ok((f32::NAN, f32::NAN));
+        }
+        let n_out = self.n_outputs();
+        let (mut loss, mut correct) = (0.0f64, 0usize);
+        self.for_each_block(x, y.len(), |start, proba| {
+            let rows = proba.len() / n_out;
+            let (block_loss, block_correct) = cross_entropy_and_correct(proba, &y[start..start + rows], n_out);
+            loss += block_loss;
+            correct += block_correct;
+        });
+        Ok(((loss / y.len() as f64) as f32, correct as f32 / y.len() as f32))
     }
 
     /// A table of layers, output shapes and parameter counts, like Keras's `model.summary()`.
@@ -314,18 +355,15 @@ pub fn layer_name(index: usize) -> String {
     format!("dense_{}", index + 1)
 }
 
-/// Mean cross-entropy (probabilities clipped at 1e-7 like Keras) and accuracy.
-pub(crate) fn cross_entropy_and_accuracy(proba: &[f32], y: &[u32], n_classes: usize) -> (f32, f32) {
-    if y.is_empty() {
-        return (f32::NAN, f32::NAN);
-    }
+/// Summed cross-entropy (probabilities clipped at 1e-7 like Keras) and number of right answers.
+pub(crate) fn cross_entropy_and_correct(proba: &[f32], y: &[u32], n_classes: usize) -> (f64, usize) {
     let mut loss = 0.0f64;
     let mut correct = 0usize;
     for (row, &label) in proba.chunks_exact(n_classes).zip(y) {
         loss -= (row[label as usize].max(1e-7) as f64).ln();
         correct += (argmax(row) == label as usize) as usize;
     }
-    ((loss / y.len() as f64) as f32, correct as f32 / y.len() as f32)
+    (loss, correct)
 }
 
 #[cfg(test)]

@@ -52,6 +52,12 @@ pub struct FitOptions<'a> {
     pub progress_every: usize,
     /// Rows scored after every epoch into `History::val_loss` / `val_accuracy`.
     pub validation: Option<Samples<'a>>,
+    /// Early stopping, as Keras's `EarlyStopping(monitor="val_loss", patience=N,
+    /// restore_best_weights=True)`: training stops once the validation loss has not improved
+    /// for `N` epochs in a row, and the network ends with the weights of its best epoch (lowest
+    /// validation loss), whether it stopped early or not. Needs `validation`. `None`: every
+    /// epoch is trained and the last epoch's weights are kept.
+    pub patience: Option<usize>,
 }
 
 impl Default for FitOptions<'_> {
@@ -67,6 +73,7 @@ impl Default for FitOptions<'_> {
             shuffle: true,
             progress_every: 50,
             validation: None,
+            patience: None,
         }
     }
 }
@@ -104,6 +111,11 @@ pub struct History {
     pub epoch_seconds: Vec<f64>,
     /// Training rows processed per second over the whole run (validation excluded).
     pub samples_per_second: f64,
+    /// With early stopping ([`FitOptions::patience`]): the epoch (1-based) whose weights the
+    /// network ended with, the one with the lowest validation loss. `None` without it.
+    pub best_epoch: Option<usize>,
+    /// Whether early stopping ended training before the last epoch asked for.
+    pub stopped_early: bool,
 }
 
 /// Buffers for one batch, sized for the largest batch.
@@ -359,6 +371,9 @@ fn check_options(network: &Network, train: &Samples, options: &FitOptions) -> Re
     if let Some(validation) = &options.validation {
         network.check_labelled("validation x", "validation y", validation.x, validation.y)?;
     }
+    if options.patience.is_some() && options.validation.as_ref().is_none_or(|v| v.n_rows() == 0) {
+        return invalid("patience", "early stopping watches the validation loss, so it needs validation rows");
+    }
     if train.n_rows() > u32::MAX as usize {
         return invalid("train", "has more than 2^32 rows");
     }
@@ -408,6 +423,10 @@ impl Network {
         let mut order: Vec<u32> = (0..n_rows as u32).collect();
         let mut history = History::default();
         let mut training_seconds = 0.0;
+        // Early stopping: the lowest validation loss so far, its epoch and weights, and the
+        // epochs since it.
+        let mut best: Option<(f32, usize, Network)> = None;
+        let mut epochs_without_improvement = 0;
 
         for epoch in 1..=options.epochs {
             if options.shuffle {
@@ -475,6 +494,24 @@ impl Network {
             if flow.is_break() {
                 return Ok(finish(history, n_rows, training_seconds, 0));
             }
+            if let (Some(patience), Some(loss)) = (options.patience, val_loss) {
+                // Strictly lower counts as better (Keras's min_delta=0); a NaN loss never does.
+                // Keras counts patience 0 like 1: stop at the first epoch without improvement.
+                if best.as_ref().is_none_or(|(lowest, _, _)| loss < *lowest) {
+                    best = Some((loss, epoch, self.clone()));
+                    epochs_without_improvement = 0;
+                } else {
+                    epochs_without_improvement += 1;
+                    if epochs_without_improvement >= patience.max(1) && epoch < options.epochs {
+                        history.stopped_early = true;
+                        break;
+                    }
+                }
+            }
+        }
+        if let Some((_, epoch, weights)) = best {
+            *self = weights;
+            history.best_epoch = Some(epoch);
         }
         Ok(finish(history, n_rows, training_seconds, 0))
     }
@@ -666,6 +703,54 @@ mod tests {
         assert_eq!(calls.last(), Some(&(2, 50)), "no call after the break");
         assert_eq!(history.loss.len(), 1, "only the completed epoch is in the history");
         assert!(history.samples_per_second > 0.0);
+    }
+
+    /// Rows whose labels are noise: a network can only memorise them, so its loss on other
+    /// noisy rows rises after the first epochs.
+    fn noise(rows: usize, seed: u64) -> (Vec<f32>, Vec<u32>) {
+        let mut state = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        let mut next = move || {
+            state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            (state >> 33) as u32
+        };
+        let x = (0..rows * 4).map(|_| (next() % 1000) as f32 / 1000.0).collect();
+        let y = (0..rows).map(|_| next() % 3).collect();
+        (x, y)
+    }
+
+    #[test]
+    fn early_stopping_stops_after_patience_epochs_and_restores_the_best_epoch() {
+        let (x, y) = noise(300, 1);
+        let (vx, vy) = noise(200, 2);
+        let layers = [(64, Activation::Relu), (64, Activation::Relu), (3, Activation::Softmax)];
+        let options = FitOptions {
+            epochs: 200,
+            batch_size: 16,
+            learning_rate: 0.01,
+            validation: Some(Samples::new(&vx, &vy)),
+            patience: Some(3),
+            ..Default::default()
+        };
+        let mut network = Network::new(4, &layers, 9);
+        let history = network.fit(Samples::new(&x, &y), &options, &mut |_| {}).unwrap();
+        assert!(history.stopped_early, "noise labels: the validation loss must stop improving");
+        let best = history.best_epoch.expect("early stopping names the epoch it kept");
+        let lowest = history.val_loss.iter().copied().fold(f32::INFINITY, f32::min);
+        assert_eq!(history.val_loss[best - 1], lowest, "the kept epoch has the lowest validation loss");
+        assert_eq!(history.val_loss.len(), best + 3, "stopped 3 epochs without improvement after it");
+        assert!(history.val_loss[best..].iter().all(|&l| l >= lowest));
+
+        // The network holds the best epoch's weights: the same as training just that many epochs.
+        let mut just_best = Network::new(4, &layers, 9);
+        let options_best = FitOptions { epochs: best, patience: None, ..options.clone() };
+        just_best.fit(Samples::new(&x, &y), &options_best, &mut |_| {}).unwrap();
+        assert_eq!(network, just_best);
+        assert_eq!(network.evaluate(&vx, &vy).unwrap().0, lowest);
+
+        // Without validation rows there is nothing to watch.
+        let no_validation = FitOptions { validation: None, ..options };
+        let error = Network::new(4, &layers, 9).fit(Samples::new(&x, &y), &no_validation, &mut |_| {}).unwrap_err();
+        assert!(error.to_string().contains("patience"), "{error}");
     }
 
     #[test]

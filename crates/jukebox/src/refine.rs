@@ -24,6 +24,21 @@
 //!
 //! Runs are seeded: the same grid, data and seed give the same scores (not the same seconds).
 //!
+//! **Every core.** The runs of a sweep are independent, so they train side by side, one per
+//! core ([`workers`]; `JUKEBOX_SWEEP_WORKERS=1` trains them one after another). Each run is
+//! single-threaded (the network's matrix products run on the calling thread) and seeded, and
+//! the runs share nothing they write, so the table is the same whatever the number of workers
+//! and whichever run finishes first: runs are numbered in grid order and listed in that order.
+//! They share what they read: one prepared split, and one draw of the training rows.
+//! [`SplitComparison`] likewise fits each learner on its two splits at once.
+//!
+//! **Budgets.** A grid can stop each run early (`patience`: epochs without a lower validation
+//! loss, the best epoch's weights kept) and give it a row budget (`max_train_rows`: a stratified
+//! subsample of the training rows, the same for every run; see [`crate::train::rows`]). Before the
+//! first run starts, the sweep measures how fast each network of the grid trains here and prints
+//! the time the whole grid takes at most (no run stopping early), so a participant knows whether
+//! to wait or to pick a smaller grid.
+//!
 //! An interrupt (Ctrl-C, a notebook's stop button) keeps what finished: a sweep stops after the
 //! run in progress is dropped and returns the finished runs, its table saying "stopped after 3 of
 //! 8 runs" ([`Sweep::is_complete`]); [`SplitComparison`] likewise keeps the models it finished.
@@ -32,19 +47,23 @@
 //!
 //! [`SplitStrategy::Grouped`]: crate::prepare::SplitStrategy::Grouped
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::mpsc;
+
+use jukebox_nn::EpochProgress;
 
 use polars::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::display::{Cell, Plot, PlotError, Table, ToHtml};
+use crate::display::{Cell, LiveDisplay, Plot, PlotError, Table, ToHtml};
 use crate::evaluate::{ClassificationReport, EvaluateError, Metrics};
 use crate::prepare::{PrepareError, PreparedData, SONG};
 use crate::train::{
     Classifier, DecisionTree, InterruptWatch, Learner, LogisticRegression, NeuralNetwork, Progress, TrainError,
-    TrainedModel,
+    TrainedModel, TrainingRows,
 };
 
 /// Why refining failed. Variants name the grid field, file and line at fault.
@@ -75,11 +94,25 @@ pub enum RefineError {
 
 pub type Result<T, E = RefineError> = std::result::Result<T, E>;
 
-/// The grid `quick` names: 8 runs, about 15 s of training on 2 cores (CI, a first try).
-pub const QUICK_GRID: &str = r#"{"epochs": [10, 25], "hidden_layers": [[32, 64, 128, 256], [128, 128]], "learning_rate": [0.001, 0.003], "batch_size": [64]}"#;
+/// The grid `quick` names: 8 runs, seconds on the sample and about a minute on the full data
+/// on 2 cores (CI, a first try).
+pub const QUICK_GRID: &str = r#"{"epochs": [10, 25], "hidden_layers": [[32, 64, 128, 256], [128, 128]], "learning_rate": [0.001, 0.003], "batch_size": [64], "patience": 3, "max_train_rows": 100000}"#;
 
 /// The grid `class` names: 54 runs, a few minutes on a laptop (in class, during the break).
-pub const CLASS_GRID: &str = r#"{"epochs": [10, 30, 60], "hidden_layers": [[32, 64, 128, 256], [128, 128], [256, 256, 256]], "learning_rate": [0.0003, 0.001, 0.003], "batch_size": [32, 128]}"#;
+pub const CLASS_GRID: &str = r#"{"epochs": [10, 30, 60], "hidden_layers": [[32, 64, 128, 256], [128, 128], [256, 256, 256]], "learning_rate": [0.0003, 0.001, 0.003], "batch_size": [32, 128], "patience": 3, "max_train_rows": 100000}"#;
+
+/// Environment variable that sets how many runs of a sweep train at once ([`workers`]).
+pub const WORKERS_ENV: &str = "JUKEBOX_SWEEP_WORKERS";
+
+/// How many runs train at once: `JUKEBOX_SWEEP_WORKERS` if set to a positive number, else one per
+/// core.
+pub fn workers() -> usize {
+    std::env::var(WORKERS_ENV)
+        .ok()
+        .and_then(|v| v.trim().parse::<usize>().ok())
+        .filter(|&n| n > 0)
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+}
 
 /// The settings a sweep tries: every combination of the listed values. Written as data (JSON),
 /// so a grid can come from a notebook parameter or a file.
@@ -91,6 +124,14 @@ pub struct Grid {
     pub hidden_layers: Vec<Vec<usize>>,
     pub learning_rate: Vec<f32>,
     pub batch_size: Vec<usize>,
+    /// Early stopping for every run: stop once the validation loss has not improved for this
+    /// many epochs, and keep the best epoch. Absent: every run trains all its epochs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub patience: Option<usize>,
+    /// A row budget for every run: train on at most this many rows, one stratified subsample of
+    /// the training rows shared by all runs. Absent: every training row.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_train_rows: Option<usize>,
 }
 
 impl std::str::FromStr for Grid {
@@ -129,6 +170,9 @@ impl Grid {
         if let Some(rate) = self.learning_rate.iter().find(|r| !(r.is_finite() && **r > 0.0)) {
             return Err(RefineError::Grid(format!("learning rate {rate} is not a positive number")));
         }
+        if self.max_train_rows == Some(0) {
+            return Err(RefineError::Grid("`max_train_rows` must be at least 1 (leave it out for every row)".into()));
+        }
         Ok(())
     }
 
@@ -155,6 +199,8 @@ impl Grid {
                             hidden_layers: hidden_layers.clone(),
                             learning_rate,
                             progress: Progress::Silent,
+                            patience: self.patience,
+                            max_train_rows: self.max_train_rows,
                             ..NeuralNetwork::default()
                         });
                     }
@@ -165,58 +211,118 @@ impl Grid {
     }
 
     /// Trains one run per setting on `data` (train rows), scoring each on the validation and
-    /// test rows. Prints one line per run as it finishes.
+    /// test rows, [`workers`] runs at a time. Prints the expected time first, then shows the runs
+    /// in flight and one line per run as it finishes.
     ///
-    /// An interrupt stops the sweep and returns the runs finished so far (the run in progress is
-    /// dropped): [`Sweep::is_complete`] is then false and the table says where it stopped.
+    /// An interrupt stops the sweep and returns the runs finished so far (the runs in progress
+    /// are dropped): [`Sweep::is_complete`] is then false and the table says where it stopped.
     pub fn sweep(&self, data: &PreparedData, seed: u64) -> Result<Sweep> {
+        self.sweep_on(data, seed, workers())
+    }
+
+    /// [`Grid::sweep`] with `workers` runs at a time (1: one after another). The table is the
+    /// same for any number of workers.
+    pub fn sweep_on(&self, data: &PreparedData, seed: u64, workers: usize) -> Result<Sweep> {
         // Held across the runs, so that an interrupt while a run is scored (between two fits)
         // stops the sweep as well instead of ending the process.
         let interrupt = InterruptWatch::start();
-        self.sweep_until(data, seed, |_| interrupt.requested())
+        self.sweep_until(data, seed, workers, |_| interrupt.requested())
     }
 
-    /// [`Grid::sweep`], stopping before the next run when `stop(finished runs)` says so (an
-    /// interrupt; tests stop after a given run).
-    fn sweep_until(&self, data: &PreparedData, seed: u64, mut stop: impl FnMut(&[Run]) -> bool) -> Result<Sweep> {
+    /// [`Grid::sweep_on`], starting no further run once `stop(runs started so far)` says so
+    /// (an interrupt; tests stop after a given number of runs). Once it said so, it stays so.
+    fn sweep_until(
+        &self,
+        data: &PreparedData,
+        seed: u64,
+        workers: usize,
+        stop: impl Fn(usize) -> bool + Sync,
+    ) -> Result<Sweep> {
         self.check()?;
         let learners = self.learners(seed);
         let planned = learners.len();
+        let workers = workers.clamp(1, planned);
+        // One draw of the training rows for every run (they share seed and budget).
+        let rows = TrainingRows::new(data, self.max_train_rows, seed);
+        let plan = SweepPlan::measure(&learners, data, &rows, workers);
+        let mut display = SweepDisplay::new(planned, plan.describe(self, &rows));
+        let started = std::time::Instant::now();
+
+        let next = AtomicUsize::new(0);
+        let stopping = AtomicBool::new(false);
+        let (events, received) = mpsc::channel::<SweepEvent>();
         let mut runs: Vec<Run> = Vec::with_capacity(planned);
-        for (i, learner) in learners.into_iter().enumerate() {
-            if stop(&runs) {
-                break;
+        let mut failures: Vec<(usize, RefineError)> = Vec::new();
+        std::thread::scope(|scope| {
+            for _ in 0..workers {
+                let events = events.clone();
+                let (learners, rows, next, stopping, stop) = (&learners, &rows, &next, &stopping, &stop);
+                scope.spawn(move || loop {
+                    let i = next.fetch_add(1, Ordering::SeqCst);
+                    if i >= planned || stopping.load(Ordering::SeqCst) || stop(i) {
+                        stopping.store(true, Ordering::SeqCst);
+                        break;
+                    }
+                    let _ = events.send(SweepEvent::Started(i));
+                    let mut observe = |p: &EpochProgress| {
+                        let _ = events.send(SweepEvent::Progress(i, p.clone()));
+                    };
+                    let run = learners[i]
+                        .fit_rows(data, rows, &mut observe)
+                        .map_err(RefineError::from)
+                        .and_then(|model| Run::score(i + 1, model, data));
+                    match run {
+                        Ok(run) => {
+                            let _ = events.send(SweepEvent::Finished(Box::new(run)));
+                        }
+                        Err(error) => {
+                            // Interrupted: the run is dropped and the sweep stops. Failed: the
+                            // sweep stops and reports the error.
+                            stopping.store(true, Ordering::SeqCst);
+                            let _ = events.send(SweepEvent::Dropped(i, error));
+                            break;
+                        }
+                    }
+                });
             }
-            let model = match learner.fit(data) {
-                Ok(model) => model,
-                Err(TrainError::Interrupted { .. }) => break,
-                Err(other) => return Err(other.into()),
-            };
-            let score = |x: &[f32], y: &[u32], rows: usize| -> Result<ClassificationReport> {
-                let predicted = model.predict(x, rows);
-                Ok(ClassificationReport::new(y, &predicted, data.n_classes())?
-                    .with_class_names(data.encoder.classes())?)
-            };
-            let validation = score(&data.x_val, &data.y_val, data.n_val())?;
-            let test = score(&data.x_test, &data.y_test, data.n_test())?;
-            let run = Run { number: i + 1, model, validation, test };
-            println!(
-                "run {}/{}: {}, validation accuracy {:.4} ({:.1} s)",
-                run.number,
-                planned,
-                run.settings(),
-                run.validation.accuracy(),
-                run.model.training_seconds
-            );
-            runs.push(run);
+            drop(events);
+            for event in received {
+                match event {
+                    SweepEvent::Started(i) => display.started(i, &learners[i]),
+                    SweepEvent::Progress(i, p) => display.progress(i, &p),
+                    SweepEvent::Finished(run) => {
+                        display.finished(&run);
+                        runs.push(*run);
+                    }
+                    SweepEvent::Dropped(i, RefineError::Train(TrainError::Interrupted { .. })) => display.dropped(i),
+                    SweepEvent::Dropped(i, error) => {
+                        display.dropped(i);
+                        failures.push((i, error));
+                    }
+                }
+            }
+        });
+        // The first failing run in grid order, whichever failed first in time.
+        failures.sort_by_key(|(i, _)| *i);
+        if let Some((_, error)) = failures.into_iter().next() {
+            return Err(error);
         }
         if runs.is_empty() {
             return Err(RefineError::Interrupted { what: "the sweep", planned });
         }
-        let sweep = Sweep { runs, split: data.options.strategy.name().to_string(), seed, planned };
-        if !sweep.is_complete() {
-            println!("{}", sweep.status());
-        }
+        runs.sort_by_key(|run| run.number);
+        let sweep = Sweep {
+            runs,
+            split: data.options.strategy.name().to_string(),
+            seed,
+            planned,
+            workers,
+            seconds: started.elapsed().as_secs_f64(),
+            expected_seconds: plan.seconds,
+            train_rows: rows.n_train(),
+            of_train_rows: rows.of,
+        };
+        display.close(&sweep);
         Ok(sweep)
     }
 
@@ -236,9 +342,262 @@ impl Grid {
             ],
             vec![Cell::from("learning rate"), list(self.learning_rate.iter().map(f32::to_string).collect())],
             vec![Cell::from("batch size"), list(self.batch_size.iter().map(usize::to_string).collect())],
-        ];
+        ]
+        .into_iter()
+        .chain(self.patience.map(|p| {
+            vec![
+                Cell::from("early stopping (every run)"),
+                Cell::Text(format!("after {p} epochs without a lower validation loss; the best epoch is kept")),
+            ]
+        }))
+        .chain(self.max_train_rows.map(|budget| {
+            vec![
+                Cell::from("training rows (every run)"),
+                Cell::Text(format!("at most {}, a stratified subsample", thousands(budget as f64))),
+            ]
+        }))
+        .collect();
         Table::new(vec!["setting".into(), "values tried".into()], rows)
             .with_caption(format!("grid: {} runs", self.len()))
+    }
+}
+
+/// What a sweep's workers report to the thread that shows the progress and collects the runs.
+enum SweepEvent {
+    Started(usize),
+    Progress(usize, EpochProgress),
+    Finished(Box<Run>),
+    /// Interrupted (dropped, the sweep stops) or failed (the sweep stops with the error).
+    Dropped(usize, RefineError),
+}
+
+/// How long a grid takes at most, from the speed of its networks measured on this machine
+/// before the first run starts.
+struct SweepPlan {
+    /// Wall time if every run trains all its epochs, `workers` at a time in grid order.
+    seconds: f64,
+    /// Slowest and fastest measured training speed (rows per second, one run on one core).
+    speeds: (f64, f64),
+    workers: usize,
+    runs: usize,
+}
+
+impl SweepPlan {
+    /// Seconds of measuring per distinct network (layers and batch size) of the grid.
+    const MEASURE_SECONDS: f64 = 0.1;
+
+    fn measure(learners: &[NeuralNetwork], data: &PreparedData, rows: &TrainingRows, workers: usize) -> SweepPlan {
+        // Speed depends on the layers and the batch size, not on the learning rate or epochs.
+        let mut speeds: BTreeMap<(Vec<usize>, usize), (f64, f64)> = BTreeMap::new();
+        for learner in learners {
+            speeds
+                .entry((learner.hidden_layers.clone(), learner.batch_size))
+                .or_insert_with(|| learner.measure_speed(data, rows, Self::MEASURE_SECONDS));
+        }
+        let (n_train, n_watched) = (rows.n_train() as f64, rows.y_val.len() as f64);
+        let n_scored = (data.n_val() + data.n_test()) as f64;
+        // Workers take the runs in grid order, each the next one when it is free.
+        let mut free_at = vec![0.0f64; workers.max(1)];
+        for learner in learners {
+            let (train, score) = speeds[&(learner.hidden_layers.clone(), learner.batch_size)];
+            let seconds = if train > 0.0 && score > 0.0 {
+                learner.epochs as f64 * (n_train / train + n_watched / score) + n_scored / score
+            } else {
+                0.0
+            };
+            let earliest = free_at.iter_mut().min_by(|a, b| a.total_cmp(b)).expect("at least one worker");
+            *earliest += seconds;
+        }
+        let trains = speeds.values().map(|(train, _)| *train);
+        SweepPlan {
+            seconds: free_at.iter().copied().fold(0.0, f64::max),
+            speeds: (trains.clone().fold(f64::INFINITY, f64::min), trains.fold(0.0, f64::max)),
+            workers: workers.max(1),
+            runs: learners.len(),
+        }
+    }
+
+    /// `expected: at most 1 min 10 s for 8 runs, 2 at a time (...)`.
+    fn describe(&self, grid: &Grid, rows: &TrainingRows) -> String {
+        let (slow, fast) = self.speeds;
+        let speed = if (fast - slow) < 0.05 * fast {
+            format!("{} rows/s", thousands(fast))
+        } else {
+            format!("{} to {} rows/s", thousands(slow), thousands(fast))
+        };
+        let rows = if rows.is_subsample() {
+            format!(
+                "{} of the {} training rows (a stratified subsample)",
+                thousands(rows.n_train() as f64),
+                thousands(rows.of as f64)
+            )
+        } else {
+            format!("all {} training rows", thousands(rows.of as f64))
+        };
+        let stopping = match grid.patience {
+            Some(p) => format!(", stopping after {p} epochs without a lower validation loss (so usually sooner)"),
+            None => String::new(),
+        };
+        format!(
+            "expected: at most {} for {} runs, {} at a time (training measured here at {speed} per run); \
+             each run trains on {rows}{stopping}",
+            duration(self.seconds),
+            self.runs,
+            self.workers
+        )
+    }
+}
+
+/// `704123` as `704,123`.
+fn thousands(value: f64) -> String {
+    let digits = format!("{:.0}", value.max(0.0));
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// `42 s`, `3 min 5 s`.
+fn duration(seconds: f64) -> String {
+    let whole = seconds.round() as u64;
+    if whole < 60 {
+        format!("{} s", seconds.ceil().max(1.0) as u64)
+    } else {
+        format!("{} min {} s", whole / 60, whole % 60)
+    }
+}
+
+/// A sweep's progress: the expected time, a line per finished run, and the runs in flight. In
+/// Jupyter (the kernel's relay) one output redrawn in place, left with the finished runs in grid
+/// order; elsewhere lines, each run's as it finishes.
+struct SweepDisplay {
+    planned: usize,
+    header: String,
+    live: Option<LiveDisplay>,
+    /// (run number, line) of the finished runs, in the order they finished.
+    finished: Vec<(usize, String)>,
+    /// Runs in flight: settings and the latest progress.
+    in_flight: BTreeMap<usize, (String, Option<EpochProgress>)>,
+}
+
+impl SweepDisplay {
+    fn new(planned: usize, header: String) -> SweepDisplay {
+        let live = LiveDisplay::start();
+        if live.is_none() {
+            println!("{header}");
+        }
+        let mut display = SweepDisplay { planned, header, live, finished: Vec::new(), in_flight: BTreeMap::new() };
+        display.draw(None);
+        display
+    }
+
+    fn started(&mut self, i: usize, learner: &NeuralNetwork) {
+        self.in_flight.insert(i + 1, (settings(learner), None));
+        self.draw(None);
+    }
+
+    fn progress(&mut self, i: usize, p: &EpochProgress) {
+        if let Some((_, latest)) = self.in_flight.get_mut(&(i + 1)) {
+            // Keep the validation scores of the last finished epoch on the mid-epoch updates.
+            let mut p = p.clone();
+            if let (None, Some(previous)) = (p.val_accuracy, latest.as_ref()) {
+                (p.val_loss, p.val_accuracy) = (previous.val_loss, previous.val_accuracy);
+            }
+            *latest = Some(p);
+        }
+        if self.live.as_ref().is_some_and(LiveDisplay::redraw_due) {
+            self.draw(None);
+        }
+    }
+
+    fn finished(&mut self, run: &Run) {
+        self.in_flight.remove(&run.number);
+        let stopped = if run.model.history.stopped_early {
+            format!("stopped at epoch {}, kept epoch {}; ", run.epochs_run(), run.epoch_kept())
+        } else if run.model.history.best_epoch.is_some() {
+            format!("kept epoch {}; ", run.epoch_kept())
+        } else {
+            String::new()
+        };
+        let line = format!(
+            "run {}/{}: {}, validation accuracy {:.4} ({stopped}{:.1} s)",
+            run.number,
+            self.planned,
+            run.settings(),
+            run.validation.accuracy(),
+            run.model.training_seconds
+        );
+        if self.live.is_none() {
+            println!("{line}");
+        }
+        self.finished.push((run.number, line));
+        self.draw(None);
+    }
+
+    fn dropped(&mut self, i: usize) {
+        self.in_flight.remove(&(i + 1));
+        self.draw(None);
+    }
+
+    /// The last word: the finished runs in grid order and how long the sweep took.
+    fn close(&mut self, sweep: &Sweep) {
+        let mut summary = format!(
+            "{} in {}, {} at a time (expected at most {})",
+            sweep.status(),
+            duration(sweep.seconds),
+            sweep.workers,
+            duration(sweep.expected_seconds)
+        );
+        if !sweep.is_complete() {
+            summary = sweep.status();
+        }
+        if self.live.is_none() {
+            println!("{summary}");
+            return;
+        }
+        self.finished.sort_by_key(|(number, _)| *number);
+        self.draw(Some(summary));
+    }
+
+    /// Redraws the live output (a no-op without one).
+    fn draw(&mut self, closing: Option<String>) {
+        let Some(live) = self.live.as_mut() else { return };
+        let mut lines = vec![self.header.clone()];
+        lines.extend(self.finished.iter().map(|(_, line)| line.clone()));
+        lines.extend(closing);
+        let done = lines.len();
+        let mut bars = String::new();
+        for (number, (settings, latest)) in &self.in_flight {
+            let state = match latest {
+                None => "starting".to_string(),
+                Some(p) => {
+                    let scores = match p.val_accuracy {
+                        Some(accuracy) => format!(", val_accuracy {accuracy:.4}"),
+                        None => String::new(),
+                    };
+                    format!("epoch {}/{}, batch {}/{}{scores}", p.epoch, p.epochs, p.batch, p.batches)
+                }
+            };
+            let line = format!("run {number}/{}: {settings}: {state}", self.planned);
+            let (value, max) =
+                latest.as_ref().map_or((0, 1), |p| ((p.epoch - 1) * p.batches + p.batch, p.epochs * p.batches));
+            bars.push_str(&format!(
+                "<div style=\"display:flex;align-items:center;gap:8px\"><progress max=\"{max}\" value=\"{value}\" \
+                 style=\"width:160px\"></progress><span>{}</span></div>",
+                crate::display::escape(&line)
+            ));
+            lines.push(line);
+        }
+        let text = lines.join("\n");
+        let html = format!(
+            "<pre style=\"margin:0;font-size:12px;line-height:1.3\">{}</pre>{bars}",
+            crate::display::escape(&lines[..done].join("\n"))
+        );
+        live.show(&text, &html);
     }
 }
 
@@ -249,23 +608,52 @@ pub struct Run {
     pub number: usize,
     pub model: TrainedModel,
     pub validation: ClassificationReport,
+    /// Mean cross-entropy on every validation row (the tie-breaker of the selection rule).
+    pub val_loss: f64,
     pub test: ClassificationReport,
 }
 
 impl Run {
+    /// Scores a trained run on every validation and test row of `data`.
+    fn score(number: usize, model: TrainedModel, data: &PreparedData) -> Result<Run> {
+        let report = |y: &[u32], predicted: &[u32]| -> Result<ClassificationReport> {
+            Ok(ClassificationReport::new(y, predicted, data.n_classes())?.with_class_names(data.encoder.classes())?)
+        };
+        let (predicted, val_loss) =
+            model.network.predict_and_loss(&data.x_val, &data.y_val).map_err(TrainError::Network)?;
+        let validation = report(&data.y_val, &predicted)?;
+        let test = report(&data.y_test, &model.predict(&data.x_test, data.n_test()))?;
+        Ok(Run { number, model, validation, val_loss: val_loss as f64, test })
+    }
+
     pub fn learner(&self) -> &NeuralNetwork {
         &self.model.params
     }
 
     /// `32-64-128-256, lr 0.001, batch 64, 10 epochs`.
     pub fn settings(&self) -> String {
-        let l = self.learner();
-        format!("{}, lr {}, batch {}, {} epochs", l.hidden_layers_name(), l.learning_rate, l.batch_size, l.epochs)
+        settings(self.learner())
     }
 
-    /// Validation loss after the last epoch (the tie-breaker of the selection rule).
+    /// Validation loss of the network the run ended with, on every validation row (the
+    /// tie-breaker of the selection rule); infinite when there are no validation rows.
     pub fn validation_loss(&self) -> f64 {
-        self.model.history.val_loss.last().map(|&l| l as f64).unwrap_or(f64::INFINITY)
+        if self.val_loss.is_nan() {
+            f64::INFINITY
+        } else {
+            self.val_loss
+        }
+    }
+
+    /// Epochs trained (fewer than asked when it stopped early).
+    pub fn epochs_run(&self) -> usize {
+        self.model.history.loss.len()
+    }
+
+    /// The epoch whose weights the run ended with: the best by validation loss with early
+    /// stopping, else the last.
+    pub fn epoch_kept(&self) -> usize {
+        self.model.history.best_epoch.unwrap_or(self.epochs_run())
     }
 
     /// What `metrics.json` records for this run when it is exported: test scores, settings and
@@ -277,6 +665,11 @@ impl Run {
     }
 }
 
+/// `32-64-128-256, lr 0.001, batch 64, 10 epochs`.
+fn settings(l: &NeuralNetwork) -> String {
+    format!("{}, lr {}, batch {}, {} epochs", l.hidden_layers_name(), l.learning_rate, l.batch_size, l.epochs)
+}
+
 /// The runs of a [`Grid`] on one split.
 #[derive(Clone, Debug)]
 pub struct Sweep {
@@ -286,6 +679,15 @@ pub struct Sweep {
     pub seed: u64,
     /// Runs the grid asked for: more than `runs` when the sweep was interrupted.
     pub planned: usize,
+    /// Runs that trained at once.
+    pub workers: usize,
+    /// Wall time of the whole sweep.
+    pub seconds: f64,
+    /// What the sweep expected before it started: the time if no run stopped early.
+    pub expected_seconds: f64,
+    /// Training rows each run trained on, of the split's `of_train_rows` (a row budget).
+    pub train_rows: usize,
+    pub of_train_rows: usize,
 }
 
 impl Sweep {
@@ -340,6 +742,9 @@ impl Sweep {
             "learning rate",
             "batch size",
             "epochs",
+            "epochs run",
+            "epoch kept",
+            "training rows",
             "parameters",
             "val accuracy",
             "val loss",
@@ -360,6 +765,9 @@ impl Sweep {
                     Cell::Number(l.learning_rate_f64()),
                     Cell::Number(l.batch_size as f64),
                     Cell::Number(l.epochs as f64),
+                    Cell::Number(run.epochs_run() as f64),
+                    Cell::Number(run.epoch_kept() as f64),
+                    Cell::Number(run.model.train_rows as f64),
                     Cell::Number(run.model.network.parameter_count() as f64),
                     Cell::Number(run.validation.accuracy()),
                     Cell::Number(run.validation_loss()),
@@ -371,11 +779,17 @@ impl Sweep {
                 ]
             })
             .collect();
-        let caption = if self.is_complete() {
+        let what = if self.is_complete() {
             format!("sweep: {} runs on the {} split, seed {}", self.runs.len(), self.split, self.seed)
         } else {
             format!("sweep {} on the {} split, seed {}", self.status(), self.split, self.seed)
         };
+        let training = if self.train_rows < self.of_train_rows {
+            format!("{} of the {} training rows (a stratified subsample)", self.train_rows, self.of_train_rows)
+        } else {
+            format!("all {} training rows", self.of_train_rows)
+        };
+        let caption = format!("{what}; each run on {training}; {} at a time, {}", self.workers, duration(self.seconds));
         Table::new(columns.map(String::from).to_vec(), rows).with_caption(caption)
     }
 
@@ -469,6 +883,9 @@ impl Sweep {
                     training_seconds: run.model.training_seconds,
                     chosen: run.number == best,
                     interrupted: !self.is_complete(),
+                    epochs_run: Some(run.epochs_run()),
+                    epoch_kept: Some(run.epoch_kept()),
+                    train_rows: Some(run.model.train_rows),
                 }
             })
             .collect()
@@ -507,6 +924,15 @@ pub struct RunRecord {
     /// The sweep was interrupted: the run was chosen among the finished runs only.
     #[serde(default)]
     pub interrupted: bool,
+    /// Epochs trained, when early stopping may have ended the run (absent in older logs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub epochs_run: Option<usize>,
+    /// The epoch whose weights the run kept (absent in older logs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub epoch_kept: Option<usize>,
+    /// Training rows the run trained on (a row budget; absent in older logs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub train_rows: Option<usize>,
 }
 
 /// The run log: `runs.jsonl`, one [`RunRecord`] per line, appended to by every sweep.
@@ -702,30 +1128,46 @@ pub struct SplitComparison {
 
 impl SplitComparison {
     /// Trains `network` and the two baselines (logistic regression, decision tree) on each
-    /// split's training rows and scores them on its test rows, one learner at a time (random
-    /// split, then grouped). `random` is any ungrouped split (usually stratified); `grouped` is
+    /// split's training rows and scores them on its test rows, one learner at a time, its two
+    /// fits (random split, grouped split) at once when there are two cores ([`workers`]).
+    /// `random` is any ungrouped split (usually stratified); `grouped` is
     /// [`SplitStrategy::Grouped`](crate::prepare::SplitStrategy::Grouped).
     ///
-    /// An interrupt stops it after the fit in progress (the network's at once, a baseline's when
+    /// An interrupt stops it after the fits in progress (the network's at once, a baseline's when
     /// it ends) and keeps the scores finished so far; the table says where it stopped.
     pub fn new(network: &NeuralNetwork, random: &PreparedData, grouped: &PreparedData) -> Result<SplitComparison> {
+        Self::new_on(network, random, grouped, workers())
+    }
+
+    /// [`SplitComparison::new`] with `workers` fits at a time (1: one after another; 2 or more:
+    /// a learner's two fits at once). The scores are the same either way.
+    pub fn new_on(
+        network: &NeuralNetwork,
+        random: &PreparedData,
+        grouped: &PreparedData,
+        workers: usize,
+    ) -> Result<SplitComparison> {
         // Held across the fits: an interrupt during a baseline's fit (which does not watch for
         // one) or between fits stops the comparison instead of ending the process.
         let interrupt = InterruptWatch::start();
-        Self::new_until(network, random, grouped, |_| interrupt.requested())
+        Self::new_until(network, random, grouped, workers, |_| interrupt.requested())
     }
 
-    /// [`SplitComparison::new`], stopping before the next fit when `stop(fits finished)` says so
-    /// (an interrupt; tests stop after a given fit).
+    /// [`SplitComparison::new_on`], starting no further fit once `stop(fits finished)` says so
+    /// (an interrupt; tests stop after a given fit). With one worker it is asked before every
+    /// fit, else before every learner's pair of fits.
     fn new_until(
         network: &NeuralNetwork,
         random: &PreparedData,
         grouped: &PreparedData,
+        workers: usize,
         mut stop: impl FnMut(usize) -> bool,
     ) -> Result<SplitComparison> {
-        type Fit = Box<dyn Fn(&PreparedData) -> Result<Box<dyn Classifier>, TrainError>>;
+        type Fit = Box<dyn Fn(&PreparedData) -> Result<Box<dyn Classifier + Send>, TrainError> + Sync>;
         let network = network.clone().with_progress(Progress::Silent);
-        fn boxed<C: Classifier + 'static>(fitted: Result<C, TrainError>) -> Result<Box<dyn Classifier>, TrainError> {
+        fn boxed<C: Classifier + Send + 'static>(
+            fitted: Result<C, TrainError>,
+        ) -> Result<Box<dyn Classifier + Send>, TrainError> {
             Ok(Box::new(fitted?))
         }
         let learners: [Fit; 3] = [
@@ -734,24 +1176,39 @@ impl SplitComparison {
             Box::new(|data: &PreparedData| boxed(DecisionTree::default().fit(data))),
         ];
         let planned_fits = 2 * learners.len();
-        let mut fits = 0;
-        let mut fit_and_score = |fit: &Fit, data: &PreparedData| -> Result<Option<(String, ClassificationReport)>> {
-            if stop(fits) {
-                return Ok(None);
-            }
+        // A fit and its test scores; `None` when it was interrupted.
+        let fit_and_score = |fit: &Fit, data: &PreparedData| -> Result<Option<(String, ClassificationReport)>> {
             match fit(data) {
-                Ok(model) => {
-                    fits += 1;
-                    Ok(Some((model.name(), crate::train::test_report(model.as_ref(), data)?)))
-                }
+                Ok(model) => Ok(Some((model.name(), crate::train::test_report(model.as_ref(), data)?))),
                 Err(TrainError::Interrupted { .. }) => Ok(None),
                 Err(other) => Err(other.into()),
             }
         };
+        let mut fits = 0;
         let mut models = Vec::new();
         for fit in &learners {
-            let Some((model, on_random)) = fit_and_score(fit, random)? else { break };
-            let on_grouped = fit_and_score(fit, grouped)?;
+            if stop(fits) {
+                break;
+            }
+            let (on_random, on_grouped) = if workers >= 2 {
+                // Each fit is single-threaded and seeded: side by side, the same scores.
+                std::thread::scope(|scope| {
+                    let on_grouped = scope.spawn(|| fit_and_score(fit, grouped));
+                    let on_random = fit_and_score(fit, random);
+                    let on_grouped = on_grouped.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+                    (on_random, on_grouped)
+                })
+            } else {
+                let on_random = fit_and_score(fit, random);
+                let on_grouped = match &on_random {
+                    Ok(Some(_)) if !stop(fits + 1) => fit_and_score(fit, grouped),
+                    _ => Ok(None),
+                };
+                (on_random, on_grouped)
+            };
+            let (on_random, on_grouped) = (on_random?, on_grouped?);
+            let Some((model, on_random)) = on_random else { break };
+            fits += 1 + usize::from(on_grouped.is_some());
             let stopped = on_grouped.is_none();
             models.push(SplitScores { model, random: on_random, grouped: on_grouped.map(|(_, report)| report) });
             if stopped {
@@ -849,7 +1306,8 @@ mod tests {
             r#"{"epochs": [1, 2, 3], "hidden_layers": [[16]], "learning_rate": [0.001], "batch_size": [256]}"#
                 .parse()
                 .unwrap();
-        let stopped = grid.sweep_until(&data, 42, |finished| finished.len() == 2).unwrap();
+        // Two workers, stopped once two runs started: the third never starts.
+        let stopped = grid.sweep_until(&data, 42, 2, |started| started >= 2).unwrap();
         assert_eq!((stopped.runs.len(), stopped.planned), (2, 3));
         assert!(!stopped.is_complete());
         let caption = stopped.table().caption.unwrap();
@@ -860,14 +1318,15 @@ mod tests {
         // The kept runs are those a whole sweep makes: nothing of them was lost or redone.
         let complete = grid.sweep(&data, 42).unwrap();
         assert!(complete.is_complete() && complete.records().iter().all(|r| !r.interrupted));
-        assert_eq!(complete.table().caption.unwrap(), "sweep: 3 runs on the grouped split, seed 42");
+        let caption = complete.table().caption.unwrap();
+        assert!(caption.starts_with("sweep: 3 runs on the grouped split, seed 42; each run on all "), "{caption}");
         for (kept, whole) in stopped.runs.iter().zip(&complete.runs) {
             assert_eq!(kept.number, whole.number);
             assert_eq!(kept.validation, whole.validation);
             assert_eq!(kept.test, whole.test);
         }
 
-        let nothing = grid.sweep_until(&data, 42, |_| true).unwrap_err();
+        let nothing = grid.sweep_until(&data, 42, 2, |_| true).unwrap_err();
         assert!(matches!(nothing, RefineError::Interrupted { planned: 3, .. }), "{nothing}");
     }
 
@@ -875,8 +1334,9 @@ mod tests {
     fn an_interrupted_split_comparison_keeps_the_models_it_finished() {
         let (random, grouped) = (prepared(SplitStrategy::Stratified), prepared(SplitStrategy::Grouped));
         let network = NeuralNetwork::new(1, 256, 42);
-        // Stopped after the network's two fits and the logistic regression's first.
-        let stopped = SplitComparison::new_until(&network, &random, &grouped, |fits| fits == 3).unwrap();
+        // One fit at a time, stopped after the network's two fits and the logistic regression's
+        // first.
+        let stopped = SplitComparison::new_until(&network, &random, &grouped, 1, |fits| fits == 3).unwrap();
         assert_eq!((stopped.fits(), stopped.planned_fits), (3, 6));
         assert!(!stopped.is_complete());
         assert_eq!(stopped.models.len(), 2);
@@ -884,7 +1344,13 @@ mod tests {
         let table = stopped.table();
         assert!(table.caption.as_deref().unwrap_or("").contains("stopped after 3 of 6 fits"), "{table}");
         assert_eq!(table.rows[1][2], Cell::Empty, "no grouped score for a fit that never ran");
-        let nothing = SplitComparison::new_until(&network, &random, &grouped, |_| true).unwrap_err();
+        let nothing = SplitComparison::new_until(&network, &random, &grouped, 1, |_| true).unwrap_err();
         assert!(matches!(nothing, RefineError::Interrupted { planned: 6, .. }), "{nothing}");
+
+        // Two at a time: a learner's two fits together, the same scores as one after another.
+        let together = SplitComparison::new_until(&network, &random, &grouped, 2, |fits| fits >= 2).unwrap();
+        assert_eq!((together.fits(), together.models.len()), (2, 1));
+        assert_eq!(together.models[0].random, stopped.models[0].random);
+        assert_eq!(together.models[0].grouped, stopped.models[0].grouped);
     }
 }

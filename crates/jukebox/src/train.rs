@@ -31,7 +31,7 @@
 
 use std::time::Instant;
 
-use jukebox_nn::{FitOptions, History, Network, NnError, Samples, Summary};
+use jukebox_nn::{EpochProgress, FitOptions, History, Network, NnError, Samples, Summary};
 
 use crate::display::{Cell, Plot, PlotError, Table, ToHtml};
 use crate::evaluate::{ClassificationReport, EvaluateError, TrainingInfo};
@@ -39,9 +39,11 @@ use crate::prepare::{DataFingerprint, PreparedData};
 
 pub mod baselines;
 mod progress;
+pub mod rows;
 pub use baselines::{DecisionTree, FittedDecisionTree, FittedLogisticRegression, LogisticRegression};
 use progress::ProgressReporter;
 pub(crate) use progress::Watch as InterruptWatch;
+pub use rows::TrainingRows;
 
 /// Why training or scoring failed.
 #[derive(Debug, thiserror::Error)]
@@ -145,6 +147,14 @@ pub struct NeuralNetwork {
     /// Adam's step size (Keras's default 0.001).
     pub learning_rate: f32,
     pub progress: Progress,
+    /// Early stopping (Keras's `EarlyStopping(monitor="val_loss", patience=N,
+    /// restore_best_weights=True)`): stop once the validation loss has not improved for this
+    /// many epochs, and keep the weights of the best epoch. `None`: train every epoch, keep the
+    /// last.
+    pub patience: Option<usize>,
+    /// A row budget: train on at most this many rows, a stratified subsample of the training
+    /// rows drawn from the seed (see [`rows`]). `None`: every training row.
+    pub max_train_rows: Option<usize>,
 }
 
 impl Default for NeuralNetwork {
@@ -157,6 +167,8 @@ impl Default for NeuralNetwork {
             activation: Activation::Relu,
             learning_rate: 1e-3,
             progress: Progress::Auto,
+            patience: None,
+            max_train_rows: None,
         }
     }
 }
@@ -168,6 +180,16 @@ impl NeuralNetwork {
     }
     pub fn with_progress(mut self, progress: Progress) -> Self {
         self.progress = progress;
+        self
+    }
+    /// With early stopping after `patience` epochs without a lower validation loss.
+    pub fn with_patience(mut self, patience: usize) -> Self {
+        self.patience = Some(patience);
+        self
+    }
+    /// With a row budget of `rows` training rows (a stratified subsample).
+    pub fn with_max_train_rows(mut self, rows: usize) -> Self {
+        self.max_train_rows = Some(rows);
         self
     }
     /// The untrained network for `data` (to show its summary before training).
@@ -202,7 +224,16 @@ impl NeuralNetwork {
                 row("batch size", self.batch_size.to_string()),
                 row("epochs", self.epochs.to_string()),
                 row("seed", self.seed.to_string()),
-            ],
+            ]
+            .into_iter()
+            .chain(self.patience.map(|p| {
+                row("early stopping", format!("after {p} epochs without a lower val_loss; the best epoch is kept"))
+            }))
+            .chain(self.max_train_rows.map(|budget| {
+                let rows = budget.min(data.n_train());
+                row("training rows", format!("{rows} of {} (a stratified subsample)", data.n_train()))
+            }))
+            .collect(),
         )
         .with_caption("training settings")
     }
@@ -251,26 +282,46 @@ pub struct TrainedModel {
     pub params: NeuralNetwork,
     /// The data it was fitted on.
     pub fitted_on: DataFingerprint,
+    /// Training rows it trained on: fewer than the split's under a row budget.
+    pub train_rows: usize,
 }
 
 impl Learner for NeuralNetwork {
     type Fitted = TrainedModel;
 
     fn fit(&self, data: &PreparedData) -> Result<TrainedModel> {
+        self.fit_rows(data, &TrainingRows::new(data, self.max_train_rows, self.seed), &mut |_| {})
+    }
+}
+
+impl NeuralNetwork {
+    /// Fits on `rows` (drawn from `data` with this learner's budget and seed; a sweep draws them
+    /// once for all its runs), handing every progress report to `observe` as well (a sweep shows
+    /// its runs in flight).
+    pub(crate) fn fit_rows(
+        &self,
+        data: &PreparedData,
+        rows: &TrainingRows,
+        observe: &mut dyn FnMut(&EpochProgress),
+    ) -> Result<TrainedModel> {
         let mut network = self.network(data);
-        let validation = (data.n_val() > 0).then(|| Samples::new(&data.x_val, &data.y_val));
+        let validation = (!rows.y_val.is_empty()).then(|| Samples::new(&rows.x_val, &rows.y_val));
         let options = FitOptions {
             epochs: self.epochs,
             batch_size: self.batch_size,
             seed: self.seed,
             learning_rate: self.learning_rate,
+            // Early stopping watches the validation loss: without validation rows it is off.
+            patience: self.patience.filter(|_| validation.is_some()),
             validation,
             ..FitOptions::default()
         };
         let mut reporter = ProgressReporter::new(self.progress);
         let started = Instant::now();
-        let history = network
-            .fit_with_control(Samples::new(&data.x_train, &data.y_train), &options, &mut |p| reporter.update(p))?;
+        let history = network.fit_with_control(Samples::new(&rows.x_train, &rows.y_train), &options, &mut |p| {
+            observe(p);
+            reporter.update(p)
+        })?;
         if let Some(interrupted) = reporter.interrupted() {
             return Err(interrupted);
         }
@@ -281,7 +332,43 @@ impl Learner for NeuralNetwork {
             training_seconds: started.elapsed().as_secs_f64(),
             params: self.clone(),
             fitted_on: data.fingerprint(),
+            train_rows: rows.n_train(),
         })
+    }
+
+    /// Measured speed of this network on `rows`: (training rows per second, validation rows
+    /// scored per second), from about `seconds` of training on a copy (the weights of the run
+    /// itself are untouched). What a sweep's expected time is computed from.
+    pub(crate) fn measure_speed(&self, data: &PreparedData, rows: &TrainingRows, seconds: f64) -> (f64, f64) {
+        let mut network = self.network(data);
+        let n_features = data.n_features();
+        // A first slice to find the pace, then one sized to last about `seconds`.
+        let mut slice = (self.batch_size * 8).min(rows.n_train()).max(1);
+        let mut train_speed = 0.0;
+        for _ in 0..2 {
+            let options = FitOptions {
+                epochs: 1,
+                batch_size: self.batch_size,
+                seed: self.seed,
+                learning_rate: self.learning_rate,
+                progress_every: 0,
+                ..FitOptions::default()
+            };
+            let samples = Samples::new(&rows.x_train[..slice * n_features], &rows.y_train[..slice]);
+            let Ok(history) = network.fit(samples, &options, &mut |_| {}) else { return (0.0, 0.0) };
+            train_speed = history.samples_per_second;
+            let wanted = (train_speed * seconds) as usize;
+            if wanted <= slice || slice == rows.n_train() {
+                break;
+            }
+            slice = wanted.min(rows.n_train());
+        }
+        let scored = rows.y_val.len().min(((train_speed * seconds) as usize).max(256));
+        let started = Instant::now();
+        let _ = network.evaluate(&rows.x_val[..scored * n_features], &rows.y_val[..scored]);
+        let elapsed = started.elapsed().as_secs_f64();
+        let score_speed = if scored == 0 || elapsed <= 0.0 { f64::INFINITY } else { scored as f64 / elapsed };
+        (train_speed, score_speed)
     }
 }
 

@@ -170,6 +170,51 @@ fn a_sweep_chooses_by_validation_score_and_reruns_give_the_same_table() {
 }
 
 #[test]
+fn runs_side_by_side_give_the_same_table_as_one_after_another() {
+    let data = grouped(42);
+    // Early stopping and a row budget, so that both are shared by the runs as well.
+    let grid: Grid = r#"{"epochs":[2, 8],"hidden_layers":[[16],[32, 32]],"learning_rate":[0.01],"batch_size":[64],
+        "patience":1,"max_train_rows":4000}"#
+        .parse()
+        .unwrap();
+    let one = grid.sweep_on(&data, 42, 1).unwrap();
+    let three = grid.sweep_on(&data, 42, 3).unwrap();
+    assert_eq!((one.workers, three.workers), (1, 3));
+    assert_eq!(scores(&three.records()), scores(&one.records()));
+    assert_eq!(three.best().number, one.best().number);
+    for (a, b) in one.runs.iter().zip(&three.runs) {
+        assert_eq!(a.number, b.number);
+        assert_eq!(a.model.network, b.model.network, "run {}: other weights", a.number);
+        assert_eq!(a.model.history.val_loss, b.model.history.val_loss);
+    }
+    // The tables differ only in the seconds.
+    let rows = |sweep: &jukebox::refine::Sweep| {
+        let table = sweep.table();
+        let seconds = table.columns.iter().position(|c| c == "seconds").unwrap();
+        table
+            .rows
+            .into_iter()
+            .map(|mut row| {
+                row.remove(seconds);
+                row
+            })
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(rows(&one), rows(&three));
+
+    // Every run trained on the budget's 4,000 rows and kept its best epoch.
+    for run in &one.runs {
+        assert_eq!(run.model.train_rows, 4000, "the row budget is the stratified subsample's size");
+        assert!(run.epochs_run() <= run.learner().epochs);
+        let kept = run.epoch_kept();
+        let watched = &run.model.history.val_loss;
+        assert_eq!(watched[kept - 1], watched.iter().copied().fold(f32::INFINITY, f32::min));
+    }
+    let caption = one.table().caption.unwrap();
+    assert!(caption.contains(&format!("4000 of the {} training rows", data.n_train())), "{caption}");
+}
+
+#[test]
 fn the_run_log_appends_and_names_a_bad_line() {
     let dir = tempfile::tempdir().unwrap();
     let log = RunLog::beside(dir.path());
@@ -193,6 +238,9 @@ fn the_run_log_appends_and_names_a_bad_line() {
         training_seconds: 1.5,
         chosen,
         interrupted: false,
+        epochs_run: Some(10),
+        epoch_kept: Some(7),
+        train_rows: Some(12_000),
     };
     log.append(&[record(1, false), record(2, true)]).unwrap();
     log.append(&[record(1, true)]).unwrap();

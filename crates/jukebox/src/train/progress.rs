@@ -199,6 +199,10 @@ impl ProgressReporter {
             line.push_str(&format!(", val_loss {loss:.4}, val_accuracy {accuracy:.4}"));
         }
         line.push_str(&format!(" ({:.0} samples/s)", history.samples_per_second));
+        if let Some(best) = history.best_epoch {
+            let stopped = if history.stopped_early { "stopped early; " } else { "" };
+            line.push_str(&format!("; {stopped}kept epoch {best}, the lowest val_loss"));
+        }
         self.close(line);
     }
 
