@@ -8,8 +8,8 @@ the test's own:
    0.0.1; the bytes of its objects in the bucket are recorded;
 2. notebook 2 with `-p features` naming 12 features (no `loudness`) and `-p version_folder 2`:
    the ONNX file has 12 inputs and scaler.json lists the 12;
-3. notebook 3 registers folder 2 as 0.0.2; registering 0.0.3 from folder 1 is refused (it would
-   rewrite 0.0.1's objects) before anything is uploaded;
+3. notebook 3 registers folder 2 as 0.0.2; registering 0.0.3 from folder 1 stores it in the next
+   free bucket folder, 3 (bucket folder 1 is 0.0.1's and is never written again);
 4. notebook 4 asks 0.0.2 (a request of 12 values) and 0.0.1 (13 values): both versions answer;
 5. 0.0.1's objects in the bucket are byte-identical to step 1.
 
@@ -29,7 +29,6 @@ import nbformat
 import onnx
 import papermill
 import pytest
-from papermill.exceptions import PapermillExecutionError
 
 REPO = Path(__file__).resolve().parents[2]
 NOTEBOOKS = REPO / "notebooks"
@@ -150,11 +149,13 @@ def test_twelve_features_as_a_second_version_beside_the_first(stack, data_dir, t
     assert "12 features" in outputs(trained)
     assert json.loads((models / "jukebox" / "1" / "artifacts" / "scaler.json").read_text())["features"] == WORKSHOP_FEATURES
 
-    # 3. Registered as 0.0.2 from folder 2; 0.0.3 from folder 1 is refused before any upload.
+    # 3. Registered as 0.0.2 from folder 2; 0.0.3 from folder 1 goes to the next free bucket folder.
     registered = run("3-save_model.ipynb", out, "3-second.ipynb", version="0.0.2", model_dir=str(models), version_folder=2)
     assert "models/jukebox/2" in outputs(registered)
-    with pytest.raises(PapermillExecutionError, match="holds version 0.0.1 of jukebox already"):
-        run("3-save_model.ipynb", out, "3-refused.ipynb", version="0.0.3", model_dir=str(models), version_folder=1)
+    third = run("3-save_model.ipynb", out, "3-third.ipynb", version="0.0.3", model_dir=str(models), version_folder=1)
+    assert "this version is stored in models/jukebox/3/" in outputs(third)
+    third_objects = bucket_objects(stack, "models/jukebox/3/")
+    assert sorted(third_objects.values()) == sorted(first_objects.values()), "folder 1's bytes, stored apart"
 
     # 4. Both versions serve; each request carries its own model's features.
     for version, features in [("0.0.2", TWELVE), ("0.0.1", WORKSHOP_FEATURES)]:

@@ -69,6 +69,12 @@ pub enum DataError {
     Polars { context: String, source: PolarsError },
     #[error("{path}: {source}")]
     Io { path: PathBuf, source: std::io::Error },
+    /// A feature column holds no value at all: every row would be dropped as incomplete.
+    #[error(
+        "{file}: column `{column}` is null in all {rows} rows, so no song has every feature and no row would be \
+         left; fill the column, or leave it out of the features (and out of the file's feature columns)"
+    )]
+    EmptyFeature { file: PathBuf, column: String, rows: usize },
 }
 
 pub type Result<T, E = DataError> = std::result::Result<T, E>;
@@ -410,6 +416,21 @@ fn read_parquet_checked(
     reader.with_columns(project(&schema)?).finish().map_err(unreadable_parquet(path))
 }
 
+/// Refuses song properties in which a feature column is null in every row: the merge drops rows
+/// with a null feature, so it would leave no row and later stages would only say "empty".
+fn check_no_empty_feature(properties: &DataFrame, file: &Path) -> Result<()> {
+    let rows = properties.height();
+    if rows == 0 {
+        return Ok(());
+    }
+    for feature in FEATURES {
+        if properties.column(feature).is_ok_and(|c| c.null_count() == rows) {
+            return Err(DataError::EmptyFeature { file: file.to_path_buf(), column: feature.to_string(), rows });
+        }
+    }
+    Ok(())
+}
+
 /// The merge of [`Dataset::merge`] as one lazy query. Each table's nulls are dropped *before* the
 /// join: dropping them after it would copy every column of the 1.1 M joined rows once more. Of
 /// song_properties only `spotify_id` and the numeric columns are kept (its name, artists and dates
@@ -509,6 +530,7 @@ impl Dataset {
     pub fn from_files(properties_path: &Path, rankings_path: &Path) -> Result<Dataset> {
         let properties = read_parquet(properties_path)?;
         check_columns(&properties, properties_path, &PROPERTY_COLUMNS)?;
+        check_no_empty_feature(&properties, properties_path)?;
         let rankings = read_parquet(rankings_path)?;
         check_columns(&rankings, rankings_path, &ranking_checks(rankings.schema()))?;
         let source = properties_path.parent().map(Path::to_path_buf).unwrap_or_default();
@@ -558,6 +580,7 @@ impl Dataset {
             .select(property_cols)
             .collect()
             .map_err(polars_err(path.display().to_string()))?;
+        check_no_empty_feature(&properties, path)?;
         Ok(Dataset { properties, rankings, source: path.to_path_buf() })
     }
 
@@ -692,6 +715,7 @@ impl ChartData {
             check_schema(schema, rankings_path, &ranking_checks(schema))?;
             Ok(None)
         })?;
+        check_no_empty_feature(&properties, properties_path)?;
         let (properties_schema, rankings_schema) = (properties.schema().clone(), rankings.schema().clone());
         let plan = merge_plan(properties.lazy(), &properties_schema, rankings.lazy(), &rankings_schema);
         finish_merge(plan, || format!("merging {} with {}", rankings_path.display(), properties_path.display()))

@@ -155,6 +155,14 @@ fn wrong_type_is_named_with_expected_and_found() {
 }
 
 #[test]
+fn a_feature_null_in_every_song_is_named_not_an_empty_table() {
+    let dir = tempfile::tempdir().unwrap();
+    copy_sample_with(dir.path(), |p| p.with_column(lit(NULL).cast(DataType::Float64).alias("tempo")));
+    let message = error_of_both(dir.path());
+    assert!(message.contains(PROPERTIES_FILE) && message.contains("column `tempo` is null in all"), "{message}");
+}
+
+#[test]
 fn corrupt_parquet_is_reported_as_unreadable() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join(PROPERTIES_FILE), b"PAR1 this is not parquet").unwrap();

@@ -1,8 +1,8 @@
 //! `ModelRegistry::register_or_reuse`, the notebooks' one call for "upload and register, or show
 //! the version that is already there", against the embedded S3 server and registry: a second
 //! version from its own folder leaves the first version's objects as they were; the same version
-//! again uploads nothing; a new version from the folder another version was uploaded from is
-//! refused before any upload.
+//! again uploads nothing; a new version from the folder another version was uploaded from goes to
+//! the next free bucket folder, and pinning it to a used folder is refused before any upload.
 
 mod common;
 
@@ -76,11 +76,24 @@ fn a_second_version_never_touches_the_first_ones_objects() {
     let again = registry.register_or_reuse(&storage, &upload(2, "0.0.2")).unwrap();
     assert_eq!(again.id, second.id);
 
-    // A new version from folder 1 would rewrite 0.0.1's objects: refused, nothing registered.
-    let error = registry.register_or_reuse(&storage, &upload(1, "0.0.3")).unwrap_err();
-    assert!(matches!(&error, RegistryError::FolderInUse { existing, .. } if existing == "0.0.1"), "{error}");
-    assert!(error.to_string().starts_with("models/jukebox/1/ holds version 0.0.1 of jukebox already"), "{error}");
-    assert!(registry.get_model_version("jukebox", "0.0.3").unwrap_err().is_not_found());
+    // A new version from folder 1 goes to the next free bucket folder, beside 0.0.1.
+    let third = registry.register_or_reuse(&storage, &upload(1, "0.0.3")).unwrap();
+    assert_eq!(third.name, "0.0.3");
+    let artifact = registry.get_model_artifact("jukebox", "0.0.3").unwrap();
+    assert_eq!(artifact.fields.storage_path.as_deref(), Some("models/jukebox/3"));
+    assert!(artifact.fields.uri.unwrap().starts_with("s3://models/models/jukebox/3?endpoint="));
+    assert_eq!(objects(&s3_root, "models/jukebox/3"), before, "the same folder's bytes, stored apart");
+
+    // Pinned to 0.0.1's folder: refused, naming both versions, nothing registered or uploaded.
+    let error = registry.register_or_reuse(&storage, &upload(1, "0.0.4").bucket_folder(1)).unwrap_err();
+    assert!(matches!(&error, RegistryError::FolderInUse { existing, .. } if existing == "version 0.0.1"), "{error}");
+    let message = error.to_string();
+    assert!(
+        message.starts_with("models/jukebox/1/ holds version 0.0.1 of jukebox: version 0.0.4 cannot be stored there"),
+        "{message}"
+    );
+    assert!(registry.get_model_version("jukebox", "0.0.4").unwrap_err().is_not_found());
+    assert!(storage.list(".jukebox-staging/").unwrap().is_empty(), "staged uploads are removed");
 
     assert_eq!(objects(&s3_root, "models/jukebox/1"), before, "0.0.1's objects are byte for byte as they were");
 }
