@@ -50,7 +50,8 @@ if [[ "$(cat "$stamp" 2>/dev/null)" != "$wanted" && "$(cat "$test_stamp" 2>/dev/
   if $with_tests && [[ -f "$repo/kernel/requirements-mr037.txt" ]]; then
     # The older Kubeflow model-registry client (v1alpha3 API) lives in a venv of its own.
     [[ -x "$repo/.venv-mr037/bin/python" ]] || "$python" -m venv "$repo/.venv-mr037"
-    "$repo/.venv-mr037/bin/pip" install --quiet --disable-pip-version-check -r "$repo/kernel/requirements-mr037.txt"
+    "$repo/.venv-mr037/bin/pip" install --quiet --disable-pip-version-check -r "$repo/kernel/requirements-mr037.txt" \
+      -c "$repo/kernel/constraints-mr037.txt"
   fi
   if $with_tests; then
     # KServe's own Python model server, which `jukebox request` meets in
