@@ -16,6 +16,7 @@ server with that single version.
   recorded request as its InferenceRequest.
 - Binary: tritonclient sends the same scaled values with the binary tensor data extension both
   ways to each server; the answers agree with each other within 1e-6, and with the JSON ones.
+- KServe's own REST client (kserve_client_peer.py) asks our server: ready, model ready, infer.
 
 The negative case: a deliberately wrong server (KServe's answer with two probabilities swapped)
 is told apart by the same comparison.
@@ -113,6 +114,12 @@ def answers(tmp_path_factory):
             body = json.loads(result["jukebox"]["exchange"].request_body)
             values = {i["name"]: i["data"][0] for i in body["inputs"]}
             result["jukebox"]["binary"] = binary_infer(ours, values, "1")
+            # KServe's own client against our server (it names no version: the default, 2, answers).
+            peer = subprocess.run([str(kserve_python()), str(Path(__file__).with_name("kserve_client_peer.py")), ours,
+                                   json.dumps(values)], capture_output=True, text=True, timeout=120)
+            assert peer.returncode == 0, f"KServe's client against jukebox failed:\n{peer.stdout}\n{peer.stderr[-3000:]}"
+            result["kserve_client"] = json.loads(peer.stdout.strip().splitlines()[-1])
+            result["kserve_client"]["expected"] = binary_infer(ours, values, "2")
             result["kserve"]["binary"] = binary_infer(theirs, values, "")
             # Straight to KServe, the versioned request our client makes.
             with Recorder(theirs) as proxy:
@@ -194,3 +201,15 @@ def test_kserve_refuses_versioned_paths(answers):
         [str(e) for e in versioned["exchanges"]]
     assert versioned["returncode"] != 0
     assert "501" in versioned["stderr"] and "versioning not supported" in versioned["stderr"], versioned["stderr"]
+
+
+def test_kserve_client_reads_our_server(answers):
+    """KServe's own REST client (InferenceRESTClient, v2) against `jukebox serve`: ready, model
+    ready, and an inference equal to tritonclient's from the same version."""
+    peer = answers["kserve_client"]
+    got, expected = np.asarray(peer["probabilities"]), peer["expected"]
+    diff = float(np.max(np.abs(got - expected)))
+    print(f"\nKServe's InferenceRESTClient against jukebox serve: max |diff| {diff:.2e} from version 2's answer")
+    assert peer["ready"] is True and peer["model_ready"] is True
+    # (KServe 0.21's InferResponse.from_rest does not keep model_version: the equality says which.)
+    assert got.shape == expected.shape and diff <= 1e-6
