@@ -1,7 +1,9 @@
 """Checks an executed notebook: no error outputs and nothing on stderr, at least one output of each required MIME type,
 and each required text somewhere in the outputs. And what a reader sees: no number in scientific
 notation inside 1e-4..1e7 in an HTML table (plain decimals read better there), and no SVG wider
-than JupyterLab's output area (960 px) unless it scales with the page (a width in %).
+than JupyterLab's output area (960 px) unless it scales with the page (a width in %). Every rich
+output (HTML, SVG) also carries a text/plain alternative, what a terminal, nbconvert to text or a
+screen reader gets.
 
 Usage: check_notebook.py NOTEBOOK [--require MIME ...] [--contains TEXT ...]
 """
@@ -48,6 +50,9 @@ def main() -> int:
             data = output.get("data", {})
             for problem in display_problems(str(data.get("text/html", "")), str(data.get("image/svg+xml", ""))):
                 errors.append(f"cell {index}: {problem}")
+            rich = [m for m in ("text/html", "image/svg+xml") if m in data]
+            if rich and not str(data.get("text/plain", "")).strip():
+                errors.append(f"cell {index}: a {rich[0]} output without a text/plain alternative")
             texts.append(output.get("text", ""))
             texts.extend(str(value) for value in output.get("data", {}).values())
             # The notebooks write nothing on stderr: anything there is a problem to look at.

@@ -41,7 +41,7 @@ mod summary;
 mod train;
 
 pub use network::{Activation, Dense, Network};
-pub use summary::{Summary, SummaryRow};
+pub use summary::{thousands, Summary, SummaryRow};
 pub use train::{EpochProgress, FitOptions, History, Samples};
 
 /// Everything that can go wrong in this crate. Messages name the argument, row or layer at

@@ -21,8 +21,8 @@ pub struct Summary {
     pub total_parameters: usize,
 }
 
-/// `62408` -> `62,408`, as Keras prints counts.
-fn thousands(n: usize) -> String {
+/// `62408` -> `62,408`, as Keras prints counts (and the workbench's tables and captions).
+pub fn thousands(n: usize) -> String {
     let digits = n.to_string();
     let mut out = String::new();
     for (i, c) in digits.chars().enumerate() {

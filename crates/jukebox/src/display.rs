@@ -284,28 +284,103 @@ impl ToHtml for Table {
         html.push_str("</tbody></table>");
         html
     }
+
+    fn to_text(&self) -> String {
+        self.to_string()
+    }
 }
 
-/// Prints `content` as a rich output of type `mime` in evcxr's envelope: what an `evcxr_display`
-/// method does. evcxr shows it as the cell's result when the cell ends.
-pub fn show(mime: &str, content: &str) {
-    println!("EVCXR_BEGIN_CONTENT {mime}\n{content}\nEVCXR_END_CONTENT");
+/// Prints one value's representations in evcxr's envelope, one `(mime type, content)` block each:
+/// what an `evcxr_display` method does. evcxr shows them as one result when the cell ends (one
+/// output with a key per mime type); a frontend draws the richest it can.
+pub fn show(blocks: &[(&str, &str)]) {
+    let mut envelope = String::new();
+    for (mime, content) in blocks {
+        let _ = writeln!(envelope, "EVCXR_BEGIN_CONTENT {mime}\n{content}\nEVCXR_END_CONTENT");
+    }
+    // One print: nothing else the cell prints can land inside the envelope.
+    print!("{envelope}");
 }
 
-/// A value that reads as an HTML fragment (text escaped with [`escape`]).
+/// A value that reads as an HTML fragment (text escaped with [`escape`]), and as plain text.
 pub trait ToHtml {
     fn to_html(&self) -> String;
+
+    /// The same content as plain text: what a terminal, `nbconvert --to markdown`, a log or a
+    /// screen reader gets instead of the HTML. By default the HTML's text, one line per table row
+    /// or block ([`text_of_html`]); types with a text layout of their own override it.
+    fn to_text(&self) -> String {
+        text_of_html(&self.to_html())
+    }
 }
 
 /// Shows a value as a cell's result in Jupyter: evcxr calls `evcxr_display` on a cell's last value
-/// when the method resolves, which this trait makes it do for every [`ToHtml`] value.
+/// when the method resolves, which this trait makes it do for every [`ToHtml`] value, with its
+/// `text/plain` alternative beside the `text/html`.
 pub trait Show {
     fn evcxr_display(&self);
 }
 
 impl<T: ToHtml + ?Sized> Show for T {
     fn evcxr_display(&self) {
-        show("text/html", &self.to_html());
+        show(&[("text/html", &self.to_html()), ("text/plain", &self.to_text())]);
+    }
+}
+
+/// The text a reader sees in an HTML fragment of ours: tags dropped, entities decoded, a line per
+/// table row, paragraph, heading, list item or `<br>`, table cells separated by two spaces.
+/// Enough for the fragments this crate writes (no scripts, no comments); not a general HTML
+/// renderer.
+pub fn text_of_html(html: &str) -> String {
+    let mut text = String::new();
+    let mut rest = html;
+    while let Some(start) = rest.find('<') {
+        text.push_str(&html_escape::decode_html_entities(&rest[..start]));
+        let Some(end) = rest[start..].find('>') else {
+            rest = &rest[start..];
+            break;
+        };
+        let tag = rest[start + 1..start + end].trim_start_matches('/').to_ascii_lowercase();
+        let name = tag.split(|c: char| c.is_whitespace() || c == '/').next().unwrap_or("");
+        let closing = rest[start + 1..].starts_with('/');
+        match (name, closing) {
+            ("td" | "th", true) => text.push_str("  "),
+            ("tr" | "p" | "div" | "li" | "caption" | "pre" | "h1" | "h2" | "h3" | "h4" | "h5" | "h6", true)
+            | ("br", _) => {
+                // A row's trailing cell separator is not text.
+                let trimmed = text.trim_end_matches(' ').len();
+                text.truncate(trimmed);
+                text.push('\n');
+            }
+            _ => {}
+        }
+        rest = &rest[start + end + 1..];
+    }
+    text.push_str(&html_escape::decode_html_entities(rest));
+    let lines: Vec<&str> = text.lines().map(str::trim_end).filter(|l| !l.trim().is_empty()).collect();
+    lines.join("\n")
+}
+
+/// How many rows a data frame ending a cell shows (its first ones); its shape says how many it has.
+pub const FRAME_ROWS_SHOWN: usize = 10;
+
+/// A polars `DataFrame` ending a cell renders as a table like every other: its shape in the
+/// caption, its first [`FRAME_ROWS_SHOWN`] rows, numbers by [`format_number`]. Its plain text is
+/// polars' own layout.
+impl ToHtml for DataFrame {
+    fn to_html(&self) -> String {
+        let (rows, columns) = self.shape();
+        let shown = rows.min(FRAME_ROWS_SHOWN);
+        let caption = if shown < rows {
+            format!("data frame: {} rows × {columns} columns (first {shown} shown)", jukebox_nn::thousands(rows))
+        } else {
+            format!("data frame: {} rows × {columns} columns", jukebox_nn::thousands(rows))
+        };
+        Table::from_frame(&self.head(Some(shown))).with_caption(caption).to_html()
+    }
+
+    fn to_text(&self) -> String {
+        self.head(Some(FRAME_ROWS_SHOWN)).to_string()
     }
 }
 
@@ -313,6 +388,10 @@ impl<T: ToHtml + ?Sized> Show for T {
 impl ToHtml for jukebox_nn::Summary {
     fn to_html(&self) -> String {
         format!("<pre>{}</pre>", escape(&self.to_string()))
+    }
+
+    fn to_text(&self) -> String {
+        self.to_string()
     }
 }
 
@@ -519,9 +598,37 @@ impl Plot {
         std::fs::write(path, &self.svg)
     }
 
-    /// Renders inline in Jupyter (evcxr's display convention).
+    /// Renders inline in Jupyter (evcxr's display convention), with a text alternative naming
+    /// the plot ([`Plot::description`]).
     pub fn evcxr_display(&self) {
-        show("image/svg+xml", &self.svg);
+        show(&[("image/svg+xml", &self.svg), ("text/plain", &self.description())]);
+    }
+
+    /// What the plot shows, in words, for readers without the image: its caption and axis labels
+    /// (the SVG's texts up to the first tick label), e.g. `plot: loss by epoch (epoch, loss)`.
+    pub fn description(&self) -> String {
+        let texts: Vec<String> = self
+            .svg
+            .split("<text")
+            .skip(1)
+            .filter_map(|part| {
+                let body = &part[part.find('>')? + 1..part.find("</text>")?];
+                Some(html_escape::decode_html_entities(body.trim()).into_owned())
+            })
+            .filter(|t| !t.is_empty())
+            .collect();
+        // Tick labels are numbers; the words are the caption, the axis names and the legend.
+        let words: Vec<&str> = texts
+            .iter()
+            .map(String::as_str)
+            .filter(|t| t.parse::<f64>().is_err() && t.chars().any(char::is_alphabetic))
+            .take(8)
+            .collect();
+        match words.split_first() {
+            Some((caption, [])) => format!("plot: {caption}"),
+            Some((caption, rest)) => format!("plot: {caption} ({})", rest.join(", ")),
+            None => "plot".to_string(),
+        }
     }
 }
 
@@ -546,6 +653,10 @@ impl ToHtml for Code {
             escape(&self.language),
             escape(&self.text)
         )
+    }
+
+    fn to_text(&self) -> String {
+        self.text.clone()
     }
 }
 

@@ -5,7 +5,9 @@
 
 mod common;
 
-use jukebox::display::{svg_width, Plot, Table, ToHtml, MAX_PLOT_WIDTH, PLAIN_NUMBER_MAX, PLAIN_NUMBER_MIN};
+use jukebox::display::{
+    svg_width, Plot, Table, ToHtml, FRAME_ROWS_SHOWN, MAX_PLOT_WIDTH, PLAIN_NUMBER_MAX, PLAIN_NUMBER_MIN,
+};
 use jukebox::evaluate::ClassificationReport;
 use jukebox::explore;
 use jukebox::prepare::{PreparedData, SplitOptions, SplitStrategy};
@@ -72,7 +74,7 @@ fn every_table_writes_plain_decimals_and_every_plot_fits_the_output_area() {
     let data = prepare(SplitStrategy::Stratified);
     let grouped = prepare(SplitStrategy::Grouped);
     let model = NeuralNetwork::new(2, 64, 42).with_progress(Progress::Silent).fit(&data).unwrap();
-    let tree = DecisionTree { max_depth: Some(8) }.fit(&data).unwrap();
+    let tree = DecisionTree { max_depth: Some(8), ..DecisionTree::default() }.fit(&data).unwrap();
     let report = model.test_report(&data).unwrap();
     let sweep = r#"{"epochs": [2, 3], "hidden_layers": [[16]], "learning_rate": [0.001], "batch_size": [256]}"#
         .parse::<Grid>()
@@ -190,6 +192,19 @@ fn every_table_writes_plain_decimals_and_every_plot_fits_the_output_area() {
         }
     }
 
+    // Every rich output carries a text/plain alternative (a terminal, nbconvert to text, a screen
+    // reader): the registry versions through the HTML's text, plots through their words.
+    let versions_text = versions.to_text();
+    assert!(
+        versions_text.contains("0.0.1") && versions_text.contains("0.3422") && !versions_text.contains('<'),
+        "{versions_text}"
+    );
+    assert_eq!(versions_text.lines().filter(|l| l.contains("0.0.")).count(), 2, "a line per version:\n{versions_text}");
+    for (what, plot) in &plots {
+        let description = plot.description();
+        assert!(description.starts_with("plot: ") && description.len() > 8, "{what}: {description:?}");
+    }
+
     // Epoch axes are whole numbers: `1`, `2`, never `1.0` or `1.5`.
     for (what, svg) in [("training history", &plots[3].1.svg), ("sweep", &plots[4].1.svg)] {
         for epoch in ["1", "2"] {
@@ -205,4 +220,31 @@ fn every_table_writes_plain_decimals_and_every_plot_fits_the_output_area() {
             );
         }
     }
+}
+
+/// A polars frame ending a cell renders like the stages' tables: its shape in the caption, its
+/// first rows only, and polars' own text layout as the plain alternative.
+#[test]
+fn a_data_frame_renders_as_a_table_with_its_shape_and_first_rows() {
+    let charts = jukebox::data::Dataset::from_dir(&common::sample_dir()).unwrap().merge().unwrap();
+    let (rows, columns) = charts.frame.shape();
+    let html = charts.frame.to_html();
+    assert!(html.contains(&format!("rows × {columns} columns (first {FRAME_ROWS_SHOWN} shown)")), "{html:.300}");
+    assert_eq!(html.matches("<tr>").count(), FRAME_ROWS_SHOWN + 1, "header and {FRAME_ROWS_SHOWN} rows of {rows}");
+    assert!(charts.frame.to_text().contains(&format!("shape: ({FRAME_ROWS_SHOWN}, {columns})")));
+
+    let small = charts.frame.head(Some(3));
+    let html = small.to_html();
+    assert!(html.contains(&format!("data frame: 3 rows × {columns} columns<")), "{html:.300}");
+    assert_eq!(html.matches("<tr>").count(), 4);
+}
+
+#[test]
+fn the_text_of_a_table_has_a_line_per_row() {
+    let table = Table::new(
+        vec!["song".into(), "plays".into()],
+        vec![vec!["Tom & Jerry".into(), 1.5.into()], vec!["<b>".into(), 2.0.into()]],
+    )
+    .with_caption("plays");
+    assert_eq!(jukebox::display::text_of_html(&table.to_html()), "plays\nsong  plays\nTom & Jerry  1.5000\n<b>  2");
 }
