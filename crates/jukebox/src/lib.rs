@@ -29,6 +29,7 @@ pub mod display;
 pub mod evaluate;
 pub mod explore;
 pub mod export;
+pub mod katib;
 pub mod linfa;
 pub mod prepare;
 pub mod refine;

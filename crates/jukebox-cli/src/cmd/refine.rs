@@ -6,12 +6,17 @@
 //! `--model-repository`, every run is appended to `<model-dir>/runs.jsonl` and the chosen run is
 //! exported as `<model-dir>/jukebox/<--version-folder>`; with `--register`, that folder is
 //! uploaded and registered as in `jukebox save` (settings from `jukebox up`'s environment).
+//!
+//! With `--katib`, nothing is trained here: it prints the same sweep (grid, split, seed) as a
+//! Kubeflow Katib `Experiment` whose trials run `jukebox train` on the cluster
+//! ([`jukebox::katib`]), for `jukebox refine --katib | oc apply -f -`.
 
 use std::path::PathBuf;
 
 use anyhow::Context;
 use jukebox::data::ChartData;
 use jukebox::export::export;
+use jukebox::katib::KatibExperiment;
 use jukebox::prepare::{PreparedData, SplitOptions, SplitStrategy};
 use jukebox::refine::{Grid, RunLog, SongOverlap, SplitComparison, Sweep};
 use jukebox::train::NeuralNetwork;
@@ -51,6 +56,29 @@ pub struct Args {
     /// Registered model name.
     #[arg(long, default_value = "jukebox")]
     name: String,
+    /// Print the sweep as a Kubeflow Katib Experiment (YAML) whose trials run `jukebox train` on
+    /// the cluster, instead of running it here.
+    #[arg(long)]
+    katib: bool,
+    /// The Experiment's name (default: jukebox-<grid> for a named grid, else jukebox-sweep).
+    #[arg(long, requires = "katib", value_name = "NAME")]
+    experiment_name: Option<String>,
+    /// The Experiment's namespace (default: none, so `oc apply -n` or the current project decides).
+    #[arg(long, requires = "katib")]
+    namespace: Option<String>,
+    /// The image the trials run in; it must hold the `jukebox` command (default: JUPYTER_IMAGE, the
+    /// workbench's own image, else the OpenShift AI workbench image `jukebox`).
+    #[arg(long, requires = "katib")]
+    image: Option<String>,
+    /// At most this many trials at once.
+    #[arg(long, requires = "katib", default_value_t = 4)]
+    parallel_trials: usize,
+    /// The data folder inside the trials' container (default: the trial finds the data as `jukebox train` does).
+    #[arg(long, requires = "katib", value_name = "DIR")]
+    trial_data_dir: Option<String>,
+    /// A PersistentVolumeClaim holding the data, mounted read-only at --trial-data-dir.
+    #[arg(long, requires = "trial_data_dir", value_name = "CLAIM")]
+    trial_data_claim: Option<String>,
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
@@ -61,6 +89,26 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         None => args.grid.parse()?,
     };
     let strategy: SplitStrategy = args.split.parse()?;
+    if args.katib {
+        let name = match args.grid.as_str() {
+            named @ ("quick" | "class") => format!("jukebox-{named}"),
+            _ => "jukebox-sweep".to_string(),
+        };
+        let defaults = KatibExperiment::new(grid);
+        let experiment = KatibExperiment {
+            name: args.experiment_name.unwrap_or(name),
+            namespace: args.namespace,
+            split: strategy,
+            seed: args.seed,
+            parallel_trials: args.parallel_trials,
+            image: args.image.unwrap_or(defaults.image.clone()),
+            data_dir: args.trial_data_dir,
+            data_volume_claim: args.trial_data_claim,
+            ..defaults
+        };
+        print!("{}", experiment.yaml()?);
+        return Ok(());
+    }
     let chart = ChartData::load(args.data_dir.as_deref()).context("loading the chart data")?;
     let data = PreparedData::new(
         &chart,
@@ -83,8 +131,14 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         println!("{}", SongOverlap::of(&random)?.table());
         println!("{}", SongOverlap::of(&grouped)?.table());
         println!("training the network ({} epochs) and the baselines on both splits ...", args.compare_epochs);
-        let comparison =
-            SplitComparison::new(&NeuralNetwork::new(args.compare_epochs, 32, args.seed), &random, &grouped)?;
+        // The grid's early stopping and row budget (the quick and class grids set both) keep the
+        // comparison's network as quick as a run of the sweep on the full data.
+        let network = NeuralNetwork {
+            patience: grid.patience,
+            max_train_rows: grid.max_train_rows,
+            ..NeuralNetwork::new(args.compare_epochs, 32, args.seed)
+        };
+        let comparison = SplitComparison::new(&network, &random, &grouped)?;
         println!("{}", comparison.table());
         // Ctrl-C stops the comparison with the finished fits (shown above); the run stops there.
         anyhow::ensure!(comparison.is_complete(), "{}", comparison.status());
