@@ -49,7 +49,83 @@ jukebox_build() {
     for dir in "$jukebox_repo"/crates/*/; do members+=(-p "$(basename "$dir")"); done
     (cd "$jukebox_repo" && cargo clean --release --target "$CARGO_BUILD_TARGET" --quiet "${members[@]}")
   fi
-  (cd "$jukebox_repo" && cargo build --release --workspace --lib --bins "$@") && echo "$jukebox_repo" >"$JUKEBOX_BUILT_STAMP"
+  (cd "$jukebox_repo" && jukebox_with_progress cargo build --release --workspace --lib --bins "$@") &&
+    echo "$jukebox_repo" >"$JUKEBOX_BUILT_STAMP"
+}
+
+# Runs a cargo command ("$@") and, while it runs, prints a line every 30 s (to stderr): the time so
+# far, how many crates are compiled, which ones are compiling now. A cold build takes 12-20
+# minutes on two cores, and cargo itself prints nothing for minutes while one big crate (polars)
+# compiles; a newcomer must see that it is alive. Cargo's own output goes to a log, printed in
+# full when the command fails (its errors) and summed up in one line when it succeeds.
+jukebox_with_progress() {
+  local log started=$SECONDS next=30 status=0 pid
+  log=$(mktemp)
+  "$@" --color never 2>"$log" &
+  pid=$!
+  while kill -0 "$pid" 2>/dev/null; do
+    sleep 1
+    if (( SECONDS - started >= next )); then
+      next=$((next + 30))
+      local done_count now
+      done_count=$(grep -c '^ *Compiling ' "$log" || true)
+      # The crates started last and not yet followed by others: what is compiling now.
+      now=$(grep '^ *Compiling ' "$log" | tail -n 3 | awk '{print $2}' | paste -sd, -)
+      printf '[build] %d s: %s crates started, latest: %s\n' "$((SECONDS - started))" "$done_count" "${now:-(checking)}" >&2
+    fi
+  done
+  wait "$pid" || status=$?
+  if (( status != 0 )); then
+    cat "$log" >&2
+  elif (( SECONDS - started >= 30 )); then
+    printf '[build] done in %d s (%s crates compiled)\n' "$((SECONDS - started))" "$(grep -c '^ *Compiling ' "$log" || true)" >&2
+  fi
+  rm -f "$log"
+  return "$status"
+}
+
+# The workshop's notebooks, in the order they run (run-notebooks, bench-notebooks, the checks).
+jukebox_notebooks=(1-data_exploration.ipynb 2-experiment_train.ipynb 3-save_model.ipynb 4-request_model.ipynb 5-refine_model.ipynb)
+
+# The state folder of `jukebox up` (S3 objects, the registry's database, the model repository):
+# JUKEBOX_STATE_DIR, else .jukebox/ in the checkout.
+jukebox_state_dir() {
+  echo "${JUKEBOX_STATE_DIR:-$jukebox_repo/.jukebox}"
+}
+
+# The environment every Jupyter-side tool of ours runs in: our kernelspec (inside the venv) first
+# on JUPYTER_PATH so it wins over any other `rust` kernel, ONNX Runtime's library for the model
+# server and the notebooks' checks, and the venv's Python for the tests' peer clients.
+jukebox_python_env() {
+  export ORT_DYLIB_PATH=${ORT_DYLIB_PATH:-$(jukebox_ort_lib)}
+  case ":${JUPYTER_PATH:-}:" in
+    *":$jukebox_repo/.venv/share/jupyter:"*) ;;
+    *) export JUPYTER_PATH="$jukebox_repo/.venv/share/jupyter${JUPYTER_PATH:+:$JUPYTER_PATH}" ;;
+  esac
+  export JUKEBOX_PYTHON=${JUKEBOX_PYTHON:-$jukebox_repo/.venv/bin/python}
+}
+
+# Starts `jukebox up` (S3, registry, model server on free ports of 127.0.0.1) in the background, in
+# a process group of its own (a terminal's Ctrl-C reaches the calling script only, which then stops
+# it in order), waits for its env file and sources it: the data-connection variables and the
+# registry and model server URLs are then set here, for the kernels this script starts.
+# $1: state folder; $2: folder for jukebox-up.log and jukebox-up.env. Sets jukebox_up_pid.
+jukebox_up_start() {
+  local state=$1 logs=$2
+  local env_file="$logs/jukebox-up.env" log="$logs/jukebox-up.log"
+  rm -f "$env_file"
+  setsid "$JUKEBOX_BIN" up --state-dir "$state" --s3-port 0 --registry-port 0 --model-port 0 \
+    --env-file "$env_file" >"$log" 2>&1 </dev/null &
+  jukebox_up_pid=$!
+  local _
+  for _ in $(seq 300); do
+    [[ -s "$env_file" ]] && break
+    kill -0 "$jukebox_up_pid" 2>/dev/null || { cat "$log" >&2; echo "jukebox up failed (log: $log)" >&2; return 1; }
+    sleep 0.1
+  done
+  [[ -s "$env_file" ]] || { echo "jukebox up did not start within 30 s (log: $log)" >&2; return 1; }
+  # shellcheck disable=SC1090
+  source "$env_file"
 }
 
 # The onnxruntime wheel's shared library, which the `ort` crate loads at run time.

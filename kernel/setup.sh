@@ -132,7 +132,7 @@ fi
 
 # 4. The workspace: the `jukebox` command and libjukebox.so (about 20 minutes the first time).
 say "building the workspace into $CARGO_TARGET_DIR"
-jukebox_build --quiet
+jukebox_build
 phase "workspace built"
 
 # 5. The kernelspec, where the venv's Jupyter looks first (sys.prefix/share/jupyter/kernels).

@@ -6,9 +6,11 @@
 //! finds it, in this order:
 //!
 //! 1. the `ORT_DYLIB_PATH` environment variable (a full path to `libonnxruntime.so.X.Y.Z`);
-//! 2. `.venv/lib/python3*/site-packages/onnxruntime/capi/libonnxruntime.so*` in the current
+//! 2. `libonnxruntime.so*` beside the running program: where `kernel/install-jukebox` puts it
+//!    for a `jukebox` command that runs without this checkout;
+//! 3. `.venv/lib/python3*/site-packages/onnxruntime/capi/libonnxruntime.so*` in the current
 //!    directory or any parent of it;
-//! 3. the same below this workspace's root (known at compile time), or any parent of it.
+//! 4. the same below this workspace's root (known at compile time), or any parent of it.
 //!
 //! The library and the ONNX Runtime environment are initialised once per process.
 //!
@@ -144,6 +146,12 @@ pub fn runtime_library_path() -> Result<PathBuf, RuntimeError> {
     } else {
         searched.push("ORT_DYLIB_PATH (unset)".to_string());
     }
+    if let Some(program_dir) = std::env::current_exe().ok().and_then(|exe| Some(exe.parent()?.to_path_buf())) {
+        if let Some(found) = library_in(&program_dir) {
+            return Ok(found);
+        }
+        searched.push(format!("{}/libonnxruntime.so*", program_dir.display()));
+    }
     let mut starts = Vec::new();
     if let Ok(cwd) = std::env::current_dir() {
         starts.push(cwd);
@@ -163,28 +171,27 @@ pub fn runtime_library_path() -> Result<PathBuf, RuntimeError> {
     Err(RuntimeError::LibraryNotFound { searched: searched.join("; ") })
 }
 
-/// `<venv>/lib/python3*/site-packages/onnxruntime/capi/libonnxruntime.so*`; the longest name
-/// wins so a fully versioned file (`.so.1.32.0`) is preferred over a bare symlink.
+/// `<venv>/lib/python3*/site-packages/onnxruntime/capi/libonnxruntime.so*` ([`library_in`]).
 fn library_in_venv(venv_lib: &Path) -> Option<PathBuf> {
-    let mut found: Vec<PathBuf> = Vec::new();
-    for python in std::fs::read_dir(venv_lib).ok()?.flatten() {
-        if !python.file_name().to_string_lossy().starts_with("python3") {
-            continue;
-        }
-        let capi = python.path().join("site-packages/onnxruntime/capi");
-        let Ok(entries) = std::fs::read_dir(&capi) else { continue };
-        for entry in entries.flatten() {
+    let pythons = std::fs::read_dir(venv_lib).ok()?.flatten();
+    let found = pythons
+        .filter(|python| python.file_name().to_string_lossy().starts_with("python3"))
+        .filter_map(|python| library_in(&python.path().join("site-packages/onnxruntime/capi")));
+    found.max_by_key(|p| (p.as_os_str().len(), p.clone()))
+}
+
+/// `libonnxruntime.so*` (or `.dylib`) in `dir`; the longest name wins so a fully versioned file
+/// (`.so.1.32.0`) is preferred over a bare symlink.
+fn library_in(dir: &Path) -> Option<PathBuf> {
+    let entries = std::fs::read_dir(dir).ok()?.flatten();
+    entries
+        .filter(|entry| {
             let name = entry.file_name().to_string_lossy().into_owned();
-            if (name.starts_with("libonnxruntime.so")
-                || name.starts_with("libonnxruntime.") && name.ends_with(".dylib"))
+            (name.starts_with("libonnxruntime.so") || name.starts_with("libonnxruntime.") && name.ends_with(".dylib"))
                 && entry.path().is_file()
-            {
-                found.push(entry.path());
-            }
-        }
-    }
-    found.sort_by_key(|p| (p.as_os_str().len(), p.clone()));
-    found.pop()
+        })
+        .map(|entry| entry.path())
+        .max_by_key(|p| (p.as_os_str().len(), p.clone()))
 }
 
 /// Loads ONNX Runtime and creates the process-wide environment (once).
