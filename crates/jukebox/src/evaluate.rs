@@ -16,6 +16,13 @@
 //! class; the diagonal holds the right answers.
 //!
 //! [`Metrics`] is the `metrics.json` saved beside an exported model.
+//!
+//! Why hand-written, beside linfa (whose models the notebooks use through `crate::linfa`): linfa
+//! 0.8's `ConfusionMatrix` computes a different macro F1 (the harmonic mean of macro precision and
+//! macro recall, not the mean of per-class F1 that scikit-learn and the workshop report), gives
+//! NaN for a class that is never predicted, swaps precision and recall when built from a plain
+//! label array, and returns per-class figures without their labels. The numbers here must match
+//! scikit-learn's `classification_report`, which `tests/evaluate.rs` checks on fixed examples.
 
 use std::path::Path;
 
