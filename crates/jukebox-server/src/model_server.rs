@@ -202,6 +202,11 @@ impl ModelServerError {
 impl IntoResponse for ModelServerError {
     fn into_response(self) -> Response {
         let status = self.status();
+        if status == StatusCode::INTERNAL_SERVER_ERROR {
+            // The cause goes to the access log (crate::observe), not to the client.
+            let public = ErrorResponse { error: "the model server failed to answer; its log says why".into() };
+            return crate::observe::with_cause((status, Json(public)).into_response(), &self);
+        }
         let mut response = (status, Json(ErrorResponse { error: self.to_string() })).into_response();
         if status == StatusCode::UNAUTHORIZED {
             response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
@@ -706,7 +711,12 @@ pub async fn serve_repository(
 ) -> Result<(), ModelServerError> {
     let state = Arc::new(AppState::new(repository, &options));
     let watcher = watch.map(|watch| tokio::spawn(watch_repository(state.clone(), watch, options.load_limits)));
-    let app = router_with_state(state);
+    let (resolve, list) = (state.clone(), state.clone());
+    let app = crate::observe::model_server(
+        router_with_state(state),
+        move |name, version| resolve.repository().get(name, version).ok().map(|m| m.version),
+        move || list.repository().list(),
+    );
     serve_http(listener, app, options.timeouts, "model server", shutdown).await;
     if let Some(watcher) = watcher {
         watcher.abort();
@@ -734,7 +744,7 @@ async fn watch_repository(state: Arc<AppState>, watch: RepositoryWatch, limits: 
         .await;
         let Ok((result, failures)) = refreshed else { continue };
         for failure in failures {
-            eprintln!("model server: {failure}; serving the other versions");
+            tracing::warn!("model server: {failure}; serving the other versions");
         }
         match result {
             Ok(Some(next)) => {
@@ -746,7 +756,7 @@ async fn watch_repository(state: Arc<AppState>, watch: RepositoryWatch, limits: 
                         format!("{name} (versions {})", versions.join(", "))
                     })
                     .collect();
-                eprintln!(
+                tracing::info!(
                     "model server: now serving {}",
                     if listing.is_empty() { "no models".to_string() } else { listing.join(", ") }
                 );
@@ -758,7 +768,7 @@ async fn watch_repository(state: Arc<AppState>, watch: RepositoryWatch, limits: 
                 // An unreadable folder is reported once, not at every tick.
                 let message = e.to_string();
                 if message != last_error {
-                    eprintln!("model server: {message}");
+                    tracing::warn!("model server: {message}");
                     last_error = message;
                 }
             }
@@ -873,6 +883,9 @@ async fn infer_queued(
         (precheck::check(&body[..json_length], &state.limits)?, None)
     };
     let weight = elements.clamp(1, u64::from(u32::MAX)).min(in_flight_budget(&state.limits)) as u32;
+    // For the metrics (crate::observe): the request's rows, how long it waits for its turn.
+    let rows = crate::observe::rows_of(loaded.inputs.iter().map(|i| &i.shape), elements);
+    let asked = std::time::Instant::now();
     let permit = match state.in_flight.clone().try_acquire_many_owned(weight) {
         Ok(permit) => permit,
         Err(_) => {
@@ -889,6 +902,7 @@ async fn infer_queued(
                 .map_err(|e| ModelServerError::Io(std::io::Error::other(e)))?
         }
     };
+    let (wait, started) = (asked.elapsed(), std::time::Instant::now());
     let response = if elements <= INLINE_MAX_ELEMENTS {
         let prepared = decoded(prepared, &loaded, &headers, body)?;
         answer_small(&loaded, prepared, state.limits.batching).await?
@@ -898,7 +912,8 @@ async fn infer_queued(
             .await
             .map_err(|e| ModelServerError::Io(std::io::Error::other(format!("inference worker failed: {e}"))))??
     };
-    let (parts, body) = response.into_parts();
+    let (mut parts, body) = response.into_parts();
+    parts.extensions.insert(crate::observe::Inference { rows, wait, run: started.elapsed() });
     Ok(Response::from_parts(parts, axum::body::Body::new(PermitBody { inner: body, _permit: permit })))
 }
 

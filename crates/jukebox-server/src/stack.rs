@@ -218,9 +218,9 @@ impl RunningStack {
             match service.task.await {
                 Ok(Ok(())) => {}
                 Ok(Err(e)) => {
-                    eprintln!("jukebox up: the {} server reported an error while stopping: {e}", service.name)
+                    tracing::error!("jukebox up: the {} server reported an error while stopping: {e}", service.name)
                 }
-                Err(e) => eprintln!("jukebox up: the {} server crashed while stopping: {e}", service.name),
+                Err(e) => tracing::error!("jukebox up: the {} server crashed while stopping: {e}", service.name),
             }
         }
         result

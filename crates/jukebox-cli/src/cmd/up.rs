@@ -105,6 +105,8 @@ async fn up(args: Args) -> anyhow::Result<()> {
         write_atomically(path, &lines)?;
     }
     print!("{lines}");
+    let log = crate::logging::up_log_file(&args.state_dir);
+    eprintln!("jukebox up: logs go to {} (RUST_LOG sets what is logged; default info)", log.display());
     use std::io::Write as _;
     std::io::stdout().flush()?;
     eprintln!(
