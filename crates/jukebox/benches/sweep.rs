@@ -61,6 +61,7 @@ fn main() {
     let cores = jukebox::refine::workers();
     let dir = data_dir();
     let (charts, load) = timed("load", || ChartData::load_from(dir.to_str().expect("a UTF-8 path")).expect("loading"));
+    println!("after load: {:.0} MiB (peak {:.0})", status_mib("VmRSS"), status_mib("VmHWM"));
     let prepare = |strategy| {
         let options = SplitOptions { strategy, ..SplitOptions::with_seed(42) };
         PreparedData::new(&charts, &jukebox::data::FEATURES, &options).expect("preparing")
@@ -146,7 +147,17 @@ fn main() {
             }
             println!("same chosen run: {}", budget.best().number == all.best().number);
         }
-        other => panic!("BENCH_SWEEP={other}: expected scaling, parallel or budget"),
+        "memory" => {
+            // Resident memory after each step of notebook 5 (what the kernel's cell process holds).
+            let rss = || status_mib("VmRSS");
+            println!("after load and grouped split: {:.0} MiB (peak {:.0})", rss(), status_mib("VmHWM"));
+            let stratified = prepare(SplitStrategy::Stratified);
+            println!("after the stratified split too: {:.0} MiB (peak {:.0})", rss(), status_mib("VmHWM"));
+            let sweep = grid.sweep_on(&grouped, 42, cores).expect("sweep");
+            println!("after the sweep: {:.0} MiB (peak {:.0})", rss(), status_mib("VmHWM"));
+            drop((stratified, sweep));
+        }
+        other => panic!("BENCH_SWEEP={other}: expected scaling, parallel, budget or memory"),
     }
     println!("peak memory of the bench process: {:.0} MiB", status_mib("VmHWM"));
 }
