@@ -29,11 +29,7 @@ from contract_helpers import REPO, Recorder, jukebox_up, kserve_verdict, make_re
 PEER = REPO / "crates/jukebox-server/tests/peers/model_server_peer.py"
 # Deviations the judge found and that are not fixed yet, each with why: they are reported, not
 # failed on, and the test fails once one no longer occurs (then delete its entry).
-KNOWN_DEVIATIONS = {
-    r"/infer -> 200: not KServe's InferenceResponse: 1 validation error for InferenceResponse id Field required":
-        "an answer to a request without an id carries no id; KServe's InferenceResponse requires one "
-        "(KServe writes \"id\": \"\"); fix: model_server/tensors.rs encode() always writes it",
-}
+KNOWN_DEVIATIONS = {}
 
 
 @pytest.fixture(scope="module")

@@ -34,11 +34,7 @@ V1, V1ALPHA3 = "/api/model_registry/v1/", "/api/model_registry/v1alpha3/"
 JUDGE = Path(__file__).with_name("registry_judge.py")
 # Deviations the judge found and that are not fixed yet, each with why: they are reported, not
 # failed on, and the test fails once one no longer occurs (then delete its entry).
-KNOWN_DEVIATIONS = {
-    r"POST /api/model_registry/v1/model_versions -> 404: status not among create_model_version's":
-        "a registeredModelId in the body that names no model answers 404; the API documents 400/422 there "
-        "(registry/store.rs create_model_version; registry_peer.py's errors case expects the 404)",
-}
+KNOWN_DEVIATIONS = {}
 CLIENTS = {V1: REPO / ".venv/bin/python", V1ALPHA3: REPO / ".venv-mr037/bin/python"}
 
 

@@ -353,10 +353,10 @@ pub fn encode(model_name: &str, model_version: u64, id: Option<&str>, outputs: &
     body.extend_from_slice(b",\"model_version\":\"");
     body.extend_from_slice(model_version.to_string().as_bytes());
     body.push(b'"');
-    if let Some(id) = id {
-        body.extend_from_slice(b",\"id\":");
-        write_str(&mut body, id);
-    }
+    // Always an id ("" when the request had none), as KServe answers: its InferenceResponse
+    // model requires the field (kernel/tests/test_contracts_model_server.py).
+    body.extend_from_slice(b",\"id\":");
+    write_str(&mut body, id.unwrap_or(""));
     body.extend_from_slice(b",\"outputs\":[");
     for (i, output) in outputs.iter().enumerate() {
         if i > 0 {
@@ -484,7 +484,7 @@ mod tests {
                 let expected = InferResponse {
                     model_name: "jukebox".into(),
                     model_version: Some("3".into()),
-                    id: id.map(str::to_string),
+                    id: Some(id.unwrap_or("").to_string()),
                     parameters: None,
                     outputs: vec![InferOutput {
                         name: "output".into(),

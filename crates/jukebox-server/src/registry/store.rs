@@ -299,7 +299,14 @@ impl RegistryStore {
             (None, None) => return Err(RegistryError::BadRequest("missing field `registeredModelId`".into())),
         };
         let tx = self.conn.transaction()?;
-        let model: RegisteredModel = get_body(&tx, Kind::RegisteredModel, &model_id)?;
+        let model: RegisteredModel = match get_body(&tx, Kind::RegisteredModel, &model_id) {
+            // An id in the body that names no model is a bad field: the Model Registry API
+            // documents 400/422 for POST /model_versions, no 404 (a path id stays 404).
+            Err(RegistryError::NotFound(message)) if registered_model_id.is_none() => {
+                return Err(RegistryError::BadRequest(format!("field `registeredModelId`: {message}")))
+            }
+            other => other?,
+        };
         let model_row = parse_id(Kind::RegisteredModel, &model_id)?;
         let existing: Option<i64> = tx
             .query_row(

@@ -203,7 +203,7 @@ def errors(registry):
         ("empty name", "POST", f"{BASE}/registered_models", {"name": ""}, None, 400, "name"),
         ("version without model", "POST", f"{BASE}/model_versions", {"name": "9"}, None, 400, "registeredModelId"),
         ("version of unknown model", "POST", f"{BASE}/model_versions",
-         {"name": "9", "registeredModelId": "777777"}, None, 404, "777777"),
+         {"name": "9", "registeredModelId": "777777"}, None, 400, "777777"),
         ("bad metadata int", "POST", f"{BASE}/model_versions",
          {"name": "9", "registeredModelId": rm.id,
           "customProperties": {"epochs": {"int_value": "many", "metadataType": "MetadataIntValue"}}},
