@@ -1,6 +1,7 @@
 //! Issue 10 on the model server, each against a real server on 127.0.0.1: request limits checked
-//! before decoding, duplicate outputs, the busy answer, re-uploaded versions, and a watched model
-//! that would allocate a gigabyte while loading.
+//! before decoding, duplicate outputs, the busy answer, re-uploaded versions, a watched model
+//! that would allocate a gigabyte while loading, and (issue 23 item 5) tiny models whose `Range`
+//! node would cost hundreds of megabytes per request.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -9,7 +10,10 @@ use jukebox_server::model_server::{InferLimits, ModelServerConfig};
 use jukebox_testkit::{make_model, write_constant_bomb};
 
 mod common;
+mod tiny_models;
 use common::{agent, input_names, oversized_infer_body, post_json, Running};
+use jukebox_server::model_server::ModelRepository;
+use tiny_models::{write_range_model, RangeLimit};
 
 /// GET `path` on `server` until it answers `status` (30 s at most): the body.
 fn wait_for(server: &Running, path: &str, status: u16) -> String {
@@ -166,6 +170,62 @@ fn a_watched_model_that_would_allocate_a_gigabyte_at_load_is_refused_and_the_oth
     let names = input_names(&server.url(), "jukebox");
     let (status, answer) =
         post(&format!("{}/v2/models/jukebox/infer", server.url()), &infer_body(&names, 3, "0.5", ""));
+    assert_eq!(status, 200, "{answer}");
+}
+
+#[test]
+fn range_models_are_refused_at_load_naming_the_node_and_the_others_serve() {
+    // At load: the error names the model, the node, its operator and the input that sizes it.
+    for (limit, words) in [
+        (RangeLimit::Request, &["refusing model 'range' version 1", "(Range -> 'r')", "input 'limit'"][..]),
+        (RangeLimit::Constant, &["(Range -> 'r')", "136000000 elements"][..]),
+    ] {
+        let alone = tempfile::tempdir().unwrap();
+        let size = write_range_model(&alone.path().join("range/1/model.onnx"), limit);
+        let message = match ModelRepository::load(alone.path(), 1) {
+            Ok(_) => panic!("the {limit:?} Range model ({size} bytes) was loaded"),
+            Err(e) => e.to_string(),
+        };
+        println!("{limit:?} Range model, {size} bytes: {message}");
+        for word in words {
+            assert!(message.contains(word), "{message}");
+        }
+    }
+
+    // Uploaded into a watched repository while serving: refused, and the other model keeps
+    // serving. (Resident memory is measured by the reliability suite's probe, which runs alone:
+    // the other tests of this file allocate in the same process at the same time.)
+    let root = tempfile::tempdir().unwrap();
+    let repository = root.path().join("models");
+    std::fs::create_dir_all(&repository).unwrap();
+    upload_model(&repository, "1", "1");
+    let mut config = ModelServerConfig::new(&repository);
+    config.poll_interval = Some(Duration::from_millis(100));
+    let server = Running::model_server(config);
+    wait_for(&server, "/v2/models/jukebox/ready", 200);
+    let names = input_names(&server.url(), "jukebox");
+    let jukebox = format!("{}/v2/models/jukebox/infer", server.url());
+    let (status, answer) = post(&jukebox, &infer_body(&names, 3, "0.5", ""));
+    assert_eq!(status, 200, "{answer}");
+
+    write_range_model(&repository.join("range/1/model.onnx"), RangeLimit::Request);
+    write_range_model(&repository.join("range_constant/1/model.onnx"), RangeLimit::Constant);
+    std::thread::sleep(Duration::from_millis(800)); // several polls
+    for model in ["range", "range_constant"] {
+        let (status, body) = get(&format!("{}/v2/models/{model}/ready", server.url()));
+        assert_eq!(status, 404, "{model} was loaded: {body}");
+    }
+    // Four requests at once (the probe's +1,088 MB), and the other model meanwhile.
+    let request = r#"{"inputs":[{"name":"x","shape":[1,1],"datatype":"FP32","data":[136000000]}]}"#;
+    let threads: Vec<_> = (0..4)
+        .map(|_| {
+            let url = format!("{}/v2/models/range/infer", server.url());
+            std::thread::spawn(move || post(&url, request).0)
+        })
+        .collect();
+    let statuses: Vec<u16> = threads.into_iter().map(|t| t.join().unwrap()).collect();
+    assert_eq!(statuses, [404; 4]);
+    let (status, answer) = post(&jukebox, &infer_body(&names, 3, "0.5", ""));
     assert_eq!(status, 200, "{answer}");
 }
 
