@@ -7,7 +7,17 @@
 //!    (no 5xx but 503, always an answer, health still OK after each batch);
 //! 3. runs a short load of valid requests from several threads.
 //!
-//! It prints a summary: probes tried, statuses seen (counts), crashes (0 or the test fails).
+//! 4. runs the probe modules under `reliability/` (issue 23 item 7), one per defect of the outside
+//!    probe, each given the [`Suite`]: silent connections ([`silent_connections`]), tiny models
+//!    that would cost gigabytes ([`costly_models`]).
+//!
+//! It prints a summary: probes tried, statuses seen (counts), each probe module's lines (e.g.
+//! acknowledged vs recovered), crashes (0 or the test fails).
+//!
+//! A probe module is `reliability/<name>.rs`, declared below with `#[path]`, with
+//! `pub fn run(suite: &Suite)`, called once from [`reliability_suite`]. It may use the suite's
+//! servers or start its own, and reports through [`Suite::status`], [`Suite::fail`],
+//! [`Suite::crash`] and [`Suite::summary`]; `suite.short` says to stay within seconds (CI).
 //!
 //! Short by default (CI). Longer: `JUKEBOX_RELIABILITY_REQUESTS=20000` (fuzz count; the load run
 //! is the same number), `JUKEBOX_RELIABILITY_SEED=<u64>` for another sequence of mutations:
@@ -19,8 +29,20 @@
 //! The kill -9 during parallel writes check needs the `jukebox up` binary and lives with it.
 
 mod common;
+mod tiny_models;
+
+#[path = "reliability/costly_models.rs"]
+mod costly_models;
+#[path = "reliability/publish.rs"]
+mod publish;
+#[path = "reliability/s3_integrity.rs"]
+mod s3_integrity;
+#[path = "reliability/silent_connections.rs"]
+mod silent_connections;
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -46,6 +68,46 @@ impl Tally {
             let status = if *status == 0 { "no answer".to_string() } else { status.to_string() };
             println!("  {server:<13} {status:>9}: {n}");
         }
+    }
+}
+
+/// What every part of the suite shares: the three servers, a scratch folder, the tally of
+/// statuses, failures, crashes and the summary lines of the probe modules.
+pub struct Suite {
+    /// A scratch folder for probes (make a subfolder of your own).
+    pub dir: PathBuf,
+    pub model_server: Running,
+    pub registry: Running,
+    /// Bucket `models`, keys `jukebox` / `jukebox-secret`.
+    pub s3: Running,
+    /// CI mode: each probe stays within seconds.
+    pub short: bool,
+    tally: Tally,
+    failures: Mutex<Vec<String>>,
+    crashes: AtomicU64,
+    summary: Mutex<Vec<String>>,
+}
+
+impl Suite {
+    /// Counts one answer: `kind` is the line of the statuses table (e.g. `"s3 race"`); 0 = no answer.
+    pub fn status(&self, kind: &str, status: u16) {
+        self.tally.add(kind, status);
+    }
+
+    /// A mismatch: the suite fails and lists it.
+    pub fn fail(&self, message: impl Into<String>) {
+        self.failures.lock().unwrap().push(message.into());
+    }
+
+    /// A server that stopped answering (or lost acknowledged data): a crash, and a failure.
+    pub fn crash(&self, message: impl Into<String>) {
+        self.crashes.fetch_add(1, Ordering::SeqCst);
+        self.fail(message);
+    }
+
+    /// A line of the printed summary (e.g. "s3 concurrent PUTs: acknowledged 20, recovered 20").
+    pub fn summary(&self, line: impl Into<String>) {
+        self.summary.lock().unwrap().push(line.into());
     }
 }
 
@@ -277,18 +339,25 @@ fn reliability_suite() {
     let fuzz_count = env_number("JUKEBOX_RELIABILITY_REQUESTS", 2000);
     let seed = env_number("JUKEBOX_RELIABILITY_SEED", 0x005e_ed10);
     let started = Instant::now();
-    let tally = Tally::default();
-    let mut failures = Vec::new();
-    let mut crashes = 0u64;
 
-    let dir = tempfile::tempdir().unwrap();
-    let models = dir.path().join("models");
+    let scratch = tempfile::tempdir().unwrap();
+    let dir = scratch.path().to_path_buf();
+    let models = dir.join("models");
     jukebox_testkit::make_model(&models, "1", "1");
     let mut config = ModelServerConfig::new(&models);
     config.max_body_bytes = 1024 * 1024;
-    let model_server = Running::model_server(config);
-    let registry = Running::registry(RegistryConfig::new(dir.path().join("registry.db")));
-    let s3 = Running::s3(S3Config::new(dir.path().join("s3"), "jukebox", "jukebox-secret").with_bucket("models"));
+    let suite = Suite {
+        model_server: Running::model_server(config),
+        registry: Running::registry(RegistryConfig::new(dir.join("registry.db"))),
+        s3: Running::s3(S3Config::new(dir.join("s3"), "jukebox", "jukebox-secret").with_bucket("models")),
+        dir,
+        short: fuzz_count <= 2000,
+        tally: Tally::default(),
+        failures: Mutex::new(Vec::new()),
+        crashes: AtomicU64::new(0),
+        summary: Mutex::new(Vec::new()),
+    };
+    let (model_server, registry, s3, tally) = (&suite.model_server, &suite.registry, &suite.s3, &suite.tally);
 
     let (_, metadata) = raw(model_server.addr, &get_request("/v2/models/jukebox"));
     let metadata: serde_json::Value = serde_json::from_str(metadata.trim()).expect("model metadata");
@@ -297,15 +366,16 @@ fn reliability_suite() {
     let health = get_request("/v2/health/ready");
 
     // 1. The malformed-input tables.
-    failures.extend(run_table("model server", &model_server, &model_probes(&names), &health, &tally));
+    let mut failures = Vec::new();
+    failures.extend(run_table("model server", model_server, &model_probes(&names), &health, tally));
     failures.extend(run_table(
         "registry",
-        &registry,
+        registry,
         &registry_probes(),
         &get_request("/api/model_registry/v1/registered_models"),
-        &tally,
+        tally,
     ));
-    failures.extend(run_table("s3", &s3, &s3_probes(), &get_request("/"), &tally));
+    failures.extend(run_table("s3", s3, &s3_probes(), &get_request("/"), tally));
 
     // 2. Seeded fuzz of the infer endpoint.
     let mut rng = Rng(seed | 1);
@@ -326,8 +396,7 @@ fn reliability_suite() {
             ));
         }
         if i % 100 == 99 && raw(model_server.addr, &health).0 != 200 {
-            crashes += 1;
-            failures.push(format!("model server health failed after fuzz #{i}"));
+            suite.crash(format!("model server health failed after fuzz #{i}"));
             break;
         }
     }
@@ -362,19 +431,28 @@ fn reliability_suite() {
         worker.join().unwrap();
     }
     let load_time = load_started.elapsed();
+    for failure in failures {
+        suite.fail(failure);
+    }
+
+    // 4. The probe modules (issue 23 item 7).
+    s3_integrity::run(&suite);
+    silent_connections::run(&suite);
+    costly_models::run(&suite);
+    publish::run(&suite);
 
     for (name, server, alive) in [
-        ("model server", &model_server, health.clone()),
-        ("registry", &registry, get_request("/api/model_registry/v1/registered_models")),
-        ("s3", &s3, get_request("/")),
+        ("model server", model_server, health.clone()),
+        ("registry", registry, get_request("/api/model_registry/v1/registered_models")),
+        ("s3", s3, get_request("/")),
     ] {
         let (status, _) = raw(server.addr, &alive);
         if status == 0 || status >= 500 {
-            crashes += 1;
-            failures.push(format!("{name} does not answer at the end ({status})"));
+            suite.crash(format!("{name} does not answer at the end ({status})"));
         }
     }
 
+    let crashes = suite.crashes.load(Ordering::SeqCst);
     println!("reliability summary (seed {seed}, {:.1} s):", started.elapsed().as_secs_f64());
     println!("  probes tried: {}", tally.total());
     println!(
@@ -383,12 +461,16 @@ fn reliability_suite() {
         load_time.as_secs_f64(),
         load_count as f64 / load_time.as_secs_f64()
     );
+    for line in suite.summary.lock().unwrap().iter() {
+        println!("  {line}");
+    }
     println!("  statuses seen:");
     tally.print();
     println!("  crashes: {crashes}");
     let counts = tally.0.lock().unwrap().clone();
     let load_ok = counts.get(&("infer load".to_string(), 200)).copied().unwrap_or(0);
     assert_eq!(load_ok, load_count, "not every load request answered 200: {counts:?}");
+    let failures = suite.failures.lock().unwrap().clone();
     assert!(failures.is_empty(), "{} failures:\n{}", failures.len(), failures.join("\n"));
     assert_eq!(crashes, 0);
 }
