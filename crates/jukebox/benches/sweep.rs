@@ -46,11 +46,23 @@ fn scores(sweep: &Sweep) -> Vec<Vec<String>> {
         .collect()
 }
 
+/// CPU seconds this process has used (user and system, all threads), from /proc/self/stat.
+fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the command's closing parenthesis; utime and stime are the 12th and 13th.
+    let fields: Vec<&str> = stat.rsplit(')').next().unwrap_or("").split_whitespace().collect();
+    let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+/// Runs `f`, printing its wall time and the cores it kept busy on average (CPU seconds over wall
+/// seconds): on a machine where other work runs, fewer than the workers asked for.
 fn timed<T>(what: &str, f: impl FnOnce() -> T) -> (T, f64) {
-    let started = Instant::now();
+    let (started, cpu) = (Instant::now(), cpu_seconds());
     let value = f();
     let seconds = started.elapsed().as_secs_f64();
-    println!("[bench] {what}: {seconds:.1} s");
+    let busy = (cpu_seconds() - cpu) / seconds;
+    println!("[bench] {what}: {seconds:.1} s, {busy:.2} cores busy on average");
     (value, seconds)
 }
 
