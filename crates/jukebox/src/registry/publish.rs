@@ -131,6 +131,7 @@ impl ModelRegistry {
         };
 
         // 6. Settle the folder, 7. publish; after registration a failure archives the version.
+        let version_id = registered.version.id.clone();
         let published = self.settle_folder(storage, upload, registered, folder).and_then(|(registered, folder)| {
             let prefix = bucket_prefix(&upload.name, folder);
             match storage.upload_dir(&copy.folder.dir, Some(&prefix)) {
@@ -140,15 +141,15 @@ impl ModelRegistry {
                     for relative in copy.relative_files() {
                         let _ = storage.delete(&format!("{prefix}{relative}"));
                     }
-                    Err((registered.version.clone(), RegistryError::from(e)))
+                    Err(RegistryError::from(e))
                 }
             }
         });
         let _ = storage.remove_prefix(&staging);
-        published.map_err(|(version, cause)| {
+        published.map_err(|cause| {
             let archived = self
                 .update_model_version(
-                    &version.id,
+                    &version_id,
                     &ModelVersionUpdate { state: Some(ModelState::Archived), ..Default::default() },
                 )
                 .is_ok();
@@ -237,12 +238,11 @@ impl ModelRegistry {
         upload: &ModelUpload,
         mut registered: RegisteredVersion,
         mut folder: u64,
-    ) -> Result<(RegisteredVersion, u64), (ModelVersion, RegistryError)> {
+    ) -> Result<(RegisteredVersion, u64), RegistryError> {
         let ours = registered.version.clone();
-        let fail = |e: RegistryError| (ours.clone(), e);
         let started = Instant::now();
         loop {
-            let table = self.list_model_versions(&upload.name).map_err(fail)?;
+            let table = self.list_model_versions(&upload.name)?;
             let earlier = table.rows.iter().filter(|row| created_before(&row.version, &ours));
             let mut pending = false;
             let mut owner = None;
@@ -254,7 +254,7 @@ impl ModelRegistry {
                 }
             }
             if owner.is_none() {
-                let stored = storage.list(&bucket_prefix(&upload.name, folder)).map_err(|e| fail(e.into()))?;
+                let stored = storage.list(&bucket_prefix(&upload.name, folder))?;
                 if !stored.is_empty() {
                     owner = Some(format!("{} objects that no registered version records", stored.len()));
                 }
@@ -264,13 +264,10 @@ impl ModelRegistry {
                     std::thread::sleep(Duration::from_millis(50));
                 }
                 None => return Ok((registered, folder)),
-                Some(owner) if upload.bucket_folder.is_some() => {
-                    return Err(fail(folder_in_use(upload, folder, owner)))
-                }
+                Some(owner) if upload.bucket_folder.is_some() => return Err(folder_in_use(upload, folder, owner)),
                 Some(_) => {
-                    folder = self.next_free_folder(storage, &upload.name).map_err(fail)?;
-                    registered.artifact =
-                        self.move_artifact(&registered.artifact, storage, upload, folder).map_err(fail)?;
+                    folder = self.next_free_folder(storage, &upload.name)?;
+                    registered.artifact = self.move_artifact(&registered.artifact, storage, upload, folder)?;
                 }
             }
         }
