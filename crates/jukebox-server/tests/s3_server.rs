@@ -189,9 +189,11 @@ fn a_cut_off_or_corrupted_upload_never_becomes_visible() {
         .unwrap()
         .map(|e| e.unwrap().file_name().into_string().unwrap())
         .filter(|name| name.starts_with(".tmp."))
-        .chain(std::fs::read_dir(server.data_dir().join(".jukebox-tmp")).unwrap().map(|e| {
-            format!(".jukebox-tmp/{}", e.unwrap().file_name().into_string().unwrap())
-        }))
+        .chain(
+            std::fs::read_dir(server.data_dir().join(".jukebox-tmp"))
+                .unwrap()
+                .map(|e| format!(".jukebox-tmp/{}", e.unwrap().file_name().into_string().unwrap())),
+        )
         .collect();
     assert!(leftovers.is_empty(), "temporary files left: {leftovers:?}");
 }
