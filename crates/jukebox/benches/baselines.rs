@@ -2,29 +2,37 @@
 //!
 //! Run: `cargo bench --workspace --bench baselines` (after `source kernel/env.sh`; set
 //! `JUKEBOX_TEST_DATA` if the shared data is not at `../shared/data`, `JUKEBOX_PYTHON` for a venv
-//! with scikit-learn other than `.venv`).
+//! with scikit-learn other than `.venv`). On the full-size data:
+//! `BENCH_DATA_DIR=$(kernel/make-full-size) cargo bench --workspace --bench baselines`.
 //!
-//! It prepares the shared sample with the default split (stratified 64/16/20, seed 42), writes the
-//! training and test rows to a temporary folder as raw little-endian arrays, fits our
-//! [`LogisticRegression`] and [`DecisionTree`] on them, runs `baselines_sklearn.py` beside this
-//! file, which fits scikit-learn's on exactly those arrays, and prints one table:
-//! median fit seconds over `BENCH_REPEATS` fits (default 3), test accuracy, and the peak resident
-//! memory the fit added (Linux `VmHWM`, reset before each fit through `/proc/self/clear_refs`).
+//! It prepares the data (`BENCH_DATA_DIR`, else the shared sample) with the default split
+//! (stratified 64/16/20, seed 42) and fits our [`LogisticRegression`] and [`DecisionTree`] as
+//! notebook 2 does: on every training row when they hold at most [`DEFAULT_MAX_TRAIN_ROWS`]
+//! distinct rows, else on a stratified subsample of that many ([`budgeted_rows`]; the choice and
+//! our merging of identical rows are part of our fit time). It writes exactly those training
+//! rows and the test rows to a temporary folder as raw little-endian arrays, runs
+//! `baselines_sklearn.py` beside this file, which fits scikit-learn's on those arrays, and prints
+//! one table: median fit seconds over `BENCH_REPEATS` fits (default 3), test accuracy, and the
+//! peak resident memory the fit added (Linux `VmHWM`, reset before each fit through
+//! `/proc/self/clear_refs`). `BENCH_ALL_ROWS=1` fits every training row instead (on the full data
+//! scikit-learn's logistic regression then takes minutes).
 //!
 //! Settings are matched: logistic regression `alpha = 1` (scikit-learn `C = 1/alpha = 1`),
 //! L-BFGS from zero weights, at most 100 iterations, gradient tolerance 1e-4 (`tol`); decision
 //! tree with Gini impurity, unlimited depth (`DecisionTreeClassifier(random_state=0)`: the seed
 //! only orders the features tried, which matters for ties).
 //!
-//! The linfa 0.8.1 versions the crate used before are fitted once each as well (f64 as before,
-//! and f32), as the record of why the baselines are written by hand; `BENCH_LINFA=0` skips them.
+//! The linfa 0.8.1 versions the crate used before are fitted once each as well, on the same rows
+//! (f64 as before, and f32), as the record of why the baselines are written by hand;
+//! `BENCH_LINFA=0` skips them.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
 use jukebox::data::Dataset;
 use jukebox::prepare::{PreparedData, SplitOptions};
+use jukebox::train::baselines::{budgeted_rows, DEFAULT_MAX_TRAIN_ROWS};
 use jukebox::train::{Classifier, DecisionTree, Learner, LogisticRegression};
 use jukebox_testkit::{sample_data_dir, status_mib};
 
@@ -177,24 +185,38 @@ fn sklearn_rows(dir: &Path) -> Result<Vec<Row>, String> {
 
 fn main() {
     let repeats: usize = std::env::var("BENCH_REPEATS").ok().and_then(|v| v.parse().ok()).unwrap_or(3).max(1);
-    let chart = Dataset::from_dir(&sample_data_dir()).expect("loading").merge().expect("merging");
+    let dir = std::env::var_os("BENCH_DATA_DIR").map(PathBuf::from).unwrap_or_else(sample_data_dir);
+    let budget = match std::env::var("BENCH_ALL_ROWS").as_deref() {
+        Ok("1") => None,
+        _ => Some(DEFAULT_MAX_TRAIN_ROWS),
+    };
+    let chart = Dataset::from_dir(&dir).expect("loading").merge().expect("merging");
     let data = PreparedData::new(&chart, &jukebox::data::FEATURES, &SplitOptions::default()).expect("preparing");
+    // The rows every implementation fits: ours draws them itself (as in the notebook), the others
+    // get this copy of them.
+    let (rows, _) = budgeted_rows(&data, budget);
+    let mut fit_data = data.clone();
+    fit_data.x_train = rows.x_train.to_vec();
+    fit_data.y_train = rows.y_train.to_vec();
     println!(
-        "shared sample: {} train rows, {} test rows, {} features, {} classes; {repeats} fits each, median shown",
+        "{}: {} of {} train rows fitted ({}), {} test rows, {} features, {} classes; {repeats} fits each, median shown",
+        dir.display(),
+        fit_data.n_train(),
         data.n_train(),
+        if rows.is_subsample() { "a stratified subsample" } else { "all" },
         data.n_test(),
         data.n_features(),
         data.n_classes()
     );
 
-    let logistic = LogisticRegression::default();
+    let logistic = LogisticRegression { max_train_rows: budget, ..LogisticRegression::default() };
+    let tree = DecisionTree { max_train_rows: budget, ..DecisionTree::default() };
     let mut rows = vec![
         ours("logistic regression", &logistic, &data, repeats, |m| {
-            format!("{} iterations{}", m.iterations(), if m.converged() { "" } else { " (not converged)" })
+            let converged = if m.converged() { "" } else { " (not converged)" };
+            format!("{} iterations{converged}, {} distinct rows", m.iterations(), m.distinct_rows())
         }),
-        ours("decision tree", &DecisionTree::default(), &data, repeats, |m| {
-            format!("depth {}, {} leaves", m.depth(), m.leaves())
-        }),
+        ours("decision tree", &tree, &data, repeats, |m| format!("depth {}, {} leaves", m.depth(), m.leaves())),
     ];
 
     let folder = tempfile::tempdir().expect("temp folder");
@@ -204,7 +226,7 @@ fn main() {
         "tolerance": logistic.tolerance,
         "repeats": repeats,
     });
-    split_files::write_split(folder.path(), &data, settings);
+    split_files::write_split(folder.path(), &fit_data, settings);
     match sklearn_rows(folder.path()) {
         Ok(sklearn) => rows.extend(sklearn),
         Err(e) => println!(
@@ -213,8 +235,8 @@ fn main() {
         ),
     }
     if std::env::var("BENCH_LINFA").as_deref() != Ok("0") {
-        rows.extend(linfa_rows!(f64, &data, "f64"));
-        rows.extend(linfa_rows!(f32, &data, "f32"));
+        rows.extend(linfa_rows!(f64, &fit_data, "f64"));
+        rows.extend(linfa_rows!(f32, &fit_data, "f32"));
     }
 
     rows.sort_by_key(|r| r.model != "logistic regression");

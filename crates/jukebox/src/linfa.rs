@@ -19,7 +19,8 @@
 //! - [`LinfaModel`] wraps any fitted linfa model that predicts class indices
 //!   ([`Predict`] on `&Array2<f64>`), with a name and its fit time, and is a
 //!   [`Classifier`]: it joins a [`Comparison`](crate::train::Comparison) table as one more row;
-//! - [`LinfaModel::fit`] does the fitting and timing in one call from the params.
+//! - [`LinfaModel::fit`] does the fitting and timing in one call from the params (on at most
+//!   [`LINFA_MAX_TRAIN_ROWS`] rows, a stratified subsample when there are more).
 //!
 //! The linfa crates of the build are re-exported ([`prelude`], [`trees`], [`logistic`] and
 //! [`ndarray`], linfa's ndarray 0.16), so a notebook cell needs no dependency of its own. Our own
@@ -38,8 +39,17 @@ pub use linfa_logistic as logistic;
 pub use linfa_trees as trees;
 pub use ndarray16 as ndarray;
 
+use jukebox_nn::thousands;
+
 use crate::prepare::{DataFingerprint, PreparedData};
-use crate::train::Classifier;
+use crate::train::{Classifier, TrainingRows};
+
+/// [`LinfaModel::fit`]'s row budget. Our baselines fit every row by merging identical ones
+/// (`train::baselines`), which a linfa model in general cannot (not every one weighs rows), and
+/// linfa's tree sorts the rows again at every node: a depth-10 tree took 8 s on 100,000 of the
+/// full data's rows here. 20,000 rows keep such a cell to about a second (the shared sample's
+/// 12,607 training rows are all used).
+pub const LINFA_MAX_TRAIN_ROWS: usize = 20_000;
 
 /// A split as linfa sees it: `f64` records, one class index per row.
 pub type LinfaDataset = DatasetBase<Array2<f64>, Array1<usize>>;
@@ -97,16 +107,36 @@ impl<M> LinfaModel<M> {
     }
 
     /// Fits linfa `params` (e.g. `DecisionTree::params().max_depth(Some(10))`) on the training
-    /// split of `data` and wraps the result, timed.
+    /// split of `data` and wraps the result, timed. It fits on at most [`LINFA_MAX_TRAIN_ROWS`]
+    /// rows, a stratified subsample when the split has more; the name then says "trained on N of
+    /// M rows". [`LinfaModel::fit_rows`] chooses the budget.
     pub fn fit<P, E>(name: impl Into<String>, params: &P, data: &PreparedData) -> Result<Self, LinfaError>
     where
         P: Fit<Array2<f64>, Array1<usize>, E, Object = M>,
         E: std::error::Error + From<::linfa::Error>,
     {
-        let name = name.into();
-        let train = data.linfa_train();
+        Self::fit_rows(name, params, data, Some(LINFA_MAX_TRAIN_ROWS))
+    }
+
+    /// [`LinfaModel::fit`] on at most `max_rows` training rows (`None`: every row).
+    pub fn fit_rows<P, E>(
+        name: impl Into<String>,
+        params: &P,
+        data: &PreparedData,
+        max_rows: Option<usize>,
+    ) -> Result<Self, LinfaError>
+    where
+        P: Fit<Array2<f64>, Array1<usize>, E, Object = M>,
+        E: std::error::Error + From<::linfa::Error>,
+    {
+        let mut name = name.into();
         let started = Instant::now();
+        let rows = TrainingRows::new(data, max_rows, data.options.seed);
+        let train = dataset(data, &rows.x_train, &rows.y_train);
         let model = params.fit(&train).map_err(|e| LinfaError::Fit { model: name.clone(), reason: e.to_string() })?;
+        if rows.is_subsample() {
+            name = format!("{name} (trained on {} of {} rows)", thousands(rows.n_train()), thousands(rows.of));
+        }
         Ok(LinfaModel { name, model, fit_seconds: started.elapsed().as_secs_f64(), fitted_on: data.fingerprint() })
     }
 }

@@ -101,7 +101,7 @@ fn logistic_regression_stops_at_the_optimum() {
     let x: Vec<f32> = (0..n * d).map(|_| rng.uniform()).collect();
     let y: Vec<u32> =
         x.chunks_exact(d).map(|r| ((r[0] + 0.5 * r[1] + 0.3 * rng.uniform()) * 2.0) as u32 % k as u32).collect();
-    let learner = LogisticRegression { alpha: 1.0, max_iterations: 500, tolerance: 1e-7 };
+    let learner = LogisticRegression { alpha: 1.0, max_iterations: 500, tolerance: 1e-7, max_train_rows: None };
     let model = learner.fit_rows(&x, &y, d, k).unwrap();
     assert!(model.converged(), "not converged after {} iterations", model.iterations());
     let largest = objective_gradient(&model, &x, &y, 1.0).iter().fold(0.0f64, |m, g| m.max(g.abs()));
@@ -115,6 +115,39 @@ fn logistic_regression_stops_at_the_optimum() {
         LogisticRegression { max_iterations: 2, ..LogisticRegression::default() }.fit_rows(&x, &y, d, k).unwrap();
     assert_eq!(capped.iterations(), 2);
     assert!(!capped.converged());
+}
+
+#[test]
+fn repeated_rows_are_fitted_as_every_row() {
+    // Rows repeated 1 to 4 times and interleaved, as the charts repeat a song day after day: the
+    // fit merges identical rows, and must still be the optimum of the objective over every row.
+    let mut rng = Lcg(3);
+    let (d, k) = (3, 4);
+    let distinct: Vec<(Vec<f32>, u32)> = (0..120)
+        .map(|_| {
+            let row: Vec<f32> = (0..d).map(|_| rng.uniform()).collect();
+            let label = ((row[0] + 0.4 * row[2] + 0.3 * rng.uniform()) * 2.0) as u32 % k as u32;
+            (row, label)
+        })
+        .collect();
+    let (mut x, mut y) = (Vec::new(), Vec::new());
+    for round in 0..4 {
+        for (i, (row, label)) in distinct.iter().enumerate() {
+            if i % 4 >= round {
+                x.extend_from_slice(row);
+                y.push(*label);
+            }
+        }
+    }
+    let learner = LogisticRegression { max_iterations: 500, tolerance: 1e-7, ..LogisticRegression::default() };
+    let model = learner.fit_rows(&x, &y, d, k).unwrap();
+    assert!(model.converged());
+    assert_eq!((model.distinct_rows(), y.len()), (120, 300));
+    let largest = objective_gradient(&model, &x, &y, 1.0).iter().fold(0.0f64, |m, g| m.max(g.abs()));
+    assert!(largest <= 1e-6, "gradient entry {largest} over every row at the fitted parameters");
+    // The tree grown on the merged rows gets every repeated row right.
+    let tree = DecisionTree::default().fit_rows(&x, &y, d, k).unwrap();
+    assert_eq!(tree.predict(&x, y.len()), y);
 }
 
 #[test]
@@ -138,7 +171,7 @@ fn separable_toy_problems_are_fitted_exactly() {
     let unseen = [0.1, 0.2, 0.2, 0.9, 0.8, 0.3, 0.95, 0.99];
     assert_eq!(tree.predict(&unseen, 4), vec![0, 1, 2, 3]);
 
-    let stump = DecisionTree { max_depth: Some(1) }.fit_rows(&x, &y, 2, 4).unwrap();
+    let stump = DecisionTree { max_depth: Some(1), ..DecisionTree::default() }.fit_rows(&x, &y, 2, 4).unwrap();
     assert_eq!((stump.depth(), stump.leaves()), (1, 2));
 
     // Three clusters a linear model separates.

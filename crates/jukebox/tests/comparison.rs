@@ -19,7 +19,7 @@ fn a_comparison_refuses_models_fitted_on_another_split_or_feature_list() {
     let stratified = prepared(&charts, features, SplitOptions::with_seed(42));
     let network = NeuralNetwork::new(1, 256, 42).with_progress(Progress::Silent);
     let model = network.fit(&stratified).unwrap();
-    let tree = DecisionTree { max_depth: Some(6) }.fit(&stratified).unwrap();
+    let tree = DecisionTree { max_depth: Some(6), ..DecisionTree::default() }.fit(&stratified).unwrap();
     assert_eq!(model.fitted_on(), &stratified.fingerprint());
     assert_eq!(tree.fitted_on(), &stratified.fingerprint());
 
@@ -75,7 +75,7 @@ fn fingerprints_tell_rows_apart_and_say_what_differs() {
     // A model fitted on rows given directly cannot be compared on prepared data.
     let charts = common::chart();
     let data = prepared(&charts, &jukebox::data::FEATURES, SplitOptions::with_seed(42));
-    let tree = DecisionTree { max_depth: Some(3) }
+    let tree = DecisionTree { max_depth: Some(3), ..DecisionTree::default() }
         .fit_rows(&data.x_train, &data.y_train, data.n_features(), data.n_classes())
         .unwrap();
     let differences = tree.fitted_on().differences(&data.fingerprint());
