@@ -158,7 +158,18 @@ fn up_logs_library_events_at_debug_and_one_access_line_per_inference_under_the_s
         .unwrap();
     assert_eq!(registry.status(), 200);
 
+    // Not HTTP at all: hyper refuses it, and its error reaches the log at debug.
+    let registry_addr = up.url("JUKEBOX_REGISTRY_URL").trim_start_matches("http://").to_string();
+    let mut socket = std::net::TcpStream::connect(&registry_addr).unwrap();
+    socket.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    socket.write_all(b"NOT HTTP AT ALL\r\n\r\n").unwrap();
+    let _ = std::io::Read::read_to_end(&mut socket, &mut Vec::new());
+
     let log = up.stop();
+    assert!(
+        log.lines().any(|l| l.contains("DEBUG") && l.contains("connection ended with an error")),
+        "hyper's error for a malformed request is not in the debug log:\n{log}"
+    );
     let s3s_events = log.lines().filter(|l| l.contains("DEBUG") && l.contains(" s3s::")).count();
     assert!(s3s_events > 0, "no s3s debug events in the log:\n{log}");
     let access: Vec<&str> = log.lines().filter(|l| l.contains("jukebox_server::access")).collect();

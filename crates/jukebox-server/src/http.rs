@@ -311,7 +311,13 @@ pub(crate) async fn serve_http<S, RB>(
                 }
             };
             tokio::select! {
-                _ = connection => {}
+                result = connection => {
+                    // hyper's own errors (malformed HTTP, a client gone mid-body, a timeout) in the
+                    // log at debug: hyper emits no events itself without --cfg hyper_unstable_tracing.
+                    if let Err(error) = result {
+                        tracing::debug!(service = name, "connection ended with an error: {error}");
+                    }
+                }
                 () = evicted => {}
             }
             drop(entry);
