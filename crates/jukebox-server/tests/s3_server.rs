@@ -298,3 +298,16 @@ fn acknowledged_objects_keep_their_etag_and_crc32_across_a_restart() {
     assert_eq!(verified["failures"], serde_json::json!([]), "{verified}");
     assert_eq!(verified["recovered"].as_u64().unwrap(), acknowledged, "{verified}");
 }
+
+/// The object operations the store took over from s3s-fs keep their S3 meaning: CopyObject
+/// carries bytes, ETag, CRC32 and content type (REPLACE changes the type), DeleteObjects deletes.
+#[test]
+fn copy_object_keeps_metadata_and_delete_objects_deletes() {
+    let server = RunningS3::start();
+    let out = server.integrity_peer(&["copy-delete"]);
+    print!("{out}");
+    assert!(out.contains("ok: CopyObject copies bytes, ETag, CRC32 and content type"), "{out}");
+    assert!(out.contains("ok: a self-copy with MetadataDirective=REPLACE changes the content type"), "{out}");
+    assert!(out.contains("ok: a copy of a missing source: 404 NoSuchKey"), "{out}");
+    assert!(out.contains("ok: DeleteObjects deletes both objects"), "{out}");
+}

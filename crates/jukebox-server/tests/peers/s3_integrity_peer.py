@@ -21,7 +21,9 @@ Commands (each prints `ok: ...` lines and exits 0 when the server behaves, non-z
                           a single key part over 255 bytes is a 4xx; never a 5xx
   clashes                 PUT f while f/g exists, PUT h/i while h exists, GET/DELETE of f and
                           h/i: stored or 4xx, never a 5xx; the existing objects are untouched
-  probe MANIFEST          all of the above, short, for the reliability suite: prints one JSON
+  copy-delete             CopyObject keeps bytes, ETag, CRC32 and content type (REPLACE changes
+                          the type); DeleteObjects deletes, a missing key included
+  probe MANIFEST          all of the above but copy-delete, short, for the reliability suite: prints one JSON
                           line (probes, statuses, failures, acknowledged) and writes the
                           acknowledged objects (key, MD5, CRC32) to MANIFEST
   verify MANIFEST         GETs every object of MANIFEST with validation: prints one JSON line
@@ -367,6 +369,38 @@ def clashes():
     print("ok: no clash answered 5xx; f/g and h are untouched; f is storable once f/ is empty")
 
 
+def copy_delete():
+    s3 = client()
+    body = os.urandom(100 * 1024)
+    s3.put_object(Bucket=BUCKET, Key="copy/src.bin", Body=body, ChecksumAlgorithm="CRC32", ContentType="application/x-test")
+    s3.copy_object(Bucket=BUCKET, Key="copy/dst.bin", CopySource={"Bucket": BUCKET, "Key": "copy/src.bin"})
+    got, response = checked_get(s3, "copy/dst.bin")
+    if got != body or response.get("ContentType") != "application/x-test":
+        fail(f"the copy differs from its source (content type {response.get('ContentType')})")
+    if response.get("ChecksumCRC32") != crc32_b64(body):
+        fail(f"the copy's CRC32 is {response.get('ChecksumCRC32')}, not the source's")
+    print("ok: CopyObject copies bytes, ETag, CRC32 and content type")
+    s3.copy_object(Bucket=BUCKET, Key="copy/dst.bin", CopySource={"Bucket": BUCKET, "Key": "copy/dst.bin"},
+                   MetadataDirective="REPLACE", ContentType="text/plain")
+    got, response = checked_get(s3, "copy/dst.bin")
+    if got != body or response.get("ContentType") != "text/plain":
+        fail(f"a self-copy with REPLACE gave content type {response.get('ContentType')}")
+    print("ok: a self-copy with MetadataDirective=REPLACE changes the content type, not the bytes")
+    outcome, detail = expect_no_5xx("copy of a missing source", lambda: s3.copy_object(
+        Bucket=BUCKET, Key="copy/x.bin", CopySource={"Bucket": BUCKET, "Key": "copy/missing.bin"}))
+    if outcome != "4xx":
+        fail("a copy of a missing source was accepted")
+    print(f"ok: a copy of a missing source: {detail}")
+    answer = s3.delete_objects(Bucket=BUCKET, Delete={"Objects": [
+        {"Key": "copy/src.bin"}, {"Key": "copy/dst.bin"}, {"Key": "copy/never-there.bin"}]})
+    if len(answer.get("Deleted", [])) != 3 or answer.get("Errors"):
+        fail(f"DeleteObjects: {answer.get('Deleted')} {answer.get('Errors')}")
+    left = [o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET, Prefix="copy/").get("Contents", [])]
+    if left:
+        fail(f"objects left after DeleteObjects: {left}")
+    print("ok: DeleteObjects deletes both objects and accepts a missing key")
+
+
 def probe(manifest):
     summary = {"probes": [], "failures": []}
     for name, action in [
@@ -420,6 +454,7 @@ def main(argv):
         "put-then-multipart": put_then_multipart,
         "long-keys": long_keys,
         "clashes": clashes,
+        "copy-delete": copy_delete,
         "probe": lambda: probe(argv[2]),
         "verify": lambda: verify(argv[2]),
     }
