@@ -72,7 +72,7 @@ pub enum DataError {
     /// A feature column holds no value at all: every row would be dropped as incomplete.
     #[error(
         "{file}: column `{column}` is null in all {rows} rows, so no song has every feature and no row would be \
-         left; fill the column, or leave it out of the features (and out of the file's feature columns)"
+         left: the data needs a value of `{column}` for the songs (check how the file was exported)"
     )]
     EmptyFeature { file: PathBuf, column: String, rows: usize },
 }
