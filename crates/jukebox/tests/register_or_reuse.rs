@@ -97,3 +97,66 @@ fn a_second_version_never_touches_the_first_ones_objects() {
 
     assert_eq!(objects(&s3_root, "models/jukebox/1"), before, "0.0.1's objects are byte for byte as they were");
 }
+
+/// Every file of a local version folder and its bytes, keyed as [`objects`] keys a bucket folder.
+fn local(folder: &std::path::Path) -> Vec<(String, Vec<u8>)> {
+    let mut found = Vec::new();
+    let mut pending = vec![folder.to_path_buf()];
+    while let Some(dir) = pending.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                pending.push(path);
+            } else {
+                found.push((path.strip_prefix(folder).unwrap().display().to_string(), std::fs::read(&path).unwrap()));
+            }
+        }
+    }
+    found.sort();
+    found
+}
+
+#[test]
+fn concurrent_saves_of_different_versions_from_one_folder_number_take_different_folders() {
+    let dir = tempfile::tempdir().unwrap();
+    let s3_root = dir.path().join("s3");
+    let s3 = ServerThread::s3(S3Config::new(&s3_root, "key", "secret-key-1234").with_bucket("models")).unwrap();
+    let registry_server = ServerThread::registry(RegistryConfig::new(dir.path().join("registry.db"))).unwrap();
+    let config = StorageConfig::new(s3.url(), "key", "secret-key-1234", "us-east-1", "models");
+    let registry = ModelRegistry::new(&registry_server.url());
+    // Two different models, each in a folder numbered 1: both would want bucket folder 1.
+    let folders: Vec<std::path::PathBuf> = ["a", "b"]
+        .iter()
+        .enumerate()
+        .map(|(i, side)| {
+            let root = dir.path().join(side);
+            jukebox_testkit::make_model(&root, "1", &(7 + i).to_string());
+            root.join("jukebox/1")
+        })
+        .collect();
+    for round in 0..5 {
+        let saves: Vec<_> = folders
+            .iter()
+            .enumerate()
+            .map(|(i, folder)| {
+                let (registry, config, folder) = (registry.clone(), config.clone(), folder.clone());
+                std::thread::spawn(move || {
+                    let storage = Storage::connect(config).unwrap();
+                    let version = format!("0.{round}.{i}");
+                    registry
+                        .upload_and_register(&storage, &ModelUpload::new(&folder, "jukebox", &version))
+                        .map(|s| s.upload.prefix)
+                })
+            })
+            .collect();
+        let prefixes: Vec<String> = saves.into_iter().map(|s| s.join().unwrap().unwrap()).collect();
+        println!("round {round}: 0.{round}.0 -> {}, 0.{round}.1 -> {}", prefixes[0], prefixes[1]);
+        assert_ne!(prefixes[0], prefixes[1], "round {round}: two versions share a bucket folder");
+        for (i, prefix) in prefixes.iter().enumerate() {
+            let version = format!("0.{round}.{i}");
+            let recorded = registry.get_model_artifact("jukebox", &version).unwrap().fields.storage_path.unwrap();
+            assert_eq!(format!("{recorded}/"), *prefix, "{version}: the registry points elsewhere");
+            assert_eq!(objects(&s3_root, prefix.trim_end_matches('/')), local(&folders[i]), "{version}: other bytes");
+        }
+    }
+}
