@@ -361,8 +361,11 @@ impl SplitOptions {
     }
 }
 
-/// The rows of each split, unscaled and with every column of the merged data (song names,
-/// artists, ...), in the order the matrices of [`PreparedData`] hold them.
+/// The rows of each split, unscaled, in the order the matrices of [`PreparedData`] hold them: the
+/// song ([`SONG`]), its country ([`TARGET`]), the chart day when the data has one, and the model's
+/// features. The other columns of the merged data (names, artists, albums, chart positions) stay
+/// in `ChartData`: on the full upstream file a copy of them per split cost about 400 MB per
+/// prepared dataset, and a notebook comparing two splits holds two.
 #[derive(Clone)]
 pub struct Splits {
     pub train: DataFrame,
@@ -545,7 +548,13 @@ impl PreparedData {
         let scaler = MinMaxScaler::fit(&train, features)?;
         let features: Vec<String> = features.iter().map(|f| f.to_string()).collect();
         let matrix = |frame: &DataFrame| feature_matrix(&scaler.transform_frame(frame)?, &features);
-        let strip = |frame: DataFrame| frame.drop_many([LABEL, SHUFFLE_KEY, VALIDATION_SONG]);
+        let kept: Vec<&str> = [SONG, TARGET, DATE]
+            .into_iter()
+            .filter(|c| train.schema().contains(c))
+            .chain(features.iter().map(String::as_str))
+            .collect();
+        let strip =
+            |frame: DataFrame| frame.select(kept.iter().copied()).map_err(polars_err("keeping the split's columns"));
         Ok(PreparedData {
             x_train: matrix(&train)?,
             y_train: label_vector(&train)?,
@@ -553,7 +562,7 @@ impl PreparedData {
             y_val: label_vector(&validation)?,
             x_test: matrix(&test)?,
             y_test: label_vector(&test)?,
-            splits: Splits { train: strip(train), validation: strip(validation), test: strip(test) },
+            splits: Splits { train: strip(train)?, validation: strip(validation)?, test: strip(test)? },
             features,
             encoder,
             scaler,

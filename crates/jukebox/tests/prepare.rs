@@ -183,7 +183,7 @@ fn ordered_split_holds_out_the_last_rows_like_the_python_workshop() {
     assert_eq!(data.n_test(), 3_940);
     assert_eq!(data.n_rows(), 19_699);
     let key = |frame: &DataFrame| -> Vec<String> {
-        let names = frame.column("name").unwrap().str().unwrap();
+        let names = frame.column("spotify_id").unwrap().str().unwrap();
         let countries = frame.column("country").unwrap().str().unwrap();
         names.iter().zip(countries.iter()).map(|(n, c)| format!("{}|{}", n.unwrap_or(""), c.unwrap_or(""))).collect()
     };
