@@ -11,13 +11,14 @@ import http.client
 import http.server
 import json
 import os
-import shlex
 import subprocess
 import threading
 import time
 import urllib.parse
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from lab_helpers import read_env_file
 
 REPO = Path(__file__).resolve().parents[2]
 HOP_BY_HOP = {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailers",
@@ -64,12 +65,7 @@ def jukebox_up(tmp, model_repository=None, extra=()):
                 assert process.poll() is None, f"jukebox up exited: {log_path.read_text()}"
                 assert time.monotonic() < deadline, f"jukebox up did not start in 60 s: {log_path.read_text()}"
                 time.sleep(0.1)
-            settings = {}
-            for line in env_file.read_text().splitlines():
-                words = shlex.split(line)
-                if words and words[0] == "export":
-                    name, _, value = words[1].partition("=")
-                    settings[name] = value
+            settings = read_env_file(env_file)
             yield settings
         finally:
             process.terminate()

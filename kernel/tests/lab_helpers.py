@@ -3,6 +3,7 @@ import contextlib
 import json
 import os
 import re
+import shlex
 import signal
 import socket
 import subprocess
@@ -190,3 +191,14 @@ def services_env(lab: Lab) -> dict[str, str]:
         if "JUKEBOX_REGISTRY_URL" in found and "AWS_S3_ENDPOINT" in found:
             return found
     raise AssertionError(f"no process of kernel/lab has the services' variables: {lab.ours()}")
+
+
+def read_env_file(path: Path) -> dict[str, str]:
+    """The variables an env file of `jukebox up` exports (`export NAME='value'` lines)."""
+    settings = {}
+    for line in Path(path).read_text().splitlines():
+        words = shlex.split(line)
+        if words and words[0] == "export":
+            name, _, value = words[1].partition("=")
+            settings[name] = value
+    return settings

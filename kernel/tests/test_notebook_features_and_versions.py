@@ -19,7 +19,6 @@ six notebooks, about a minute and a half warm.
 import hashlib
 import json
 import os
-import shlex
 import subprocess
 import time
 from pathlib import Path
@@ -29,6 +28,7 @@ import nbformat
 import onnx
 import papermill
 import pytest
+from lab_helpers import read_env_file
 
 REPO = Path(__file__).resolve().parents[2]
 NOTEBOOKS = REPO / "notebooks"
@@ -72,12 +72,7 @@ def stack(tmp_path_factory):
                 break
             assert process.poll() is None, (tmp / "up.log").read_text()
             time.sleep(0.1)
-        settings = {}
-        for line in env_file.read_text().splitlines():
-            words = shlex.split(line)
-            if words and words[0] == "export":
-                name, _, value = words[1].partition("=")
-                settings[name] = value
+        settings = read_env_file(env_file)
         saved = {name: os.environ.get(name) for name in settings}
         os.environ.update(settings)
         yield settings

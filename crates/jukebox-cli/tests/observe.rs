@@ -11,21 +11,7 @@ use std::time::{Duration, Instant};
 
 const JUKEBOX: &str = env!("CARGO_BIN_EXE_jukebox");
 
-const FEATURES: [&str; 13] = [
-    "is_explicit",
-    "duration_ms",
-    "danceability",
-    "energy",
-    "key",
-    "loudness",
-    "mode",
-    "speechiness",
-    "acousticness",
-    "instrumentalness",
-    "liveness",
-    "valence",
-    "tempo",
-];
+use jukebox_protocol::model_folder::WORKSHOP_FEATURES as FEATURES;
 
 /// `jukebox up` on free ports with its state in `state`, serving `repository`; killed on drop.
 struct Up {
