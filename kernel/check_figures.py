@@ -23,6 +23,8 @@ import sys
 
 import nbformat
 
+from notebook_text import outputs_text, report
+
 FENCED = re.compile(r"```.*?```", re.S)
 INLINE = re.compile(r"`[^`\n]*`")
 URL = re.compile(r"\b(?:https?|s3)://\S+|\b\d{1,3}(?:\.\d{1,3}){3}(?::\d+)?\b")
@@ -54,16 +56,6 @@ def quoted_figures(cell_source: str) -> list[str]:
     return found
 
 
-def outputs_text(nb) -> str:
-    parts = []
-    for cell in nb.cells:
-        for output in cell.get("outputs", []):
-            parts.append(output.get("text", ""))
-            for value in output.get("data", {}).values():
-                parts.append(value if isinstance(value, str) else str(value))
-    return "\n".join(parts)
-
-
 def printed(figure: str, text: str) -> bool:
     plain = figure.replace(",", "")
     if "." in figure:
@@ -88,11 +80,7 @@ def problems(path: str) -> list[str]:
 
 def main(paths: list[str]) -> int:
     found = [p for path in paths for p in problems(path)]
-    for p in found:
-        print(p)
-    if not found:
-        print(f"figures in the prose: ok ({len(paths)} notebooks, every quoted figure is printed)")
-    return 1 if found else 0
+    return report(found, f"figures in the prose: ok ({len(paths)} notebooks, every quoted figure is printed)")
 
 
 if __name__ == "__main__":

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import nbformat
 
+from notebook_text import report
+
 QUESTION = re.compile(r"\*\*Check yourself\.\*\*.*?<details><summary>Answer</summary>.+?</details>", re.S)
 NOTEBOOK_NAME = re.compile(r"\b[0-9]+-[A-Za-z0-9_]+\.ipynb\b")
 
@@ -28,11 +30,7 @@ def problems(path: Path) -> list[str]:
 
 def main(paths: list[str]) -> int:
     found = [p for path in paths for p in problems(Path(path))]
-    for p in found:
-        print(p)
-    if not found:
-        print(f"teaching checks: ok ({len(paths)} notebooks)")
-    return 1 if found else 0
+    return report(found, f"teaching checks: ok ({len(paths)} notebooks)")
 
 
 if __name__ == "__main__":

@@ -17,17 +17,7 @@ import argparse
 import re
 import sys
 
-import nbformat
-
-
-def outputs_text(path):
-    nb = nbformat.read(path, as_version=4)
-    texts = []
-    for cell in nb.cells:
-        for output in cell.get("outputs", []):
-            texts.append(output.get("text", ""))
-            texts.extend(str(value) for value in output.get("data", {}).values())
-    return "\n".join(texts)
+from notebook_text import outputs_text
 
 
 def main() -> int:

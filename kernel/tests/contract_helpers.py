@@ -7,6 +7,7 @@ peers (the Kubeflow `model-registry` client, tritonclient, `jukebox request`) un
 the proxy, and validate afterwards what went over the wire.
 """
 import contextlib
+import copy
 import http.client
 import http.server
 import json
@@ -209,3 +210,16 @@ def kserve_verdict(mode, items):
                          input=json.dumps(payload), capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-3000:]
     return json.loads(out.stdout)
+
+
+def made_wrong(exchange, mutate, **changes):
+    """A copy of a recorded exchange with its JSON answer changed by `mutate` (which edits the
+    body in place or returns a new one) and any other field set from `changes` (e.g. status=418):
+    the negative cases a contract judge must refuse."""
+    bad = copy.deepcopy(exchange)
+    body = json.loads(bad.response_body)
+    body = mutate(body) or body
+    bad.response_body = json.dumps(body).encode()
+    for key, value in changes.items():
+        setattr(bad, key, value)
+    return bad

@@ -1,11 +1,9 @@
 """kernel/check_figures.py: a markdown cell may quote only figures the executed notebook prints."""
-import sys
 from pathlib import Path
 
 import nbformat
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-import check_figures  # noqa: E402
+import check_figures
 
 
 def executed(markdown, printed):

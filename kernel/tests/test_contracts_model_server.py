@@ -16,15 +16,13 @@ JSON, plain `requests`, metadata, every error case) runs through it, plus raw re
 server and health endpoints. Answers on paths outside the protocol (the peer's /v3 probe) are not
 judged.
 """
-import copy
-import json
 import re
 import subprocess
 
 import pytest
 import requests
 
-from contract_helpers import REPO, Recorder, jukebox_up, kserve_verdict, make_repository, python_env, wait_http
+from contract_helpers import REPO, Recorder, made_wrong, jukebox_up, kserve_verdict, make_repository, python_env, wait_http
 
 PEER = REPO / "crates/jukebox-server/tests/peers/model_server_peer.py"
 # Deviations the judge found and that are not fixed yet, each with why: they are reported, not
@@ -78,25 +76,16 @@ def test_a_wrong_answer_is_caught(recorded):
     failure = next(e for e in recorded if e.path.endswith("/infer") and e.status == 400)
     assert kserve_verdict("answers", [infer, metadata, ready, failure])["errors"] == []
 
-    def wrong(exchange, mutate, **changes):
-        bad = copy.deepcopy(exchange)
-        body = json.loads(bad.response_body)
-        body = mutate(body) or body
-        bad.response_body = json.dumps(body).encode()
-        for key, value in changes.items():
-            setattr(bad, key, value)
-        return bad
-
     cases = {
-        "an inference answer without model_name": wrong(infer, lambda b: b.pop("model_name")),
-        "an output without its shape": wrong(infer, lambda b: b["outputs"][0].pop("shape")),
-        "a shape of strings": wrong(infer, lambda b: b["outputs"][0].update(shape=["1", "72"])),
-        "metadata without a platform": wrong(metadata, lambda b: b.pop("platform")),
-        "a metadata tensor without a datatype": wrong(metadata, lambda b: b["inputs"][0].pop("datatype")),
-        "readiness as a string": wrong(ready, lambda b: {"ready": "yes"}),
-        "an error as a bare string": wrong(failure, lambda b: b["error"]),
-        "an error under another key": wrong(failure, lambda b: {"message": b["error"]}),
-        "a JSON answer labelled as text": wrong(infer, lambda b: None, response_headers={"content-type": "text/plain"}),
+        "an inference answer without model_name": made_wrong(infer, lambda b: b.pop("model_name")),
+        "an output without its shape": made_wrong(infer, lambda b: b["outputs"][0].pop("shape")),
+        "a shape of strings": made_wrong(infer, lambda b: b["outputs"][0].update(shape=["1", "72"])),
+        "metadata without a platform": made_wrong(metadata, lambda b: b.pop("platform")),
+        "a metadata tensor without a datatype": made_wrong(metadata, lambda b: b["inputs"][0].pop("datatype")),
+        "readiness as a string": made_wrong(ready, lambda b: {"ready": "yes"}),
+        "an error as a bare string": made_wrong(failure, lambda b: b["error"]),
+        "an error under another key": made_wrong(failure, lambda b: {"message": b["error"]}),
+        "a JSON answer labelled as text": made_wrong(infer, lambda b: None, response_headers={"content-type": "text/plain"}),
     }
     verdicts = {case: kserve_verdict("answers", [bad])["errors"] for case, bad in cases.items()}
     accepted = [case for case, errors in verdicts.items() if not errors]

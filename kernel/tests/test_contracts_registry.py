@@ -15,7 +15,6 @@ missing id, each list without parameters). Every recorded answer under /api/mode
 judged by the client generated for its base path: the operation and status must be documented and
 the body must be the documented model.
 """
-import copy
 import json
 import os
 import re
@@ -25,7 +24,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from contract_helpers import REPO, Recorder, jukebox_bin, jukebox_up, make_repository, python_env
+from contract_helpers import REPO, Recorder, made_wrong, jukebox_bin, jukebox_up, make_repository, python_env
 
 PEER = REPO / "crates/jukebox-server/tests/peers/registry_peer.py"
 V1, V1ALPHA3 = "/api/model_registry/v1/", "/api/model_registry/v1alpha3/"
@@ -128,22 +127,13 @@ def test_a_wrong_answer_is_caught(recorded):
     missing = next(e for e in recorded if e.path.startswith(V1) and e.status == 404)
     assert verdict([model, missing], V1)["errors"] == []
 
-    def wrong(exchange, mutate, **changes):
-        bad = copy.deepcopy(exchange)
-        body = json.loads(bad.response_body)
-        body = mutate(body) or body
-        bad.response_body = json.dumps(body).encode()
-        for key, value in changes.items():
-            setattr(bad, key, value)
-        return bad
-
     cases = {
-        "state outside its enum": wrong(model, lambda b: b.update(state="DELETED")),
-        "a number where the client expects a string": wrong(model, lambda b: b.update(id=int(b["id"]))),
-        "a custom property without its metadataType": wrong(model, lambda b: b.update(customProperties={"k": {"string_value": "v"}})),
-        "no name": wrong(model, lambda b: b.pop("name")),
-        "an undocumented status": wrong(model, lambda b: None, status=418),
-        "an error body without code and message": wrong(missing, lambda b: {"error": "not found"}),
+        "state outside its enum": made_wrong(model, lambda b: b.update(state="DELETED")),
+        "a number where the client expects a string": made_wrong(model, lambda b: b.update(id=int(b["id"]))),
+        "a custom property without its metadataType": made_wrong(model, lambda b: b.update(customProperties={"k": {"string_value": "v"}})),
+        "no name": made_wrong(model, lambda b: b.pop("name")),
+        "an undocumented status": made_wrong(model, lambda b: None, status=418),
+        "an error body without code and message": made_wrong(missing, lambda b: {"error": "not found"}),
     }
     for case, bad in cases.items():
         assert verdict([bad], V1)["errors"], f"{case}: accepted"

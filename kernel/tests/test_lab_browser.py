@@ -234,28 +234,31 @@ def ensure_model_registered(lab):
     assert registered(lab, "0.0.1")
 
 
-def test_notebooks_1_and_4_run_in_the_browser_with_their_plots(lab, browser):
+def run_notebook_with_plot(lab, browser, name, plot_cell, what, check=None):
+    """Runs notebook `name` with Run All, checks that the output of the cell starting with
+    `plot_cell` is a rendered SVG (`what` names it in a failure), runs `check(page)`, keeps a
+    screenshot and closes the notebook's session."""
     started = time.monotonic()
-    path = copy_notebook("1-data_exploration.ipynb")
+    path = copy_notebook(name)
     page = run_all(lab, browser, path)
-    heatmap = output_of(page, "correlation_heatmap")
-    assert_svg_rendered(heatmap, "notebook 1's heatmap")
-    page.screenshot(path=str(SHOTS / "lab-1-data_exploration.png"))
-    print(f"notebook 1: {time.monotonic() - started:.0f} s")
+    assert_svg_rendered(output_of(page, plot_cell), what)
+    if check:
+        check(page)
+    page.screenshot(path=str(SHOTS / f"lab-{Path(name).stem}.png"))
+    print(f"{name}: {time.monotonic() - started:.0f} s")
     page.close()
     end_session(lab, path)
 
+
+def test_notebooks_1_and_4_run_in_the_browser_with_their_plots(lab, browser):
+    run_notebook_with_plot(lab, browser, "1-data_exploration.ipynb", "correlation_heatmap", "notebook 1's heatmap")
     ensure_model_registered(lab)
-    started = time.monotonic()
-    path = copy_notebook("4-request_model.ipynb")
-    page = run_all(lab, browser, path)
-    chart = output_of(page, "prediction.chart()")
-    assert_svg_rendered(chart, "notebook 4's probability chart")
-    page.screenshot(path=str(SHOTS / "lab-4-request_model.png"))
-    assert "most likely in the Top 50 of" in output_of(page, "prediction.top_k(1)").inner_text()
-    print(f"notebook 4: {time.monotonic() - started:.0f} s")
-    page.close()
-    end_session(lab, path)
+
+    def names_a_country(page):
+        assert "most likely in the Top 50 of" in output_of(page, "prediction.top_k(1)").inner_text()
+
+    run_notebook_with_plot(lab, browser, "4-request_model.ipynb", "prediction.chart()", "notebook 4's probability chart",
+                           check=names_a_country)
 
 
 def test_a_broken_cell_fails_the_run_with_its_error_text(lab, browser):

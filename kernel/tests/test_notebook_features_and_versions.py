@@ -29,6 +29,7 @@ import onnx
 import papermill
 import pytest
 from lab_helpers import read_env_file
+from notebook_text import outputs_text
 
 REPO = Path(__file__).resolve().parents[2]
 NOTEBOOKS = REPO / "notebooks"
@@ -100,15 +101,6 @@ def run(notebook, out_dir, name, **parameters):
     return nbformat.read(output, as_version=4)
 
 
-def outputs(nb):
-    parts = []
-    for cell in nb.cells:
-        for output in cell.get("outputs", []):
-            parts.append(output.get("text", ""))
-            parts.extend(str(v) for v in output.get("data", {}).values())
-    return "\n".join(parts)
-
-
 def bucket_objects(settings, prefix):
     s3 = boto3.client(
         "s3",
@@ -141,20 +133,20 @@ def test_twelve_features_as_a_second_version_beside_the_first(stack, data_dir, t
     assert [i.name for i in graph.input] == TWELVE
     scaler = json.loads((folder / "artifacts" / "scaler.json").read_text())
     assert scaler["features"] == TWELVE and len(scaler["min"]) == 12
-    assert "12 features" in outputs(trained)
+    assert "12 features" in outputs_text(trained)
     assert json.loads((models / "jukebox" / "1" / "artifacts" / "scaler.json").read_text())["features"] == WORKSHOP_FEATURES
 
     # 3. Registered as 0.0.2 from folder 2; 0.0.3 from folder 1 goes to the next free bucket folder.
     registered = run("3-save_model.ipynb", out, "3-second.ipynb", version="0.0.2", model_dir=str(models), version_folder=2)
-    assert "models/jukebox/2" in outputs(registered)
+    assert "models/jukebox/2" in outputs_text(registered)
     third = run("3-save_model.ipynb", out, "3-third.ipynb", version="0.0.3", model_dir=str(models), version_folder=1)
-    assert "this version is stored in models/jukebox/3/" in outputs(third)
+    assert "this version is stored in models/jukebox/3/" in outputs_text(third)
     third_objects = bucket_objects(stack, "models/jukebox/3/")
     assert sorted(third_objects.values()) == sorted(first_objects.values()), "folder 1's bytes, stored apart"
 
     # 4. Both versions serve; each request carries its own model's features.
     for version, features in [("0.0.2", TWELVE), ("0.0.1", WORKSHOP_FEATURES)]:
-        asked = outputs(run("4-request_model.ipynb", out, f"4-{version}.ipynb", version=version, data_dir=data_dir))
+        asked = outputs_text(run("4-request_model.ipynb", out, f"4-{version}.ipynb", version=version, data_dir=data_dir))
         assert f"{len(features)} features, 72 countries" in asked
         assert "Not Like Us: most likely in the Top 50 of" in asked
         inputs_in_body = asked.count('"datatype": "FP32"') or asked.count("&quot;datatype&quot;: &quot;FP32&quot;")
