@@ -57,9 +57,10 @@ jukebox_build() {
 # far, how many crates are compiled, which ones are compiling now. A cold build takes 12-20
 # minutes on two cores, and cargo itself prints nothing for minutes while one big crate (polars)
 # compiles; a newcomer must see that it is alive. Cargo's own output goes to a log, printed in
-# full when the command fails (its errors) and summed up in one line when it succeeds.
+# full when the command fails (its errors) and summed up in one line when it succeeds. The lines
+# start with [$JUKEBOX_BUILD_LABEL] (default: build), which tells two builds running at once apart.
 jukebox_with_progress() {
-  local log started=$SECONDS next=30 status=0 pid
+  local log started=$SECONDS next=30 status=0 pid label=${JUKEBOX_BUILD_LABEL:-build}
   log=$(mktemp)
   "$@" --color never 2>"$log" &
   pid=$!
@@ -71,14 +72,14 @@ jukebox_with_progress() {
       done_count=$(grep -c '^ *Compiling ' "$log" || true)
       # The crates started last and not yet followed by others: what is compiling now.
       now=$(grep '^ *Compiling ' "$log" | tail -n 3 | awk '{print $2}' | paste -sd, -)
-      printf '[build] %d s: %s crates started, latest: %s\n' "$((SECONDS - started))" "$done_count" "${now:-(checking)}" >&2
+      printf '[%s] %d s: %s crates started, latest: %s\n' "$label" "$((SECONDS - started))" "$done_count" "${now:-(checking)}" >&2
     fi
   done
   wait "$pid" || status=$?
   if (( status != 0 )); then
     cat "$log" >&2
   elif (( SECONDS - started >= 30 )); then
-    printf '[build] done in %d s (%s crates compiled)\n' "$((SECONDS - started))" "$(grep -c '^ *Compiling ' "$log" || true)" >&2
+    printf '[%s] done in %d s (%s crates compiled)\n' "$label" "$((SECONDS - started))" "$(grep -c '^ *Compiling ' "$log" || true)" >&2
   fi
   rm -f "$log"
   return "$status"

@@ -123,8 +123,8 @@ if [[ ! -x "$evcxr_bin" || "$(cat "$evcxr_root/built" 2>/dev/null)" != "$evcxr_w
     printf '\n[patch.crates-io]\nevcxr = { path = "../evcxr-%s" }\n' "$EVCXR_VERSION" >>"$src/evcxr_jupyter-$EVCXR_VERSION/Cargo.toml"
     # The published lock file, with only evcxr's entry moved to the patched path.
     (cd "$src/evcxr_jupyter-$EVCXR_VERSION" && cargo metadata --format-version 1 >/dev/null)
-    CARGO_TARGET_DIR="$JUKEBOX_CACHE/evcxr-target" cargo install --quiet --locked --force \
-      --root "$evcxr_root" --path "$src/evcxr_jupyter-$EVCXR_VERSION"
+    export CARGO_TARGET_DIR="$JUKEBOX_CACHE/evcxr-target" JUKEBOX_BUILD_LABEL=evcxr
+    jukebox_with_progress cargo install --locked --force --root "$evcxr_root" --path "$src/evcxr_jupyter-$EVCXR_VERSION"
   )
   echo "$evcxr_wanted" >"$evcxr_root/built"
   phase "evcxr_jupyter installed"
