@@ -20,6 +20,12 @@ use std::path::{Path, PathBuf};
 
 use polars::prelude::*;
 
+pub mod columns;
+use columns::{
+    ALBUM_NAME, ALBUM_RELEASE_DATE, ARTISTS, COUNTRY, COUNTRY_INDEX, DAILY_MOVEMENT, DAILY_RANK, EVENT_TIMESTAMP,
+    IS_EXPLICIT, NAME, POPULARITY, SNAPSHOT_DATE, SPOTIFY_ID, TIME_SIGNATURE, WEEKLY_MOVEMENT,
+};
+
 /// The 13 audio features the model reads, in the order its inputs are declared (the model
 /// folder contract's [`WORKSHOP_FEATURES`](jukebox_protocol::model_folder::WORKSHOP_FEATURES)).
 pub const FEATURES: [&str; 13] = jukebox_protocol::model_folder::WORKSHOP_FEATURES;
@@ -316,48 +322,60 @@ impl Kind {
     }
 }
 
-const PROPERTY_COLUMNS: [(&str, Kind); 17] = [
-    ("spotify_id", Kind::Text),
-    ("name", Kind::Text),
-    ("artists", Kind::Text),
-    ("is_explicit", Kind::Boolean),
-    ("duration_ms", Kind::Number),
-    ("danceability", Kind::Number),
-    ("energy", Kind::Number),
-    ("key", Kind::Number),
-    ("loudness", Kind::Number),
-    ("mode", Kind::Number),
-    ("speechiness", Kind::Number),
-    ("acousticness", Kind::Number),
-    ("instrumentalness", Kind::Number),
-    ("liveness", Kind::Number),
-    ("valence", Kind::Number),
-    ("tempo", Kind::Number),
-    ("time_signature", Kind::Number),
-];
+/// song_properties' columns: the song, the model's features ([`FEATURES`]: `is_explicit` a
+/// boolean, the others numbers) and `time_signature`.
+const PROPERTY_COLUMNS: [(&str, Kind); 17] = {
+    let mut columns = [(SPOTIFY_ID, Kind::Text); 17];
+    columns[1] = (NAME, Kind::Text);
+    columns[2] = (ARTISTS, Kind::Text);
+    let mut i = 0;
+    while i < FEATURES.len() {
+        let kind = if same_name(FEATURES[i], IS_EXPLICIT) { Kind::Boolean } else { Kind::Number };
+        columns[3 + i] = (FEATURES[i], kind);
+        i += 1;
+    }
+    columns[16] = (TIME_SIGNATURE, Kind::Number);
+    columns
+};
+
+/// `a == b` for the constants above (`str`'s `==` is not usable in a `const`).
+const fn same_name(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    if a.len() != b.len() {
+        return false;
+    }
+    let mut i = 0;
+    while i < a.len() {
+        if a[i] != b[i] {
+            return false;
+        }
+        i += 1;
+    }
+    true
+}
 
 const RANKING_COLUMNS: [(&str, Kind); 8] = [
-    ("spotify_id", Kind::Text),
-    ("name", Kind::Text),
-    ("artists", Kind::Text),
-    ("popularity", Kind::Integer),
-    ("daily_rank", Kind::Integer),
-    ("daily_movement", Kind::Integer),
-    ("weekly_movement", Kind::Integer),
-    ("country", Kind::Text),
+    (SPOTIFY_ID, Kind::Text),
+    (NAME, Kind::Text),
+    (ARTISTS, Kind::Text),
+    (POPULARITY, Kind::Integer),
+    (DAILY_RANK, Kind::Integer),
+    (DAILY_MOVEMENT, Kind::Integer),
+    (WEEKLY_MOVEMENT, Kind::Integer),
+    (COUNTRY, Kind::Text),
 ];
 
 /// Ranking columns the full upstream file has and the sample lacks.
 const OPTIONAL_RANKING_COLUMNS: [(&str, Kind); 3] =
-    [("snapshot_date", Kind::Date), ("album_name", Kind::Text), ("album_release_date", Kind::Date)];
+    [(SNAPSHOT_DATE, Kind::Date), (ALBUM_NAME, Kind::Text), (ALBUM_RELEASE_DATE, Kind::Date)];
 
 /// Older copies of song_properties call the first-seen date `snapshot_date`.
-const PROPERTY_DATE_COLUMNS: [&str; 2] = ["event_timestamp", "snapshot_date"];
+const PROPERTY_DATE_COLUMNS: [&str; 2] = [EVENT_TIMESTAMP, SNAPSHOT_DATE];
 
 /// Columns of song_properties the merge leaves out: names and artists (the chart entries carry
 /// their own) and the dates above.
 fn unused_property_column(name: &str) -> bool {
-    ["name", "artists"].contains(&name) || PROPERTY_DATE_COLUMNS.contains(&name)
+    [NAME, ARTISTS].contains(&name) || PROPERTY_DATE_COLUMNS.contains(&name)
 }
 
 fn check_columns(df: &DataFrame, file: &Path, required: &[(&str, Kind)]) -> Result<()> {
@@ -444,18 +462,18 @@ fn merge_plan(
     let drop_from_properties: Vec<String> =
         properties_schema.iter_names().filter(|c| unused_property_column(c)).map(|c| c.to_string()).collect();
     let properties = properties.drop(cols(drop_from_properties)).drop_nulls(Some(cols(FEATURES))).with_columns(
-        FEATURES.iter().chain(["time_signature"].iter()).map(|c| col(*c).cast(DataType::Float64)).collect::<Vec<_>>(),
+        FEATURES.iter().chain([TIME_SIGNATURE].iter()).map(|c| col(*c).cast(DataType::Float64)).collect::<Vec<_>>(),
     );
     let mut rankings = rankings.drop_nulls(Some(cols(RANKING_COLUMNS.map(|(c, _)| c))));
-    if let Some(dtype) = rankings_schema.get("snapshot_date") {
-        rankings = rankings.with_column(as_date("snapshot_date", dtype).alias("snapshot_date"));
+    if let Some(dtype) = rankings_schema.get(SNAPSHOT_DATE) {
+        rankings = rankings.with_column(as_date(SNAPSHOT_DATE, dtype).alias(SNAPSHOT_DATE));
     }
     // A left join keeps the chart entries in their order and, when each song has one row of
     // properties, leaves the entries' own columns uncopied.
     rankings.join(
         properties,
-        [col("spotify_id")],
-        [col("spotify_id")],
+        [col(SPOTIFY_ID)],
+        [col(SPOTIFY_ID)],
         JoinArgs { maintain_order: MaintainOrderJoin::Left, ..JoinArgs::new(JoinType::Left) },
     )
 }
@@ -490,6 +508,29 @@ fn as_date(name: &str, dtype: &DataType) -> Expr {
     }
 }
 
+/// `load` and `load_from` of a type read by its `from_dir`: the folder found as
+/// [`DataLocator::from_env`] finds it, for [`Dataset`] and [`ChartData`] alike.
+macro_rules! loaders {
+    ($type:ident, $what:literal) => {
+        impl $type {
+            #[doc = concat!("Finds the data as [`DataLocator::from_env`] does and ", $what, ".")]
+            pub fn load(explicit_dir: Option<&Path>) -> Result<$type> {
+                Self::from_dir(&DataLocator::from_env(explicit_dir).resolve()?)
+            }
+
+            #[doc = concat!(
+                "[`", stringify!($type), "::load`] for a notebook's `data_dir` parameter: a folder, or `\"\"` for ",
+                "the default (`JUKEBOX_DATA_DIR`, else the local cache, else a download into it)."
+            )]
+            pub fn load_from(data_dir: &str) -> Result<$type> {
+                Self::load(explicit_dir(data_dir))
+            }
+        }
+    };
+}
+loaders!(Dataset, "loads it");
+loaders!(ChartData, "loads and merges it in one step");
+
 /// The two raw tables, checked: every required column is present with a usable type.
 #[derive(Clone)]
 pub struct Dataset {
@@ -502,17 +543,6 @@ pub struct Dataset {
 }
 
 impl Dataset {
-    /// Finds the data as [`DataLocator::from_env`] does and loads it.
-    pub fn load(explicit_dir: Option<&Path>) -> Result<Dataset> {
-        Self::from_dir(&DataLocator::from_env(explicit_dir).resolve()?)
-    }
-
-    /// [`Dataset::load`] for a notebook's `data_dir` parameter: a folder, or `""` for the
-    /// default (`JUKEBOX_DATA_DIR`, else the local cache, else a download into it).
-    pub fn load_from(data_dir: &str) -> Result<Dataset> {
-        Self::load(explicit_dir(data_dir))
-    }
-
     /// Loads `song_properties.parquet` and `song_rankings.parquet` from `dir`, or the Kaggle CSV
     /// when the folder holds only that.
     pub fn from_dir(dir: &Path) -> Result<Dataset> {
@@ -551,20 +581,20 @@ impl Dataset {
             .map_err(|e| DataError::Unreadable { file: path.to_path_buf(), format: "CSV", reason: e.to_string() })?;
         let mut required: Vec<(&str, Kind)> = RANKING_COLUMNS.to_vec();
         required.extend(PROPERTY_COLUMNS.iter().skip(3).copied());
-        required.push(("snapshot_date", Kind::Date));
+        required.push((SNAPSHOT_DATE, Kind::Date));
         check_columns(&raw, path, &required)?;
 
-        let date = as_date("snapshot_date", raw.column("snapshot_date").map_err(polars_err("snapshot_date"))?.dtype());
+        let date = as_date(SNAPSHOT_DATE, raw.column(SNAPSHOT_DATE).map_err(polars_err(SNAPSHOT_DATE))?.dtype());
         // The CSV writes the global chart's country as an empty field.
         let entries = raw.lazy().with_columns([
-            date.alias("snapshot_date"),
-            when(col("country").eq(lit("")))
+            date.alias(SNAPSHOT_DATE),
+            when(col(COUNTRY).eq(lit("")))
                 .then(lit(NULL).cast(DataType::String))
-                .otherwise(col("country"))
-                .alias("country"),
+                .otherwise(col(COUNTRY))
+                .alias(COUNTRY),
         ]);
         let mut ranking_cols: Vec<Expr> = RANKING_COLUMNS.iter().map(|(c, _)| col(*c)).collect();
-        ranking_cols.push(col("snapshot_date"));
+        ranking_cols.push(col(SNAPSHOT_DATE));
         for (optional, _) in &OPTIONAL_RANKING_COLUMNS[1..] {
             ranking_cols.push(col(*optional));
         }
@@ -573,10 +603,10 @@ impl Dataset {
 
         let mut property_cols: Vec<Expr> = PROPERTY_COLUMNS.iter().map(|(c, _)| col(*c)).collect();
         property_cols
-            .push(col("snapshot_date").cast(DataType::Datetime(TimeUnit::Nanoseconds, None)).alias("event_timestamp"));
+            .push(col(SNAPSHOT_DATE).cast(DataType::Datetime(TimeUnit::Nanoseconds, None)).alias(EVENT_TIMESTAMP));
         let properties = entries
-            .sort(["snapshot_date"], SortMultipleOptions::default().with_maintain_order(true))
-            .unique_stable(Some(cols(["spotify_id"])), UniqueKeepStrategy::First)
+            .sort([SNAPSHOT_DATE], SortMultipleOptions::default().with_maintain_order(true))
+            .unique_stable(Some(cols([SPOTIFY_ID])), UniqueKeepStrategy::First)
             .select(property_cols)
             .collect()
             .map_err(polars_err(path.display().to_string()))?;
@@ -613,10 +643,10 @@ impl CountryIndex {
         let unique = frame
             .clone()
             .lazy()
-            .select([col("country").drop_nulls().unique_stable()])
+            .select([col(COUNTRY).drop_nulls().unique_stable()])
             .collect()
             .map_err(polars_err("listing countries"))?;
-        let column = unique.column("country").map_err(polars_err("listing countries"))?;
+        let column = unique.column(COUNTRY).map_err(polars_err("listing countries"))?;
         let codes =
             column.str().map_err(polars_err("listing countries"))?.iter().flatten().map(str::to_string).collect();
         Ok(CountryIndex { codes })
@@ -650,9 +680,9 @@ impl CountryIndex {
         frame
             .lazy()
             .with_column(
-                col("country")
+                col(COUNTRY)
                     .replace_strict(lit(codes), lit(indices), None::<Expr>, Some(DataType::UInt32))
-                    .alias("country_index"),
+                    .alias(COUNTRY_INDEX),
             )
             .collect()
             .map_err(polars_err("numbering countries"))
@@ -661,7 +691,7 @@ impl CountryIndex {
     /// The mapping as a two-column table (`country`, `country_index`).
     pub fn table(&self) -> crate::display::Table {
         crate::display::Table::new(
-            vec!["country".into(), "country_index".into()],
+            vec![COUNTRY.into(), COUNTRY_INDEX.into()],
             self.codes.iter().enumerate().map(|(i, c)| vec![c.clone().into(), (i as f64).into()]).collect(),
         )
     }
@@ -677,17 +707,6 @@ pub struct ChartData {
 }
 
 impl ChartData {
-    /// Loads and merges in one step, finding the data as [`DataLocator::from_env`] does.
-    pub fn load(explicit_dir: Option<&Path>) -> Result<ChartData> {
-        Self::from_dir(&DataLocator::from_env(explicit_dir).resolve()?)
-    }
-
-    /// [`ChartData::load`] for a notebook's `data_dir` parameter: a folder, or `""` for the
-    /// default (`JUKEBOX_DATA_DIR`, else the local cache, else a download into it).
-    pub fn load_from(data_dir: &str) -> Result<ChartData> {
-        Self::load(explicit_dir(data_dir))
-    }
-
     /// The merged table of the files in `dir` (the two parquet files, else the Kaggle CSV), the
     /// same as [`Dataset::from_dir`] then [`Dataset::merge`] with less read.
     pub fn from_dir(dir: &Path) -> Result<ChartData> {
@@ -726,7 +745,7 @@ impl ChartData {
     }
     /// Whether the data carries chart dates (the full upstream file does, the sample does not).
     pub fn has_dates(&self) -> bool {
-        self.frame.schema().contains("snapshot_date")
+        self.frame.schema().contains(SNAPSHOT_DATE)
     }
     /// The first rows as an inline table.
     pub fn head(&self, n: usize) -> crate::display::Table {

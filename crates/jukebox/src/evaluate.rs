@@ -59,6 +59,31 @@ pub struct ClassMetrics {
     pub support: u64,
 }
 
+/// The scores [`ClassificationReport::averages`] returns: the `metrics.json` key (scikit-learn's
+/// name) and the label a table shows.
+pub const AVERAGES: [(&str, &str); 7] = [
+    ("accuracy", "accuracy"),
+    ("precision_macro", "precision (macro)"),
+    ("recall_macro", "recall (macro)"),
+    ("f1_macro", "f1 (macro)"),
+    ("precision_weighted", "precision (weighted)"),
+    ("recall_weighted", "recall (weighted)"),
+    ("f1_weighted", "f1 (weighted)"),
+];
+
+/// The averaged scores of a report: `name = mean(metric)` becomes `pub fn name(&self) -> f64`,
+/// the per-class `metric` averaged by `mean` (over the present classes, or weighted by support).
+macro_rules! averages {
+    ($($(#[$doc:meta])* $name:ident = $mean:ident($metric:ident);)*) => {
+        $(
+            $(#[$doc])*
+            pub fn $name(&self) -> f64 {
+                self.$mean(|c| self.$metric(c))
+            }
+        )*
+    };
+}
+
 /// True versus predicted classes: the confusion matrix and every metric derived from it.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ClassificationReport {
@@ -168,24 +193,34 @@ impl ClassificationReport {
         self.present_classes().iter().map(|&c| metric(c) * self.support(c) as f64).sum::<f64>() / total as f64
     }
 
-    pub fn precision_macro(&self) -> f64 {
-        self.macro_mean(|c| self.precision(c))
+    averages! {
+        /// Mean of the per-class precisions.
+        precision_macro = macro_mean(precision);
+        /// Mean of the per-class recalls.
+        recall_macro = macro_mean(recall);
+        /// Mean of the per-class F1 scores (not the F1 of the macro precision and recall).
+        f1_macro = macro_mean(f1);
+        /// Mean of the per-class precisions, each weighted by the class's support.
+        precision_weighted = weighted_mean(precision);
+        /// Mean of the per-class recalls, each weighted by the class's support.
+        recall_weighted = weighted_mean(recall);
+        /// Mean of the per-class F1 scores, each weighted by the class's support.
+        f1_weighted = weighted_mean(f1);
     }
-    pub fn recall_macro(&self) -> f64 {
-        self.macro_mean(|c| self.recall(c))
-    }
-    /// Mean of the per-class F1 scores (not the F1 of the macro precision and recall).
-    pub fn f1_macro(&self) -> f64 {
-        self.macro_mean(|c| self.f1(c))
-    }
-    pub fn precision_weighted(&self) -> f64 {
-        self.weighted_mean(|c| self.precision(c))
-    }
-    pub fn recall_weighted(&self) -> f64 {
-        self.weighted_mean(|c| self.recall(c))
-    }
-    pub fn f1_weighted(&self) -> f64 {
-        self.weighted_mean(|c| self.f1(c))
+
+    /// Accuracy and the six averages under their `metrics.json` keys (scikit-learn's names), in
+    /// the order of [`AVERAGES`].
+    pub fn averages(&self) -> [(&'static str, f64); 7] {
+        let values = [
+            self.accuracy(),
+            self.precision_macro(),
+            self.recall_macro(),
+            self.f1_macro(),
+            self.precision_weighted(),
+            self.recall_weighted(),
+            self.f1_weighted(),
+        ];
+        std::array::from_fn(|i| (AVERAGES[i].0, values[i]))
     }
 
     /// Precision, recall, F1 and support of every present class.
@@ -226,18 +261,11 @@ impl ClassificationReport {
 
     /// Accuracy and the macro and weighted averages as a one-column table.
     pub fn summary_table(&self) -> Table {
-        let rows = [
-            ("accuracy", self.accuracy()),
-            ("precision (macro)", self.precision_macro()),
-            ("recall (macro)", self.recall_macro()),
-            ("f1 (macro)", self.f1_macro()),
-            ("precision (weighted)", self.precision_weighted()),
-            ("recall (weighted)", self.recall_weighted()),
-            ("f1 (weighted)", self.f1_weighted()),
-        ]
-        .into_iter()
-        .map(|(name, value)| vec![Cell::from(name), value.into()])
-        .collect();
+        let rows = AVERAGES
+            .iter()
+            .zip(self.averages())
+            .map(|((_, label), (_, value))| vec![Cell::from(*label), value.into()])
+            .collect();
         Table::new(vec!["metric".into(), "value".into()], rows).with_caption(format!("{} rows", self.total()))
     }
 

@@ -6,6 +6,7 @@
 
 use polars::prelude::*;
 
+use crate::data::columns::{ARTISTS, COUNTRY, NAME, POPULARITY, SNAPSHOT_DATE};
 use crate::data::FEATURES;
 use crate::display::{heatmap, Cell, ColourScale, Plot, PlotError, Table};
 
@@ -28,18 +29,14 @@ fn polars_err(context: &str) -> impl FnOnce(PolarsError) -> ExploreError + '_ {
     move |source| ExploreError::Polars { context: context.to_string(), source }
 }
 
-/// The audio features a histogram makes sense for (continuous values between known bounds).
-pub const AUDIO_FEATURES: [&str; 9] = [
-    "danceability",
-    "energy",
-    "loudness",
-    "speechiness",
-    "acousticness",
-    "instrumentalness",
-    "liveness",
-    "valence",
-    "tempo",
-];
+/// The audio features a histogram makes sense for (continuous values between known bounds): the
+/// model's [`FEATURES`] without the flag (`is_explicit`), the categories (`key`, `mode`) and the
+/// unbounded `duration_ms`.
+pub const AUDIO_FEATURES: [&str; 9] = {
+    let [_explicit, _duration, danceability, energy, _key, loudness, _mode, speechiness, acousticness, instrumentalness, liveness, valence, tempo] =
+        FEATURES;
+    [danceability, energy, loudness, speechiness, acousticness, instrumentalness, liveness, valence, tempo]
+};
 
 /// Names of the numeric columns (booleans count as numeric, 0/1).
 pub fn numeric_columns(frame: &DataFrame) -> Vec<String> {
@@ -120,7 +117,7 @@ pub fn countries(frame: &DataFrame) -> Result<Table> {
     let counts = frame
         .clone()
         .lazy()
-        .group_by_stable([col("country")])
+        .group_by_stable([col(COUNTRY)])
         .agg([len().cast(DataType::Float64).alias("chart entries")])
         .collect()
         .map_err(polars_err("countries"))?;
@@ -191,13 +188,13 @@ pub fn correlation_heatmap(frame: &DataFrame) -> Result<Plot> {
 /// The mean of every model feature, and of popularity, per country, countries sorted by code.
 pub fn country_means(frame: &DataFrame) -> Result<Table> {
     // Popularity last: not an audio feature, but what "which country has the best taste?" asks.
-    let columns = FEATURES.iter().copied().chain(["popularity"]);
+    let columns = FEATURES.iter().copied().chain([POPULARITY]);
     let means = frame
         .clone()
         .lazy()
-        .group_by([col("country")])
+        .group_by([col(COUNTRY)])
         .agg(columns.map(|f| as_number(f).mean().alias(f)).collect::<Vec<_>>())
-        .sort(["country"], Default::default())
+        .sort([COUNTRY], Default::default())
         .collect()
         .map_err(polars_err("per-country means"))?;
     Ok(Table::from_frame(&means).with_caption("Mean of each audio feature, and of popularity, per country"))
@@ -208,26 +205,26 @@ pub fn country_means(frame: &DataFrame) -> Result<Table> {
 /// all entries instead.
 pub fn top_songs(frame: &DataFrame, n: usize, start: &str, end: &str) -> Result<Table> {
     let mut entries = frame.clone().lazy();
-    let caption = if frame.schema().contains("snapshot_date") {
+    let caption = if frame.schema().contains(SNAPSHOT_DATE) {
         let date = |s: &str| {
             lit(s.to_string()).str().to_date(StrptimeOptions { format: Some("%Y-%m-%d".into()), ..Default::default() })
         };
-        entries = entries.filter(col("snapshot_date").gt_eq(date(start)).and(col("snapshot_date").lt_eq(date(end))));
+        entries = entries.filter(col(SNAPSHOT_DATE).gt_eq(date(start)).and(col(SNAPSHOT_DATE).lt_eq(date(end))));
         format!("Top {n} songs by mean popularity, {start} to {end}")
     } else {
         format!(
-            "Note: this data has no chart dates (no snapshot_date column), so the window {start} to {end} \
+            "Note: this data has no chart dates (no {SNAPSHOT_DATE} column), so the window {start} to {end} \
              cannot be applied. Top {n} songs by mean popularity over all chart entries:"
         )
     };
     let top = entries
-        .group_by([col("name"), col("artists")])
+        .group_by([col(NAME), col(ARTISTS)])
         .agg([
-            as_number("popularity").mean().alias("mean popularity"),
+            as_number(POPULARITY).mean().alias("mean popularity"),
             len().cast(DataType::Float64).alias("chart entries"),
         ])
         .sort_by_exprs(
-            [col("mean popularity"), col("name")],
+            [col("mean popularity"), col(NAME)],
             SortMultipleOptions::default().with_order_descending_multi([true, false]),
         )
         .limit(n as IdxSize)

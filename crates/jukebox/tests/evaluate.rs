@@ -175,16 +175,7 @@ print(json.dumps(out))
     let expected: Vec<serde_json::Map<String, serde_json::Value>> = serde_json::from_slice(&output.stdout).unwrap();
     for ((truth, predicted, k), expected) in cases.iter().zip(&expected) {
         let report = ClassificationReport::new(truth, predicted, *k as usize).unwrap();
-        let ours = [
-            ("accuracy", report.accuracy()),
-            ("precision_macro", report.precision_macro()),
-            ("recall_macro", report.recall_macro()),
-            ("f1_macro", report.f1_macro()),
-            ("precision_weighted", report.precision_weighted()),
-            ("recall_weighted", report.recall_weighted()),
-            ("f1_weighted", report.f1_weighted()),
-        ];
-        for (name, value) in ours {
+        for (name, value) in report.averages() {
             let sklearn = expected[name].as_f64().unwrap();
             assert!(
                 (value - sklearn).abs() < 1e-12,
