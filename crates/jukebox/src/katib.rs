@@ -147,6 +147,15 @@ impl KatibExperiment {
         }
     }
 
+    /// The Experiment's name for a grid given as `grid_text` (a flag or notebook parameter):
+    /// `jukebox-quick` or `jukebox-class` for the named grids, else `jukebox-sweep`.
+    pub fn name_for_grid(grid_text: &str) -> String {
+        match grid_text.trim() {
+            named @ ("quick" | "class") => format!("jukebox-{named}"),
+            _ => "jukebox-sweep".to_string(),
+        }
+    }
+
     /// The grid's settings as Katib parameters, in the grid's order.
     fn parameters(&self) -> Vec<Parameter> {
         let grid = &self.grid;

@@ -31,83 +31,27 @@
 
 use std::time::Instant;
 
-use jukebox_nn::{EpochProgress, FitOptions, History, Network, NnError, Samples, Summary};
+use jukebox_nn::{EpochProgress, FitOptions, History, Network, Samples, Summary};
+use plotters::style::RGBColor;
 
-use crate::display::{Cell, Plot, PlotError, Table, ToHtml};
-use crate::evaluate::{ClassificationReport, EvaluateError, TrainingInfo};
+use crate::display::{Cell, Plot, Table, ToHtml};
+use crate::evaluate::{ClassificationReport, TrainingInfo};
 use crate::prepare::{DataFingerprint, PreparedData};
 
 pub mod baselines;
+pub(crate) mod chart;
+mod error;
+mod learner;
 mod progress;
 pub mod rows;
 pub use baselines::{DecisionTree, FittedDecisionTree, FittedLogisticRegression, LogisticRegression};
+use chart::{EpochChart, Line, Panel};
+pub use error::{Result, TrainError};
+pub use learner::{check_fitted_on, test_report, Classifier, Learner};
+pub use progress::Progress;
 use progress::ProgressReporter;
 pub(crate) use progress::Watch as InterruptWatch;
 pub use rows::TrainingRows;
-
-/// Why training or scoring failed.
-#[derive(Debug, thiserror::Error)]
-pub enum TrainError {
-    #[error("training the neural network: {0}")]
-    Network(#[from] NnError),
-    #[error("fitting {model}: {message}")]
-    Baseline { model: &'static str, message: String },
-    #[error(transparent)]
-    Evaluate(#[from] EvaluateError),
-    #[error(transparent)]
-    Plot(#[from] PlotError),
-    /// Training was interrupted (Ctrl-C, a notebook's stop button); nothing was returned.
-    #[error("training interrupted at epoch {epoch}/{epochs}, batch {batch}/{batches} (the partly trained network was dropped)")]
-    Interrupted { epoch: usize, epochs: usize, batch: usize, batches: usize },
-    /// A model is scored on other data than it was fitted on (another split, feature list or
-    /// preparation): its scores would not compare with the others'.
-    #[error(
-        "{model}: fitted on other data than the data it is scored on ({differences}). Fit again on this data \
-         (run the fitting cell again after preparing the data), or score on the data it was fitted on: the \
-         {fitted_on}"
-    )]
-    FittedOnOtherData { model: String, differences: String, fitted_on: String },
-}
-
-pub type Result<T, E = TrainError> = std::result::Result<T, E>;
-
-/// A fitted model that predicts class indices.
-pub trait Classifier {
-    /// Name shown in comparison tables.
-    fn name(&self) -> String;
-    /// One class index per row of `x` (row-major, `n_rows x n_features`, scaled).
-    fn predict(&self, x: &[f32], n_rows: usize) -> Vec<u32>;
-    /// Wall time the fit took.
-    fn fit_seconds(&self) -> f64;
-    /// The data the model was fitted on ([`PreparedData::fingerprint`]): scoring it on other
-    /// data is refused ([`TrainError::FittedOnOtherData`]).
-    fn fitted_on(&self) -> &DataFingerprint;
-}
-
-/// Settings of a model that can be fitted on prepared data.
-pub trait Learner {
-    type Fitted: Classifier;
-    /// Fits on the training split (the validation split may be used for monitoring).
-    fn fit(&self, data: &PreparedData) -> Result<Self::Fitted>;
-}
-
-/// How training progress is shown.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum Progress {
-    /// A bar when stderr is a terminal; in the Rust kernel, a live output; otherwise lines.
-    #[default]
-    Auto,
-    /// An indicatif progress bar per epoch (on stderr).
-    Bar,
-    /// Epoch lines on stdout, like Keras's `verbose=2` (at most about ten: every
-    /// `ceil(epochs / 10)`-th epoch and the last), then a summary line.
-    Lines,
-    /// One output redrawn in place while the network trains (a bar for the current epoch under
-    /// the epoch lines so far), left with the epoch lines and the summary line: Jupyter through
-    /// the Rust kernel's relay ([`crate::display::LiveDisplay`]). Lines where no relay listens.
-    Live,
-    Silent,
-}
 
 /// The workshop's hidden layers: 32, 64, 128 and 256 ReLU units.
 pub const WORKSHOP_HIDDEN_LAYERS: [usize; 4] = [32, 64, 128, 256];
@@ -446,89 +390,33 @@ impl TrainedModel {
     /// Two charts side by side: loss and val_loss, accuracy and val_accuracy per epoch (whole
     /// epochs on the x axis), with the legend to their right.
     pub fn history_plot(&self) -> Result<Plot> {
-        use plotters::prelude::*;
         let h = &self.history;
-        let epochs = h.loss.len().max(1) as i32;
         let (training, validation) = (crate::display::series_colour(0), crate::display::series_colour(1));
-        Ok(Plot::draw(crate::display::MAX_PLOT_WIDTH, 340, |root| -> Result<(), String> {
-            let err = |e: &dyn std::fmt::Debug| format!("{e:?}");
-            // The legend's own strip on the right, so it never covers a curve.
-            const LEGEND_WIDTH: u32 = 170;
-            let (charts, legend) = root.split_horizontally(crate::display::MAX_PLOT_WIDTH - LEGEND_WIDTH);
-            let (left, right) = charts.split_horizontally((crate::display::MAX_PLOT_WIDTH - LEGEND_WIDTH) / 2);
-            // (values, colour) of each line of a panel.
-            type Series<'a> = (&'a [f32], RGBColor);
-            let panels: [(&DrawingArea<SVGBackend, _>, &str, [Series; 2]); 2] = [
-                (&left, "loss", [(h.loss.as_slice(), training), (h.val_loss.as_slice(), validation)]),
-                (&right, "accuracy", [(h.accuracy.as_slice(), training), (h.val_accuracy.as_slice(), validation)]),
-            ];
-            for (area, title, series) in panels {
-                let values = series.iter().flat_map(|(v, _)| v.iter().copied()).filter(|v| v.is_finite());
-                let (low, high) = values.fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), v| (lo.min(v), hi.max(v)));
-                let (low, high) = if low.is_finite() { (low as f64, high as f64) } else { (0.0, 1.0) };
-                let pad = ((high - low) * 0.1).max(1e-3);
-                // Whole epochs: an integer axis from 0 to epochs + 1 (a margin either side),
-                // labelled only at the epochs themselves.
-                let mut chart = ChartBuilder::on(area)
-                    .caption(title, ("sans-serif", 18))
-                    .margin(10)
-                    .x_label_area_size(35)
-                    .y_label_area_size(50)
-                    .build_cartesian_2d(0..epochs + 1, (low - pad)..(high + pad))
-                    .map_err(|e| err(&e))?;
-                chart
-                    .configure_mesh()
-                    .x_desc("epoch")
-                    .x_labels((epochs + 2).min(12) as usize)
-                    .x_label_formatter(&|x| epoch_label(*x, epochs))
-                    .draw()
-                    .map_err(|e| err(&e))?;
-                for (values, colour) in series {
-                    let points = values.iter().enumerate().map(|(i, &v)| (i as i32 + 1, v as f64));
-                    chart
-                        .draw_series(LineSeries::new(points, colour.stroke_width(2)).point_size(3))
-                        .map_err(|e| err(&e))?;
-                }
-            }
+        fn panel<'a>(title: &str, lines: [(&'a [f32], RGBColor); 2]) -> Panel<'a> {
+            let lines = lines.into_iter().map(|(values, colour)| Line { values, colour, width: 2 }).collect();
+            Panel { title: title.to_string(), y_desc: None, lines }
+        }
+        let chart = EpochChart {
+            height: 340,
+            panel_height: 340,
+            panels: vec![
+                panel("loss", [(&h.loss, training), (&h.val_loss, validation)]),
+                panel("accuracy", [(&h.accuracy, training), (&h.val_accuracy, validation)]),
+            ],
+            title_size: 18,
+            y_label_width: 50,
+            points: true,
             // Keras's names for the history's series.
-            let entries =
-                [("loss, accuracy".to_string(), training, 2), ("val_loss, val_accuracy".to_string(), validation, 2)];
-            crate::display::draw_legend(&legend.margin(40, 0, 0, 0), &entries, 11).map_err(|e| err(&e))
-        })?)
+            legend: vec![
+                ("loss, accuracy".to_string(), training, 2),
+                ("val_loss, val_accuracy".to_string(), validation, 2),
+            ],
+            legend_width: 170,
+            legend_font: 11,
+            legend_top: 40,
+        };
+        Ok(chart.draw()?)
     }
-}
-
-/// The label of tick `x` on an integer epoch axis running from 0 to `epochs + 1`: the epoch
-/// number, or nothing at the margins.
-pub(crate) fn epoch_label(x: i32, epochs: i32) -> String {
-    if (1..=epochs).contains(&x) {
-        x.to_string()
-    } else {
-        String::new()
-    }
-}
-
-/// Scores `model` on the test split, classes named by country code. A model fitted on other data
-/// (another split, feature list or preparation) is refused with
-/// [`TrainError::FittedOnOtherData`], naming what differs.
-pub fn test_report(model: &dyn Classifier, data: &PreparedData) -> Result<ClassificationReport> {
-    check_fitted_on(model, &data.fingerprint())?;
-    let predicted = model.predict(&data.x_test, data.n_test());
-    Ok(ClassificationReport::new(&data.y_test, &predicted, data.n_classes())?
-        .with_class_names(data.encoder.classes())?)
-}
-
-/// [`TrainError::FittedOnOtherData`] unless `model` was fitted on the data `scored_on` describes.
-pub fn check_fitted_on(model: &dyn Classifier, scored_on: &DataFingerprint) -> Result<()> {
-    let differences = model.fitted_on().differences(scored_on);
-    if differences.is_empty() {
-        return Ok(());
-    }
-    Err(TrainError::FittedOnOtherData {
-        model: model.name(),
-        differences: differences.join("; "),
-        fitted_on: model.fitted_on().to_string(),
-    })
 }
 
 /// One model's scores in a [`Comparison`].

@@ -7,6 +7,9 @@
 //! exported as `<model-dir>/jukebox/<--version-folder>`; with `--register`, that folder is
 //! uploaded and registered as in `jukebox save` (settings from `jukebox up`'s environment).
 //!
+//! The stage itself is [`jukebox::refine::Refinement`]: this command turns its flags into one,
+//! runs it and prints what it shows.
+//!
 //! With `--katib`, nothing is trained here: it prints the same sweep (grid, split, seed) as a
 //! Kubeflow Katib `Experiment` whose trials run `jukebox train` on the cluster
 //! ([`jukebox::katib`]), for `jukebox refine --katib | oc apply -f -`.
@@ -14,12 +17,9 @@
 use std::path::PathBuf;
 
 use anyhow::Context;
-use jukebox::data::ChartData;
-use jukebox::export::export;
 use jukebox::katib::KatibExperiment;
-use jukebox::prepare::{PreparedData, SplitOptions, SplitStrategy};
-use jukebox::refine::{Grid, RunLog, SongOverlap, SplitComparison, Sweep};
-use jukebox::train::NeuralNetwork;
+use jukebox::prepare::SplitStrategy;
+use jukebox::refine::{Grid, Refinement};
 
 use super::save;
 
@@ -88,17 +88,13 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         }
         None => args.grid.parse()?,
     };
-    let strategy: SplitStrategy = args.split.parse()?;
+    let split: SplitStrategy = args.split.parse()?;
     if args.katib {
-        let name = match args.grid.as_str() {
-            named @ ("quick" | "class") => format!("jukebox-{named}"),
-            _ => "jukebox-sweep".to_string(),
-        };
         let defaults = KatibExperiment::new(grid);
         let experiment = KatibExperiment {
-            name: args.experiment_name.unwrap_or(name),
+            name: args.experiment_name.unwrap_or_else(|| KatibExperiment::name_for_grid(&args.grid)),
             namespace: args.namespace,
-            split: strategy,
+            split,
             seed: args.seed,
             parallel_trials: args.parallel_trials,
             image: args.image.unwrap_or(defaults.image.clone()),
@@ -109,72 +105,23 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         print!("{}", experiment.yaml()?);
         return Ok(());
     }
-    let chart = ChartData::load(args.data_dir.as_deref()).context("loading the chart data")?;
-    let data = PreparedData::new(
-        &chart,
-        &jukebox::data::FEATURES,
-        &SplitOptions { strategy, ..SplitOptions::with_seed(args.seed) },
-    )
-    .context("preparing the data")?;
+    let refinement = Refinement {
+        data_dir: args.data_dir,
+        grid,
+        split,
+        seed: args.seed,
+        compare_epochs: (!args.no_comparison).then_some(args.compare_epochs),
+        model_repository: args.model_repository,
+        version_folder: args.version_folder,
+    };
+    let refined = refinement.run(&mut |text| println!("{text}"))?;
 
-    if !args.no_comparison {
-        let random = PreparedData::new(&chart, &jukebox::data::FEATURES, &SplitOptions::with_seed(args.seed))
-            .context("preparing the stratified split")?;
-        let grouped = match strategy {
-            SplitStrategy::Grouped => data.clone(),
-            _ => PreparedData::new(
-                &chart,
-                &jukebox::data::FEATURES,
-                &SplitOptions { strategy: SplitStrategy::Grouped, ..SplitOptions::with_seed(args.seed) },
-            )?,
-        };
-        println!("{}", SongOverlap::of(&random)?.table());
-        println!("{}", SongOverlap::of(&grouped)?.table());
-        println!("training the network ({} epochs) and the baselines on both splits ...", args.compare_epochs);
-        // The grid's early stopping and row budget (the quick and class grids set both) keep the
-        // comparison's network as quick as a run of the sweep on the full data.
-        let network = NeuralNetwork {
-            patience: grid.patience,
-            max_train_rows: grid.max_train_rows,
-            ..NeuralNetwork::new(args.compare_epochs, 32, args.seed)
-        };
-        let comparison = SplitComparison::new(&network, &random, &grouped)?;
-        println!("{}", comparison.table());
-        // Ctrl-C stops the comparison with the finished fits (shown above); the run stops there.
-        anyhow::ensure!(comparison.is_complete(), "{}", comparison.status());
-    }
-
-    println!("{}", grid.table());
-    let sweep = grid.sweep(&data, args.seed)?;
-    println!("{}", sweep.table());
-    // Ctrl-C stops the sweep with the finished runs (shown above): a choice among some of the
-    // runs is not exported or registered.
-    anyhow::ensure!(sweep.is_complete(), "{}: nothing recorded, exported or registered", sweep.status());
-    let best = sweep.best();
-    println!("chosen: run {} ({}) by {}", best.number, best.settings(), Sweep::SELECTION_RULE);
-    println!("its test scores: accuracy {:.4}, f1 (macro) {:.4}", best.test.accuracy(), best.test.f1_macro());
-
-    let Some(model_dir) = args.model_repository else { return Ok(()) };
-    let log = RunLog::beside(&model_dir);
-    log.append(&sweep.records())?;
-    println!("recorded {} runs in {}", sweep.runs.len(), log.path.display());
-    let exported = export(&best.model, &data, &best.metrics(&data), &model_dir, args.version_folder)
-        .context("exporting the chosen run")?;
-    let parity = exported.evaluate(&data)?.parity(&best.model, &data);
-    anyhow::ensure!(parity.holds(1e-5), "the exported model disagrees with the trained network: {parity:?}");
-    println!("wrote {} (ONNX Runtime agrees with the network)", exported.model_path.display());
-
-    let Some(version) = args.register else { return Ok(()) };
+    let (Some(version), Some(exported)) = (args.register, &refined.exported) else { return Ok(()) };
     save::run(save::Args {
-        version_dir: exported.version_dir,
+        version_dir: exported.version_dir.clone(),
         name: args.name,
         version,
-        description: Some(format!(
-            "sweep run {} ({}), chosen by validation accuracy on the {} split",
-            best.number,
-            best.settings(),
-            sweep.split
-        )),
+        description: Some(refined.description()),
         author: None,
         license: "Apache-2.0".into(),
         storage_key: std::env::var(jukebox_protocol::env::STORAGE_KEY).unwrap_or_else(|_| "models".into()),

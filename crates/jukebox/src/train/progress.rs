@@ -5,12 +5,30 @@ use std::time::Instant;
 
 use jukebox_nn::{EpochProgress, History};
 
-use super::{Progress, TrainError};
+use super::error::TrainError;
 
 /// Holding one, SIGINT asks to stop instead of ending the process (see `interrupt`): what a loop
 /// over several fits (a sweep) holds across them, so an interrupt between two fits stops the loop
 /// with the finished fits kept.
 pub(crate) use interrupt::Watch;
+
+/// How training progress is shown.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Progress {
+    /// A bar when stderr is a terminal; in the Rust kernel, a live output; otherwise lines.
+    #[default]
+    Auto,
+    /// An indicatif progress bar per epoch (on stderr).
+    Bar,
+    /// Epoch lines on stdout, like Keras's `verbose=2` (at most about ten: every
+    /// `ceil(epochs / 10)`-th epoch and the last), then a summary line.
+    Lines,
+    /// One output redrawn in place while the network trains (a bar for the current epoch under
+    /// the epoch lines so far), left with the epoch lines and the summary line: Jupyter through
+    /// the Rust kernel's relay ([`crate::display::LiveDisplay`]). Lines where no relay listens.
+    Live,
+    Silent,
+}
 
 /// Shows [`EpochProgress`] as a bar, a live output or lines, and stops training on an interrupt.
 ///
