@@ -2,58 +2,45 @@
 //! needs: forward `X·W`, weight gradient `Xᵀ·dZ` and input gradient `dZ·Wᵀ`. Transposes are
 //! expressed through strides, so nothing is copied.
 
+/// How an operand is stored: as the product uses it, or as its transpose (row-major either way).
+#[derive(Clone, Copy)]
+enum Stored {
+    AsUsed,
+    Transposed,
+}
+
 /// `c (m x n) = a (m x k) · b (k x n) + beta * c`, all row-major.
 pub(crate) fn matmul(m: usize, k: usize, n: usize, a: &[f32], b: &[f32], beta: f32, c: &mut [f32]) {
-    assert!(a.len() >= m * k && b.len() >= k * n && c.len() >= m * n, "matmul buffers too small");
-    // SAFETY: the asserts above keep every index the strides reach inside the slices.
-    unsafe {
-        matrixmultiply::sgemm(
-            m,
-            k,
-            n,
-            1.0,
-            a.as_ptr(),
-            k as isize,
-            1,
-            b.as_ptr(),
-            n as isize,
-            1,
-            beta,
-            c.as_mut_ptr(),
-            n as isize,
-            1,
-        );
-    }
+    product(m, k, n, (a, Stored::AsUsed), (b, Stored::AsUsed), beta, c);
 }
 
 /// `c (m x n) = aᵀ · b + beta * c` where `a` is stored row-major as `k x m` and `b` as `k x n`.
 pub(crate) fn matmul_at_b(m: usize, k: usize, n: usize, a: &[f32], b: &[f32], beta: f32, c: &mut [f32]) {
-    assert!(a.len() >= k * m && b.len() >= k * n && c.len() >= m * n, "matmul_at_b buffers too small");
-    // SAFETY: as above; aᵀ(i, p) = a[p * m + i].
-    unsafe {
-        matrixmultiply::sgemm(
-            m,
-            k,
-            n,
-            1.0,
-            a.as_ptr(),
-            1,
-            m as isize,
-            b.as_ptr(),
-            n as isize,
-            1,
-            beta,
-            c.as_mut_ptr(),
-            n as isize,
-            1,
-        );
-    }
+    product(m, k, n, (a, Stored::Transposed), (b, Stored::AsUsed), beta, c);
 }
 
 /// `c (m x n) = a · bᵀ + beta * c` where `a` is stored row-major as `m x k` and `b` as `n x k`.
 pub(crate) fn matmul_a_bt(m: usize, k: usize, n: usize, a: &[f32], b: &[f32], beta: f32, c: &mut [f32]) {
-    assert!(a.len() >= m * k && b.len() >= n * k && c.len() >= m * n, "matmul_a_bt buffers too small");
-    // SAFETY: as above; bᵀ(p, j) = b[j * k + p].
+    product(m, k, n, (a, Stored::AsUsed), (b, Stored::Transposed), beta, c);
+}
+
+/// `c (m x n) = a (m x k) · b (k x n) + beta * c`, each of `a` and `b` stored as used or
+/// transposed. The strides follow from the layout, so every index they reach is inside the
+/// slices once their lengths are checked.
+fn product(m: usize, k: usize, n: usize, a: (&[f32], Stored), b: (&[f32], Stored), beta: f32, c: &mut [f32]) {
+    let ((a, a_stored), (b, b_stored)) = (a, b);
+    assert!(a.len() >= m * k && b.len() >= k * n && c.len() >= m * n, "matrix product buffers too small");
+    // (row stride, column stride) of a as m x k and b as k x n: a stored k x m has aᵀ(i, p) =
+    // a[p * m + i]; b stored n x k has bᵀ(p, j) = b[j * k + p].
+    let (a_rows, a_columns) = match a_stored {
+        Stored::AsUsed => (k as isize, 1),
+        Stored::Transposed => (1, m as isize),
+    };
+    let (b_rows, b_columns) = match b_stored {
+        Stored::AsUsed => (n as isize, 1),
+        Stored::Transposed => (1, k as isize),
+    };
+    // SAFETY: the assert above and the strides of the layouts keep every index inside the slices.
     unsafe {
         matrixmultiply::sgemm(
             m,
@@ -61,11 +48,11 @@ pub(crate) fn matmul_a_bt(m: usize, k: usize, n: usize, a: &[f32], b: &[f32], be
             n,
             1.0,
             a.as_ptr(),
-            k as isize,
-            1,
+            a_rows,
+            a_columns,
             b.as_ptr(),
-            1,
-            k as isize,
+            b_rows,
+            b_columns,
             beta,
             c.as_mut_ptr(),
             n as isize,

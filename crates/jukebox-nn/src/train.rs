@@ -266,69 +266,57 @@ impl Adam {
         let t = self.step;
         let alpha = (self.learning_rate as f64 * (1.0 - (self.beta2 as f64).powi(t)).sqrt()
             / (1.0 - (self.beta1 as f64).powi(t))) as f32;
-        let (keep1, keep2, eps) = (1.0 - self.beta1, 1.0 - self.beta2, self.epsilon);
+        let step = AdamStep { alpha, keep1: 1.0 - self.beta1, keep2: 1.0 - self.beta2, eps: self.epsilon };
         for (l, layer) in network.layers_mut().iter_mut().enumerate() {
             let (weights, bias) = layer.parameters_mut();
             let (m, v) = &mut self.moments_weights[l];
-            adam_update(weights, &ws.grad_weights[l], m, v, alpha, keep1, keep2, eps);
+            adam_update(AdamSlices { params: weights, grads: &ws.grad_weights[l], m, v }, step);
             let (m, v) = &mut self.moments_bias[l];
-            adam_update(bias, &ws.grad_bias[l], m, v, alpha, keep1, keep2, eps);
+            adam_update(AdamSlices { params: bias, grads: &ws.grad_bias[l], m, v }, step);
         }
     }
+}
+
+/// One Adam step's constants: the bias-corrected step size and the moments' update rates
+/// (`1 - beta1`, `1 - beta2`).
+#[derive(Clone, Copy)]
+struct AdamStep {
+    alpha: f32,
+    keep1: f32,
+    keep2: f32,
+    eps: f32,
+}
+
+/// What one element-wise update reads and writes: a parameter tensor, its gradient and moments.
+struct AdamSlices<'a> {
+    params: &'a mut [f32],
+    grads: &'a [f32],
+    m: &'a mut [f32],
+    v: &'a mut [f32],
 }
 
 /// Element-wise Adam step. Uses 8-wide AVX when the CPU has it (the update is a sixth of the
 /// training time otherwise); the arithmetic is the same IEEE operations either way, so results
 /// do not depend on the path taken.
-#[allow(clippy::too_many_arguments)]
-fn adam_update(
-    params: &mut [f32],
-    grads: &[f32],
-    m: &mut [f32],
-    v: &mut [f32],
-    alpha: f32,
-    keep1: f32,
-    keep2: f32,
-    eps: f32,
-) {
+fn adam_update(slices: AdamSlices, step: AdamStep) {
     #[cfg(target_arch = "x86_64")]
     if std::is_x86_feature_detected!("avx") {
         // SAFETY: the CPU supports AVX, checked just above.
-        unsafe { adam_update_avx(params, grads, m, v, alpha, keep1, keep2, eps) };
+        unsafe { adam_update_avx(slices, step) };
         return;
     }
-    adam_update_body(params, grads, m, v, alpha, keep1, keep2, eps);
+    adam_update_body(slices, step);
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx")]
-#[allow(clippy::too_many_arguments)]
-fn adam_update_avx(
-    params: &mut [f32],
-    grads: &[f32],
-    m: &mut [f32],
-    v: &mut [f32],
-    alpha: f32,
-    keep1: f32,
-    keep2: f32,
-    eps: f32,
-) {
-    adam_update_body(params, grads, m, v, alpha, keep1, keep2, eps);
+fn adam_update_avx(slices: AdamSlices, step: AdamStep) {
+    adam_update_body(slices, step);
 }
 
 /// One zipped loop so the compiler vectorises it; inlined into each feature-specific caller.
 #[inline(always)]
-#[allow(clippy::too_many_arguments)]
-fn adam_update_body(
-    params: &mut [f32],
-    grads: &[f32],
-    m: &mut [f32],
-    v: &mut [f32],
-    alpha: f32,
-    keep1: f32,
-    keep2: f32,
-    eps: f32,
-) {
+fn adam_update_body(AdamSlices { params, grads, m, v }: AdamSlices, AdamStep { alpha, keep1, keep2, eps }: AdamStep) {
     for (((p, &g), m), v) in params.iter_mut().zip(grads).zip(m.iter_mut()).zip(v.iter_mut()) {
         *m += (g - *m) * keep1;
         *v += (g * g - *v) * keep2;
