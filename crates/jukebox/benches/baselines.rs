@@ -111,6 +111,15 @@ macro_rules! linfa_rows {
         let score = |predicted: ndarray16::Array1<usize>| {
             accuracy(&predicted.iter().map(|&c| c as u32).collect::<Vec<_>>(), &data.y_test)
         };
+        // One timed fit of a linfa learner as a row of the table.
+        let row = |model, library: &str, (seconds, extra_mib): (f64, f64), accuracy, note| Row {
+            model,
+            implementation: format!("{library} {precision}"),
+            seconds: vec![seconds],
+            accuracy,
+            extra_mib,
+            note,
+        };
         let mut rows = Vec::new();
         let (s, mib, model) = watched(|| {
             let dataset = linfa::Dataset::new(records(&data.x_train, data.n_train()), targets.clone());
@@ -120,26 +129,14 @@ macro_rules! linfa_rows {
                 .fit(&dataset)
                 .expect("linfa-logistic")
         });
-        rows.push(Row {
-            model: "logistic regression",
-            implementation: format!("linfa-logistic {precision}"),
-            seconds: vec![s],
-            accuracy: score(model.predict(&test)),
-            extra_mib: mib,
-            note: "alpha 1, 100 iterations, gradient tolerance 1e-4".into(),
-        });
+        let note = "alpha 1, 100 iterations, gradient tolerance 1e-4".to_string();
+        rows.push(row("logistic regression", "linfa-logistic", (s, mib), score(model.predict(&test)), note));
         let (s, mib, tree) = watched(|| {
             let dataset = linfa::Dataset::new(records(&data.x_train, data.n_train()), targets.clone());
             linfa_trees::DecisionTree::<F, usize>::params().max_depth(None).fit(&dataset).expect("linfa-trees")
         });
-        rows.push(Row {
-            model: "decision tree",
-            implementation: format!("linfa-trees {precision}"),
-            seconds: vec![s],
-            accuracy: score(tree.predict(&test)),
-            extra_mib: mib,
-            note: format!("depth {}", tree.max_depth()),
-        });
+        let note = format!("depth {}", tree.max_depth());
+        rows.push(row("decision tree", "linfa-trees", (s, mib), score(tree.predict(&test)), note));
         rows
     }};
 }
