@@ -86,6 +86,15 @@ impl Drop for RunningS3 {
     }
 }
 
+/// Prints a peer's output `out` (shown when the test fails) and asserts that it says every
+/// line of `expected`.
+fn says(out: &str, expected: &[&str]) {
+    print!("{out}");
+    for line in expected {
+        assert!(out.contains(line), "the peer did not say {line:?}:\n{out}");
+    }
+}
+
 fn python() -> PathBuf {
     let python = jukebox_testkit::python();
     let probe = Command::new(&python).args(["-c", "import boto3"]).output().expect("cannot run Python");
@@ -176,9 +185,14 @@ fn wrong_credentials_are_refused_and_store_nothing() {
 fn a_cut_off_or_corrupted_upload_never_becomes_visible() {
     let server = RunningS3::start();
     let out = server.peer(&["truncated-put"]);
-    assert!(out.contains("ok: half/cut-off.bin is neither listed nor readable"), "{out}");
-    assert!(out.contains("ok: half/bad-digest.bin is neither listed nor readable"), "{out}");
-    assert!(out.contains("ok: the server still accepts whole uploads"), "{out}");
+    says(
+        &out,
+        &[
+            "ok: half/cut-off.bin is neither listed nor readable",
+            "ok: half/bad-digest.bin is neither listed nor readable",
+            "ok: the server still accepts whole uploads",
+        ],
+    );
     let objects: Vec<_> = std::fs::read_dir(server.data_dir().join("models/half"))
         .unwrap()
         .map(|e| e.unwrap().file_name().into_string().unwrap())
@@ -212,10 +226,14 @@ fn a_bucket_name_that_s3_forbids_is_refused_at_start() {
 fn client_mistakes_are_4xx_and_a_non_empty_bucket_survives_delete_bucket() {
     let server = RunningS3::start();
     let out = server.peer(&["hardening"]);
-    print!("{out}");
-    assert!(out.contains("ok: non-empty DeleteBucket refused: 409 BucketNotEmpty"), "{out}");
-    assert!(out.contains("ok: x-amz-content-sha256 mismatch refused: 400"), "{out}");
-    assert!(out.contains("ok: the server still accepts uploads"), "{out}");
+    says(
+        &out,
+        &[
+            "ok: non-empty DeleteBucket refused: 409 BucketNotEmpty",
+            "ok: x-amz-content-sha256 mismatch refused: 400",
+            "ok: the server still accepts uploads",
+        ],
+    );
     assert_eq!(std::fs::read(server.data_dir().join("models/keep/model.onnx")).unwrap(), b"weights");
     assert!(!server.data_dir().join("models/sha/mismatch.bin").exists());
     assert!(!std::path::Path::new("/tmp/escape.bin").exists());
@@ -228,9 +246,7 @@ fn client_mistakes_are_4xx_and_a_non_empty_bucket_survives_delete_bucket() {
 fn concurrent_puts_of_one_key_serve_each_body_with_its_own_etag_and_crc32() {
     let server = RunningS3::start();
     let out = server.integrity_peer(&["concurrent-puts", "20"]);
-    print!("{out}");
-    assert!(out.contains("ok: 20 rounds, 59 concurrent PUTs"), "{out}");
-    assert!(out.contains("every ETag and CRC32 matched its body"), "{out}");
+    says(&out, &["ok: 20 rounds, 59 concurrent PUTs", "every ETag and CRC32 matched its body"]);
 }
 
 /// Issue 23 item 4: a PUT refused for a wrong CRC32 or Content-MD5, or cut off, over an existing
@@ -239,9 +255,8 @@ fn concurrent_puts_of_one_key_serve_each_body_with_its_own_etag_and_crc32() {
 fn a_refused_put_leaves_the_previous_object_byte_identical() {
     let server = RunningS3::start();
     let out = server.integrity_peer(&["refused-put"]);
-    print!("{out}");
     assert_eq!(out.matches("the previous object is byte-identical, same ETag and CRC32").count(), 3, "{out}");
-    assert!(out.contains("PUT with a wrong x-amz-checksum-crc32 refused (400)"), "{out}");
+    says(&out, &["PUT with a wrong x-amz-checksum-crc32 refused (400)"]);
     let tmp = server.data_dir().join(".jukebox-tmp");
     let leftovers: Vec<_> = std::fs::read_dir(&tmp).unwrap().map(|e| e.unwrap().file_name()).collect();
     assert!(leftovers.is_empty(), "temporary files left in {}: {leftovers:?}", tmp.display());
@@ -252,8 +267,7 @@ fn a_refused_put_leaves_the_previous_object_byte_identical() {
 fn a_multipart_upload_over_a_put_replaces_its_checksums() {
     let server = RunningS3::start();
     let out = server.integrity_peer(&["put-then-multipart"]);
-    print!("{out}");
-    assert!(out.contains("ok: a multipart upload over a PUT replaced bytes, ETag and checksums"), "{out}");
+    says(&out, &["ok: a multipart upload over a PUT replaced bytes, ETag and checksums"]);
 }
 
 /// Issue 23 item 6: keys up to 1,024 bytes round-trip; a key part no file system can name, a key
@@ -263,16 +277,24 @@ fn a_multipart_upload_over_a_put_replaces_its_checksums() {
 fn long_keys_and_object_folder_clashes_never_answer_500() {
     let server = RunningS3::start();
     let out = server.integrity_peer(&["long-keys"]);
-    print!("{out}");
-    assert!(out.contains("ok: a 1024-byte key round-trips"), "{out}");
-    assert!(out.contains("ok: a key with a 256-byte part: 4xx 400 KeyTooLongError"), "{out}");
-    assert!(out.contains("ok: a 1,025-byte key is refused: 400 KeyTooLongError"), "{out}");
+    says(
+        &out,
+        &[
+            "ok: a 1024-byte key round-trips",
+            "ok: a key with a 256-byte part: 4xx 400 KeyTooLongError",
+            "ok: a 1,025-byte key is refused: 400 KeyTooLongError",
+        ],
+    );
     let out = server.integrity_peer(&["clashes"]);
-    print!("{out}");
-    assert!(out.contains("ok: PUT f while f/g exists: 409 ObjectFolderConflict"), "{out}");
-    assert!(out.contains("ok: PUT h/i while h exists: 409 ObjectFolderConflict"), "{out}");
-    assert!(out.contains("ok: GET f: 404 NoSuchKey"), "{out}");
-    assert!(out.contains("ok: no clash answered 5xx"), "{out}");
+    says(
+        &out,
+        &[
+            "ok: PUT f while f/g exists: 409 ObjectFolderConflict",
+            "ok: PUT h/i while h exists: 409 ObjectFolderConflict",
+            "ok: GET f: 404 NoSuchKey",
+            "ok: no clash answered 5xx",
+        ],
+    );
     // Metadata file names are bounded whatever the key's length.
     for entry in std::fs::read_dir(server.data_dir().join(".jukebox-meta")).unwrap() {
         let name = entry.unwrap().file_name();
@@ -305,9 +327,13 @@ fn acknowledged_objects_keep_their_etag_and_crc32_across_a_restart() {
 fn copy_object_keeps_metadata_and_delete_objects_deletes() {
     let server = RunningS3::start();
     let out = server.integrity_peer(&["copy-delete"]);
-    print!("{out}");
-    assert!(out.contains("ok: CopyObject copies bytes, ETag, CRC32 and content type"), "{out}");
-    assert!(out.contains("ok: a self-copy with MetadataDirective=REPLACE changes the content type"), "{out}");
-    assert!(out.contains("ok: a copy of a missing source: 404 NoSuchKey"), "{out}");
-    assert!(out.contains("ok: DeleteObjects deletes both objects"), "{out}");
+    says(
+        &out,
+        &[
+            "ok: CopyObject copies bytes, ETag, CRC32 and content type",
+            "ok: a self-copy with MetadataDirective=REPLACE changes the content type",
+            "ok: a copy of a missing source: 404 NoSuchKey",
+            "ok: DeleteObjects deletes both objects",
+        ],
+    );
 }

@@ -125,42 +125,33 @@ impl Identity {
     }
 }
 
-/// The standard attributes and user metadata given with an upload, served back on GET/HEAD.
+/// The standard attributes and user metadata given with an upload, served back on GET/HEAD
+/// (absent ones are left out of the metadata file).
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub(crate) struct Attributes {
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub content_type: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub content_encoding: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub content_disposition: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub content_language: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub cache_control: Option<String>,
     /// `Expires`, in S3's date-time format.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub expires: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub website_redirect_location: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub user_metadata: Option<HashMap<String, String>>,
 }
 
-/// The checksums verified when the object was written (base64, as S3 sends them).
+/// The checksums verified when the object was written (base64, as S3 sends them; absent ones are
+/// left out of the metadata file).
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub(crate) struct Checksums {
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub crc32: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub crc32c: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub sha1: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub sha256: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub crc64nvme: Option<String>,
 }
 

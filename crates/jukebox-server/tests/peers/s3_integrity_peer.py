@@ -42,18 +42,15 @@ import time
 import zlib
 from urllib.parse import quote, urlparse
 
-import boto3
 import botocore
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
-from botocore.config import Config
 from botocore.credentials import Credentials
 
-ENDPOINT = os.environ["AWS_S3_ENDPOINT"]
-ACCESS_KEY = os.environ["AWS_ACCESS_KEY_ID"]
-SECRET_KEY = os.environ["AWS_SECRET_ACCESS_KEY"]
-REGION = os.environ.get("AWS_DEFAULT_REGION", "us-east-1")
-BUCKET = os.environ["AWS_S3_BUCKET"]
+# The plain peer's endpoint, credentials and client (the same data-connection variables); its
+# folder is this script's, so first on sys.path.
+from s3_peer import ACCESS_KEY, BUCKET, ENDPOINT, REGION, SECRET_KEY
+from s3_peer import client as plain_client
 
 STATUSES = collections.Counter()
 STATUS_LOCK = threading.Lock()
@@ -77,14 +74,7 @@ def count_status(http_response=None, **_kwargs):
 
 
 def client():
-    s3 = boto3.client(
-        "s3",
-        endpoint_url=ENDPOINT,
-        aws_access_key_id=ACCESS_KEY,
-        aws_secret_access_key=SECRET_KEY,
-        region_name=REGION,
-        config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 1}),
-    )
+    s3 = plain_client()
     s3.meta.events.register("after-call.s3", count_status)
     return s3
 
