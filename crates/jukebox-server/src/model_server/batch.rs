@@ -36,25 +36,19 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use jukebox_runtime::{InputTensor, OutputTensor, RuntimeError};
+use jukebox_runtime::{OutputTensor, RuntimeError};
 use tokio::sync::oneshot;
 
-use super::LoadedModel;
+use super::config::Batching;
 
-/// Settings of dynamic batching ([`super::InferLimits::batching`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Batching {
-    /// How long a batch may wait for more requests once it has one; zero = merge only the
-    /// requests already waiting (no added latency).
-    pub max_wait: Duration,
-    /// Most rows of one merged call.
-    pub max_rows: usize,
-}
-
-impl Default for Batching {
-    fn default() -> Self {
-        Self { max_wait: Duration::ZERO, max_rows: 256 }
-    }
+/// What the batcher needs of a model version: its queue, and a call on inputs in the model's
+/// order. The model server's `LoadedModel` is the one implementation; a trait, so that this
+/// module does not depend on the repository that holds the models (and a queue per version).
+pub trait Batched: Send + Sync + 'static {
+    /// This model version's queue of jobs waiting for a merged call.
+    fn queue(&self) -> &BatchQueue;
+    /// Runs the model once on `columns`, the model's inputs in graph order.
+    fn run_columns(&self, columns: &[Column]) -> RunResult;
 }
 
 /// One input of a job, in the model's input order.
@@ -116,10 +110,10 @@ impl BatchQueue {
 
 /// Runs `columns` (the model's inputs in graph order, already checked) merged with whatever
 /// other requests for the same model are queued, and returns this request's outputs.
-pub async fn run(loaded: &Arc<LoadedModel>, columns: Vec<Column>, settings: Batching) -> RunResult {
+pub async fn run<M: Batched>(loaded: &Arc<M>, columns: Vec<Column>, settings: Batching) -> RunResult {
     let rows = columns.first().and_then(|c| c.shape.first()).map_or(0, |&r| r.max(0) as usize);
     let (reply, answer) = oneshot::channel();
-    let queue = &loaded.batch_queue;
+    let queue = loaded.queue();
     let now = since_start();
     let lead_now = {
         let mut state = queue.lock();
@@ -141,11 +135,11 @@ pub async fn run(loaded: &Arc<LoadedModel>, columns: Vec<Column>, settings: Batc
         // queue looks empty to almost every request and calls stay one per request.
         let mut leadership = Leadership { loaded: loaded.clone(), settings, finished: false };
         if contended || !settings.max_wait.is_zero() {
-            wait_for_more(loaded, settings).await;
+            wait_for_more(loaded.as_ref(), settings).await;
         }
-        let batch = take_batch(&mut loaded.batch_queue.lock(), settings.max_rows);
-        run_batch(loaded, batch);
-        let mut state = loaded.batch_queue.lock();
+        let batch = take_batch(&mut loaded.queue().lock(), settings.max_rows);
+        run_batch(loaded.as_ref(), batch);
+        let mut state = loaded.queue().lock();
         if state.jobs.is_empty() {
             state.leading = false;
             leadership.finished = true;
@@ -162,11 +156,11 @@ pub async fn run(loaded: &Arc<LoadedModel>, columns: Vec<Column>, settings: Batc
 /// runs from its first byte to here without pausing), or with [`Batching::max_wait`] yields
 /// until the wait is over or the batch is full. Timers tick in milliseconds; a yield comes back
 /// within microseconds.
-async fn wait_for_more(loaded: &LoadedModel, settings: Batching) {
+async fn wait_for_more<M: Batched>(loaded: &M, settings: Batching) {
     tokio::task::yield_now().await;
     if !settings.max_wait.is_zero() {
         let deadline = Instant::now() + settings.max_wait;
-        while loaded.batch_queue.lock().rows < settings.max_rows && Instant::now() < deadline {
+        while loaded.queue().lock().rows < settings.max_rows && Instant::now() < deadline {
             tokio::task::yield_now().await;
         }
     }
@@ -174,19 +168,19 @@ async fn wait_for_more(loaded: &LoadedModel, settings: Batching) {
 
 /// Releases leadership however the leader ends: if it panicked with jobs still queued, a new
 /// leader takes them, so a queue is never left with nobody to run it.
-struct Leadership {
-    loaded: Arc<LoadedModel>,
+struct Leadership<M: Batched> {
+    loaded: Arc<M>,
     settings: Batching,
     /// Set when the leader found the queue empty and gave up leadership itself.
     finished: bool,
 }
 
-impl Drop for Leadership {
+impl<M: Batched> Drop for Leadership<M> {
     fn drop(&mut self) {
         if self.finished {
             return;
         }
-        let mut state = self.loaded.batch_queue.lock();
+        let mut state = self.loaded.queue().lock();
         if state.jobs.is_empty() {
             state.leading = false;
         } else if tokio::runtime::Handle::try_current().is_ok() {
@@ -202,12 +196,12 @@ impl Drop for Leadership {
 
 /// A leader task: batches while jobs are queued, yielding between calls so that this worker's
 /// other requests run (and queue for the next batch).
-async fn lead(loaded: Arc<LoadedModel>, settings: Batching) {
+async fn lead<M: Batched>(loaded: Arc<M>, settings: Batching) {
     let mut leadership = Leadership { loaded: loaded.clone(), settings, finished: false };
     loop {
-        wait_for_more(&loaded, settings).await;
+        wait_for_more(loaded.as_ref(), settings).await;
         let batch = {
-            let mut state = loaded.batch_queue.lock();
+            let mut state = loaded.queue().lock();
             let batch = take_batch(&mut state, settings.max_rows);
             if batch.is_empty() {
                 // Decided under the lock: a job queued after this sees `leading == false` and
@@ -218,7 +212,7 @@ async fn lead(loaded: Arc<LoadedModel>, settings: Batching) {
             }
             batch
         };
-        run_batch(&loaded, batch);
+        run_batch(loaded.as_ref(), batch);
     }
 }
 
@@ -244,44 +238,35 @@ fn take_batch(state: &mut QueueState, max_rows: usize) -> Vec<Job> {
 }
 
 /// Runs the jobs as one call and answers each; on failure, each alone.
-fn run_batch(loaded: &LoadedModel, batch: Vec<Job>) {
+fn run_batch<M: Batched>(loaded: &M, batch: Vec<Job>) {
     if batch.len() == 1 {
         let job = batch.into_iter().next().expect("one job");
-        let result = run_alone(loaded, &job.columns);
+        let result = loaded.run_columns(&job.columns);
         let _ = job.reply.send(result); // the client may have hung up
         return;
     }
     match run_merged(loaded, &batch) {
         Some(mut split) => {
-            loaded.batch_queue.merged.fetch_add(batch.len() as u64, Relaxed);
+            loaded.queue().merged.fetch_add(batch.len() as u64, Relaxed);
             for (job, outputs) in batch.into_iter().zip(split.drain(..)) {
                 let _ = job.reply.send(Ok(outputs));
             }
         }
         None => {
             for job in batch {
-                let result = run_alone(loaded, &job.columns);
+                let result = loaded.run_columns(&job.columns);
                 let _ = job.reply.send(result);
             }
         }
     }
 }
 
-fn run_alone(loaded: &LoadedModel, columns: &[Column]) -> RunResult {
-    let inputs: Vec<InputTensor<'_>> = loaded
-        .inputs
-        .iter()
-        .zip(columns)
-        .map(|(info, column)| InputTensor::new(&info.name, &column.shape, &column.data))
-        .collect();
-    loaded.model.run(&inputs)
-}
-
 /// Stacks the jobs' inputs along the first dimension, runs once and cuts every output back
 /// into each job's rows; `None` when the call fails or an output is not one row per input row.
-fn run_merged(loaded: &LoadedModel, batch: &[Job]) -> Option<Vec<Vec<OutputTensor>>> {
+fn run_merged<M: Batched>(loaded: &M, batch: &[Job]) -> Option<Vec<Vec<OutputTensor>>> {
     let total: usize = batch.iter().map(|j| j.rows).sum();
-    let stacked: Vec<Column> = (0..loaded.inputs.len())
+    // take_batch stacks only jobs with as many columns as the first (the model's inputs).
+    let stacked: Vec<Column> = (0..batch[0].columns.len())
         .map(|k| {
             let mut shape = batch[0].columns[k].shape.clone();
             shape[0] = total as i64;
@@ -292,7 +277,7 @@ fn run_merged(loaded: &LoadedModel, batch: &[Job]) -> Option<Vec<Vec<OutputTenso
             Column { shape, data }
         })
         .collect();
-    let outputs = run_alone(loaded, &stacked).ok()?;
+    let outputs = loaded.run_columns(&stacked).ok()?;
     if total == 0 || outputs.iter().any(|o| o.shape.first() != Some(&(total as i64)) || o.data.len() % total != 0) {
         return None;
     }

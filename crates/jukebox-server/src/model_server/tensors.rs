@@ -23,7 +23,7 @@ use jukebox_protocol::inference::{
 use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::Deserializer;
 
-use super::precheck::Scan;
+use super::precheck::{Scan, Str};
 
 /// An infer request with its tensors already f32; names borrowed from the body.
 #[derive(Debug, Default)]
@@ -237,35 +237,6 @@ impl<'de> Visitor<'de> for InputSeed<'_> {
     }
 }
 
-/// A string borrowed from the body when it has no escapes (serde's own `Cow<str>` always copies):
-/// a request's keys and names, read twice per larger request (size check, then decoding), are
-/// most of its allocations otherwise.
-pub struct Str<'de>(pub Cow<'de, str>);
-
-impl<'de> serde::Deserialize<'de> for Str<'de> {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserializer.deserialize_str(StrVisitor)
-    }
-}
-
-struct StrVisitor;
-
-impl<'de> Visitor<'de> for StrVisitor {
-    type Value = Str<'de>;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a string")
-    }
-
-    fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Str<'de>, E> {
-        Ok(Str(Cow::Borrowed(v)))
-    }
-
-    fn visit_str<E: de::Error>(self, v: &str) -> Result<Str<'de>, E> {
-        Ok(Str(Cow::Owned(v.to_string())))
-    }
-}
-
 /// `data`: `null` (absent) or a flat or nested array.
 struct DataSeed<'b> {
     reserve: usize,
@@ -400,6 +371,8 @@ fn write_str(body: &mut Vec<u8>, text: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model_server::config::InferLimits;
+    use crate::model_server::precheck;
     use jukebox_protocol::inference::{InferOutput, InferRequest, InferResponse, TensorData};
 
     #[test]
@@ -499,5 +472,32 @@ mod tests {
                 assert_eq!(&body[json_length..], tail.as_slice());
             }
         }
+    }
+
+    #[test]
+    fn decoding_small_bodies_refuses_with_the_same_words_as_the_scan() {
+        let values = vec!["1"; 1001].join(",");
+        let rank = vec!["1"; 33].join(",");
+        let bodies = [
+            r#"{"inputs":[{"name":"a","shape":[101,1],"datatype":"FP32","data":[1]}]}"#.to_string(),
+            r#"{"inputs":[{"shape":[101,1],"name":"a","datatype":"FP32","data":[1]}]}"#.to_string(),
+            r#"{"inputs":[{"name":"a","shape":[100,6],"datatype":"FP32"},{"name":"b","shape":[100,6],"datatype":"FP32"}]}"#.to_string(),
+            format!(r#"{{"inputs":[{{"name":"x","datatype":"FP32","data":[[{values}]],"shape":[1,1001]}}]}}"#),
+            format!(r#"{{"inputs":[{{"name":"x","datatype":"FP32","shape":[{rank}],"data":[1]}}]}}"#),
+        ];
+        let limits = InferLimits { max_rows: 100, max_elements: 1000, ..InferLimits::default() };
+        for body in &bodies {
+            let scanned = precheck::check(body.as_bytes(), &limits).unwrap_err().to_string();
+            let scan = Scan::new(&limits);
+            assert!(decode_checked(body.as_bytes(), &scan).is_err(), "{body}");
+            let decoded = scan.take_violation().expect("a limit broken").to_string();
+            assert_eq!(decoded, scanned, "{body}");
+        }
+        // Within the limits: decoded, and weighed as the scan weighs it.
+        let ok = r#"{"id":"x","inputs":[{"name":"a","shape":[10,6],"datatype":"FP32","data":[[1,2,3,4,5,6]]}]}"#;
+        let scan = Scan::new(&limits);
+        assert!(decode_checked(ok.as_bytes(), &scan).is_ok());
+        assert!(scan.take_violation().is_none());
+        assert_eq!(scan.elements(), precheck::check(ok.as_bytes(), &limits).unwrap());
     }
 }
