@@ -26,6 +26,35 @@ fn stop(registry: ServerThread) {
     registry.stop().expect("registry server failed");
 }
 
+/// A registry on a new database in a temporary folder, on its own thread until stopped.
+struct Fresh {
+    registry: ServerThread,
+    _dir: tempfile::TempDir,
+}
+
+impl Fresh {
+    fn start() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        Self { registry: start_registry(&dir.path().join("registry.db")), _dir: dir }
+    }
+
+    /// Runs the registry peer in `mode` with `python` for `model`; answers its output.
+    fn peer(&self, python: &Path, mode: &str, model: &serde_json::Value) -> String {
+        run_registry_peer(python, mode, &self.registry.url(), model)
+    }
+
+    fn stop(self) {
+        stop(self.registry);
+    }
+}
+
+/// Asserts that `out` (a peer's output) says every line of `expected`.
+fn says(out: &str, expected: &[&str]) {
+    for line in expected {
+        assert!(out.contains(line), "the peer did not say {line:?}:\n{out}");
+    }
+}
+
 fn python_main() -> PathBuf {
     jukebox_testkit::venv_python("JUKEBOX_PYTHON", ".venv", "kernel/requirements-test.txt")
 }
@@ -42,24 +71,21 @@ fn ids(stdout: &str) -> serde_json::Value {
 
 #[test]
 fn official_client_0_3_18_registers_reads_back_and_refuses_a_repeat() {
-    let dir = tempfile::tempdir().unwrap();
-    let registry = start_registry(&dir.path().join("registry.db"));
-    let out = run_registry_peer(&python_main(), "register", &registry.url(), &spec("jukebox"));
-    assert!(out.contains("model-registry 0.3.18, base path /api/model_registry/v1,"), "{out}");
-    assert!(out.contains("ok repeat registration refused"), "{out}");
-    stop(registry);
+    let registry = Fresh::start();
+    let out = registry.peer(&python_main(), "register", &spec("jukebox"));
+    says(&out, &["model-registry 0.3.18, base path /api/model_registry/v1,", "ok repeat registration refused"]);
+    registry.stop();
 }
 
 #[test]
 fn official_client_0_3_7_works_on_the_v1alpha3_base_path() {
-    let dir = tempfile::tempdir().unwrap();
-    let registry = start_registry(&dir.path().join("registry.db"));
-    let out = run_registry_peer(&python_mr037(), "register", &registry.url(), &spec("jukebox"));
-    assert!(out.contains("model-registry 0.3.7, base path /api/model_registry/v1alpha3,"), "{out}");
+    let registry = Fresh::start();
+    let out = registry.peer(&python_mr037(), "register", &spec("jukebox"));
+    says(&out, &["model-registry 0.3.7, base path /api/model_registry/v1alpha3,"]);
     // Both API versions see the same records.
-    let read_by_new_client = run_registry_peer(&python_main(), "verify", &registry.url(), &spec("jukebox"));
+    let read_by_new_client = registry.peer(&python_main(), "verify", &spec("jukebox"));
     assert_eq!(ids(&out), ids(&read_by_new_client));
-    stop(registry);
+    registry.stop();
 }
 
 #[test]
@@ -85,24 +111,21 @@ fn records_survive_a_restart_on_the_same_database() {
 
 #[test]
 fn bad_requests_answer_json_errors_and_change_nothing_on_both_base_paths() {
-    let dir = tempfile::tempdir().unwrap();
-    let registry = start_registry(&dir.path().join("registry.db"));
-    run_registry_peer(&python_main(), "register", &registry.url(), &spec("jukebox"));
-    let v1 = run_registry_peer(&python_main(), "errors", &registry.url(), &spec("jukebox"));
-    assert!(v1.contains("ok malformed JSON: 400"), "{v1}");
-    assert!(v1.contains("ok duplicate version: 409"), "{v1}");
-    let v1alpha3 = run_registry_peer(&python_mr037(), "errors", &registry.url(), &spec("jukebox"));
-    assert!(v1alpha3.contains("base path /api/model_registry/v1alpha3,"), "{v1alpha3}");
-    stop(registry);
+    let registry = Fresh::start();
+    registry.peer(&python_main(), "register", &spec("jukebox"));
+    let v1 = registry.peer(&python_main(), "errors", &spec("jukebox"));
+    says(&v1, &["ok malformed JSON: 400", "ok duplicate version: 409"]);
+    let v1alpha3 = registry.peer(&python_mr037(), "errors", &spec("jukebox"));
+    says(&v1alpha3, &["base path /api/model_registry/v1alpha3,"]);
+    registry.stop();
 }
 
 #[test]
 fn lists_page_with_the_official_pager_and_sort_by_time() {
-    let dir = tempfile::tempdir().unwrap();
-    let registry = start_registry(&dir.path().join("registry.db"));
-    let out = run_registry_peer(&python_main(), "paging", &registry.url(), &json!({}));
-    assert!(out.contains("ok pager (pageSize 2) saw each of 5 models once"), "{out}");
-    stop(registry);
+    let registry = Fresh::start();
+    let out = registry.peer(&python_main(), "paging", &json!({}));
+    says(&out, &["ok pager (pageSize 2) saw each of 5 models once"]);
+    registry.stop();
 }
 
 fn chromium() -> PathBuf {
@@ -124,19 +147,18 @@ fn chromium() -> PathBuf {
 #[test]
 fn web_page_renders_in_headless_chromium_with_user_text_escaped() {
     let browser = chromium();
-    let dir = tempfile::tempdir().unwrap();
-    let registry = start_registry(&dir.path().join("registry.db"));
+    let registry = Fresh::start();
     let model = spec("jukebox");
-    run_registry_peer(&python_main(), "register", &registry.url(), &model);
+    registry.peer(&python_main(), "register", &model);
     let mut hostile = spec("mixtape <i>deluxe</i> & co");
     hostile["metadata"] = json!({"note": "<script>document.title='owned'</script>"});
-    run_registry_peer(&python_main(), "register", &registry.url(), &hostile);
+    registry.peer(&python_main(), "register", &hostile);
 
     let profile = tempfile::tempdir().unwrap();
     let output = Command::new(&browser)
         .args(["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--dump-dom"])
         .arg(format!("--user-data-dir={}", profile.path().display()))
-        .arg(format!("{}/", registry.url()))
+        .arg(format!("{}/", registry.registry.url()))
         .output()
         .unwrap_or_else(|e| panic!("cannot run {}: {e}", browser.display()));
     let dom = String::from_utf8_lossy(&output.stdout);
@@ -144,7 +166,11 @@ fn web_page_renders_in_headless_chromium_with_user_text_escaped() {
 
     assert!(dom.contains("<h2>jukebox</h2>"), "model name missing:\n{dom}");
     assert!(dom.contains("<tr class=\"version\" id=\"version-"), "version row (with its anchor) missing:\n{dom}");
-    assert!(dom.contains("\"><td>1</td>"), "version 1 missing:\n{dom}");
+    assert!(dom.contains("\"><td>1</td><td>LIVE</td>"), "version 1 and its state missing:\n{dom}");
+    // The version table's columns are the protocol's, as in a notebook, then the page's own.
+    let headings = "<th>version</th><th>state</th><th>accuracy</th><th>F1 (macro)</th><th>author</th>\
+                    <th>created</th><th>format</th><th>uri</th><th>metadata</th>";
+    assert!(dom.contains(headings), "version table headings missing:\n{dom}");
     let uri = model["uri"].as_str().unwrap().replace('&', "&amp;");
     assert!(dom.contains(&uri), "artifact URI {uri} missing:\n{dom}");
     assert!(dom.contains("<code>accuracy</code> = 0.342"), "metric missing:\n{dom}");
@@ -154,5 +180,5 @@ fn web_page_renders_in_headless_chromium_with_user_text_escaped() {
     assert!(!dom.contains("<i>deluxe</i>"), "model name became markup:\n{dom}");
     assert!(!dom.contains("<script>"), "metadata became a script:\n{dom}");
     assert!(dom.contains("<title>Model registry</title>"), "the page title changed:\n{dom}");
-    stop(registry);
+    registry.stop();
 }

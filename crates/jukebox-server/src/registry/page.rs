@@ -1,8 +1,14 @@
 //! The registry's web page (`GET /`): every registered model with a table of its versions,
 //! laid out like the Model Registry page of the OpenShift AI dashboard. Plain HTML and CSS, no
 //! JavaScript; all user text is escaped.
+//!
+//! The version table's first columns and the escaper are the protocol's
+//! ([`VERSION_COLUMNS`], [`escape`]), shared with the notebook's version table; the page adds
+//! each version's artifact formats and URIs and all its metadata.
 
+use jukebox_protocol::html::escape as escape_html;
 use jukebox_protocol::registry::{format_epoch_millis, CustomProperties};
+use jukebox_protocol::version_table::VERSION_COLUMNS;
 
 use super::store::ModelTree;
 
@@ -10,6 +16,9 @@ const STYLE: &str = "body{font-family:sans-serif;margin:2em;color:#151515}\
 h1{font-weight:400}h2{margin-top:2em;font-weight:500}\
 table{border-collapse:collapse;width:100%}th,td{border-bottom:1px solid #d2d2d2;padding:.5em;text-align:left;vertical-align:top}\
 th{background:#f0f0f0}.muted{color:#6a6e73}code{font-size:.9em}";
+
+/// The page's columns after the shared ones (their cells are already escaped HTML).
+const PAGE_COLUMNS: [&str; 3] = ["format", "uri", "metadata"];
 
 /// Renders the page for `trees` (models in name order, versions in id order).
 pub fn render(trees: &[ModelTree]) -> String {
@@ -46,12 +55,15 @@ pub fn render(trees: &[ModelTree]) -> String {
             facts.push(custom_properties_html(&model.custom_properties));
         }
         html.push_str(&format!("<p class=\"muted\">{}</p>\n", facts.join(" &middot; ")));
-        html.push_str(
-            "<table>\n<thead><tr><th>Version</th><th>Author</th><th>Created</th><th>Format</th>\
-             <th>URI</th><th>Metadata</th><th>State</th></tr></thead>\n<tbody>\n",
-        );
+        let headings: Vec<&str> =
+            VERSION_COLUMNS.iter().flat_map(|column| column.headings()).chain(PAGE_COLUMNS).collect();
+        html.push_str("<table>\n<thead><tr>");
+        for heading in &headings {
+            html.push_str(&format!("<th>{}</th>", escape_html(heading)));
+        }
+        html.push_str("</tr></thead>\n<tbody>\n");
         if tree.versions.is_empty() {
-            html.push_str("<tr><td colspan=\"7\">No versions yet.</td></tr>\n");
+            html.push_str(&format!("<tr><td colspan=\"{}\">No versions yet.</td></tr>\n", headings.len()));
         }
         for (version, artifacts) in &tree.versions {
             let formats: Vec<String> = artifacts
@@ -70,33 +82,19 @@ pub fn render(trees: &[ModelTree]) -> String {
                 .filter_map(|a| a.fields.uri.as_deref())
                 .map(|uri| format!("<code class=\"uri\">{}</code>", escape_html(uri)))
                 .collect();
-            let state = version
-                .state
-                .and_then(|s| serde_json::to_value(s).ok())
-                .and_then(|v| v.as_str().map(str::to_owned))
-                .unwrap_or_default();
-            html.push_str(&format!(
-                "<tr class=\"version\" id=\"version-{}\"><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>\n",
-                // The anchor a client links to (`ModelRegistry::web_page_of`).
-                escape_html(&version.id),
-                escape_html(&version.name),
-                escape_html(version.author.as_deref().unwrap_or("")),
-                escape_html(&format_epoch_millis(version.create_time_since_epoch.as_deref())),
-                formats.join("<br>"),
-                uris.join("<br>"),
-                custom_properties_html(&version.custom_properties),
-                escape_html(&state),
-            ));
+            // The anchor a client links to (`ModelRegistry::web_page_of`).
+            html.push_str(&format!("<tr class=\"version\" id=\"version-{}\">", escape_html(&version.id)));
+            let shared = VERSION_COLUMNS.iter().flat_map(|column| column.cells(version)).map(|text| escape_html(&text));
+            let own = [formats.join("<br>"), uris.join("<br>"), custom_properties_html(&version.custom_properties)];
+            for cell in shared.chain(own) {
+                html.push_str(&format!("<td>{cell}</td>"));
+            }
+            html.push_str("</tr>\n");
         }
         html.push_str("</tbody></table>\n</section>\n");
     }
     html.push_str("</body></html>\n");
     html
-}
-
-/// Escapes user text for the page (the `html-escape` crate, as the notebooks' tables do).
-fn escape_html(text: &str) -> String {
-    html_escape::encode_quoted_attribute(text).into_owned()
 }
 
 /// Custom properties as `key = value` lines inside one cell.
