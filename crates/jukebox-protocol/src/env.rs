@@ -56,6 +56,11 @@ pub const S3_SECRET_KEY: &str = "JUKEBOX_S3_SECRET_KEY";
 /// into Jupyter display updates.
 pub const DISPLAY_UPDATES: &str = "JUKEBOX_DISPLAY_UPDATES";
 
+/// What starts a live display line on a cell's standard output (not a variable: the line protocol
+/// [`DISPLAY_UPDATES`] turns on). `jukebox::display::LiveDisplay` writes it and
+/// `kernel/kernel_relay.py` reads the same prefix (its `MARKER`).
+pub const LIVE_DISPLAY_MARKER: &str = "JUKEBOX_DISPLAY ";
+
 /// Set in the Rust kernel when its message relay listens: the path of a file that exists while
 /// the kernel is busy with a request (a cell runs). An interrupt that arrives when it does not
 /// exist finds no cell to stop and changes nothing (`kernel/evcxr-kernel`, and the training

@@ -67,10 +67,26 @@ pub const METRICS_FILE: &str = "metrics.json";
 pub const X_TRAIN_FILE: &str = "X_train.parquet";
 /// Scaled test features, in [`ARTIFACTS_DIR`].
 pub const X_TEST_FILE: &str = "X_test.parquet";
-/// Test labels (`{"country": [...], "label": [...]}`), in [`ARTIFACTS_DIR`].
+/// Test labels ([`TestLabels`]: `{"country": [...], "label": [...]}`), in [`ARTIFACTS_DIR`].
 pub const Y_TEST_FILE: &str = "y_test.json";
 /// The folder of a bucket that holds model repositories.
 pub const BUCKET_MODELS_DIR: &str = "models";
+
+// The workshop's defaults, one owner each: the `jukebox` command's flags, the notebooks' helpers
+// and the libraries take them from here.
+
+/// The workshop model's name: its folder in a repository, its registered name, its name on a
+/// model server and its InferenceService's name.
+pub const MODEL_NAME: &str = "jukebox";
+/// The local model repository the training stage writes into (`models/jukebox/1/model.onnx`).
+pub const LOCAL_REPOSITORY_DIR: &str = "models";
+/// The bucket `jukebox up` creates and announces as `AWS_S3_BUCKET`.
+pub const DEFAULT_BUCKET: &str = "models";
+/// The workshop's data connection: a registered artifact's storage key (what `JUKEBOX_STORAGE_KEY`
+/// overrides) and the connection a deployment reads the model from.
+pub const DEFAULT_STORAGE_KEY: &str = "models";
+/// The licence a saved version records in its metadata unless told otherwise.
+pub const DEFAULT_LICENSE: &str = "Apache-2.0";
 /// The folder of a bucket where a save stages its upload (`<dir>/<name>/<attempt>/`) before it is
 /// registered and published under [`BUCKET_MODELS_DIR`]: outside the model repository, so no model
 /// server ever loads a half-upload or the upload of a save that lost a race.
@@ -99,6 +115,15 @@ pub enum ModelFolderError {
     BadName { name: String, reason: String },
     #[error("{uri:?} is not an S3 location: {reason} (expected s3://<bucket>/<key>[?endpoint=...&defaultRegion=...])")]
     NotS3 { uri: String, reason: String },
+}
+
+/// `y_test.json`: the test split's answers, one entry per row of `X_test.parquet`, in its order.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TestLabels {
+    /// Each row's country code.
+    pub country: Vec<String>,
+    /// Each row's class index in [`LabelEncoder::classes`].
+    pub label: Vec<u32>,
 }
 
 /// `scaler.json`: min-max scaling to `[0, 1]` per feature, in model input order, with
@@ -432,6 +457,14 @@ mod tests {
         scaler.transform_rows(&mut rows);
         assert_eq!(rows, vec![1.0, 0.0, 0.0, -1.0]);
         assert!(Scaler { min: vec![0.0], ..scaler }.check().is_err());
+    }
+
+    #[test]
+    fn test_labels_are_two_parallel_lists() {
+        let labels = TestLabels { country: vec!["AR".into(), "JP".into()], label: vec![0, 5] };
+        let json = serde_json::to_string(&labels).unwrap();
+        assert_eq!(json, r#"{"country":["AR","JP"],"label":[0,5]}"#);
+        assert_eq!(serde_json::from_str::<TestLabels>(&json).unwrap(), labels);
     }
 
     #[test]

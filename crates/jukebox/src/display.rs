@@ -31,74 +31,13 @@ use std::fmt::{self, Write as _};
 
 use polars::prelude::{AnyValue, DataFrame};
 
-/// An RGB colour, used for cell backgrounds and heatmaps.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct Rgb(pub u8, pub u8, pub u8);
+mod colour;
+mod live;
+mod plot;
 
-impl Rgb {
-    fn css(self) -> String {
-        format!("#{:02x}{:02x}{:02x}", self.0, self.1, self.2)
-    }
-    /// Black or white, whichever reads better on this background.
-    pub fn text_colour(self) -> Rgb {
-        let luma = 0.299 * self.0 as f64 + 0.587 * self.1 as f64 + 0.114 * self.2 as f64;
-        if luma > 140.0 {
-            Rgb(0, 0, 0)
-        } else {
-            Rgb(255, 255, 255)
-        }
-    }
-}
-
-/// A colour scale interpolated between evenly spaced stops (ColorBrewer palettes).
-#[derive(Clone, Copy, Debug)]
-pub struct ColourScale {
-    stops: &'static [Rgb],
-}
-
-impl ColourScale {
-    /// Red (low) - yellow - blue (high), for correlations from -1 to 1.
-    pub const RED_YELLOW_BLUE: ColourScale = ColourScale {
-        stops: &[
-            Rgb(165, 0, 38),
-            Rgb(215, 48, 39),
-            Rgb(244, 109, 67),
-            Rgb(253, 174, 97),
-            Rgb(254, 224, 144),
-            Rgb(255, 255, 191),
-            Rgb(224, 243, 248),
-            Rgb(171, 217, 233),
-            Rgb(116, 173, 209),
-            Rgb(69, 117, 180),
-            Rgb(49, 54, 149),
-        ],
-    };
-    /// White (low) to dark blue (high), for counts such as a confusion matrix.
-    pub const BLUES: ColourScale = ColourScale {
-        stops: &[
-            Rgb(247, 251, 255),
-            Rgb(222, 235, 247),
-            Rgb(198, 219, 239),
-            Rgb(158, 202, 225),
-            Rgb(107, 174, 214),
-            Rgb(66, 146, 198),
-            Rgb(33, 113, 181),
-            Rgb(8, 81, 156),
-            Rgb(8, 48, 107),
-        ],
-    };
-
-    /// The colour of `value` on a scale from `low` to `high` (clamped).
-    pub fn colour(&self, value: f64, low: f64, high: f64) -> Rgb {
-        let t = if high > low && value.is_finite() { ((value - low) / (high - low)).clamp(0.0, 1.0) } else { 0.5 };
-        let position = t * (self.stops.len() - 1) as f64;
-        let i = (position.floor() as usize).min(self.stops.len() - 2);
-        let f = position - i as f64;
-        let (a, b) = (self.stops[i], self.stops[i + 1]);
-        let mix = |x: u8, y: u8| (x as f64 + (y as f64 - x as f64) * f).round() as u8;
-        Rgb(mix(a.0, b.0), mix(a.1, b.1), mix(a.2, b.2))
-    }
-}
+pub use colour::{series_colour, ColourScale, Rgb, SERIES_COLOURS};
+pub use live::{LiveDisplay, LIVE_DISPLAY_MARKER};
+pub use plot::{draw_legend, heatmap, svg_width, Plot, PlotError, MAX_PLOT_WIDTH};
 
 /// One table cell.
 #[derive(Clone, Debug, PartialEq)]
@@ -106,6 +45,12 @@ pub enum Cell {
     Text(String),
     Number(f64),
     Empty,
+    /// Details one click away: `summary` shows, and `table` opens under it (`<details>`). The
+    /// registry's version table folds each version's ids, location and other metadata this way.
+    Folded {
+        summary: String,
+        table: Box<Table>,
+    },
 }
 
 impl From<String> for Cell {
@@ -130,6 +75,7 @@ impl fmt::Display for Cell {
             Cell::Text(s) => f.write_str(s),
             Cell::Number(v) => f.write_str(&format_number(*v)),
             Cell::Empty => Ok(()),
+            Cell::Folded { summary, .. } => f.write_str(summary),
         }
     }
 }
@@ -177,18 +123,28 @@ pub fn format_number(v: f64) -> String {
 }
 
 /// A table with an optional caption and optional per-cell background colours.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct Table {
     pub caption: Option<String>,
+    /// The header row; a table without columns has none (a record's field/value table).
     pub columns: Vec<String>,
     pub rows: Vec<Vec<Cell>>,
     /// Same shape as `rows` when present.
     pub backgrounds: Option<Vec<Vec<Option<Rgb>>>>,
+    /// The first cell of each row names the row (a header cell, `<th>`), as in a field table.
+    pub row_headers: bool,
 }
 
 impl Table {
     pub fn new(columns: Vec<String>, rows: Vec<Vec<Cell>>) -> Table {
         Table { columns, rows, ..Default::default() }
+    }
+
+    /// A record as a two-column table without a header row: one row per field, the field's name
+    /// in a header cell, then its value.
+    pub fn fields(fields: impl IntoIterator<Item = (String, Cell)>) -> Table {
+        let rows = fields.into_iter().map(|(name, value)| vec![Cell::Text(name), value]).collect();
+        Table { rows, row_headers: true, ..Default::default() }
     }
 
     /// A table showing every row of `frame` (take `head` first for big frames).
@@ -259,11 +215,15 @@ impl ToHtml for Table {
         if let Some(caption) = &self.caption {
             let _ = write!(html, "<caption style=\"font-weight:bold;text-align:left\">{}</caption>", escape(caption));
         }
-        html.push_str("<thead><tr>");
-        for column in &self.columns {
-            let _ = write!(html, "<th style=\"padding:2px 6px;border-bottom:1px solid #888\">{}</th>", escape(column));
+        if !self.columns.is_empty() {
+            html.push_str("<thead><tr>");
+            for column in &self.columns {
+                let _ =
+                    write!(html, "<th style=\"padding:2px 6px;border-bottom:1px solid #888\">{}</th>", escape(column));
+            }
+            html.push_str("</tr></thead>");
         }
-        html.push_str("</tr></thead><tbody>");
+        html.push_str("<tbody>");
         for (i, row) in self.rows.iter().enumerate() {
             html.push_str("<tr>");
             for (j, cell) in row.iter().enumerate() {
@@ -271,13 +231,20 @@ impl ToHtml for Table {
                 let align = if matches!(cell, Cell::Number(_)) { "right" } else { "left" };
                 let style = match background {
                     Some(bg) => format!(
-                        "padding:2px 6px;text-align:{align};background:{};color:{}",
+                        "padding:2px 6px;text-align:{align};vertical-align:top;background:{};color:{}",
                         bg.css(),
                         bg.text_colour().css()
                     ),
-                    None => format!("padding:2px 6px;text-align:{align}"),
+                    None => format!("padding:2px 6px;text-align:{align};vertical-align:top"),
                 };
-                let _ = write!(html, "<td style=\"{style}\">{}</td>", escape(&cell.to_string()));
+                let tag = if self.row_headers && j == 0 { "th" } else { "td" };
+                let content = match cell {
+                    Cell::Folded { summary, table } => {
+                        format!("<details><summary>{}</summary>{}</details>", escape(summary), table.to_html())
+                    }
+                    other => escape(&other.to_string()),
+                };
+                let _ = write!(html, "<{tag} style=\"{style}\">{content}</{tag}>");
             }
             html.push_str("</tr>");
         }
@@ -395,68 +362,11 @@ impl ToHtml for jukebox_nn::Summary {
     }
 }
 
-/// What starts a live display line on stdout; `kernel/kernel_relay.py` reads the same prefix.
-pub const LIVE_DISPLAY_MARKER: &str = "JUKEBOX_DISPLAY ";
-
-/// An output that a running cell redraws in place, such as training progress.
-///
-/// evcxr, the Rust kernel, forwards what a cell prints line by line and cannot update an output,
-/// so our kernel launcher puts a small relay between Jupyter and evcxr (`kernel/kernel_relay.py`)
-/// and sets `JUKEBOX_DISPLAY_UPDATES`. Each [`LiveDisplay::show`] prints one line,
-/// `JUKEBOX_DISPLAY {"display_id", "update", "data": {mime: content}}`, which the relay sends to
-/// Jupyter as `display_data` (the first) or `update_display_data` (the next ones): JupyterLab
-/// redraws the output, and papermill saves its last state in the notebook.
-/// [`LiveDisplay::start`] is `None` where no relay listens (a terminal, a log, another kernel).
-///
-/// A caller that has something new often (every batch, every chunk of a download) asks
-/// [`LiveDisplay::redraw_due`] first, so the output is redrawn at most every
-/// [`LiveDisplay::REDRAW_INTERVAL`] whoever draws it.
-#[derive(Debug)]
-pub struct LiveDisplay {
-    id: String,
-    last_shown: Option<std::time::Instant>,
-}
-
-impl LiveDisplay {
-    /// How often a live output is redrawn at most, between the changes that must show at once
-    /// (an epoch's line, the end): often enough to look alive, rarely enough that the browser
-    /// and the saved notebook do not churn.
-    pub const REDRAW_INTERVAL: std::time::Duration = std::time::Duration::from_millis(200);
-
-    /// A new live output, if the kernel can show one.
-    pub fn start() -> Option<LiveDisplay> {
-        if std::env::var_os(jukebox_protocol::env::DISPLAY_UPDATES).is_none_or(|v| v != "1") {
-            return None;
-        }
-        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-        let started = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
-        // Unique across the kernel's cell processes (one per restart) and across cells.
-        let id = format!(
-            "jukebox-{}-{}-{}",
-            std::process::id(),
-            started.as_nanos(),
-            NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-        );
-        Some(LiveDisplay { id, last_shown: None })
-    }
-
-    /// Whether a routine redraw is due: never shown yet, or last shown at least
-    /// [`LiveDisplay::REDRAW_INTERVAL`] ago.
-    pub fn redraw_due(&self) -> bool {
-        self.last_shown.is_none_or(|at| at.elapsed() >= Self::REDRAW_INTERVAL)
-    }
-
-    /// Shows `text` (plain text, for logs and saved notebooks) and `html` (what JupyterLab
-    /// draws), replacing what this output showed before.
-    pub fn show(&mut self, text: &str, html: &str) {
-        let line = serde_json::json!({
-            "display_id": self.id,
-            "update": self.last_shown.is_some(),
-            "data": { "text/plain": text, "text/html": html },
-        });
-        // serde_json writes no raw newline, so the message stays one line.
-        println!("{LIVE_DISPLAY_MARKER}{line}");
-        self.last_shown = Some(std::time::Instant::now());
+impl Plot {
+    /// Renders inline in Jupyter (evcxr's display convention), with a text alternative naming
+    /// the plot ([`Plot::description`]).
+    pub fn evcxr_display(&self) {
+        show(&[("image/svg+xml", &self.svg), ("text/plain", &self.description())]);
     }
 }
 
@@ -464,13 +374,14 @@ impl LiveDisplay {
 impl fmt::Display for Table {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let cells: Vec<Vec<String>> = self.rows.iter().map(|r| r.iter().map(|c| c.to_string()).collect()).collect();
-        let widths: Vec<usize> = (0..self.columns.len())
+        let width = cells.iter().map(Vec::len).chain([self.columns.len()]).max().unwrap_or(0);
+        let widths: Vec<usize> = (0..width)
             .map(|j| {
                 cells
                     .iter()
+                    .chain([&self.columns])
                     .filter_map(|r| r.get(j))
                     .map(|s| s.chars().count())
-                    .chain([self.columns[j].chars().count()])
                     .max()
                     .unwrap_or(0)
             })
@@ -482,153 +393,13 @@ impl fmt::Display for Table {
             let parts: Vec<String> = values.iter().zip(&widths).map(|(v, w)| format!("{v:>w$}")).collect();
             writeln!(f, "{}", parts.join("  ").trim_end())
         };
-        line(f, &self.columns)?;
+        if !self.columns.is_empty() {
+            line(f, &self.columns)?;
+        }
         for row in &cells {
             line(f, row)?;
         }
         Ok(())
-    }
-}
-
-/// An SVG image.
-#[derive(Clone, Debug)]
-pub struct Plot {
-    pub svg: String,
-}
-
-/// The widest a plot is shown, in pixels: JupyterLab's output area is about 968 px wide beside the
-/// prompt, so a wider image has its right edge cut off.
-pub const MAX_PLOT_WIDTH: u32 = 960;
-
-/// Line colours for plots with several series, in order: distinct at a glance on white, and none
-/// pale (no yellow), after Tableau's palette with its olive replaced by darker tones.
-pub const SERIES_COLOURS: [Rgb; 12] = [
-    Rgb(31, 119, 180),
-    Rgb(255, 127, 14),
-    Rgb(44, 160, 44),
-    Rgb(214, 39, 40),
-    Rgb(148, 103, 189),
-    Rgb(140, 86, 75),
-    Rgb(227, 119, 194),
-    Rgb(102, 102, 102),
-    Rgb(23, 190, 207),
-    Rgb(0, 0, 128),
-    Rgb(128, 128, 0),
-    Rgb(0, 100, 0),
-];
-
-/// The colour of series `i` (0-based) from [`SERIES_COLOURS`], repeating after 12.
-pub fn series_colour(i: usize) -> plotters::style::RGBColor {
-    let Rgb(r, g, b) = SERIES_COLOURS[i % SERIES_COLOURS.len()];
-    plotters::style::RGBColor(r, g, b)
-}
-
-/// Draws a legend in its own area (beside a chart, so it never covers a curve): one row per
-/// `(label, colour, line width)`, a short line then the label, from the top left.
-pub fn draw_legend(
-    area: &plotters::drawing::DrawingArea<plotters::prelude::SVGBackend, plotters::coord::Shift>,
-    entries: &[(String, plotters::style::RGBColor, u32)],
-    font_size: u32,
-) -> Result<(), PlotError> {
-    use plotters::prelude::*;
-    let row = font_size as i32 + 6;
-    for (i, (label, colour, width)) in entries.iter().enumerate() {
-        let y = 12 + i as i32 * row;
-        area.draw(&PathElement::new(vec![(4, y), (26, y)], colour.stroke_width(*width)))
-            .map_err(|e| PlotError(format!("{e:?}")))?;
-        let style = ("sans-serif", font_size).into_font().color(&BLACK).pos(plotters::style::text_anchor::Pos::new(
-            plotters::style::text_anchor::HPos::Left,
-            plotters::style::text_anchor::VPos::Center,
-        ));
-        area.draw(&Text::new(label.clone(), (32, y), style)).map_err(|e| PlotError(format!("{e:?}")))?;
-    }
-    Ok(())
-}
-
-/// Rewrites the root `<svg>` element of a `width` x `height` drawing so that it is shown at most
-/// [`MAX_PLOT_WIDTH`] wide: the viewBox keeps the drawing's own coordinates and the shown size is
-/// scaled down proportionally, so nothing is cut and text stays in place.
-fn fit_width(svg: String, width: u32, height: u32) -> String {
-    let Some(start) = svg.find("<svg") else { return svg };
-    let Some(end) = svg[start..].find('>').map(|end| start + end) else { return svg };
-    let (shown_width, shown_height) = if width > MAX_PLOT_WIDTH {
-        (MAX_PLOT_WIDTH, (height as u64 * MAX_PLOT_WIDTH as u64).div_ceil(width as u64) as u32)
-    } else {
-        (width, height)
-    };
-    let header = format!(
-        "<svg width=\"{shown_width}\" height=\"{shown_height}\" viewBox=\"0 0 {width} {height}\" \
-         xmlns=\"http://www.w3.org/2000/svg\">"
-    );
-    format!("{}{header}{}", &svg[..start], &svg[end + 1..])
-}
-
-/// The shown width of an SVG drawing: its root element's `width` attribute in pixels.
-pub fn svg_width(svg: &str) -> Option<u32> {
-    let root = &svg[svg.find("<svg")?..];
-    let root = &root[..root.find('>')?];
-    let start = root.find(" width=\"")? + " width=\"".len();
-    let digits: String = root[start..].chars().take_while(char::is_ascii_digit).collect();
-    digits.parse().ok()
-}
-
-impl Plot {
-    /// Draws with plotters on an SVG canvas of `width` x `height` pixels; a canvas wider than
-    /// [`MAX_PLOT_WIDTH`] is shown scaled down to it.
-    pub fn draw<E: std::fmt::Debug>(
-        width: u32,
-        height: u32,
-        draw: impl FnOnce(
-            &plotters::drawing::DrawingArea<plotters::prelude::SVGBackend, plotters::coord::Shift>,
-        ) -> Result<(), E>,
-    ) -> Result<Plot, PlotError> {
-        use plotters::prelude::*;
-        let mut svg = String::new();
-        {
-            let root = SVGBackend::with_string(&mut svg, (width, height)).into_drawing_area();
-            root.fill(&WHITE).map_err(|e| PlotError(format!("{e:?}")))?;
-            draw(&root).map_err(|e| PlotError(format!("{e:?}")))?;
-            root.present().map_err(|e| PlotError(format!("{e:?}")))?;
-        }
-        Ok(Plot { svg: fit_width(svg, width, height) })
-    }
-
-    /// Writes the SVG to a file.
-    pub fn save(&self, path: impl AsRef<std::path::Path>) -> std::io::Result<()> {
-        std::fs::write(path, &self.svg)
-    }
-
-    /// Renders inline in Jupyter (evcxr's display convention), with a text alternative naming
-    /// the plot ([`Plot::description`]).
-    pub fn evcxr_display(&self) {
-        show(&[("image/svg+xml", &self.svg), ("text/plain", &self.description())]);
-    }
-
-    /// What the plot shows, in words, for readers without the image: its caption and axis labels
-    /// (the SVG's texts up to the first tick label), e.g. `plot: loss by epoch (epoch, loss)`.
-    pub fn description(&self) -> String {
-        let texts: Vec<String> = self
-            .svg
-            .split("<text")
-            .skip(1)
-            .filter_map(|part| {
-                let body = &part[part.find('>')? + 1..part.find("</text>")?];
-                Some(html_escape::decode_html_entities(body.trim()).into_owned())
-            })
-            .filter(|t| !t.is_empty())
-            .collect();
-        // Tick labels are numbers; the words are the caption, the axis names and the legend.
-        let words: Vec<&str> = texts
-            .iter()
-            .map(String::as_str)
-            .filter(|t| t.parse::<f64>().is_err() && t.chars().any(char::is_alphabetic))
-            .take(8)
-            .collect();
-        match words.split_first() {
-            Some((caption, [])) => format!("plot: {caption}"),
-            Some((caption, rest)) => format!("plot: {caption} ({})", rest.join(", ")),
-            None => "plot".to_string(),
-        }
     }
 }
 
@@ -666,95 +437,14 @@ impl fmt::Display for Code {
     }
 }
 
-/// A plot could not be drawn (plotters' own error, as text).
-#[derive(Debug, thiserror::Error)]
-#[error("drawing failed: {0}")]
-pub struct PlotError(pub String);
-
 /// Escapes text for HTML element content and quoted attribute values (`& < > " '`).
 pub fn escape(text: &str) -> String {
     html_escape::encode_quoted_attribute(text).into_owned()
 }
 
-/// A heatmap of a square or rectangular matrix with labelled axes and each value written in its
-/// cell. Used for correlations (red-yellow-blue) and the confusion matrix (blues).
-pub fn heatmap(
-    title: &str,
-    row_labels: &[String],
-    column_labels: &[String],
-    values: &[Vec<f64>],
-    scale: ColourScale,
-    (low, high): (f64, f64),
-    value_format: impl Fn(f64) -> String,
-) -> Result<Plot, PlotError> {
-    use plotters::prelude::*;
-    let (n_rows, n_cols) = (row_labels.len(), column_labels.len());
-    let cell = if n_rows.max(n_cols) > 30 { 14 } else { 44 };
-    let label_space =
-        12 + 7 * row_labels.iter().chain(column_labels).map(|l| l.chars().count()).max().unwrap_or(4) as u32;
-    let width = label_space + cell * n_cols as u32 + 30;
-    let height = label_space + cell * n_rows as u32 + 50;
-    let font_size = if cell > 20 { 11 } else { 8 };
-    Plot::draw(width, height, |root| {
-        root.draw(&Text::new(title.to_string(), (10, 8), ("sans-serif", 16).into_font()))?;
-        let (x0, y0) = (label_space as i32, 40i32);
-        for (i, row) in values.iter().enumerate().take(n_rows) {
-            for (j, value) in row.iter().enumerate().take(n_cols) {
-                let colour = scale.colour(*value, low, high);
-                let (x, y) = (x0 + j as i32 * cell as i32, y0 + i as i32 * cell as i32);
-                root.draw(&Rectangle::new(
-                    [(x, y), (x + cell as i32, y + cell as i32)],
-                    RGBColor(colour.0, colour.1, colour.2).filled(),
-                ))?;
-                let text = value_format(*value);
-                if !text.is_empty() {
-                    let ink = colour.text_colour();
-                    let style = ("sans-serif", font_size).into_font().color(&RGBColor(ink.0, ink.1, ink.2)).pos(
-                        plotters::style::text_anchor::Pos::new(
-                            plotters::style::text_anchor::HPos::Center,
-                            plotters::style::text_anchor::VPos::Center,
-                        ),
-                    );
-                    root.draw(&Text::new(text, (x + cell as i32 / 2, y + cell as i32 / 2), style))?;
-                }
-            }
-        }
-        let label_font = ("sans-serif", font_size + 1).into_font().color(&BLACK);
-        for (i, label) in row_labels.iter().enumerate() {
-            let style = label_font.clone().pos(plotters::style::text_anchor::Pos::new(
-                plotters::style::text_anchor::HPos::Right,
-                plotters::style::text_anchor::VPos::Center,
-            ));
-            root.draw(&Text::new(label.clone(), (x0 - 4, y0 + i as i32 * cell as i32 + cell as i32 / 2), style))?;
-        }
-        for (j, label) in column_labels.iter().enumerate() {
-            let style =
-                label_font.clone().transform(FontTransform::Rotate90).pos(plotters::style::text_anchor::Pos::new(
-                    plotters::style::text_anchor::HPos::Left,
-                    plotters::style::text_anchor::VPos::Center,
-                ));
-            root.draw(&Text::new(
-                label.clone(),
-                (x0 + j as i32 * cell as i32 + cell as i32 / 2, y0 + n_rows as i32 * cell as i32 + 4),
-                style,
-            ))?;
-        }
-        Ok::<(), DrawingAreaErrorKind<std::io::Error>>(())
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn colour_scale_ends_and_middle() {
-        let s = ColourScale::RED_YELLOW_BLUE;
-        assert_eq!(s.colour(-1.0, -1.0, 1.0), Rgb(165, 0, 38));
-        assert_eq!(s.colour(1.0, -1.0, 1.0), Rgb(49, 54, 149));
-        assert_eq!(s.colour(0.0, -1.0, 1.0), Rgb(255, 255, 191));
-        assert_eq!(s.colour(5.0, -1.0, 1.0), Rgb(49, 54, 149), "clamped");
-    }
 
     #[test]
     fn html_escapes_and_colours() {
@@ -769,24 +459,6 @@ mod tests {
         assert!(html.contains("background:#"));
         assert!(html.contains(">0.5000<"));
         assert_eq!(t.number(0, "r"), Some(0.5));
-    }
-
-    #[test]
-    fn heatmap_writes_values_in_cells() {
-        let labels = vec!["a".to_string(), "b".to_string()];
-        let plot = heatmap(
-            "t",
-            &labels,
-            &labels,
-            &[vec![1.0, -0.25], vec![-0.25, 1.0]],
-            ColourScale::RED_YELLOW_BLUE,
-            (-1.0, 1.0),
-            |v| format!("{v:.2}"),
-        )
-        .unwrap();
-        assert!(plot.svg.starts_with("<svg"));
-        assert!(plot.svg.contains("\n-0.25\n"), "{}", &plot.svg[..400.min(plot.svg.len())]);
-        assert_eq!(plot.svg.matches("<rect").count(), 5, "background + 4 cells");
     }
 
     #[test]
@@ -821,28 +493,6 @@ mod tests {
             }
             v *= 3.1;
         }
-    }
-
-    #[test]
-    fn plots_wider_than_the_output_area_are_shown_scaled_down() {
-        let wide = Plot::draw(1200, 300, |_| Ok::<(), ()>(())).unwrap();
-        assert_eq!(svg_width(&wide.svg), Some(MAX_PLOT_WIDTH));
-        assert!(wide.svg.contains("height=\"240\""), "height scaled with the width: {}", &wide.svg[..200]);
-        assert!(wide.svg.contains("viewBox=\"0 0 1200 300\""), "the drawing keeps its coordinates");
-        let narrow = Plot::draw(400, 300, |_| Ok::<(), ()>(())).unwrap();
-        assert_eq!(svg_width(&narrow.svg), Some(400));
-        assert!(narrow.svg.starts_with("<svg") && narrow.svg.contains("viewBox=\"0 0 400 300\""));
-        assert_eq!(narrow.svg.matches("<svg").count(), 1);
-    }
-
-    #[test]
-    fn a_live_display_is_redrawn_at_most_every_interval() {
-        let mut live = LiveDisplay { id: "test".into(), last_shown: None };
-        assert!(live.redraw_due(), "the first drawing is always due");
-        live.show("first", "<b>first</b>");
-        assert!(!live.redraw_due(), "just shown");
-        live.last_shown = Some(std::time::Instant::now() - LiveDisplay::REDRAW_INTERVAL);
-        assert!(live.redraw_due(), "an interval later");
     }
 }
 
