@@ -169,6 +169,9 @@ fn the_version_table_tracks_runs_with_metrics_as_columns() {
     assert!(html.starts_with("<table") && html.ends_with("</table>"), "{html}");
     // Accuracy is a column (4 decimals); epochs and the URI are folded into the row's details.
     assert!(html.contains(">accuracy</th>") && html.contains(">0.3420</td>"), "{html}");
-    assert!(html.contains(">epochs</th><td style=\"text-align:left\">30</td>"), "{html}");
+    assert!(
+        html.contains(">epochs</th><td style=\"padding:2px 6px;text-align:left;vertical-align:top\">30</td>"),
+        "{html}"
+    );
     assert!(html.contains("s3://models/jukebox/2"), "{html}");
 }

@@ -37,10 +37,12 @@ use jukebox_protocol::model_folder::{
 };
 use jukebox_protocol::registry::{ModelArtifactUpdate, ModelState};
 
-use super::{
-    recorded_metrics, ModelArtifact, ModelRegistry, ModelUpload, ModelVersion, ModelVersionUpdate, RegisterModel,
-    RegisteredModel, RegisteredVersion, RegistryError, SavedModel, VersionTable,
-};
+use jukebox_protocol::registry::{ModelArtifact, ModelVersion, ModelVersionUpdate, RegisteredModel};
+
+use super::client::ModelRegistry;
+use super::error::RegistryError;
+use super::registration::{recorded_metrics, ModelUpload, RegisterModel};
+use super::view::{RegisteredVersion, SavedModel, VersionTable};
 use crate::storage::{Storage, StorageError};
 
 /// How long a save waits for an earlier, concurrent registration to record its artifact before it
@@ -51,7 +53,7 @@ const PENDING_ARTIFACT_AGE: Duration = Duration::from_secs(60);
 
 impl ModelRegistry {
     /// Uploads a trained model folder to `storage` and registers it as `upload.version`, with the
-    /// [`super::RECORDED_METRICS`] of its `artifacts/metrics.json` and `license` as metadata: the
+    /// [`RECORDED_METRICS`](super::registration::RECORDED_METRICS) of its `artifacts/metrics.json` and `license` as metadata: the
     /// Python client's `upload_artifact_and_register_model`, published whole or not at all (see
     /// the [module documentation](self) for the steps).
     ///
