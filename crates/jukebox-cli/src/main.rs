@@ -2,6 +2,7 @@
 //! `jukebox` (stages) and `jukebox-server` (embedded servers) libraries.
 
 mod cmd;
+mod limits;
 mod logging;
 
 use clap::{Parser, Subcommand};

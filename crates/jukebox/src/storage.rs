@@ -41,13 +41,15 @@ use std::io::Read;
 use std::path::{Component, Path, PathBuf};
 use std::time::Duration;
 
-use crate::display::ToHtml;
+use crate::display::{Cell, Table, ToHtml};
 use jukebox_protocol::env;
 use jukebox_protocol::model_folder::{ModelFolderError, S3Location, VersionFolder, BUCKET_MODELS_DIR, MODEL_FILE};
 use md5::{Digest, Md5};
 use s3::creds::Credentials;
 use s3::request::Request as _;
 use s3::{Bucket, BucketConfiguration, Region};
+
+pub mod repository;
 
 /// Objects at least this large go up as multipart uploads (rust-s3 splits them in 8 MiB parts).
 const MULTIPART_THRESHOLD: u64 = 8 * 1024 * 1024;
@@ -163,6 +165,15 @@ pub enum StorageError {
     EmptyPrefix { bucket: String, prefix: String },
     #[error("cannot start the I/O runtime for S3 transfers: {0}")]
     Runtime(std::io::Error),
+    /// A model location that is not `s3://bucket/prefix[?endpoint=...]`.
+    #[error(transparent)]
+    Location(ModelFolderError),
+    /// A version folder without its model file ([`repository::download_repository`]).
+    #[error(
+        "{location} holds no {MODEL_FILE}: its upload is incomplete ({MODEL_FILE} is written last); wait for it, or \
+         save the model again"
+    )]
+    IncompleteVersion { location: String },
 }
 
 impl From<ModelFolderError> for StorageError {
@@ -254,31 +265,41 @@ impl TransferReport {
     }
 }
 
-/// What was uploaded or downloaded, object by object (a table in Jupyter).
-impl ToHtml for TransferReport {
-    fn to_html(&self) -> String {
+impl TransferReport {
+    /// What was uploaded or downloaded, object by object: key, bytes, MD5 and how it was checked,
+    /// under a caption saying where.
+    pub fn table(&self) -> Table {
         let verb = match self.direction {
             Direction::Upload => "Uploaded to",
             Direction::Download => "Downloaded from",
         };
-        let mut html = format!(
-            "<div><p>{verb} <code>{}</code> ({}): {} objects, {} bytes</p>\n<table>\n<thead><tr><th>key</th><th style=\"text-align:right\">bytes</th><th>MD5</th><th>checked</th></tr></thead>\n<tbody>\n",
-            crate::display::escape(&self.uri),
-            crate::display::escape(&self.endpoint),
+        let rows = self
+            .objects
+            .iter()
+            .map(|o| {
+                let checked = o.verification.to_string();
+                vec![o.key.as_str().into(), Cell::Number(o.size as f64), o.md5.as_str().into(), checked.into()]
+            })
+            .collect();
+        let columns = ["key", "bytes", "MD5", "checked"].map(String::from).to_vec();
+        Table::new(columns, rows).with_caption(format!(
+            "{verb} {} ({}): {} objects, {} bytes",
+            self.uri,
+            self.endpoint,
             self.objects.len(),
             self.total_bytes()
-        );
-        for o in &self.objects {
-            html.push_str(&format!(
-                "<tr><td><code>{}</code></td><td style=\"text-align:right\">{}</td><td><code>{}</code></td><td>{}</td></tr>\n",
-                crate::display::escape(&o.key),
-                o.size,
-                o.md5,
-                o.verification
-            ));
-        }
-        html.push_str("</tbody>\n</table></div>");
-        html
+        ))
+    }
+}
+
+/// The object table in Jupyter; the report's own lines as text.
+impl ToHtml for TransferReport {
+    fn to_html(&self) -> String {
+        self.table().to_html()
+    }
+
+    fn to_text(&self) -> String {
+        self.to_string()
     }
 }
 
@@ -744,30 +765,24 @@ mod tests {
     }
 
     #[test]
-    fn config_from_data_connection_variables() {
-        let config = StorageConfig::from_lookup(vars(&[
+    fn config_from_data_connection_variables_and_a_missing_one_is_named() {
+        let complete = [
             (env::AWS_S3_ENDPOINT, "http://127.0.0.1:9000"),
             (env::AWS_ACCESS_KEY_ID, "jukebox"),
             (env::AWS_SECRET_ACCESS_KEY, "jukebox-secret"),
             (env::AWS_S3_BUCKET, "models"),
-        ]))
-        .unwrap();
+        ];
+        let config = StorageConfig::from_lookup(vars(&complete)).unwrap();
         assert_eq!(
             config,
             StorageConfig::new("http://127.0.0.1:9000", "jukebox", "jukebox-secret", "us-east-1", "models")
         );
         assert!(!format!("{config:?}").contains("jukebox-secret"), "the secret leaked into Debug output");
-    }
-
-    #[test]
-    fn a_missing_variable_is_named() {
-        let error = StorageConfig::from_lookup(vars(&[
-            (env::AWS_S3_ENDPOINT, "http://x"),
-            (env::AWS_ACCESS_KEY_ID, "a"),
-            (env::AWS_S3_BUCKET, "b"),
-        ]))
-        .unwrap_err();
-        assert!(error.to_string().contains("AWS_SECRET_ACCESS_KEY"), "{error}");
+        for (missing, _) in complete {
+            let rest: Vec<(&str, &str)> = complete.iter().copied().filter(|(name, _)| *name != missing).collect();
+            let error = StorageConfig::from_lookup(vars(&rest)).unwrap_err();
+            assert!(error.to_string().contains(missing), "{error}");
+        }
     }
 
     #[test]

@@ -160,7 +160,8 @@ fn round_trip(endpoint: &str) {
     }
     let html = report.to_html();
     assert!(
-        html.contains("<code>models/jukebox/1/model.onnx</code>") && html.contains("s3://models/models/jukebox/1/")
+        html.contains(">models/jukebox/1/model.onnx</td>") && html.contains("s3://models/models/jukebox/1/"),
+        "{html}"
     );
 
     let fetched = work.path().join("boto3");

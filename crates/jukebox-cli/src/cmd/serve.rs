@@ -10,61 +10,12 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
+use jukebox::storage::repository::{download_repository, location_without_query};
 use jukebox_protocol::env;
-use jukebox_protocol::model_folder::{S3Location, MODEL_FILE};
-use jukebox_server::model_server::{
-    serve_repository, Batching, InferLimits, ModelRepository, RepositoryWatch, ServeOptions, DEFAULT_MAX_BODY_BYTES,
-    DEFAULT_MAX_ELEMENTS, DEFAULT_MAX_ROWS,
-};
+use jukebox_protocol::model_folder::MODEL_NAME;
+use jukebox_server::model_server::{serve_repository, ModelRepository, RepositoryWatch};
 
-/// How much one inference request may ask for (shared by `jukebox serve` and `jukebox up`).
-#[derive(clap::Args, Clone, Debug)]
-pub struct RequestLimits {
-    /// Most rows of any input of one request; larger requests are refused with 413 before decoding.
-    #[arg(long, default_value_t = DEFAULT_MAX_ROWS, env = env::MAX_ROWS)]
-    pub max_rows: u64,
-    /// Most tensor elements of one request, all inputs together (413 beyond).
-    #[arg(long, default_value_t = DEFAULT_MAX_ELEMENTS, env = env::MAX_ELEMENTS)]
-    pub max_elements: u64,
-    /// Requests that may wait while others run inference; one more answers 503.
-    #[arg(long, default_value_t = 64, env = env::MAX_QUEUED)]
-    pub max_queued: usize,
-    /// Larger request bodies are refused with 413.
-    #[arg(long, default_value_t = DEFAULT_MAX_BODY_BYTES)]
-    pub max_body_bytes: usize,
-    /// Dynamic batching: concurrent small requests for the same model run as one ONNX Runtime
-    /// call (their rows stacked, then the outputs split back), as Triton and OpenVINO Model
-    /// Server batch. Raises throughput under many concurrent clients and adds no latency to a
-    /// lone client. It assumes each row's output depends on that row only (true of the
-    /// workshop's models); `--dynamic-batching false` runs every request alone.
-    #[arg(long, default_value_t = true, action = clap::ArgAction::Set, value_name = "true|false")]
-    pub dynamic_batching: bool,
-    /// With dynamic batching: microseconds a batch waits for more requests once it has one
-    /// (0 = merge only the requests already waiting, which adds no latency).
-    #[arg(long, default_value_t = 0)]
-    pub batch_wait_us: u64,
-    /// With dynamic batching: most rows of one merged call.
-    #[arg(long, default_value_t = Batching::default().max_rows)]
-    pub max_batch_rows: usize,
-}
-
-impl RequestLimits {
-    /// The model server's options with these limits and `token`.
-    pub fn serve_options(&self, token: Option<String>) -> ServeOptions {
-        let limits = InferLimits {
-            max_rows: self.max_rows,
-            max_elements: self.max_elements,
-            max_elements_in_flight: self.max_elements,
-            max_waiting: self.max_queued,
-            batching: self.dynamic_batching.then(|| Batching {
-                max_wait: std::time::Duration::from_micros(self.batch_wait_us),
-                max_rows: self.max_batch_rows.max(1),
-            }),
-            ..InferLimits::default()
-        };
-        ServeOptions { token, max_body_bytes: self.max_body_bytes, limits, ..ServeOptions::default() }
-    }
-}
+use crate::limits::RequestLimits;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -79,7 +30,7 @@ pub struct Args {
     #[arg(long, requires = "version")]
     pub registry: Option<String>,
     /// Registered model name (with --registry), or the name given to a single-version s3 prefix.
-    #[arg(long, default_value = "jukebox")]
+    #[arg(long, default_value = MODEL_NAME)]
     pub model: String,
     /// Registered model version name (with --registry).
     #[arg(long)]
@@ -193,51 +144,17 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     })
 }
 
-/// Downloads `s3://bucket/prefix[?endpoint=..&defaultRegion=..]` into a repository layout under
-/// `into` and returns the repository folder. A prefix holding `model.onnx` directly is one
-/// version: it lands in `<name>/<version>/`, named by the prefix's last two segments when the
-/// last is an integer (`models/jukebox/1`), else `<model>/1`.
+/// Downloads `uri` into a repository under `into` (the layout is
+/// [`jukebox::storage::repository`]'s) and says what came.
 fn download_s3(uri: &str, model: &str, into: &Path) -> anyhow::Result<PathBuf> {
-    let location: S3Location = uri.parse()?;
-    let prefix = location.key.as_str();
-    let config = jukebox::storage::StorageConfig::from_lookup(|name| match name {
-        env::AWS_S3_BUCKET => Some(location.bucket.clone()),
-        env::AWS_S3_ENDPOINT if location.endpoint.is_some() => location.endpoint.clone(),
-        env::AWS_DEFAULT_REGION if location.region.is_some() => location.region.clone(),
-        other => std::env::var(other).ok(),
-    })
-    .context("S3 settings for the model repository")?;
-    let storage = jukebox::storage::Storage::open(config)?;
-    let staging = into.join(".download");
-    let report = storage.download_prefix(prefix, &staging).with_context(|| format!("downloading {uri}"))?;
+    let downloaded =
+        download_repository(uri, model, into).with_context(|| format!("downloading {}", location_without_query(uri)))?;
+    let report = &downloaded.report;
     eprintln!(
         "# downloaded {} files ({} bytes) from {}",
         report.objects.len(),
         report.total_bytes(),
-        uri.split('?').next().unwrap_or(uri)
+        location_without_query(uri)
     );
-    let repository = into.join("repository");
-    if !staging.join(MODEL_FILE).is_file() && jukebox_protocol::model_folder::version_folder_of(prefix).is_some() {
-        // A version folder without its model file: publishers write model.onnx last, so this is
-        // an upload still under way or one that failed; serving its artifacts alone is nothing.
-        bail!(
-            "{} holds no {MODEL_FILE}: its upload is incomplete (model.onnx is written last); wait for it, or save the \
-             model again",
-            uri.split('?').next().unwrap_or(uri)
-        );
-    }
-    if staging.join(MODEL_FILE).is_file() {
-        let segments: Vec<&str> = prefix.trim_matches('/').split('/').filter(|s| !s.is_empty()).collect();
-        let (name, version) = match segments.as_slice() {
-            [.., name, version] if version.parse::<u64>().is_ok() => (name.to_string(), version.to_string()),
-            _ => (model.to_string(), "1".to_string()),
-        };
-        let target = repository.join(&name).join(&version);
-        std::fs::create_dir_all(target.parent().expect("has a parent"))?;
-        std::fs::rename(&staging, &target).with_context(|| format!("moving the download to {}", target.display()))?;
-    } else {
-        std::fs::rename(&staging, &repository)
-            .with_context(|| format!("moving the download to {}", repository.display()))?;
-    }
-    Ok(repository)
+    Ok(downloaded.dir)
 }

@@ -21,7 +21,11 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
+
+use crate::limits::RequestLimits;
+use jukebox::storage::DEFAULT_REGION;
 use jukebox_protocol::env;
+use jukebox_protocol::model_folder::DEFAULT_BUCKET;
 use jukebox_server::stack::{self, StackConfig, StackError};
 
 #[derive(clap::Args)]
@@ -43,10 +47,10 @@ pub struct Args {
     #[arg(long, env = env::S3_SECRET_KEY, hide_env_values = true, requires = "access_key")]
     pub secret_key: Option<String>,
     /// Bucket created at start and announced as AWS_S3_BUCKET.
-    #[arg(long, default_value = "models")]
+    #[arg(long, default_value = DEFAULT_BUCKET)]
     pub bucket: String,
     /// Region announced as AWS_DEFAULT_REGION (the embedded server accepts any).
-    #[arg(long, default_value = "us-east-1")]
+    #[arg(long, default_value = DEFAULT_REGION)]
     pub region: String,
     /// Port of the KServe v2 model server; 0 picks a free one.
     #[arg(long, default_value_t = 8000, env = env::MODEL_PORT)]
@@ -64,7 +68,7 @@ pub struct Args {
     #[arg(long, env = env::REGISTRY_TOKEN, hide_env_values = true)]
     pub registry_token: Option<String>,
     #[command(flatten)]
-    pub limits: super::serve::RequestLimits,
+    pub limits: RequestLimits,
     /// Also write the `export` lines to this file (removed again on shutdown).
     #[arg(long)]
     pub env_file: Option<PathBuf>,
