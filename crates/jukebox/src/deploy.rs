@@ -16,6 +16,7 @@
 //! | Require token authentication | `token_auth` | `security.opendatahub.io/enable-auth: "true"` + service account |
 //! | Data connection / path | `data_connection`, `path` | predictor.model.storage key / path |
 
+use jukebox_protocol::model_folder::{BUCKET_MODELS_DIR, DEFAULT_STORAGE_KEY, MODEL_NAME};
 use serde_json::{json, Value};
 
 use crate::display::{Cell, Code, Table};
@@ -105,7 +106,7 @@ impl Default for DeployForm {
     /// `models/jukebox`.
     fn default() -> Self {
         DeployForm {
-            name: "jukebox".into(),
+            name: MODEL_NAME.into(),
             namespace: None,
             runtime: Runtime::Ovms,
             format: "onnx".into(),
@@ -115,8 +116,8 @@ impl Default for DeployForm {
             external_route: true,
             token_auth: false,
             service_account: "default-name".into(),
-            data_connection: "models".into(),
-            path: "models/jukebox".into(),
+            data_connection: DEFAULT_STORAGE_KEY.into(),
+            path: format!("{BUCKET_MODELS_DIR}/{MODEL_NAME}"),
             deployment_mode: DeploymentMode::Serverless,
             image: "quay.io/modh/openvino_model_server:stable".into(),
         }

@@ -38,8 +38,9 @@ use crate::evaluate::{ClassificationReport, EvaluateError, Metrics};
 use crate::prepare::{PrepareError, PreparedData};
 use crate::train::TrainedModel;
 
-/// Model name in the repository layout (and in the model registry and server).
-pub const MODEL_NAME: &str = "jukebox";
+/// Model name in the repository layout (and in the model registry and server): the workshop's,
+/// owned by the model folder contract.
+pub use jukebox_protocol::model_folder::MODEL_NAME;
 /// The graph output's name and the network's file name: the model folder contract's.
 pub use jukebox_protocol::model_folder::{MODEL_FILE, OUTPUT_NAME};
 

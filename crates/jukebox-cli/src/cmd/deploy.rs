@@ -33,7 +33,7 @@ pub enum DeploymentModeArg {
 #[derive(clap::Args, Debug, Clone)]
 pub struct Args {
     /// Model deployment name (a Kubernetes name: lower case, digits, '-').
-    #[arg(long, default_value = "jukebox")]
+    #[arg(long, default_value_t = DeployForm::default().name)]
     pub name: String,
     /// Namespace (data science project); omitted from the YAML when not given.
     #[arg(long)]
@@ -42,13 +42,13 @@ pub struct Args {
     #[arg(long, value_enum, default_value = "ovms")]
     pub runtime: RuntimeArg,
     /// Model framework name.
-    #[arg(long, default_value = "onnx")]
+    #[arg(long, default_value_t = DeployForm::default().format)]
     pub format: String,
     /// Model framework version.
-    #[arg(long, default_value = "1")]
+    #[arg(long, default_value_t = DeployForm::default().format_version)]
     pub format_version: String,
     /// Number of model server replicas (the predictor's minReplicas and maxReplicas; at least 1).
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = DeployForm::default().replicas)]
     pub replicas: u32,
     /// Model server size: the CPU and memory each replica requests and is limited to.
     #[arg(long, value_enum, default_value = "small")]
@@ -63,21 +63,21 @@ pub struct Args {
     #[arg(long)]
     pub token_auth: bool,
     /// Service account whose token authorises requests (with --token-auth).
-    #[arg(long, default_value = "default-name")]
+    #[arg(long, default_value_t = DeployForm::default().service_account)]
     pub service_account: String,
     /// Existing data connection holding the model (OpenShift AI names its secret
     /// `aws-connection-<name>`).
-    #[arg(long, default_value = "models")]
+    #[arg(long, default_value_t = DeployForm::default().data_connection)]
     pub data_connection: String,
     /// Path of the model folder inside the data connection's bucket.
-    #[arg(long, default_value = "models/jukebox")]
+    #[arg(long, default_value_t = DeployForm::default().path)]
     pub path: String,
     /// How KServe runs the model server: serverless (Knative) or raw-deployment (a plain
     /// Kubernetes Deployment); the InferenceService's deploymentMode annotation.
     #[arg(long, value_enum, default_value = "serverless")]
     pub deployment_mode: DeploymentModeArg,
     /// OpenVINO Model Server image.
-    #[arg(long, default_value = "quay.io/modh/openvino_model_server:stable")]
+    #[arg(long, default_value_t = DeployForm::default().image)]
     pub image: String,
 }
 

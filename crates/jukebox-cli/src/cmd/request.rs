@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use jukebox::request::{song_by_name, InferenceClient, ModelArtifacts, Song};
 use jukebox_protocol::env;
+use jukebox_protocol::model_folder::{LOCAL_REPOSITORY_DIR, MODEL_NAME};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -34,7 +35,7 @@ pub struct Args {
     #[arg(long, env = env::MODEL_TOKEN, hide_env_values = true)]
     pub token: Option<String>,
     /// Model name on the server.
-    #[arg(long, default_value = "jukebox")]
+    #[arg(long, default_value = MODEL_NAME)]
     pub model: String,
     /// Model version (version folder number) to ask for; its artifacts are read from
     /// --model-repository/<model>/<version> unless --artifacts is given (default: the version of
@@ -46,7 +47,7 @@ pub struct Args {
     #[arg(long)]
     pub artifacts: Option<PathBuf>,
     /// Local model repository the training stage wrote.
-    #[arg(long, alias = "model-dir", default_value = "models", value_name = "DIR")]
+    #[arg(long, alias = "model-dir", default_value = LOCAL_REPOSITORY_DIR, value_name = "DIR")]
     pub model_repository: PathBuf,
     /// How many countries to print.
     #[arg(long, default_value_t = 5)]

@@ -24,7 +24,7 @@ use std::path::PathBuf;
 use anyhow::bail;
 use jukebox::registry::{ModelRegistry, ModelUpload, RegistryError};
 use jukebox::storage::{Storage, StorageConfig};
-use jukebox_protocol::model_folder::VersionFolder;
+use jukebox_protocol::model_folder::{VersionFolder, DEFAULT_LICENSE, DEFAULT_STORAGE_KEY, MODEL_NAME};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -33,7 +33,7 @@ pub struct Args {
     pub version_dir: PathBuf,
     /// Registered model name (also the folder name under `models/` in the bucket): a Kubernetes
     /// name, lowercase letters, digits and '-', starting with a letter.
-    #[arg(long, default_value = "jukebox")]
+    #[arg(long, default_value = MODEL_NAME)]
     pub name: String,
     /// Version name to register, e.g. 0.0.1.
     #[arg(long)]
@@ -45,10 +45,10 @@ pub struct Args {
     #[arg(long)]
     pub author: Option<String>,
     /// Licence recorded in the metadata.
-    #[arg(long, default_value = "Apache-2.0")]
+    #[arg(long, default_value = DEFAULT_LICENSE)]
     pub license: String,
     /// Name of the data connection holding the S3 credentials (the artifact's storage key).
-    #[arg(long, default_value = "models", env = jukebox_protocol::env::STORAGE_KEY)]
+    #[arg(long, default_value = DEFAULT_STORAGE_KEY, env = jukebox_protocol::env::STORAGE_KEY)]
     pub storage_key: String,
 }
 
