@@ -486,6 +486,56 @@ fn created<T: serde::Serialize>(value: T) -> ApiResult {
     Ok((StatusCode::CREATED, Json(value)).into_response())
 }
 
+/// The read, update and find handlers of each record kind, named as the store methods they call.
+macro_rules! record_handlers {
+    ($($get:ident, $update:ident, $find:ident: $update_form:ty;)*) => {$(
+        async fn $get(State(s): State<AppState>, Path(id): Path<String>) -> ApiResult {
+            ok(s.run(move |db| db.$get(&id)).await?)
+        }
+
+        async fn $update(
+            State(s): State<AppState>,
+            Path(id): Path<String>,
+            ApiJson(body): ApiJson<$update_form>,
+        ) -> ApiResult {
+            ok(s.run(move |db| db.$update(&id, body)).await?)
+        }
+
+        async fn $find(State(s): State<AppState>, ApiQuery(q): ApiQuery<FindQuery>) -> ApiResult {
+            ok(s.run(move |db| db.$find(&q)).await?)
+        }
+    )*};
+}
+
+record_handlers! {
+    get_registered_model, update_registered_model, find_registered_model: RegisteredModelUpdate;
+    get_model_version, update_model_version, find_model_version: ModelVersionUpdate;
+    get_model_artifact, update_model_artifact, find_model_artifact: ModelArtifactUpdate;
+}
+
+/// The two list handlers of a child kind: under one parent (`/{id}/...` in the path) and all of
+/// them, both calling the store's one list method.
+macro_rules! list_handlers {
+    ($($of_parent:ident, $all:ident => $list:ident;)*) => {$(
+        async fn $of_parent(
+            State(s): State<AppState>,
+            Path(id): Path<String>,
+            ApiQuery(q): ApiQuery<ListQuery>,
+        ) -> ApiResult {
+            ok(s.run(move |db| db.$list(Some(&id), &q)).await?)
+        }
+
+        async fn $all(State(s): State<AppState>, ApiQuery(q): ApiQuery<ListQuery>) -> ApiResult {
+            ok(s.run(move |db| db.$list(None, &q)).await?)
+        }
+    )*};
+}
+
+list_handlers! {
+    list_model_versions_of, list_model_versions => list_model_versions;
+    list_version_artifacts, list_model_artifacts => list_model_artifacts;
+}
+
 async fn list_registered_models(State(s): State<AppState>, ApiQuery(q): ApiQuery<ListQuery>) -> ApiResult {
     ok(s.run(move |db| db.list_registered_models(&q)).await?)
 }
@@ -497,30 +547,6 @@ async fn create_registered_model(
     created(s.run(move |db| db.create_registered_model(body)).await?)
 }
 
-async fn get_registered_model(State(s): State<AppState>, Path(id): Path<String>) -> ApiResult {
-    ok(s.run(move |db| db.get_registered_model(&id)).await?)
-}
-
-async fn update_registered_model(
-    State(s): State<AppState>,
-    Path(id): Path<String>,
-    ApiJson(body): ApiJson<RegisteredModelUpdate>,
-) -> ApiResult {
-    ok(s.run(move |db| db.update_registered_model(&id, body)).await?)
-}
-
-async fn find_registered_model(State(s): State<AppState>, ApiQuery(q): ApiQuery<FindQuery>) -> ApiResult {
-    ok(s.run(move |db| db.find_registered_model(&q)).await?)
-}
-
-async fn list_model_versions_of(
-    State(s): State<AppState>,
-    Path(id): Path<String>,
-    ApiQuery(q): ApiQuery<ListQuery>,
-) -> ApiResult {
-    ok(s.run(move |db| db.list_model_versions(Some(&id), &q)).await?)
-}
-
 async fn create_model_version_of(
     State(s): State<AppState>,
     Path(id): Path<String>,
@@ -529,36 +555,8 @@ async fn create_model_version_of(
     created(s.run(move |db| db.create_model_version(Some(&id), body)).await?)
 }
 
-async fn list_model_versions(State(s): State<AppState>, ApiQuery(q): ApiQuery<ListQuery>) -> ApiResult {
-    ok(s.run(move |db| db.list_model_versions(None, &q)).await?)
-}
-
 async fn create_model_version(State(s): State<AppState>, ApiJson(body): ApiJson<ModelVersionCreate>) -> ApiResult {
     created(s.run(move |db| db.create_model_version(None, body)).await?)
-}
-
-async fn get_model_version(State(s): State<AppState>, Path(id): Path<String>) -> ApiResult {
-    ok(s.run(move |db| db.get_model_version(&id)).await?)
-}
-
-async fn update_model_version(
-    State(s): State<AppState>,
-    Path(id): Path<String>,
-    ApiJson(body): ApiJson<ModelVersionUpdate>,
-) -> ApiResult {
-    ok(s.run(move |db| db.update_model_version(&id, body)).await?)
-}
-
-async fn find_model_version(State(s): State<AppState>, ApiQuery(q): ApiQuery<FindQuery>) -> ApiResult {
-    ok(s.run(move |db| db.find_model_version(&q)).await?)
-}
-
-async fn list_version_artifacts(
-    State(s): State<AppState>,
-    Path(id): Path<String>,
-    ApiQuery(q): ApiQuery<ListQuery>,
-) -> ApiResult {
-    ok(s.run(move |db| db.list_model_artifacts(Some(&id), &q)).await?)
 }
 
 async fn upsert_version_artifact(
@@ -574,28 +572,8 @@ async fn upsert_version_artifact(
     }
 }
 
-async fn list_model_artifacts(State(s): State<AppState>, ApiQuery(q): ApiQuery<ListQuery>) -> ApiResult {
-    ok(s.run(move |db| db.list_model_artifacts(None, &q)).await?)
-}
-
 async fn create_model_artifact(State(s): State<AppState>, ApiJson(body): ApiJson<ModelArtifactCreate>) -> ApiResult {
     created(s.run(move |db| db.create_artifact(None, body)).await?)
-}
-
-async fn get_model_artifact(State(s): State<AppState>, Path(id): Path<String>) -> ApiResult {
-    ok(s.run(move |db| db.get_model_artifact(&id)).await?)
-}
-
-async fn update_model_artifact(
-    State(s): State<AppState>,
-    Path(id): Path<String>,
-    ApiJson(body): ApiJson<ModelArtifactUpdate>,
-) -> ApiResult {
-    ok(s.run(move |db| db.update_model_artifact(&id, body)).await?)
-}
-
-async fn find_model_artifact(State(s): State<AppState>, ApiQuery(q): ApiQuery<FindQuery>) -> ApiResult {
-    ok(s.run(move |db| db.find_model_artifact(&q)).await?)
 }
 
 async fn index_page(State(s): State<AppState>) -> Result<Html<String>, RegistryError> {

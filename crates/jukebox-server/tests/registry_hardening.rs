@@ -100,32 +100,21 @@ fn an_artifact_cannot_be_rewritten_through_another_versions_path() {
     };
     let (v1, v2) = (version("1"), version("2"));
     let good_uri = "s3://models/models/jukebox/1?endpoint=http://127.0.0.1:9000";
-    let (status, answer) = post_json(
-        &server,
-        &format!("/model_versions/{v1}/artifacts"),
-        &serde_json::json!({"name": "jukebox", "artifactType": "model-artifact", "uri": good_uri}),
-        &[],
-    );
-    assert_eq!(status, 201, "{answer}");
-    let artifact = id_of(&answer);
-    let (status, answer) = post_json(
-        &server,
-        &format!("/model_versions/{v2}/artifacts"),
-        &serde_json::json!({"id": artifact, "artifactType": "model-artifact", "uri": "s3://evil/x?endpoint=http://attacker"}),
-        &[],
-    );
-    assert_eq!(status, 404, "{answer}");
+    // POSTs `fields` (plus the artifact type) to version `version`'s artifacts; answers the body
+    // after checking the status.
+    let post_artifact = |version: &str, mut fields: serde_json::Value, expected: u16| {
+        fields["artifactType"] = "model-artifact".into();
+        let (status, answer) = post_json(&server, &format!("/model_versions/{version}/artifacts"), &fields, &[]);
+        assert_eq!(status, expected, "{answer}");
+        answer
+    };
+    let artifact = id_of(&post_artifact(&v1, serde_json::json!({"name": "jukebox", "uri": good_uri}), 201));
+    post_artifact(&v2, serde_json::json!({"id": artifact, "uri": "s3://evil/x?endpoint=http://attacker"}), 404);
     let (status, stored) = raw(server.addr, &common::get_request(&format!("{API}/model_artifacts/{artifact}")));
     assert_eq!(status, 200);
     assert!(stored.contains(good_uri) && !stored.contains("attacker"), "{stored}");
     // Under its own version the same update works.
-    let (status, answer) = post_json(
-        &server,
-        &format!("/model_versions/{v1}/artifacts"),
-        &serde_json::json!({"id": artifact, "artifactType": "model-artifact", "description": "checked"}),
-        &[],
-    );
-    assert_eq!(status, 200, "{answer}");
+    post_artifact(&v1, serde_json::json!({"id": artifact, "description": "checked"}), 200);
 }
 
 #[test]

@@ -165,6 +165,142 @@ fn check_external_id(
     }
 }
 
+/// The id of the record of `kind` named `name` under the parent row `parent_row` (a registered
+/// model has no parent: `parent_row` is ignored), if there is one.
+fn row_named(
+    tx: &Transaction<'_>,
+    kind: Kind,
+    parent_row: Option<i64>,
+    name: &str,
+) -> Result<Option<i64>, RegistryError> {
+    let table = kind.table();
+    let id = match kind.parent_column() {
+        // `IS`, not `=`: an artifact without a version has a NULL parent.
+        Some(column) => tx.query_row(
+            &format!("SELECT id FROM {table} WHERE {column} IS ?1 AND name = ?2"),
+            params![parent_row, name],
+            |row| row.get(0),
+        ),
+        None => tx.query_row(&format!("SELECT id FROM {table} WHERE name = ?1"), [name], |row| row.get(0)),
+    };
+    Ok(id.optional()?)
+}
+
+/// Inserts a row of `kind` with an empty body (written by [`put_body`] once the record, which
+/// holds its own id, is made) and answers its id.
+fn insert_row(
+    tx: &Transaction<'_>,
+    kind: Kind,
+    parent_row: Option<i64>,
+    name: Option<&str>,
+    external_id: Option<&str>,
+    now: i64,
+) -> Result<i64, RegistryError> {
+    let table = kind.table();
+    match kind.parent_column() {
+        Some(column) => tx.execute(
+            &format!(
+                "INSERT INTO {table} ({column}, name, external_id, create_time, update_time, body)
+                 VALUES (?1, ?2, ?3, ?4, ?4, '{{}}')"
+            ),
+            params![parent_row, name, external_id, now],
+        )?,
+        None => tx.execute(
+            &format!(
+                "INSERT INTO {table} (name, external_id, create_time, update_time, body) VALUES (?1, ?2, ?3, ?3, '{{}}')"
+            ),
+            params![name, external_id, now],
+        )?,
+    };
+    Ok(tx.last_insert_rowid())
+}
+
+/// A record's read form as the store's shared steps see it: its kind, its external id (a column
+/// of its row too) and its update time.
+trait StoredRecord: Serialize + DeserializeOwned {
+    const KIND: Kind;
+    fn external_id(&self) -> Option<&str>;
+    fn set_update_time(&mut self, millis: i64);
+}
+
+/// Writes a new record's body into its row (`id`, inserted by [`insert_row`]) and commits.
+fn commit_new<T: StoredRecord>(tx: Transaction<'_>, id: i64, record: T, now: i64) -> Result<T, RegistryError> {
+    put_body(&tx, T::KIND, id, &record, now)?;
+    tx.commit()?;
+    Ok(record)
+}
+
+/// [`StoredRecord`] for each read form: its kind, and where its external id is.
+macro_rules! updatable {
+    ($($record:ident => $($external_id:ident).+;)*) => {$(
+        impl StoredRecord for $record {
+            const KIND: Kind = Kind::$record;
+            fn external_id(&self) -> Option<&str> {
+                self.$($external_id).+.as_deref()
+            }
+            fn set_update_time(&mut self, millis: i64) {
+                self.last_update_time_since_epoch = Some(millis.to_string());
+            }
+        }
+    )*};
+}
+
+updatable! {
+    RegisteredModel => external_id;
+    ModelVersion => external_id;
+    ModelArtifact => fields.external_id;
+}
+
+/// An update form (a PATCH body): the external id it sets, if any, and how it changes the
+/// stored record.
+trait UpdateForm {
+    type Record: StoredRecord;
+    fn external_id(&self) -> Option<&str>;
+    fn apply(self, record: &mut Self::Record);
+}
+
+/// [`UpdateForm`] for each update form, with the rule of all three: each given field replaces
+/// the stored one (`customProperties` as a whole), absent fields stay.
+macro_rules! update_forms {
+    ($($form:ident => $record:ident $(.$part:ident)?: $($field:ident),*;)*) => {$(
+        impl UpdateForm for $form {
+            type Record = $record;
+            fn external_id(&self) -> Option<&str> {
+                self.external_id.as_deref()
+            }
+            fn apply(self, record: &mut $record) {
+                let stored = &mut (*record)$(.$part)?;
+                $( if self.$field.is_some() { stored.$field = self.$field; } )*
+                if let Some(properties) = self.custom_properties {
+                    stored.custom_properties = properties;
+                }
+            }
+        }
+    )*};
+}
+
+update_forms! {
+    RegisteredModelUpdate => RegisteredModel: description, external_id, owner, state;
+    ModelVersionUpdate => ModelVersion: description, external_id, author, state;
+    ModelArtifactUpdate => ModelArtifact.fields: description, external_id, uri, state, model_format_name,
+        model_format_version, storage_key, storage_path, service_account_name;
+}
+
+/// The read and update methods of each record kind, by id.
+macro_rules! get_and_update {
+    ($($get:ident, $update:ident: $record:ident, $form:ident;)*) => {$(
+        #[doc = concat!("The ", stringify!($record), " with id `id`.")]
+        pub fn $get(&self, id: &str) -> Result<$record, RegistryError> {
+            get_body(&self.conn, Kind::$record, id)
+        }
+
+        #[doc = concat!("Changes the ", stringify!($record), " with id `id` as `update` says.")]
+        pub fn $update(&mut self, id: &str, update: $form) -> Result<$record, RegistryError> {
+            self.update(id, update)
+        }
+    )*};
+}
+
 impl RegistryStore {
     /// Opens (creating if needed) the database file and its tables.
     pub fn open(path: &Path) -> Result<Self, RegistryError> {
@@ -182,15 +318,18 @@ impl RegistryStore {
         Ok(Self { conn })
     }
 
+    get_and_update! {
+        get_registered_model, update_registered_model: RegisteredModel, RegisteredModelUpdate;
+        get_model_version, update_model_version: ModelVersion, ModelVersionUpdate;
+        get_model_artifact, update_model_artifact: ModelArtifact, ModelArtifactUpdate;
+    }
+
     // --- registered models ---------------------------------------------------------------
 
     pub fn create_registered_model(&mut self, create: RegisteredModelCreate) -> Result<RegisteredModel, RegistryError> {
         require_non_empty("name", &create.name)?;
         let tx = self.conn.transaction()?;
-        let existing: Option<i64> = tx
-            .query_row("SELECT id FROM registered_models WHERE name = ?1", [&create.name], |row| row.get(0))
-            .optional()?;
-        if let Some(existing) = existing {
+        if let Some(existing) = row_named(&tx, Kind::RegisteredModel, None, &create.name)? {
             return Err(RegistryError::Conflict(format!(
                 "a registered model named {:?} already exists (id {existing})",
                 create.name
@@ -198,11 +337,7 @@ impl RegistryStore {
         }
         check_external_id(&tx, Kind::RegisteredModel, create.external_id.as_deref(), None)?;
         let now = now_millis();
-        tx.execute(
-            "INSERT INTO registered_models (name, external_id, create_time, update_time, body) VALUES (?1, ?2, ?3, ?3, '{}')",
-            params![create.name, create.external_id, now],
-        )?;
-        let id = tx.last_insert_rowid();
+        let id = insert_row(&tx, Kind::RegisteredModel, None, Some(&create.name), create.external_id.as_deref(), now)?;
         let model = RegisteredModel {
             id: id.to_string(),
             name: create.name,
@@ -215,45 +350,7 @@ impl RegistryStore {
             create_time_since_epoch: Some(now.to_string()),
             last_update_time_since_epoch: Some(now.to_string()),
         };
-        put_body(&tx, Kind::RegisteredModel, id, &model, now)?;
-        tx.commit()?;
-        Ok(model)
-    }
-
-    pub fn get_registered_model(&self, id: &str) -> Result<RegisteredModel, RegistryError> {
-        get_body(&self.conn, Kind::RegisteredModel, id)
-    }
-
-    pub fn update_registered_model(
-        &mut self,
-        id: &str,
-        update: RegisteredModelUpdate,
-    ) -> Result<RegisteredModel, RegistryError> {
-        let tx = self.conn.transaction()?;
-        let mut model: RegisteredModel = get_body(&tx, Kind::RegisteredModel, id)?;
-        let row_id = parse_id(Kind::RegisteredModel, id)?;
-        check_external_id(&tx, Kind::RegisteredModel, update.external_id.as_deref(), Some(row_id))?;
-        let now = now_millis();
-        if update.description.is_some() {
-            model.description = update.description;
-        }
-        if update.external_id.is_some() {
-            model.external_id = update.external_id;
-        }
-        if update.owner.is_some() {
-            model.owner = update.owner;
-        }
-        if update.state.is_some() {
-            model.state = update.state;
-        }
-        if let Some(properties) = update.custom_properties {
-            model.custom_properties = properties;
-        }
-        model.last_update_time_since_epoch = Some(now.to_string());
-        tx.execute("UPDATE registered_models SET external_id = ?1 WHERE id = ?2", params![model.external_id, row_id])?;
-        put_body(&tx, Kind::RegisteredModel, row_id, &model, now)?;
-        tx.commit()?;
-        Ok(model)
+        commit_new(tx, id, model, now)
     }
 
     pub fn find_registered_model(&self, query: &FindQuery) -> Result<RegisteredModel, RegistryError> {
@@ -308,14 +405,7 @@ impl RegistryStore {
             other => other?,
         };
         let model_row = parse_id(Kind::RegisteredModel, &model_id)?;
-        let existing: Option<i64> = tx
-            .query_row(
-                "SELECT id FROM model_versions WHERE registered_model_id = ?1 AND name = ?2",
-                params![model_row, create.name],
-                |row| row.get(0),
-            )
-            .optional()?;
-        if let Some(existing) = existing {
+        if let Some(existing) = row_named(&tx, Kind::ModelVersion, Some(model_row), &create.name)? {
             return Err(RegistryError::Conflict(format!(
                 "model {:?} already has a version named {:?} (id {existing})",
                 model.name, create.name
@@ -323,12 +413,14 @@ impl RegistryStore {
         }
         check_external_id(&tx, Kind::ModelVersion, create.external_id.as_deref(), None)?;
         let now = now_millis();
-        tx.execute(
-            "INSERT INTO model_versions (registered_model_id, name, external_id, create_time, update_time, body)
-             VALUES (?1, ?2, ?3, ?4, ?4, '{}')",
-            params![model_row, create.name, create.external_id, now],
+        let id = insert_row(
+            &tx,
+            Kind::ModelVersion,
+            Some(model_row),
+            Some(&create.name),
+            create.external_id.as_deref(),
+            now,
         )?;
-        let id = tx.last_insert_rowid();
         let version = ModelVersion {
             id: id.to_string(),
             name: create.name,
@@ -341,45 +433,7 @@ impl RegistryStore {
             create_time_since_epoch: Some(now.to_string()),
             last_update_time_since_epoch: Some(now.to_string()),
         };
-        put_body(&tx, Kind::ModelVersion, id, &version, now)?;
-        tx.commit()?;
-        Ok(version)
-    }
-
-    pub fn get_model_version(&self, id: &str) -> Result<ModelVersion, RegistryError> {
-        get_body(&self.conn, Kind::ModelVersion, id)
-    }
-
-    pub fn update_model_version(
-        &mut self,
-        id: &str,
-        update: ModelVersionUpdate,
-    ) -> Result<ModelVersion, RegistryError> {
-        let tx = self.conn.transaction()?;
-        let mut version: ModelVersion = get_body(&tx, Kind::ModelVersion, id)?;
-        let row_id = parse_id(Kind::ModelVersion, id)?;
-        check_external_id(&tx, Kind::ModelVersion, update.external_id.as_deref(), Some(row_id))?;
-        let now = now_millis();
-        if update.description.is_some() {
-            version.description = update.description;
-        }
-        if update.external_id.is_some() {
-            version.external_id = update.external_id;
-        }
-        if update.author.is_some() {
-            version.author = update.author;
-        }
-        if update.state.is_some() {
-            version.state = update.state;
-        }
-        if let Some(properties) = update.custom_properties {
-            version.custom_properties = properties;
-        }
-        version.last_update_time_since_epoch = Some(now.to_string());
-        tx.execute("UPDATE model_versions SET external_id = ?1 WHERE id = ?2", params![version.external_id, row_id])?;
-        put_body(&tx, Kind::ModelVersion, row_id, &version, now)?;
-        tx.commit()?;
-        Ok(version)
+        commit_new(tx, id, version, now)
     }
 
     pub fn find_model_version(&self, query: &FindQuery) -> Result<ModelVersion, RegistryError> {
@@ -462,14 +516,7 @@ impl RegistryStore {
             None => None,
         };
         if let (Some(version_row), Some(name)) = (version_row, &create.fields.name) {
-            let existing: Option<i64> = tx
-                .query_row(
-                    "SELECT id FROM model_artifacts WHERE model_version_id = ?1 AND name = ?2",
-                    params![version_row, name],
-                    |row| row.get(0),
-                )
-                .optional()?;
-            if let Some(existing) = existing {
+            if let Some(existing) = row_named(&tx, Kind::ModelArtifact, Some(version_row), name)? {
                 return Err(RegistryError::Conflict(format!(
                     "model version {version_row} already has an artifact named {name:?} (id {existing})"
                 )));
@@ -477,12 +524,15 @@ impl RegistryStore {
         }
         check_external_id(&tx, Kind::ModelArtifact, create.fields.external_id.as_deref(), None)?;
         let now = now_millis();
-        tx.execute(
-            "INSERT INTO model_artifacts (model_version_id, name, external_id, create_time, update_time, body)
-             VALUES (?1, ?2, ?3, ?4, ?4, '{}')",
-            params![version_row, create.fields.name, create.fields.external_id, now],
+        let fields = &create.fields;
+        let id = insert_row(
+            &tx,
+            Kind::ModelArtifact,
+            version_row,
+            fields.name.as_deref(),
+            fields.external_id.as_deref(),
+            now,
         )?;
-        let id = tx.last_insert_rowid();
         let mut fields = create.fields;
         fields.state.get_or_insert(ArtifactState::Unknown);
         if fields.name.is_none() {
@@ -490,14 +540,7 @@ impl RegistryStore {
             // automatic one may already be taken by a named artifact: add a suffix until free.
             let mut name = format!("artifact-{id}");
             for attempt in 2.. {
-                let taken: Option<i64> = tx
-                    .query_row(
-                        "SELECT id FROM model_artifacts WHERE model_version_id IS ?1 AND name = ?2",
-                        params![version_row, name],
-                        |row| row.get(0),
-                    )
-                    .optional()?;
-                if taken.is_none() {
+                if row_named(&tx, Kind::ModelArtifact, version_row, &name)?.is_none() {
                     break;
                 }
                 name = format!("artifact-{id}-{attempt}");
@@ -512,51 +555,7 @@ impl RegistryStore {
             create_time_since_epoch: Some(now.to_string()),
             last_update_time_since_epoch: Some(now.to_string()),
         };
-        put_body(&tx, Kind::ModelArtifact, id, &artifact, now)?;
-        tx.commit()?;
-        Ok(artifact)
-    }
-
-    pub fn get_model_artifact(&self, id: &str) -> Result<ModelArtifact, RegistryError> {
-        get_body(&self.conn, Kind::ModelArtifact, id)
-    }
-
-    pub fn update_model_artifact(
-        &mut self,
-        id: &str,
-        update: ModelArtifactUpdate,
-    ) -> Result<ModelArtifact, RegistryError> {
-        let tx = self.conn.transaction()?;
-        let mut artifact: ModelArtifact = get_body(&tx, Kind::ModelArtifact, id)?;
-        let row_id = parse_id(Kind::ModelArtifact, id)?;
-        check_external_id(&tx, Kind::ModelArtifact, update.external_id.as_deref(), Some(row_id))?;
-        let now = now_millis();
-        let f = &mut artifact.fields;
-        macro_rules! replace_if_given {
-            ($($field:ident),*) => { $( if update.$field.is_some() { f.$field = update.$field; } )* };
-        }
-        replace_if_given!(
-            description,
-            external_id,
-            uri,
-            state,
-            model_format_name,
-            model_format_version,
-            storage_key,
-            storage_path,
-            service_account_name
-        );
-        if let Some(properties) = update.custom_properties {
-            f.custom_properties = properties;
-        }
-        artifact.last_update_time_since_epoch = Some(now.to_string());
-        tx.execute(
-            "UPDATE model_artifacts SET external_id = ?1 WHERE id = ?2",
-            params![artifact.fields.external_id, row_id],
-        )?;
-        put_body(&tx, Kind::ModelArtifact, row_id, &artifact, now)?;
-        tx.commit()?;
-        Ok(artifact)
+        commit_new(tx, id, artifact, now)
     }
 
     pub fn find_model_artifact(&self, query: &FindQuery) -> Result<ModelArtifact, RegistryError> {
@@ -576,6 +575,26 @@ impl RegistryStore {
     }
 
     // --- shared --------------------------------------------------------------------------
+
+    /// Record `id` changed by `update`, in one transaction: refuses an external id another
+    /// record of the kind holds, stamps the update time, writes the row.
+    fn update<F: UpdateForm>(&mut self, id: &str, update: F) -> Result<F::Record, RegistryError> {
+        let kind = <F::Record as StoredRecord>::KIND;
+        let tx = self.conn.transaction()?;
+        let mut record: F::Record = get_body(&tx, kind, id)?;
+        let row_id = parse_id(kind, id)?;
+        check_external_id(&tx, kind, update.external_id(), Some(row_id))?;
+        let now = now_millis();
+        update.apply(&mut record);
+        record.set_update_time(now);
+        tx.execute(
+            &format!("UPDATE {} SET external_id = ?1 WHERE id = ?2", kind.table()),
+            params![record.external_id(), row_id],
+        )?;
+        put_body(&tx, kind, row_id, &record, now)?;
+        tx.commit()?;
+        Ok(record)
+    }
 
     /// Every model (by name) with its versions and their artifacts (by id), for the web page.
     pub fn overview(&self) -> Result<Vec<ModelTree>, RegistryError> {

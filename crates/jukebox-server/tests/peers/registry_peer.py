@@ -65,23 +65,30 @@ def client():
     )
 
 
+def found(what, record):
+    """`record`, which the client answered for `what`; fails when it found none."""
+    if record is None:
+        fail(f"{what} not found")
+    return record
+
+
+def check_fields(kind, record, expected):
+    """Checks each `field: value` of `expected` against `record`'s attribute."""
+    for field, value in expected.items():
+        check(f"{kind}.{field}", getattr(record, field), value)
+
+
 def verify(registry):
     name, version = SPEC["name"], SPEC["version"]
-    rm = registry.get_registered_model(name)
-    if rm is None:
-        fail(f"registered model {name!r} not found")
-    check("registered_model.name", rm.name, name)
-    check("registered_model.owner", rm.owner, SPEC["owner"])
+    rm = found(f"registered model {name!r}", registry.get_registered_model(name))
+    check_fields("registered_model", rm, {"name": name, "owner": SPEC["owner"]})
     if not rm.id or not str(rm.create_time_since_epoch).isdigit():
         fail(f"registered model lacks id or creation time: {rm!r}")
 
-    mv = registry.get_model_version(name, version)
-    if mv is None:
-        fail(f"model version {name!r}/{version!r} not found")
-    check("model_version.name", mv.name, version)
-    check("model_version.author", mv.author, SPEC["author"])
-    check("model_version.description", mv.description, SPEC["description"])
-    check("model_version.registered_model_id", mv.registered_model_id, rm.id)
+    mv = found(f"model version {name!r}/{version!r}", registry.get_model_version(name, version))
+    expected = {"name": version, "registered_model_id": rm.id}
+    expected |= {field: SPEC[field] for field in ("author", "description")}
+    check_fields("model_version", mv, expected)
     check("model_version.state", str(getattr(mv.state, "value", mv.state)), "LIVE")
     for key, expected in SPEC["metadata"].items():
         check(f"model_version.custom_properties[{key}]", (mv.custom_properties or {}).get(key), expected)
@@ -89,15 +96,9 @@ def verify(registry):
     if extra:
         fail(f"unexpected custom properties {sorted(extra)}")
 
-    ma = registry.get_model_artifact(name, version)
-    if ma is None:
-        fail(f"model artifact of {name!r}/{version!r} not found")
-    check("model_artifact.name", ma.name, name)
-    check("model_artifact.uri", ma.uri, SPEC["uri"])
-    check("model_artifact.model_format_name", ma.model_format_name, SPEC["model_format_name"])
-    check("model_artifact.model_format_version", ma.model_format_version, SPEC["model_format_version"])
-    check("model_artifact.storage_key", ma.storage_key, SPEC["storage_key"])
-    check("model_artifact.storage_path", ma.storage_path, SPEC["storage_path"])
+    ma = found(f"model artifact of {name!r}/{version!r}", registry.get_model_artifact(name, version))
+    fields = ("uri", "model_format_name", "model_format_version", "storage_key", "storage_path")
+    check_fields("model_artifact", ma, {"name": name} | {field: SPEC[field] for field in fields})
 
     versions = [v.name for v in registry.get_model_versions(name)]
     if version not in versions:
