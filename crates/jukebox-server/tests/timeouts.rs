@@ -11,7 +11,7 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
-use common::Running;
+use common::{three_servers, Running};
 use jukebox_server::http::HttpTimeouts;
 use jukebox_server::model_server::ModelServerConfig;
 use jukebox_server::registry::RegistryConfig;
@@ -125,16 +125,7 @@ fn flood_child_servers() {
         return;
     };
     let models = std::path::PathBuf::from(models);
-    let timeouts = HttpTimeouts { header_read: FLOOD_HEADER_TIMEOUT, ..HttpTimeouts::API };
-    let mut config = ModelServerConfig::new(&models);
-    config.timeouts = timeouts;
-    let model_server = Running::model_server(config);
-    let mut config = RegistryConfig::new(models.join("../registry.db"));
-    config.timeouts = timeouts;
-    let registry = Running::registry(config);
-    let mut config = S3Config::new(models.join("../s3"), "jukebox", "jukebox-secret");
-    config.timeouts = HttpTimeouts { header_read: FLOOD_HEADER_TIMEOUT, ..HttpTimeouts::STORAGE };
-    let s3 = Running::s3(config);
+    let (model_server, registry, s3) = three_servers(&models, &models.join(".."), FLOOD_HEADER_TIMEOUT, None);
     println!(
         "SERVERS {} {} {} cap={}",
         model_server.addr,

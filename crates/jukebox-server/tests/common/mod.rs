@@ -6,8 +6,10 @@
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
+use std::path::Path;
 use std::time::Duration;
 
+use jukebox_server::http::HttpTimeouts;
 use jukebox_server::model_server::ModelServerConfig;
 use jukebox_server::registry::RegistryConfig;
 use jukebox_server::s3::S3Config;
@@ -51,6 +53,27 @@ impl Running {
             std::thread::sleep(Duration::from_millis(50));
         }
     }
+}
+
+/// The three servers with one header timeout and connection cap (`None`: the default), the
+/// rest of their timeouts their own (S3's are the storage ones): the model server on the
+/// repository `models`, the registry's database and S3's data in `state`.
+pub fn three_servers(
+    models: &Path,
+    state: &Path,
+    header_read: Duration,
+    max_connections: Option<usize>,
+) -> (Running, Running, Running) {
+    let api = HttpTimeouts { header_read, max_connections, ..HttpTimeouts::API };
+    let mut config = ModelServerConfig::new(models);
+    config.timeouts = api;
+    let model_server = Running::model_server(config);
+    let mut config = RegistryConfig::new(state.join("registry.db"));
+    config.timeouts = api;
+    let registry = Running::registry(config);
+    let mut config = S3Config::new(state.join("s3"), "jukebox", "jukebox-secret");
+    config.timeouts = HttpTimeouts { header_read, max_connections, ..HttpTimeouts::STORAGE };
+    (model_server, registry, Running::s3(config))
 }
 
 /// A ureq client that returns 4xx/5xx answers instead of failing on them.

@@ -9,12 +9,7 @@ use std::io::Read;
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
-use jukebox_server::http::HttpTimeouts;
-use jukebox_server::model_server::ModelServerConfig;
-use jukebox_server::registry::RegistryConfig;
-use jukebox_server::s3::S3Config;
-
-use crate::common::{get_request, raw, Running};
+use crate::common::{get_request, raw, three_servers};
 use crate::Suite;
 
 const HEADER_TIMEOUT: Duration = Duration::from_secs(1);
@@ -26,16 +21,7 @@ const HEALTH_WITHIN: Duration = Duration::from_secs(1);
 pub fn run(suite: &Suite) {
     let count = if suite.short { 500 } else { 2000 };
     let dir = suite.dir.join("silent_connections");
-    let timeouts = HttpTimeouts { header_read: HEADER_TIMEOUT, max_connections: Some(CAP), ..HttpTimeouts::API };
-    let mut config = ModelServerConfig::new(suite.dir.join("models"));
-    config.timeouts = timeouts;
-    let model_server = Running::model_server(config);
-    let mut config = RegistryConfig::new(dir.join("registry.db"));
-    config.timeouts = timeouts;
-    let registry = Running::registry(config);
-    let mut config = S3Config::new(dir.join("s3"), "jukebox", "jukebox-secret");
-    config.timeouts = HttpTimeouts { header_read: HEADER_TIMEOUT, max_connections: Some(CAP), ..HttpTimeouts::STORAGE };
-    let s3 = Running::s3(config);
+    let (model_server, registry, s3) = three_servers(&suite.dir.join("models"), &dir, HEADER_TIMEOUT, Some(CAP));
 
     for (name, server, health) in [
         ("model server", &model_server, "/v2/health/ready"),
