@@ -24,7 +24,7 @@ pub enum RefineError {
          {{\"epochs\": [10], \"hidden_layers\": [[128, 128]], \"learning_rate\": [0.001], \"batch_size\": [64]}}"
     )]
     Grid(String),
-    #[error(transparent)]
+    #[error("loading the chart data: {0}")]
     Data(#[from] DataError),
     #[error(transparent)]
     Prepare(#[from] PrepareError),
@@ -34,7 +34,7 @@ pub enum RefineError {
     Evaluate(#[from] EvaluateError),
     #[error(transparent)]
     Plot(#[from] PlotError),
-    #[error(transparent)]
+    #[error("exporting the chosen run: {0}")]
     Export(#[from] ExportError),
     #[error("the data has no `{SONG}` column: {0}")]
     Songs(PolarsError),

@@ -80,7 +80,7 @@ impl Objective for SoftmaxLoss<'_> {
             .zip(scratch.partial.chunks_exact_mut(p).zip(scratch.scores.chunks_exact_mut(k)))
             .map(|((x, (y, counts)), (grad, scores))| Chunk { x, y, counts, grad, scores })
             .collect();
-        let run = |c: Chunk| chunk_loss(c.x, c.y, c.counts, weights, intercepts, c.grad, c.scores);
+        let run = |chunk: Chunk| chunk_loss(chunk, weights, intercepts);
         let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(work.len());
         let mut losses = vec![0.0; work.len()];
         if threads <= 1 {
@@ -119,51 +119,27 @@ impl Objective for SoftmaxLoss<'_> {
     }
 }
 
-/// One chunk's summed cross-entropy; writes its summed gradient into `grad` (zeroed first). On
-/// x86-64 the AVX2 build of [`chunk_loss_rows`] is used where the CPU has it.
-fn chunk_loss(
-    x: &[f32],
-    y: &[u32],
-    counts: &[u32],
-    weights: &[f64],
-    intercepts: &[f64],
-    grad: &mut [f64],
-    scores: &mut [f64],
-) -> f64 {
+/// One chunk's summed cross-entropy; writes its summed gradient into `chunk.grad` (zeroed
+/// first). On x86-64 the AVX2 build of [`chunk_loss_rows`] is used where the CPU has it.
+fn chunk_loss(chunk: Chunk, weights: &[f64], intercepts: &[f64]) -> f64 {
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx2") {
         // SAFETY: the CPU has AVX2, checked just above.
-        return unsafe { chunk_loss_avx2(x, y, counts, weights, intercepts, grad, scores) };
+        return unsafe { chunk_loss_avx2(chunk, weights, intercepts) };
     }
-    chunk_loss_rows(x, y, counts, weights, intercepts, grad, scores)
+    chunk_loss_rows(chunk, weights, intercepts)
 }
 
 /// [`chunk_loss_rows`] compiled for AVX2: four `f64` lanes instead of SSE2's two. No FMA, so
 /// the numbers are those of the plain build.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-unsafe fn chunk_loss_avx2(
-    x: &[f32],
-    y: &[u32],
-    counts: &[u32],
-    weights: &[f64],
-    intercepts: &[f64],
-    grad: &mut [f64],
-    scores: &mut [f64],
-) -> f64 {
-    chunk_loss_rows(x, y, counts, weights, intercepts, grad, scores)
+unsafe fn chunk_loss_avx2(chunk: Chunk, weights: &[f64], intercepts: &[f64]) -> f64 {
+    chunk_loss_rows(chunk, weights, intercepts)
 }
 
 #[inline(always)]
-fn chunk_loss_rows(
-    x: &[f32],
-    y: &[u32],
-    counts: &[u32],
-    weights: &[f64],
-    intercepts: &[f64],
-    grad: &mut [f64],
-    scores: &mut [f64],
-) -> f64 {
+fn chunk_loss_rows(Chunk { x, y, counts, grad, scores }: Chunk, weights: &[f64], intercepts: &[f64]) -> f64 {
     let k = intercepts.len();
     let d = weights.len() / k;
     grad.fill(0.0);
