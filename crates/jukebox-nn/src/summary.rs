@@ -21,17 +21,10 @@ pub struct Summary {
     pub total_parameters: usize,
 }
 
-/// `62408` -> `62,408`, as Keras prints counts (and the workbench's tables and captions).
+/// `62408` -> `62,408`, as Keras prints counts (and the workbench's tables and captions): the
+/// workbench's one digit grouping, [`jukebox_protocol::text::thousands`], for `usize` counts.
 pub fn thousands(n: usize) -> String {
-    let digits = n.to_string();
-    let mut out = String::new();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
+    jukebox_protocol::text::thousands(n as u64)
 }
 
 impl fmt::Display for Summary {
@@ -81,13 +74,5 @@ mod tests {
         ] {
             assert!(text.contains(expected), "missing {expected:?} in\n{text}");
         }
-    }
-
-    #[test]
-    fn thousands_separators() {
-        assert_eq!(super::thousands(0), "0");
-        assert_eq!(super::thousands(999), "999");
-        assert_eq!(super::thousands(1000), "1,000");
-        assert_eq!(super::thousands(1234567), "1,234,567");
     }
 }

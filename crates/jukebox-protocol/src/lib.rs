@@ -10,6 +10,8 @@
 //!   typed custom properties).
 //! - [`inference`]: the KServe v2 / Open Inference Protocol (model metadata, infer requests and
 //!   responses).
+//! - [`text`]: how counts are written for people to read (`1,234,567`), one rule for the
+//!   network's summary, the notebooks' captions and the model server's refusals.
 //! - [`version_table`]: the columns a model's versions are shown with, in a notebook and on the
 //!   registry's web page.
 
@@ -18,4 +20,5 @@ pub mod html;
 pub mod inference;
 pub mod model_folder;
 pub mod registry;
+pub mod text;
 pub mod version_table;

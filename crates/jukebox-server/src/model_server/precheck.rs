@@ -16,6 +16,7 @@ use std::borrow::Cow;
 use std::cell::{Cell, RefCell};
 use std::fmt;
 
+use jukebox_protocol::text::thousands;
 use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::Deserializer;
 
@@ -35,19 +36,6 @@ pub fn check(json: &[u8], limits: &InferLimits) -> Result<u64, ModelServerError>
         Ok(()) => Ok(scan.elements()),
         Err(_) => Ok(1),
     }
-}
-
-/// `1234567` -> `"1,234,567"`, for messages people read.
-pub fn grouped(n: u64) -> String {
-    let digits = n.to_string();
-    let mut out = String::new();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
 }
 
 /// A request's limits, checked as its JSON is read, input by input in the body's order: by
@@ -96,8 +84,8 @@ impl<'a> Scan<'a> {
         self.data_total.set(total);
         if total > self.limits.max_elements {
             return Err(self.refuse(
-                format!("the inputs' `data` hold more than {} values", grouped(self.limits.max_elements)),
-                format!("{} elements", grouped(self.limits.max_elements)),
+                format!("the inputs' `data` hold more than {} values", thousands(self.limits.max_elements)),
+                format!("{} elements", thousands(self.limits.max_elements)),
                 "--max-elements",
             ));
         }
@@ -116,8 +104,8 @@ impl<'a> Scan<'a> {
         let elements = shape.iter().fold(1u64, |acc, &d| acc.saturating_mul(d.max(0) as u64));
         if rows > self.limits.max_rows {
             return Err(self.refuse(
-                format!("{} has {} rows (shape {shape:?})", input(), grouped(rows)),
-                format!("{} rows", grouped(self.limits.max_rows)),
+                format!("{} has {} rows (shape {shape:?})", input(), thousands(rows)),
+                format!("{} rows", thousands(self.limits.max_rows)),
                 "--max-rows",
             ));
         }
@@ -125,15 +113,15 @@ impl<'a> Scan<'a> {
         self.total.set(total);
         if elements > self.limits.max_elements {
             return Err(self.refuse(
-                format!("{} has {} elements (shape {shape:?})", input(), grouped(elements)),
-                format!("{} elements", grouped(self.limits.max_elements)),
+                format!("{} has {} elements (shape {shape:?})", input(), thousands(elements)),
+                format!("{} elements", thousands(self.limits.max_elements)),
                 "--max-elements",
             ));
         }
         if total > self.limits.max_elements {
             return Err(self.refuse(
-                format!("the inputs up to {} have {} elements together", input(), grouped(total)),
-                format!("{} elements", grouped(self.limits.max_elements)),
+                format!("the inputs up to {} have {} elements together", input(), thousands(total)),
+                format!("{} elements", thousands(self.limits.max_elements)),
                 "--max-elements",
             ));
         }
@@ -362,13 +350,5 @@ mod tests {
         assert_eq!(check(ok, &limits()).unwrap(), 60);
         // Malformed JSON is left to the full parse.
         assert_eq!(check(b"{not json", &limits()).unwrap(), 1);
-    }
-
-    #[test]
-    fn grouping() {
-        assert_eq!(grouped(0), "0");
-        assert_eq!(grouped(999), "999");
-        assert_eq!(grouped(1000), "1,000");
-        assert_eq!(grouped(1250000), "1,250,000");
     }
 }
