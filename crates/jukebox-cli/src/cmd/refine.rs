@@ -20,6 +20,7 @@ use anyhow::Context;
 use jukebox::katib::KatibExperiment;
 use jukebox::prepare::SplitStrategy;
 use jukebox::refine::{Grid, Refinement};
+use jukebox_protocol::model_folder::{DEFAULT_LICENSE, DEFAULT_STORAGE_KEY, MODEL_NAME};
 
 use super::save;
 
@@ -54,7 +55,7 @@ pub struct Args {
     #[arg(long, requires = "model_repository")]
     register: Option<String>,
     /// Registered model name.
-    #[arg(long, default_value = "jukebox")]
+    #[arg(long, default_value = MODEL_NAME)]
     name: String,
     /// Print the sweep as a Kubeflow Katib Experiment (YAML) whose trials run `jukebox train` on
     /// the cluster, instead of running it here.
@@ -123,7 +124,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         version,
         description: Some(refined.description()),
         author: None,
-        license: "Apache-2.0".into(),
-        storage_key: std::env::var(jukebox_protocol::env::STORAGE_KEY).unwrap_or_else(|_| "models".into()),
+        license: DEFAULT_LICENSE.into(),
+        storage_key: std::env::var(jukebox_protocol::env::STORAGE_KEY).unwrap_or_else(|_| DEFAULT_STORAGE_KEY.into()),
     })
 }
