@@ -3,16 +3,15 @@
 //! that would allocate a gigabyte while loading, and (issue 23 item 5) tiny models whose `Range`
 //! node would cost hundreds of megabytes per request.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use jukebox_server::model_server::{InferLimits, ModelServerConfig};
+use jukebox_server::model_server::{InferLimits, ModelRepository, ModelServerConfig};
 use jukebox_testkit::{make_model, write_constant_bomb};
 
 mod common;
 mod tiny_models;
 use common::{agent, input_names, oversized_infer_body, post_json, Running};
-use jukebox_server::model_server::ModelRepository;
 use tiny_models::{write_range_model, RangeLimit};
 
 /// GET `path` on `server` until it answers `status` (30 s at most): the body.
@@ -118,15 +117,23 @@ fn upload_model(root: &Path, version: &str, seed: &str) {
         .unwrap();
 }
 
-#[test]
-fn a_model_re_uploaded_to_the_same_version_is_served_within_two_seconds() {
-    let root = tempfile::tempdir().unwrap();
-    let repository = root.path().join("models");
+/// A server watching `<root>/models` every `poll`, started with version 1 of the workshop model
+/// uploaded; returns the repository folder and the server once that version is ready.
+fn watched_server(root: &Path, poll: Duration) -> (PathBuf, Running) {
+    let repository = root.join("models");
     std::fs::create_dir_all(&repository).unwrap();
     upload_model(&repository, "1", "1");
     let mut config = ModelServerConfig::new(&repository);
-    config.poll_interval = Some(Duration::from_secs(1)); // what `jukebox up` uses
+    config.poll_interval = Some(poll);
     let server = Running::model_server(config);
+    wait_for(&server, "/v2/models/jukebox/ready", 200);
+    (repository, server)
+}
+
+#[test]
+fn a_model_re_uploaded_to_the_same_version_is_served_within_two_seconds() {
+    let root = tempfile::tempdir().unwrap();
+    let (repository, server) = watched_server(root.path(), Duration::from_secs(1)); // what `jukebox up` uses
     let names = input_names(&server.url(), "jukebox");
     let url = format!("{}/v2/models/jukebox/versions/1/infer", server.url());
     let body = infer_body(&names, 1, "0.5", "");
@@ -154,13 +161,7 @@ fn a_model_re_uploaded_to_the_same_version_is_served_within_two_seconds() {
 #[test]
 fn a_watched_model_that_would_allocate_a_gigabyte_at_load_is_refused_and_the_others_serve() {
     let root = tempfile::tempdir().unwrap();
-    let repository = root.path().join("models");
-    std::fs::create_dir_all(&repository).unwrap();
-    upload_model(&repository, "1", "1");
-    let mut config = ModelServerConfig::new(&repository);
-    config.poll_interval = Some(Duration::from_millis(100));
-    let server = Running::model_server(config);
-    wait_for(&server, "/v2/models/jukebox/ready", 200);
+    let (repository, server) = watched_server(root.path(), Duration::from_millis(100));
 
     let size = write_constant_bomb(&repository.join("bomb/1/model.onnx"));
     println!("ConstantOfShape model: {size} bytes");
@@ -196,13 +197,7 @@ fn range_models_are_refused_at_load_naming_the_node_and_the_others_serve() {
     // serving. (Resident memory is measured by the reliability suite's probe, which runs alone:
     // the other tests of this file allocate in the same process at the same time.)
     let root = tempfile::tempdir().unwrap();
-    let repository = root.path().join("models");
-    std::fs::create_dir_all(&repository).unwrap();
-    upload_model(&repository, "1", "1");
-    let mut config = ModelServerConfig::new(&repository);
-    config.poll_interval = Some(Duration::from_millis(100));
-    let server = Running::model_server(config);
-    wait_for(&server, "/v2/models/jukebox/ready", 200);
+    let (repository, server) = watched_server(root.path(), Duration::from_millis(100));
     let names = input_names(&server.url(), "jukebox");
     let jukebox = format!("{}/v2/models/jukebox/infer", server.url());
     let (status, answer) = post(&jukebox, &infer_body(&names, 3, "0.5", ""));
