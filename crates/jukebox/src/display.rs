@@ -10,8 +10,8 @@
 //! kernel imports [`Show`] in its prelude (`kernel/evcxr-kernel`); elsewhere, `use
 //! jukebox::display::Show;` once. [`Plot`] renders as `image/svg+xml`, drawn with plotters' SVG
 //! backend (no system fonts needed); papermill stores both kinds in the executed notebook.
-//! [`escape`] is the one HTML escaper (the `html-escape` crate, which the registry server's page
-//! uses as well).
+//! [`escape`] is the one HTML escaper (`jukebox_protocol::html::escape`, which the registry
+//! server's page uses as well).
 //!
 //! A cell's result is shown when the cell ends. An output that changes while the cell runs
 //! (training progress) is a [`LiveDisplay`]: in the Rust kernel it is redrawn in place.
@@ -437,9 +437,11 @@ impl fmt::Display for Code {
     }
 }
 
-/// Escapes text for HTML element content and quoted attribute values (`& < > " '`).
+/// Escapes text for HTML element content and quoted attribute values (`& < > " '`): the
+/// workbench's one escaper, `jukebox_protocol::html::escape`, which the registry server's page
+/// uses as well.
 pub fn escape(text: &str) -> String {
-    html_escape::encode_quoted_attribute(text).into_owned()
+    jukebox_protocol::html::escape(text)
 }
 
 #[cfg(test)]

@@ -11,6 +11,18 @@ use jukebox_protocol::registry::{CustomProperties, MetadataValue};
 
 use super::error::RegistryError;
 
+/// The builders' text setters, one per field: `value.field(text)` sets the field to
+/// `wrap(text)` (`Some` for an optional field).
+macro_rules! text_setters {
+    ($($field:ident: $wrap:expr),* $(,)?) => {$(
+        #[doc = concat!("Sets `", stringify!($field), "`.")]
+        pub fn $field(mut self, text: impl Into<String>) -> Self {
+            self.$field = $wrap(text.into());
+            self
+        }
+    )*};
+}
+
 /// Everything [`super::ModelRegistry::register_model`] records: the model's name, the new version and
 /// where its files are, plus optional people, format, storage and typed metadata.
 #[derive(Debug, Clone, PartialEq)]
@@ -53,20 +65,7 @@ impl RegisterModel {
         }
     }
 
-    pub fn description(mut self, text: impl Into<String>) -> Self {
-        self.description = Some(text.into());
-        self
-    }
-
-    pub fn author(mut self, author: impl Into<String>) -> Self {
-        self.author = Some(author.into());
-        self
-    }
-
-    pub fn owner(mut self, owner: impl Into<String>) -> Self {
-        self.owner = Some(owner.into());
-        self
-    }
+    text_setters!(description: Some, author: Some, owner: Some);
 
     pub fn model_format(mut self, name: impl Into<String>, version: impl Into<String>) -> Self {
         self.model_format_name = name.into();
@@ -177,25 +176,7 @@ impl ModelUpload {
         self
     }
 
-    pub fn description(mut self, text: impl Into<String>) -> Self {
-        self.description = Some(text.into());
-        self
-    }
-
-    pub fn author(mut self, author: impl Into<String>) -> Self {
-        self.author = Some(author.into());
-        self
-    }
-
-    pub fn license(mut self, license: impl Into<String>) -> Self {
-        self.license = license.into();
-        self
-    }
-
-    pub fn storage_key(mut self, key: impl Into<String>) -> Self {
-        self.storage_key = key.into();
-        self
-    }
+    text_setters!(description: Some, author: Some, license: String::from, storage_key: String::from);
 }
 
 /// The [`RECORDED_METRICS`] entries of a `metrics.json`, typed as the registry stores them.

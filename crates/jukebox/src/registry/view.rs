@@ -8,6 +8,7 @@ use std::collections::BTreeSet;
 use jukebox_protocol::registry::{
     format_epoch_millis, CustomProperties, MetadataValue, ModelArtifact, ModelVersion, RegisteredModel,
 };
+use jukebox_protocol::version_table::{api_name, VersionColumn, VERSION_COLUMNS};
 use serde::Serialize;
 
 use crate::display::{Cell, Table, ToHtml};
@@ -59,8 +60,9 @@ pub struct VersionTable {
 }
 
 /// The metadata keys [`VersionTable`] shows as columns (as `accuracy` and `F1 (macro)`); every
-/// other key is folded under the row's details.
-pub const VERSION_TABLE_METRICS: [(&str, &str); 2] = [("accuracy", "accuracy"), ("f1_macro", "F1 (macro)")];
+/// other key is folded under the row's details. The registry's web page shows the same columns:
+/// both take them from `jukebox_protocol::version_table`.
+pub use jukebox_protocol::version_table::VERSION_METRICS as VERSION_TABLE_METRICS;
 
 impl VersionTable {
     /// Metadata keys over all versions, sorted: the table's metric columns.
@@ -75,12 +77,13 @@ impl VersionTable {
         self.rows.iter().map(|r| r.version.custom_properties.get(key).and_then(MetadataValue::as_f64)).collect()
     }
 
-    /// One row per version with the columns a person compares versions by (name, version,
-    /// state, accuracy, F1, author, created); ids, format, URI, storage path and every other
-    /// metadata entry are folded into the row's last cell, one click away.
+    /// One row per version: the model's name, then the columns a person compares versions by
+    /// (`jukebox_protocol::version_table`'s: version, state, accuracy, F1, author, created), then
+    /// ids, format, URI, storage path and every other metadata entry folded into the row's last
+    /// cell, one click away.
     pub fn table(&self) -> Table {
-        let metric_names = VERSION_TABLE_METRICS.iter().map(|(_, shown)| *shown);
-        let columns = ["name", "version", "state"].into_iter().chain(metric_names).chain(["author", "created", "more"]);
+        let shared = VERSION_COLUMNS.iter().flat_map(|column| column.headings());
+        let columns = ["name"].into_iter().chain(shared).chain(["more"]);
         let rows = self.rows.iter().map(|row| self.row(row)).collect();
         let count = self.rows.len();
         Table::new(columns.map(String::from).collect(), rows).with_caption(format!(
@@ -92,16 +95,19 @@ impl VersionTable {
 
     fn row(&self, row: &VersionRow) -> Vec<Cell> {
         let v = &row.version;
-        let mut cells: Vec<Cell> =
-            vec![self.model.name.as_str().into(), v.name.as_str().into(), state_name(&v.state).into()];
-        for (key, _) in VERSION_TABLE_METRICS {
-            cells.push(match v.custom_properties.get(key) {
-                Some(value) => value.as_f64().map(Cell::Number).unwrap_or_else(|| metadata_text(value).into()),
-                None => Cell::Empty,
-            });
+        let mut cells: Vec<Cell> = vec![self.model.name.as_str().into()];
+        for column in VERSION_COLUMNS {
+            match column {
+                // Numbers as every table writes them (4 decimals), not as the registry holds them.
+                VersionColumn::Metrics => {
+                    cells.extend(VERSION_TABLE_METRICS.iter().map(|(key, _)| match v.custom_properties.get(*key) {
+                        Some(value) => value.as_f64().map(Cell::Number).unwrap_or_else(|| metadata_text(value).into()),
+                        None => Cell::Empty,
+                    }))
+                }
+                other => cells.extend(other.cells(v).into_iter().map(Cell::Text)),
+            }
         }
-        cells.push(v.author.clone().unwrap_or_default().into());
-        cells.push(format_epoch_millis(v.create_time_since_epoch.as_deref()).into());
         // The rest: what identifies and locates the version, then the other metadata.
         let mut folded: Vec<(String, String)> = vec![
             ("version id".into(), v.id.clone()),
@@ -158,7 +164,7 @@ fn lifecycle<T: Serialize>(
     updated: &Option<String>,
 ) -> [(&'static str, String); 3] {
     [
-        ("state", state_name(state)),
+        ("state", api_name(state)),
         ("created", format_epoch_millis(created.as_deref())),
         ("updated", format_epoch_millis(updated.as_deref())),
     ]
@@ -166,15 +172,6 @@ fn lifecycle<T: Serialize>(
 
 fn text_of(value: &Option<String>) -> String {
     value.clone().unwrap_or_default()
-}
-
-/// A state enum as the API spells it (`LIVE`, `ARCHIVED`, ...).
-fn state_name<T: Serialize>(state: &Option<T>) -> String {
-    state
-        .as_ref()
-        .and_then(|s| serde_json::to_value(s).ok())
-        .and_then(|v| v.as_str().map(str::to_owned))
-        .unwrap_or_default()
 }
 
 impl ToHtml for RegisteredModel {
