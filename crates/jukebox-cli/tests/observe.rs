@@ -3,6 +3,8 @@
 //! whose cause is in the log and not in the answer, `--log-format json`, and the three servers'
 //! Prometheus metrics judged by Prometheus's Python parser (`tests/peers/metrics_peer.py`).
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write as _};
 use std::path::{Path, PathBuf};
@@ -41,16 +43,7 @@ impl Up {
             command.env("RUST_LOG", filter);
         }
         let mut child = command.spawn().expect("cannot start `jukebox up`");
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let mut env = BTreeMap::new();
-        while env.len() < 7 {
-            let line = lines.next().expect("`jukebox up` closed its output early").unwrap();
-            let (name, value) = line
-                .strip_prefix("export ")
-                .and_then(|l| l.split_once('='))
-                .unwrap_or_else(|| panic!("not an export line: {line}"));
-            env.insert(name.to_string(), value.to_string());
-        }
+        let env = common::read_exports(&mut child, 7);
         Self { child, env, state: state.to_path_buf(), stderr }
     }
 

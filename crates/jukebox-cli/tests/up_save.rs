@@ -5,6 +5,8 @@
 //! separate `jukebox serve` (from the registry entry, and from the s3:// prefix) serve the
 //! uploaded model, and SIGTERM stops everything.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -42,16 +44,7 @@ impl Up {
             .expect("cannot start `jukebox up`");
         // The export lines arrive once the three servers listen: seven, and one per token.
         let tokens = extra.iter().filter(|a| matches!(**a, "--registry-token" | "--model-token")).count();
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let mut env = BTreeMap::new();
-        while env.len() < 7 + tokens {
-            let line = lines.next().expect("`jukebox up` closed its output early").unwrap();
-            let (name, value) = line
-                .strip_prefix("export ")
-                .and_then(|l| l.split_once('='))
-                .unwrap_or_else(|| panic!("not an export line: {line}"));
-            env.insert(name.to_string(), value.to_string());
-        }
+        let env = common::read_exports(&mut child, 7 + tokens);
         Self { child, env }
     }
 

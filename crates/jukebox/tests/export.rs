@@ -7,7 +7,7 @@ mod common;
 use std::process::Command;
 
 use jukebox::evaluate::Metrics;
-use jukebox::export::export;
+use jukebox::export::{export, onnx_predict_proba_in_blocks, ExportedModel};
 use jukebox::prepare::{PreparedData, SplitOptions};
 use jukebox::train::{Learner, NeuralNetwork, Progress, TrainedModel};
 
@@ -21,12 +21,19 @@ fn metrics(model: &TrainedModel, data: &PreparedData) -> Metrics {
     Metrics::new(&model.test_report(data).unwrap(), &model.training_info(data))
 }
 
-#[test]
-fn exported_model_matches_the_network_through_onnx_runtime() {
+/// The workshop's data, a network trained on it with seed 42, and its export as version folder
+/// `version` of a temporary repository (kept while the folder is held).
+fn trained_and_exported(version: u64) -> (PreparedData, TrainedModel, tempfile::TempDir, ExportedModel) {
     let data = PreparedData::new(&common::chart(), &jukebox::data::FEATURES, &SplitOptions::default()).unwrap();
     let model = train(&data, 42);
     let dir = tempfile::tempdir().unwrap();
-    let exported = export(&model, &data, &metrics(&model, &data), dir.path(), 1).unwrap();
+    let exported = export(&model, &data, &metrics(&model, &data), dir.path(), version).unwrap();
+    (data, model, dir, exported)
+}
+
+#[test]
+fn exported_model_matches_the_network_through_onnx_runtime() {
+    let (data, model, dir, exported) = trained_and_exported(1);
     assert_eq!(exported.model_path, dir.path().join("jukebox/1/model.onnx"));
     for file in
         ["scaler.json", "label_encoder.json", "X_train.parquet", "X_test.parquet", "y_test.json", "metrics.json"]
@@ -45,6 +52,17 @@ fn exported_model_matches_the_network_through_onnx_runtime() {
     assert_eq!(parity.class_mismatches, 0);
     assert!(parity.holds(1e-5));
     assert_eq!(evaluation.report.accuracy(), saved.accuracy, "ONNX Runtime scores what metrics.json says");
+}
+
+#[test]
+fn onnx_runtime_in_blocks_gives_the_probabilities_of_one_call() {
+    let (data, _model, _dir, exported) = trained_and_exported(1);
+    let whole = onnx_predict_proba_in_blocks(&exported.model_path, &data.features, &data.x_test, usize::MAX).unwrap();
+    assert_eq!(whole.len(), data.n_test() * data.n_classes());
+    // 1,000 rows per call: the last block is a partial one.
+    let blocks = onnx_predict_proba_in_blocks(&exported.model_path, &data.features, &data.x_test, 1_000).unwrap();
+    assert!(data.n_test() % 1_000 != 0);
+    assert_eq!(blocks, whole);
 }
 
 #[test]
@@ -77,10 +95,7 @@ fn same_seed_gives_a_bit_identical_model_file() {
 
 #[test]
 fn reference_tools_accept_the_export() {
-    let data = PreparedData::new(&common::chart(), &jukebox::data::FEATURES, &SplitOptions::default()).unwrap();
-    let model = train(&data, 42);
-    let dir = tempfile::tempdir().unwrap();
-    let exported = export(&model, &data, &metrics(&model, &data), dir.path(), 3).unwrap();
+    let (data, model, dir, exported) = trained_and_exported(3);
     let rows = 500.min(data.n_test());
     let probabilities = model.predict_proba(&data.x_test[..rows * data.n_features()], rows);
     let expected = dir.path().join("expected.json");

@@ -19,32 +19,34 @@ use jukebox_server::server_thread::ServerThread;
 
 /// Every object of the bucket folder `prefix` and its bytes, read from the S3 server's files.
 fn objects(s3_root: &std::path::Path, prefix: &str) -> Vec<(String, Vec<u8>)> {
-    let folder = s3_root.join("models").join(prefix);
-    let mut found = Vec::new();
-    let mut pending = vec![folder.clone()];
-    while let Some(dir) = pending.pop() {
-        for entry in std::fs::read_dir(&dir).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                pending.push(path);
-            } else {
-                found.push((path.strip_prefix(&folder).unwrap().display().to_string(), std::fs::read(&path).unwrap()));
-            }
-        }
-    }
-    found.sort();
-    found
+    local(&s3_root.join("models").join(prefix))
+}
+
+/// The embedded S3 server (files under `<dir>/s3`) and registry, running while the servers are
+/// held, with the storage settings and the registry client that reach them.
+struct Servers {
+    _s3: ServerThread,
+    _registry: ServerThread,
+    s3_root: std::path::PathBuf,
+    config: StorageConfig,
+    registry: ModelRegistry,
+}
+
+fn start_servers(dir: &std::path::Path) -> Servers {
+    let s3_root = dir.join("s3");
+    let s3 = ServerThread::s3(S3Config::new(&s3_root, "key", "secret-key-1234").with_bucket("models")).unwrap();
+    let registry_server = ServerThread::registry(RegistryConfig::new(dir.join("registry.db"))).unwrap();
+    let config = StorageConfig::new(s3.url(), "key", "secret-key-1234", "us-east-1", "models");
+    let registry = ModelRegistry::new(&registry_server.url());
+    Servers { _s3: s3, _registry: registry_server, s3_root, config, registry }
 }
 
 #[test]
 fn a_second_version_never_touches_the_first_ones_objects() {
     let dir = tempfile::tempdir().unwrap();
-    let s3_root = dir.path().join("s3");
-    let s3 = ServerThread::s3(S3Config::new(&s3_root, "key", "secret-key-1234").with_bucket("models")).unwrap();
-    let registry_server = ServerThread::registry(RegistryConfig::new(dir.path().join("registry.db"))).unwrap();
-    let storage =
-        Storage::connect(StorageConfig::new(s3.url(), "key", "secret-key-1234", "us-east-1", "models")).unwrap();
-    let registry = ModelRegistry::new(&registry_server.url());
+    let servers = start_servers(dir.path());
+    let (s3_root, registry) = (&servers.s3_root, &servers.registry);
+    let storage = Storage::connect(servers.config.clone()).unwrap();
 
     // Two models: the workshop's 13 features in folder 1, 12 in folder 2.
     let chart = common::chart();
@@ -63,7 +65,7 @@ fn a_second_version_never_touches_the_first_ones_objects() {
 
     let first = registry.register_or_reuse(&storage, &upload(1, "0.0.1")).unwrap();
     assert_eq!(first.name, "0.0.1");
-    let before = objects(&s3_root, "models/jukebox/1");
+    let before = objects(s3_root, "models/jukebox/1");
     assert!(before.iter().any(|(key, _)| key == "model.onnx"), "{:?}", before.iter().map(|o| &o.0).collect::<Vec<_>>());
 
     let second = registry.register_or_reuse(&storage, &upload(2, "0.0.2")).unwrap();
@@ -82,7 +84,7 @@ fn a_second_version_never_touches_the_first_ones_objects() {
     let artifact = registry.get_model_artifact("jukebox", "0.0.3").unwrap();
     assert_eq!(artifact.fields.storage_path.as_deref(), Some("models/jukebox/3"));
     assert!(artifact.fields.uri.unwrap().starts_with("s3://models/models/jukebox/3?endpoint="));
-    assert_eq!(objects(&s3_root, "models/jukebox/3"), before, "the same folder's bytes, stored apart");
+    assert_eq!(objects(s3_root, "models/jukebox/3"), before, "the same folder's bytes, stored apart");
 
     // Pinned to 0.0.1's folder: refused, naming both versions, nothing registered or uploaded.
     let error = registry.register_or_reuse(&storage, &upload(1, "0.0.4").bucket_folder(1)).unwrap_err();
@@ -95,10 +97,10 @@ fn a_second_version_never_touches_the_first_ones_objects() {
     assert!(registry.get_model_version("jukebox", "0.0.4").unwrap_err().is_not_found());
     assert!(storage.list(".jukebox-staging/").unwrap().is_empty(), "staged uploads are removed");
 
-    assert_eq!(objects(&s3_root, "models/jukebox/1"), before, "0.0.1's objects are byte for byte as they were");
+    assert_eq!(objects(s3_root, "models/jukebox/1"), before, "0.0.1's objects are byte for byte as they were");
 }
 
-/// Every file of a local version folder and its bytes, keyed as [`objects`] keys a bucket folder.
+/// Every file below `folder` and its bytes, keyed by its path below it (as a bucket folder keys them).
 fn local(folder: &std::path::Path) -> Vec<(String, Vec<u8>)> {
     let mut found = Vec::new();
     let mut pending = vec![folder.to_path_buf()];
@@ -119,11 +121,8 @@ fn local(folder: &std::path::Path) -> Vec<(String, Vec<u8>)> {
 #[test]
 fn concurrent_saves_of_different_versions_from_one_folder_number_take_different_folders() {
     let dir = tempfile::tempdir().unwrap();
-    let s3_root = dir.path().join("s3");
-    let s3 = ServerThread::s3(S3Config::new(&s3_root, "key", "secret-key-1234").with_bucket("models")).unwrap();
-    let registry_server = ServerThread::registry(RegistryConfig::new(dir.path().join("registry.db"))).unwrap();
-    let config = StorageConfig::new(s3.url(), "key", "secret-key-1234", "us-east-1", "models");
-    let registry = ModelRegistry::new(&registry_server.url());
+    let servers = start_servers(dir.path());
+    let (s3_root, config, registry) = (&servers.s3_root, &servers.config, &servers.registry);
     // Two different models, each in a folder numbered 1: both would want bucket folder 1.
     let folders: Vec<std::path::PathBuf> = ["a", "b"]
         .iter()
@@ -156,7 +155,7 @@ fn concurrent_saves_of_different_versions_from_one_folder_number_take_different_
             let version = format!("0.{round}.{i}");
             let recorded = registry.get_model_artifact("jukebox", &version).unwrap().fields.storage_path.unwrap();
             assert_eq!(format!("{recorded}/"), *prefix, "{version}: the registry points elsewhere");
-            assert_eq!(objects(&s3_root, prefix.trim_end_matches('/')), local(&folders[i]), "{version}: other bytes");
+            assert_eq!(objects(s3_root, prefix.trim_end_matches('/')), local(&folders[i]), "{version}: other bytes");
         }
     }
 }
