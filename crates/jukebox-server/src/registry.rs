@@ -42,6 +42,10 @@
 //! artifact URI and format, its metadata and creation time, like the Model Registry page of the
 //! OpenShift AI dashboard.
 //!
+//! Where each part lives: this module holds the configuration, the request parsing and the
+//! routes; `access` the checks before any handler; `error` the errors and their answers; `store`
+//! the SQLite records; `page` the web page.
+//!
 //! ```no_run
 //! # async fn demo() -> Result<(), jukebox_server::registry::RegistryError> {
 //! use jukebox_server::registry::{serve, RegistryConfig};
@@ -53,6 +57,8 @@
 //! # }
 //! ```
 
+mod access;
+mod error;
 mod page;
 mod store;
 
@@ -62,19 +68,22 @@ use std::sync::{Arc, Mutex};
 
 use axum::extract::{DefaultBodyLimit, FromRequest, FromRequestParts, Path, Query, Request, State};
 use axum::http::request::Parts;
-use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
-use axum::middleware::{self, Next};
+use axum::http::StatusCode;
+use axum::middleware;
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use jukebox_protocol::registry::{
-    ErrorBody, FindQuery, ListQuery, ModelArtifactCreate, ModelArtifactUpdate, ModelVersionCreate, ModelVersionUpdate,
+    FindQuery, ListQuery, ModelArtifactCreate, ModelArtifactUpdate, ModelVersionCreate, ModelVersionUpdate,
     RegisteredModelCreate, RegisteredModelUpdate, BASE_PATH_V1, BASE_PATH_V1ALPHA3,
 };
 use serde::de::DeserializeOwned;
 use tokio::net::TcpListener;
 
-pub use store::{ModelTree, RegistryStore};
+use self::access::guard;
+pub use self::access::AccessRules;
+pub use self::error::RegistryError;
+pub use self::store::{ModelTree, RegistryStore};
 
 use crate::http::{serve_http, HttpTimeouts};
 
@@ -110,102 +119,6 @@ impl RegistryConfig {
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             timeouts: HttpTimeouts::API,
         }
-    }
-}
-
-/// What [`router_with`] checks on every request.
-#[derive(Debug, Clone, Default)]
-pub struct AccessRules {
-    /// Bearer token for writes.
-    pub token: Option<String>,
-    /// Apply the loopback `Host`/`Origin` rule (the server is bound to a loopback address).
-    pub loopback_only: bool,
-    /// Request body limit; 0 = [`DEFAULT_MAX_BODY_BYTES`].
-    pub max_body_bytes: usize,
-}
-
-/// Everything that can go wrong in the registry; each variant maps to one HTTP status.
-#[derive(Debug, thiserror::Error)]
-pub enum RegistryError {
-    /// 404: no record with that id, name or external id.
-    #[error("{0}")]
-    NotFound(String),
-    /// 409: the name (or external id) is taken.
-    #[error("{0}")]
-    Conflict(String),
-    /// 400: the request is malformed; the message names the field or parameter at fault.
-    #[error("{0}")]
-    BadRequest(String),
-    /// 405: the path exists but not with this method.
-    #[error("{0}")]
-    MethodNotAllowed(String),
-    /// 403: a request from a non-loopback host or origin to a loopback-bound registry.
-    #[error("{0}")]
-    Forbidden(String),
-    /// 401: a write without the configured bearer token.
-    #[error("writes need the registry token: send `Authorization: Bearer <token>` (the token `jukebox up` printed, or $JUKEBOX_REGISTRY_TOKEN)")]
-    Unauthorized,
-    /// 415: a write whose body is not declared as JSON.
-    #[error("{0}")]
-    UnsupportedMediaType(String),
-    /// 408: the body did not arrive in time ([`HttpTimeouts`]).
-    #[error("{0}")]
-    RequestTimeout(String),
-    /// 413: a body over the limit.
-    #[error("the request body is larger than the limit of {limit} bytes")]
-    PayloadTooLarge { limit: usize },
-    #[error("cannot open the registry database {path}: {source}")]
-    Open { path: PathBuf, source: rusqlite::Error },
-    #[error("registry database error: {0}")]
-    Database(#[from] rusqlite::Error),
-    #[error("a stored registry record is unreadable: {0}")]
-    Corrupt(serde_json::Error),
-    #[error("registry server I/O error: {0}")]
-    Io(#[from] std::io::Error),
-    #[error("registry worker failed: {0}")]
-    Worker(String),
-}
-
-impl RegistryError {
-    pub fn status(&self) -> StatusCode {
-        match self {
-            RegistryError::NotFound(_) => StatusCode::NOT_FOUND,
-            RegistryError::Conflict(_) => StatusCode::CONFLICT,
-            RegistryError::BadRequest(_) => StatusCode::BAD_REQUEST,
-            RegistryError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
-            RegistryError::Forbidden(_) => StatusCode::FORBIDDEN,
-            RegistryError::Unauthorized => StatusCode::UNAUTHORIZED,
-            RegistryError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            RegistryError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            RegistryError::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
-            // A constraint the checks before the write missed (a race, an auto-name taken) is
-            // still the client's conflict, never a server failure.
-            RegistryError::Database(e) if e.sqlite_error_code() == Some(rusqlite::ErrorCode::ConstraintViolation) => {
-                StatusCode::CONFLICT
-            }
-            _ => StatusCode::INTERNAL_SERVER_ERROR,
-        }
-    }
-}
-
-/// The one place registry errors become HTTP answers: status plus `{"code", "message"}`.
-impl IntoResponse for RegistryError {
-    fn into_response(self) -> Response {
-        let status = self.status();
-        if status == StatusCode::INTERNAL_SERVER_ERROR {
-            // The cause goes to the access log (crate::observe), not to the client.
-            let message = "the registry failed to answer; its log says why".to_string();
-            return crate::observe::with_cause(
-                (status, Json(ErrorBody { code: "500".into(), message })).into_response(),
-                &self,
-            );
-        }
-        let body = ErrorBody { code: status.as_u16().to_string(), message: self.to_string() };
-        let mut response = (status, Json(body)).into_response();
-        if status == StatusCode::UNAUTHORIZED {
-            response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-        }
-        response
     }
 }
 
@@ -303,96 +216,6 @@ fn check_lengths(value: &serde_json::Value, path: &str, depth: usize) -> Result<
         _ => {}
     }
     Ok(())
-}
-
-/// The checks every request passes before its handler: loopback `Host`/`Origin` (when bound to
-/// loopback), then for writes the token and a JSON content type.
-async fn guard(State(rules): State<Arc<AccessRules>>, request: Request, next: Next) -> Response {
-    match check_access(&rules, request.method(), request.headers()) {
-        Ok(()) => next.run(request).await,
-        Err(e) => e.into_response(),
-    }
-}
-
-fn check_access(rules: &AccessRules, method: &Method, headers: &HeaderMap) -> Result<(), RegistryError> {
-    if rules.loopback_only {
-        if let Some(host) = headers.get(header::HOST) {
-            let host = host.to_str().unwrap_or("");
-            if !is_loopback_authority(host) {
-                return Err(RegistryError::Forbidden(format!(
-                    "Host {host:?} is not a loopback name; this registry listens on loopback and answers only localhost, 127.0.0.1 or [::1]"
-                )));
-            }
-        }
-        if let Some(origin) = headers.get(header::ORIGIN) {
-            let origin = origin.to_str().unwrap_or("");
-            let authority = origin.strip_prefix("http://").or_else(|| origin.strip_prefix("https://"));
-            if !authority.is_some_and(is_loopback_authority) {
-                return Err(RegistryError::Forbidden(format!(
-                    "requests from the web origin {origin:?} are refused; only pages served from localhost may call this registry"
-                )));
-            }
-        }
-    }
-    let writes = matches!(*method, Method::POST | Method::PATCH | Method::PUT | Method::DELETE);
-    if !writes {
-        return Ok(());
-    }
-    if let Some(expected) = &rules.token {
-        let given = headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
-            .map(str::trim);
-        if !given.is_some_and(|given| constant_time_eq(given.as_bytes(), expected.as_bytes())) {
-            return Err(RegistryError::Unauthorized);
-        }
-    }
-    // A write without a body (DELETE) has nothing to declare.
-    let has_body = headers.contains_key(header::TRANSFER_ENCODING)
-        || headers
-            .get(header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| v.trim().parse::<u64>().map_or(true, |n| n > 0));
-    if !has_body {
-        return Ok(());
-    }
-    let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
-    let essence = content_type.split(';').next().unwrap_or("").trim();
-    if !essence.eq_ignore_ascii_case("application/json") {
-        return Err(RegistryError::UnsupportedMediaType(format!(
-            "writes must be sent as `Content-Type: application/json`, not {:?}",
-            if content_type.is_empty() { "(none)" } else { content_type }
-        )));
-    }
-    Ok(())
-}
-
-/// `localhost`, `127.0.0.1` or `[::1]`, with or without a port (the host part of a `Host`
-/// header or an origin).
-fn is_loopback_authority(authority: &str) -> bool {
-    let host = if let Some(rest) = authority.strip_prefix('[') {
-        match rest.split_once(']') {
-            Some((host, port)) if port.is_empty() || port.strip_prefix(':').is_some_and(is_port) => host,
-            _ => return false,
-        }
-    } else {
-        match authority.split_once(':') {
-            Some((host, port)) if is_port(port) => host,
-            Some(_) => return false,
-            None => authority,
-        }
-    };
-    host.eq_ignore_ascii_case("localhost") || host == "127.0.0.1" || host == "::1"
-}
-
-fn is_port(text: &str) -> bool {
-    !text.is_empty() && text.len() <= 5 && text.bytes().all(|b| b.is_ascii_digit())
-}
-
-/// Compares without an early exit so response time does not reveal how much of a guess was right.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 /// A query string whose parse errors become 400 answers naming the parameter.

@@ -17,7 +17,7 @@ use rusqlite::{params, Connection, OptionalExtension, Transaction};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use super::RegistryError;
+use super::error::RegistryError;
 
 /// Items per page when a list request does not say.
 const DEFAULT_PAGE_SIZE: i64 = 100;
