@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::time::Duration;
 
-use jukebox_protocol::env;
+use jukebox_protocol::{env, model_folder};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
@@ -61,7 +61,7 @@ impl StackConfig {
             registry_port: 8080,
             model_port: 8000,
             credentials: None,
-            bucket: "models".into(),
+            bucket: model_folder::DEFAULT_BUCKET.into(),
             region: "us-east-1".into(),
             model_repository: None,
             model_options: ServeOptions::default(),
@@ -141,8 +141,10 @@ pub async fn start(config: StackConfig) -> Result<RunningStack, StackError> {
     registry_config.token = config.registry_token.clone();
     services.push(spawn("model registry", crate::registry::serve(registry_listener, registry_config, shutdown())));
 
-    let repository_dir =
-        config.model_repository.clone().unwrap_or_else(|| state_dir.join("s3").join(&config.bucket).join("models"));
+    let repository_dir = config
+        .model_repository
+        .clone()
+        .unwrap_or_else(|| state_dir.join("s3").join(&config.bucket).join(model_folder::BUCKET_MODELS_DIR));
     let model_listener = bind(config.model_port, "model").await?;
     let model_url = url_of(&model_listener, "model")?;
     let watch = RepositoryWatch {
