@@ -232,7 +232,8 @@ impl PreparedData {
 
     /// Writes `<dir>/artifacts/`: `scaler.json`, `label_encoder.json`, `X_train.parquet`,
     /// `X_test.parquet` (scaled features, one column per feature) and `y_test.json`
-    /// (`{"country": [codes], "label": [class indices]}`). Returns the artifacts folder.
+    /// ([`model_folder::TestLabels`]: each test row's country code and class index). Returns the
+    /// artifacts folder.
     pub fn save(&self, dir: impl AsRef<Path>) -> Result<PathBuf> {
         let artifacts = dir.as_ref().join(model_folder::ARTIFACTS_DIR);
         std::fs::create_dir_all(&artifacts).map_err(io_err(&artifacts))?;
@@ -240,11 +241,9 @@ impl PreparedData {
         write_json(&artifacts.join(model_folder::LABEL_ENCODER_FILE), &self.encoder)?;
         self.write_matrix(&artifacts.join(model_folder::X_TRAIN_FILE), &self.x_train)?;
         self.write_matrix(&artifacts.join(model_folder::X_TEST_FILE), &self.x_test)?;
-        let codes = self.encoder.inverse_transform(&self.y_test)?;
-        write_json(
-            &artifacts.join(model_folder::Y_TEST_FILE),
-            &serde_json::json!({ "country": codes, "label": self.y_test }),
-        )?;
+        let country = self.encoder.inverse_transform(&self.y_test)?.into_iter().map(str::to_string).collect();
+        let labels = model_folder::TestLabels { country, label: self.y_test.clone() };
+        write_json(&artifacts.join(model_folder::Y_TEST_FILE), &labels)?;
         Ok(artifacts)
     }
 
