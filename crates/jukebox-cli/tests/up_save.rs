@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 const JUKEBOX: &str = env!("CARGO_BIN_EXE_jukebox");
 
-use jukebox_testkit::python;
+use jukebox_testkit::{files_below, python};
 
 /// `jukebox up` running in the background; killed on drop if a test fails midway.
 struct Up {
@@ -446,25 +446,7 @@ fn bucket_objects(env: &BTreeMap<String, String>, prefix: &str) -> BTreeMap<Stri
     report.objects.into_iter().map(|o| (o.key, std::fs::read(&o.local_path).unwrap())).collect()
 }
 
-/// Every file of a local version folder by its key below the version (`artifacts/scaler.json`).
-fn local_files(dir: &Path) -> BTreeMap<String, Vec<u8>> {
-    let mut files = BTreeMap::new();
-    let mut pending = vec![dir.to_path_buf()];
-    while let Some(folder) = pending.pop() {
-        for entry in std::fs::read_dir(&folder).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                pending.push(path);
-            } else {
-                let key = path.strip_prefix(dir).unwrap().to_string_lossy().replace('\\', "/");
-                files.insert(key, std::fs::read(&path).unwrap());
-            }
-        }
-    }
-    files
-}
-
-/// The objects of `prefix` keyed below it, as [`local_files`] keys a folder.
+/// The objects of `prefix` keyed below it, as [`files_below`] keys a folder.
 fn below(objects: &BTreeMap<String, Vec<u8>>, prefix: &str) -> BTreeMap<String, Vec<u8>> {
     objects.iter().map(|(key, bytes)| (key.trim_start_matches(prefix).to_string(), bytes.clone())).collect()
 }
@@ -505,12 +487,12 @@ fn retraining_into_the_same_folder_and_saving_a_new_version_leaves_the_first_as_
     let model_url = &up.env["JUKEBOX_MODEL_URL"];
     wait_until_ok(&format!("{model_url}/v2/models/jukebox/versions/1/ready"));
     let stored_first = bucket_objects(&up.env, "models/jukebox/1/");
-    assert_eq!(below(&stored_first, "models/jukebox/1/"), local_files(&folder));
+    assert_eq!(below(&stored_first, "models/jukebox/1/"), files_below(&folder));
     let answer_first = infer(model_url, 1);
 
     // Train again, another seed, into the same folder; save it as 0.0.2.
     jukebox_testkit::make_model(&repository, "1", "8");
-    assert_ne!(local_files(&folder)["model.onnx"], stored_first["models/jukebox/1/model.onnx"]);
+    assert_ne!(files_below(&folder)["model.onnx"], stored_first["models/jukebox/1/model.onnx"]);
     let second = save_as(&up.env, &folder, "0.0.2", &[]);
     let (stdout, stderr) = (text(&second.stdout), text(&second.stderr));
     assert!(second.status.success(), "{stdout}\n{stderr}");
@@ -519,7 +501,7 @@ fn retraining_into_the_same_folder_and_saving_a_new_version_leaves_the_first_as_
 
     // 0.0.1's objects are byte for byte as they were, and both versions serve.
     assert_eq!(bucket_objects(&up.env, "models/jukebox/1/"), stored_first, "0.0.1's objects changed");
-    assert_eq!(below(&bucket_objects(&up.env, "models/jukebox/2/"), "models/jukebox/2/"), local_files(&folder));
+    assert_eq!(below(&bucket_objects(&up.env, "models/jukebox/2/"), "models/jukebox/2/"), files_below(&folder));
     wait_until_ok(&format!("{model_url}/v2/models/jukebox/versions/2/ready"));
     assert_eq!(infer(model_url, 1), answer_first, "version 1 answers as before");
     assert_ne!(infer(model_url, 2), answer_first, "version 2 is the retrained model");
@@ -594,7 +576,7 @@ fn of_two_concurrent_saves_of_one_version_exactly_one_wins_with_its_bytes() {
         let stored = below(&bucket_objects(&up.env, &prefix), &prefix);
         assert_eq!(
             stored,
-            local_files(&folders[winners[0]]),
+            files_below(&folders[winners[0]]),
             "round {round}: {prefix} does not hold the winner's bytes"
         );
         assert!(bucket_objects(&up.env, ".jukebox-staging/").is_empty(), "round {round}: a staged upload is left");
@@ -634,7 +616,7 @@ fn a_save_without_the_registry_token_uploads_nothing() {
 
     let saved = save_as(&up.env, &folder, "0.0.1", &[]);
     assert!(saved.status.success(), "{}", text(&saved.stderr));
-    assert_eq!(bucket_objects(&up.env, "").len(), local_files(&folder).len());
+    assert_eq!(bucket_objects(&up.env, "").len(), files_below(&folder).len());
     assert!(up.terminate().success());
 }
 

@@ -13,13 +13,35 @@
 //!   [`run_registry_peer`], which runs a Kubeflow `model-registry` client against a registry;
 //! - [`write_constant_bomb`]: a tiny ONNX graph that takes 1 GB if folded at load, and
 //!   [`resident_mb`], this process's resident memory, to check that it was not;
-//! - [`v2_binary_body`]: a KServe v2 request as `tritonclient` sends it by default.
+//! - [`v2_binary_body`]: a KServe v2 request as `tritonclient` sends it by default;
+//! - [`files_below`]: every file under a folder with its bytes (a model folder, or the bucket
+//!   folder the S3 server stores it in), to compare what was saved with what was stored.
 //!
 //! It is a dev-dependency only; a missing piece fails the test with a message saying how to
 //! provide it (`kernel/setup.sh --with-tests` creates the venvs).
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+
+/// Every file under `dir` (recursively) and its bytes, keyed by its path below `dir` with `/`
+/// separators (`artifacts/scaler.json`), as a bucket keys the objects below a prefix.
+pub fn files_below(dir: &Path) -> BTreeMap<String, Vec<u8>> {
+    let mut files = BTreeMap::new();
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(folder) = pending.pop() {
+        for entry in std::fs::read_dir(&folder).unwrap_or_else(|e| panic!("{}: {e}", folder.display())) {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                pending.push(path);
+            } else {
+                let key = path.strip_prefix(dir).unwrap().to_string_lossy().replace('\\', "/");
+                files.insert(key, std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display())));
+            }
+        }
+    }
+    files
+}
 
 /// The workspace folder (the one with the top-level `Cargo.toml`).
 pub fn workspace_root() -> PathBuf {

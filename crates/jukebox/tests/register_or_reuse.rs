@@ -6,6 +6,8 @@
 
 mod common;
 
+use std::collections::BTreeMap;
+
 use jukebox::data::FEATURES;
 use jukebox::evaluate::Metrics;
 use jukebox::export;
@@ -16,10 +18,11 @@ use jukebox::train::{Learner, NeuralNetwork, Progress};
 use jukebox_server::registry::RegistryConfig;
 use jukebox_server::s3::S3Config;
 use jukebox_server::server_thread::ServerThread;
+use jukebox_testkit::files_below;
 
 /// Every object of the bucket folder `prefix` and its bytes, read from the S3 server's files.
-fn objects(s3_root: &std::path::Path, prefix: &str) -> Vec<(String, Vec<u8>)> {
-    local(&s3_root.join("models").join(prefix))
+fn objects(s3_root: &std::path::Path, prefix: &str) -> BTreeMap<String, Vec<u8>> {
+    files_below(&s3_root.join("models").join(prefix))
 }
 
 /// The embedded S3 server (files under `<dir>/s3`) and registry, running while the servers are
@@ -66,7 +69,7 @@ fn a_second_version_never_touches_the_first_ones_objects() {
     let first = registry.register_or_reuse(&storage, &upload(1, "0.0.1")).unwrap();
     assert_eq!(first.name, "0.0.1");
     let before = objects(s3_root, "models/jukebox/1");
-    assert!(before.iter().any(|(key, _)| key == "model.onnx"), "{:?}", before.iter().map(|o| &o.0).collect::<Vec<_>>());
+    assert!(before.contains_key("model.onnx"), "{:?}", before.keys().collect::<Vec<_>>());
 
     let second = registry.register_or_reuse(&storage, &upload(2, "0.0.2")).unwrap();
     assert_eq!(second.name, "0.0.2");
@@ -98,24 +101,6 @@ fn a_second_version_never_touches_the_first_ones_objects() {
     assert!(storage.list(".jukebox-staging/").unwrap().is_empty(), "staged uploads are removed");
 
     assert_eq!(objects(s3_root, "models/jukebox/1"), before, "0.0.1's objects are byte for byte as they were");
-}
-
-/// Every file below `folder` and its bytes, keyed by its path below it (as a bucket folder keys them).
-fn local(folder: &std::path::Path) -> Vec<(String, Vec<u8>)> {
-    let mut found = Vec::new();
-    let mut pending = vec![folder.to_path_buf()];
-    while let Some(dir) = pending.pop() {
-        for entry in std::fs::read_dir(&dir).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                pending.push(path);
-            } else {
-                found.push((path.strip_prefix(folder).unwrap().display().to_string(), std::fs::read(&path).unwrap()));
-            }
-        }
-    }
-    found.sort();
-    found
 }
 
 #[test]
@@ -155,7 +140,11 @@ fn concurrent_saves_of_different_versions_from_one_folder_number_take_different_
             let version = format!("0.{round}.{i}");
             let recorded = registry.get_model_artifact("jukebox", &version).unwrap().fields.storage_path.unwrap();
             assert_eq!(format!("{recorded}/"), *prefix, "{version}: the registry points elsewhere");
-            assert_eq!(objects(s3_root, prefix.trim_end_matches('/')), local(&folders[i]), "{version}: other bytes");
+            assert_eq!(
+                objects(s3_root, prefix.trim_end_matches('/')),
+                files_below(&folders[i]),
+                "{version}: other bytes"
+            );
         }
     }
 }
