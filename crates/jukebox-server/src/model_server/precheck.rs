@@ -184,7 +184,7 @@ impl<'de> Visitor<'de> for RequestVisitor<'_, '_> {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
         while let Some(key) = map.next_key::<Str<'de>>()? {
             if key.0 == "inputs" {
-                map.next_value_seed(InputsSeed(self.0))?;
+                map.next_value_seed(EachInput(|index| InputSeed { scan: self.0, index }))?;
             } else {
                 map.next_value::<IgnoredAny>()?;
             }
@@ -193,29 +193,32 @@ impl<'de> Visitor<'de> for RequestVisitor<'_, '_> {
     }
 }
 
-struct InputsSeed<'s, 'a>(&'s Scan<'a>);
+/// The request's `inputs` list, each input read by the seed `seed(index)` makes (`index`: its
+/// place in the list, for refusals that cannot name it); their values in order. One reader of
+/// the list for the scan (values `()`, nothing stored) and the decoder (`tensors`).
+pub struct EachInput<F>(pub F);
 
-impl<'de> DeserializeSeed<'de> for InputsSeed<'_, '_> {
-    type Value = ();
+impl<'de, S: DeserializeSeed<'de>, F: FnMut(usize) -> S> DeserializeSeed<'de> for EachInput<F> {
+    type Value = Vec<S::Value>;
 
-    fn deserialize<D: de::Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Vec<S::Value>, D::Error> {
         deserializer.deserialize_seq(self)
     }
 }
 
-impl<'de> Visitor<'de> for InputsSeed<'_, '_> {
-    type Value = ();
+impl<'de, S: DeserializeSeed<'de>, F: FnMut(usize) -> S> Visitor<'de> for EachInput<F> {
+    type Value = Vec<S::Value>;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("a list of input tensors")
     }
 
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
-        let mut index = 0;
-        while seq.next_element_seed(InputSeed { scan: self.0, index })?.is_some() {
-            index += 1;
+    fn visit_seq<A: SeqAccess<'de>>(mut self, mut seq: A) -> Result<Vec<S::Value>, A::Error> {
+        let mut values = Vec::with_capacity(seq.size_hint().unwrap_or(16).min(64));
+        while let Some(value) = seq.next_element_seed((self.0)(values.len()))? {
+            values.push(value);
         }
-        Ok(())
+        Ok(values)
     }
 }
 

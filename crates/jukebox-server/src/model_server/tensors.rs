@@ -23,7 +23,7 @@ use jukebox_protocol::inference::{
 use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::Deserializer;
 
-use super::precheck::{Scan, Str};
+use super::precheck::{EachInput, Scan, Str};
 
 /// An infer request with its tensors already f32; names borrowed from the body.
 #[derive(Debug, Default)]
@@ -115,7 +115,7 @@ impl<'de> Visitor<'de> for RequestVisitor<'_> {
                 }
                 "inputs" => {
                     once(&mut seen_inputs, "inputs")?;
-                    request.inputs = map.next_value_seed(InputsSeed(self.0))?;
+                    request.inputs = map.next_value_seed(EachInput(|index| InputSeed { reading: self.0, index }))?;
                 }
                 "outputs" => {
                     once(&mut seen_outputs, "outputs")?;
@@ -139,32 +139,6 @@ fn once<E: de::Error>(seen: &mut bool, field: &'static str) -> Result<(), E> {
         return Err(E::duplicate_field(field));
     }
     Ok(())
-}
-
-struct InputsSeed<'b>(&'b Reading<'b>);
-
-impl<'de> DeserializeSeed<'de> for InputsSeed<'_> {
-    type Value = Vec<Input<'de>>;
-
-    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Vec<Input<'de>>, D::Error> {
-        deserializer.deserialize_seq(self)
-    }
-}
-
-impl<'de> Visitor<'de> for InputsSeed<'_> {
-    type Value = Vec<Input<'de>>;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a list of input tensors")
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<Input<'de>>, A::Error> {
-        let mut inputs = Vec::with_capacity(seq.size_hint().unwrap_or(16).min(64));
-        while let Some(input) = seq.next_element_seed(InputSeed { reading: self.0, index: inputs.len() })? {
-            inputs.push(input);
-        }
-        Ok(inputs)
-    }
 }
 
 struct InputSeed<'b> {
