@@ -47,11 +47,12 @@
 //!
 //! [`SplitStrategy::Grouped`]: crate::prepare::SplitStrategy::Grouped
 //!
-//! **Where things are.** [`grid`](Grid) describes the runs, `sweep` trains them (with `plan`
+//! **Where things are.** `grid` describes the runs ([`Grid`]), `sweep` trains them (with `plan`
 //! saying how long it will take and `progress` showing it), `runs` holds the result and the
-//! selection rule, `log` keeps the run log, `overlap` and `comparison` measure what memorising
-//! songs is worth, and `pipeline` strings the whole stage together for `jukebox refine`.
-//! Everything public is re-exported here: `use jukebox::refine::{Grid, Sweep, ...}`.
+//! selection rule ([`Sweep`], [`Run`]), `log` keeps the run log, `overlap` and `comparison`
+//! measure what memorising songs is worth, and `pipeline` strings the whole stage together
+//! ([`Refinement::run`], what `jukebox refine` runs). Everything public is re-exported here:
+//! `use jukebox::refine::{Grid, Sweep, ...}`.
 
 mod comparison;
 mod error;

@@ -28,6 +28,12 @@
 //! Baselines matter: a network is only worth its cost if it beats simple models on the same
 //! split. Reference (scikit-learn, same split of the shared sample): logistic regression 0.115,
 //! decision tree 0.429 test accuracy.
+//!
+//! **Where things are.** This file holds the network ([`NeuralNetwork`], [`TrainedModel`]) and
+//! [`Comparison`]; `learner` the vocabulary ([`Learner`], [`Classifier`], [`test_report`]),
+//! `error` [`TrainError`], `progress` how training shows its progress and stops on an interrupt,
+//! [`rows`] the row budget's subsample, `chart` the per-epoch line chart, and [`baselines`] the
+//! two baselines. Everything public is re-exported here: `use jukebox::train::{...}`.
 
 use std::time::Instant;
 
