@@ -20,7 +20,7 @@ use jukebox_protocol::inference::{
     binary_data_size, deserialize_flat, flag, DataKind, Parameters, RequestedOutput, ScalarSink,
     PARAM_BINARY_DATA_OUTPUT, PARAM_BINARY_DATA_SIZE,
 };
-use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, Visitor};
 use serde::Deserializer;
 
 use super::precheck::{EachInput, Scan, Str};
