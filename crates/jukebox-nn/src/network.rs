@@ -4,9 +4,9 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
+use crate::error::{check_shape, NnError};
 use crate::gemm::matmul;
 use crate::summary::{Summary, SummaryRow};
-use crate::{check_shape, NnError};
 
 /// What a dense layer applies to `x·W + b`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]

@@ -12,10 +12,11 @@ use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
+use crate::error::NnError;
 use crate::float_env::FlushToZeroGuard;
 use crate::gemm::{matmul_a_bt, matmul_at_b};
 use crate::network::{apply_activation, argmax, layer_name};
-use crate::{Activation, Network, NnError};
+use crate::network::{Activation, Network};
 
 /// Labelled rows: `x` row-major `n_rows x n_features`, `y` one class index per row.
 #[derive(Debug, Clone, Copy)]

@@ -1,6 +1,6 @@
 //! The line chart of a training result: values per epoch, whole epochs on the x axis.
 //!
-//! A trained network's history ([`TrainedModel::history_plot`](super::TrainedModel::history_plot):
+//! A trained network's history (`TrainedModel::history_plot`:
 //! loss and accuracy side by side) and a sweep's runs (`Sweep::validation_plot` in
 //! [`crate::refine`]: one line per run) are the same picture: one or more panels, each with
 //! lines of one value per epoch, and a legend in its own strip to the right so it never covers

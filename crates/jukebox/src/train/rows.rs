@@ -1,5 +1,5 @@
 //! The rows a network trains on, and watches after every epoch: every row of the split, or a
-//! stratified subsample of them (a *row budget*, [`NeuralNetwork::max_train_rows`]).
+//! stratified subsample of them (a *row budget*, the network's `max_train_rows`).
 //!
 //! Why a budget: an epoch over the full data's 700k training rows takes seconds, and a sweep of
 //! 8 runs of 10-25 epochs several minutes, while the answer a sweep gives (which settings win)
@@ -12,8 +12,6 @@
 //! With a budget the validation rows watched after every epoch (the history, early stopping)
 //! are a stratified subsample too, a quarter of the budget (the split's 64/16 ratio); the
 //! scores a sweep chooses by are still computed on every validation row once the run ends.
-//!
-//! [`NeuralNetwork::max_train_rows`]: super::NeuralNetwork::max_train_rows
 
 use std::borrow::Cow;
 

@@ -6,7 +6,7 @@
 //! line search picks a step length that lowers the loss enough and flattens the slope enough
 //! (the strong Wolfe conditions), which keeps the curvature estimate positive. Any problem that
 //! can give its loss and gradient at a point ([`Objective`]) can be minimised; here it is
-//! [`super::softmax::SoftmaxLoss`].
+//! the logistic regression's softmax loss (`softmax`).
 
 /// A smooth function to minimise: its loss and gradient at any parameters.
 pub(super) trait Objective {
