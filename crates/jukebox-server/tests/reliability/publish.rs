@@ -13,6 +13,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
+use jukebox_testkit::files_below;
+
 use crate::Suite;
 
 /// The `jukebox` binary of the same build, if built (`target/<profile>/jukebox`).
@@ -22,29 +24,15 @@ fn jukebox_binary() -> Option<PathBuf> {
     binary.is_file().then_some(binary)
 }
 
-/// Every file below `dir`, by its path below it with `/` separators.
-fn files(dir: &Path) -> BTreeMap<String, Vec<u8>> {
-    let mut found = BTreeMap::new();
-    let mut pending = vec![dir.to_path_buf()];
-    while let Some(folder) = pending.pop() {
-        for entry in std::fs::read_dir(&folder).into_iter().flatten().flatten() {
-            let path = entry.path();
-            if path.is_dir() {
-                pending.push(path);
-            } else {
-                let key = path.strip_prefix(dir).unwrap().to_string_lossy().replace('\\', "/");
-                found.insert(key, std::fs::read(&path).unwrap());
-            }
-        }
-    }
-    found
-}
-
 /// The stored objects of `prefix` (a folder of the bucket) that a local version folder also has:
 /// the data files, whatever else the S3 server keeps beside them.
 fn stored_like(bucket: &Path, prefix: &str, local: &BTreeMap<String, Vec<u8>>) -> BTreeMap<String, Vec<u8>> {
-    let stored = files(&bucket.join(prefix));
-    stored.into_iter().filter(|(key, _)| local.contains_key(key)).collect()
+    let folder = bucket.join(prefix);
+    if !folder.is_dir() {
+        // Nothing was stored there: nothing matches, and the caller reports the difference.
+        return BTreeMap::new();
+    }
+    files_below(&folder).into_iter().filter(|(key, _)| local.contains_key(key)).collect()
 }
 
 /// The storage path the registry records for `version` of `jukebox`.
@@ -98,7 +86,7 @@ pub fn run(suite: &Suite) {
     jukebox_testkit::make_model(&repository, "1", "11");
     let first = save(&folder, "0.0.1").wait_with_output().unwrap();
     suite.status("publish save", exit(&first));
-    let local_first = files(&folder);
+    let local_first = files_below(&folder);
     let stored_first = stored_like(&bucket, "models/jukebox/1", &local_first);
     if !first.status.success() || stored_first != local_first {
         suite.fail(format!(
@@ -147,7 +135,7 @@ pub fn run(suite: &Suite) {
             continue;
         }
         single_winners += 1;
-        let local = files(&folders[winners[0]]);
+        let local = files_below(&folders[winners[0]]);
         match storage_path(&registry, &version) {
             Some(path) if stored_like(&bucket, &path, &local) == local => winner_bytes += 1,
             path => suite.fail(format!("publish: round {round}: {path:?} does not hold the winner's bytes")),
