@@ -301,6 +301,24 @@ macro_rules! get_and_update {
     )*};
 }
 
+/// The find and list methods of each child kind (versions of a model, artifacts of a version).
+macro_rules! find_and_list_children {
+    ($($find:ident, $list:ident: $record:ident under $get_parent:ident;)*) => {$(
+        #[doc = concat!("A ", stringify!($record), " by `name` within its parent, or by `externalId`.")]
+        pub fn $find(&self, query: &FindQuery) -> Result<$record, RegistryError> {
+            self.find_child(Kind::$record, query)
+        }
+
+        #[doc = concat!("The ", stringify!($record), "s of one parent (`parent_id`), or all of them.")]
+        pub fn $list(&self, parent_id: Option<&str>, query: &ListQuery) -> Result<ListPage<$record>, RegistryError> {
+            if let Some(id) = parent_id {
+                self.$get_parent(id)?;
+            }
+            self.list(Kind::$record, parent_id, query)
+        }
+    )*};
+}
+
 impl RegistryStore {
     /// Opens (creating if needed) the database file and its tables.
     pub fn open(path: &Path) -> Result<Self, RegistryError> {
@@ -322,6 +340,11 @@ impl RegistryStore {
         get_registered_model, update_registered_model: RegisteredModel, RegisteredModelUpdate;
         get_model_version, update_model_version: ModelVersion, ModelVersionUpdate;
         get_model_artifact, update_model_artifact: ModelArtifact, ModelArtifactUpdate;
+    }
+
+    find_and_list_children! {
+        find_model_version, list_model_versions: ModelVersion under get_registered_model;
+        find_model_artifact, list_model_artifacts: ModelArtifact under get_model_version;
     }
 
     // --- registered models ---------------------------------------------------------------
@@ -436,22 +459,6 @@ impl RegistryStore {
         commit_new(tx, id, version, now)
     }
 
-    pub fn find_model_version(&self, query: &FindQuery) -> Result<ModelVersion, RegistryError> {
-        self.find_child(Kind::ModelVersion, query)
-    }
-
-    /// Versions of one model (`registered_model_id`), or of all models.
-    pub fn list_model_versions(
-        &self,
-        registered_model_id: Option<&str>,
-        query: &ListQuery,
-    ) -> Result<ListPage<ModelVersion>, RegistryError> {
-        if let Some(id) = registered_model_id {
-            self.get_registered_model(id)?;
-        }
-        self.list(Kind::ModelVersion, registered_model_id, query)
-    }
-
     // --- model artifacts -----------------------------------------------------------------
 
     /// `POST /model_versions/{id}/artifacts`: with an `id` in the body, updates that artifact
@@ -556,22 +563,6 @@ impl RegistryStore {
             last_update_time_since_epoch: Some(now.to_string()),
         };
         commit_new(tx, id, artifact, now)
-    }
-
-    pub fn find_model_artifact(&self, query: &FindQuery) -> Result<ModelArtifact, RegistryError> {
-        self.find_child(Kind::ModelArtifact, query)
-    }
-
-    /// Artifacts of one version (`model_version_id`), or all artifacts.
-    pub fn list_model_artifacts(
-        &self,
-        model_version_id: Option<&str>,
-        query: &ListQuery,
-    ) -> Result<ListPage<ModelArtifact>, RegistryError> {
-        if let Some(id) = model_version_id {
-            self.get_model_version(id)?;
-        }
-        self.list(Kind::ModelArtifact, model_version_id, query)
     }
 
     // --- shared --------------------------------------------------------------------------
