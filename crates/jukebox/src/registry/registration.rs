@@ -23,7 +23,7 @@ macro_rules! text_setters {
     )*};
 }
 
-/// Everything [`super::ModelRegistry::register_model`] records: the model's name, the new version and
+/// Everything `ModelRegistry::register_model` records: the model's name, the new version and
 /// where its files are, plus optional people, format, storage and typed metadata.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RegisterModel {
@@ -114,7 +114,7 @@ impl RegisterModel {
 }
 
 /// The entries of `metrics.json` copied into a version's metadata by
-/// [`super::ModelRegistry::upload_and_register`] (the rest of the file stays beside the model in S3).
+/// `ModelRegistry::upload_and_register` (the rest of the file stays beside the model in S3).
 pub const RECORDED_METRICS: [&str; 13] = [
     "accuracy",
     "f1_macro",

@@ -14,7 +14,7 @@ use serde::Serialize;
 use crate::display::{Cell, Table, ToHtml};
 use crate::storage::TransferReport;
 
-/// What [`super::ModelRegistry::upload_and_register`] did: the files it uploaded and the records it
+/// What `ModelRegistry::upload_and_register` did: the files it uploaded and the records it
 /// created.
 #[derive(Debug, Clone)]
 pub struct SavedModel {

@@ -59,10 +59,9 @@ pub fn download_repository(uri: &str, model: &str, into: &Path) -> Result<Downlo
             (Some(name), Some(version)) => (name, version),
             _ => (model, 1),
         };
-        let target = repository.join(name).join(version.to_string());
-        std::fs::create_dir_all(&repository.join(name))
-            .map_err(|source| StorageError::Io { path: repository.join(name), source })?;
-        move_to(&target)?;
+        let model_dir = repository.join(name);
+        std::fs::create_dir_all(&model_dir).map_err(|source| StorageError::Io { path: model_dir.clone(), source })?;
+        move_to(&model_dir.join(version.to_string()))?;
     } else if version.is_some() {
         return Err(StorageError::IncompleteVersion { location: location_without_query(uri).to_string() });
     } else {
