@@ -1,9 +1,9 @@
 //! What the model server can be told: where its models are, who may call it, and how much one
 //! request, one model file and the requests in flight may cost.
 //!
-//! [`ModelServerConfig`] is the whole configuration ([`super::serve`] loads its folder);
+//! [`ModelServerConfig`] is the whole configuration (`serve` loads its folder);
 //! [`ServeOptions`] is the same without the folder, for a repository already loaded
-//! ([`super::serve_repository`]). The limits are plain data with defaults sized for the workshop
+//! (`serve_repository`). The limits are plain data with defaults sized for the workshop
 //! on a laptop: [`InferLimits`] for requests (checked before a tensor is decoded), [`LoadLimits`]
 //! for model files (checked before ONNX Runtime sees them), [`Batching`] for merging small
 //! concurrent requests. The stages that enforce them live beside this module.
@@ -103,7 +103,7 @@ impl Default for InferLimits {
 }
 
 /// Limits on a model file before ONNX Runtime sees it; see
-/// [`ModelRepository::refresh_with_limits`](super::ModelRepository::refresh_with_limits).
+/// `ModelRepository::refresh_with_limits`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LoadLimits {
     /// Larger `model.onnx` files are refused.
@@ -121,8 +121,7 @@ impl Default for LoadLimits {
     }
 }
 
-/// How [`serve_repository`](super::serve_repository) serves: everything of [`ModelServerConfig`]
-/// but the folder.
+/// How `serve_repository` serves: everything of [`ModelServerConfig`] but the folder.
 #[derive(Debug, Clone)]
 pub struct ServeOptions {
     pub token: Option<String>,

@@ -34,7 +34,7 @@ pub enum ModelServerError {
     BodyTooLarge { limit: usize },
     #[error("missing or wrong bearer token (send `Authorization: Bearer <token>`)")]
     Unauthorized,
-    /// 413: a request over an [`InferLimits`](super::InferLimits) limit; `what` names the input and
+    /// 413: a request over an [`InferLimits`](super::config::InferLimits) limit; `what` names the input and
     /// its size.
     #[error("{what}; this server accepts at most {limit} per request ({setting}); send smaller batches")]
     OverLimit { what: String, limit: String, setting: &'static str },

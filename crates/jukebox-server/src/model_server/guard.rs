@@ -9,7 +9,7 @@
 //! - **per request**: an operator that sizes its output from the *values* of a tensor rather than
 //!   from the shapes of its inputs. A 182-byte graph with a `Range` node whose `limit` comes from
 //!   the request cost 544 MB per request (four at once, 1,088 MB), far beyond what the request
-//!   limits ([`super::InferLimits`]) let a request cost.
+//!   limits ([`super::config::InferLimits`]) let a request cost.
 //!
 //! [`check`] reads the protobuf by hand (no generated types needed: only a few fields matter)
 //! and accepts a graph only when every node, in the main graph and in sub-graphs, is
@@ -24,7 +24,7 @@
 //! Anything else is refused with the node and operator named: `Resize`, `Upsample`, `Pad`,
 //! `OneHot`, `NonZero`, `Compress`, `Unique`, `Loop`, `Scan`, `If`, custom domains, value-sized
 //! operators fed by the request. The output of an accepted operator is at most its inputs times
-//! constants stored in the file, so the file-size cap ([`super::LoadLimits::max_file_bytes`]) and
+//! constants stored in the file, so the file-size cap ([`super::config::LoadLimits::max_file_bytes`]) and
 //! the request limits bound what a request costs.
 
 use std::collections::HashMap;
