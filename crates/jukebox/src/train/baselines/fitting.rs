@@ -100,6 +100,31 @@ pub(super) trait Recorded {
     fn record_mut(&mut self) -> &mut FitRecord;
 }
 
+/// `Learner` for a baseline's settings `$learner` (with a `max_train_rows` budget and its own
+/// `fit_rows`), fitting within the budget through [`fit_within_budget`], and the fitted
+/// `$fitted`'s [`Recorded`] access to its `record` field. Both baselines are fitted this way.
+macro_rules! baseline_learner {
+    ($learner:ty => $fitted:ty) => {
+        impl crate::train::learner::Learner for $learner {
+            type Fitted = $fitted;
+            /// Fits on the training split, or on a stratified subsample of it when it has more
+            /// than `max_train_rows` rows (the subsample's selection is part of the fit time).
+            fn fit(&self, data: &crate::prepare::PreparedData) -> crate::train::error::Result<$fitted> {
+                super::fitting::fit_within_budget(data, self.max_train_rows, |x, y, n_features, n_classes| {
+                    self.fit_rows(x, y, n_features, n_classes)
+                })
+            }
+        }
+
+        impl super::fitting::Recorded for $fitted {
+            fn record_mut(&mut self) -> &mut super::fitting::FitRecord {
+                &mut self.record
+            }
+        }
+    };
+}
+pub(super) use baseline_learner;
+
 /// A baseline's `Learner::fit`: `fit_rows` on the training rows of `data` within the row budget
 /// `max_rows` ([`budgeted_rows`]), recorded as fitted on `data`, with the subsample's note and
 /// the whole time (the subsample's selection is part of the fit).

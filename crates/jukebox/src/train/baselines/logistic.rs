@@ -8,12 +8,12 @@
 
 use std::time::Instant;
 
-use super::fitting::{argmax, check_rows, fit_within_budget, FitRecord, MergedRows, Recorded, DEFAULT_MAX_TRAIN_ROWS};
+use super::fitting::{argmax, baseline_learner, check_rows, FitRecord, MergedRows, DEFAULT_MAX_TRAIN_ROWS};
 use super::lbfgs::{lbfgs, Minimum};
 use super::softmax::{linear_scores, SoftmaxLoss};
-use crate::prepare::{DataFingerprint, PreparedData};
+use crate::prepare::DataFingerprint;
 use crate::train::error::{Result, TrainError};
-use crate::train::learner::{Classifier, Learner};
+use crate::train::learner::Classifier;
 
 /// Multinomial logistic regression (L2-regularised, L-BFGS); scikit-learn's
 /// `LogisticRegression(C = 1/alpha, max_iter = max_iterations, tol = tolerance)`.
@@ -28,7 +28,7 @@ pub struct LogisticRegression {
     /// `tol`).
     pub tolerance: f64,
     /// Fit on at most this many training rows, a stratified subsample when there are more
-    /// ([`TrainingRows`]); `None` fits every row. Used by [`Learner::fit`], not by `fit_rows`.
+    /// (`TrainingRows`); `None` fits every row. Used by `Learner::fit`, not by `fit_rows`.
     pub max_train_rows: Option<usize>,
 }
 
@@ -116,22 +116,7 @@ impl LogisticRegression {
     }
 }
 
-impl Learner for LogisticRegression {
-    type Fitted = FittedLogisticRegression;
-    /// Fits on the training split, or on a stratified subsample of it when it has more than
-    /// `max_train_rows` rows (the subsample's selection is part of the fit time).
-    fn fit(&self, data: &PreparedData) -> Result<FittedLogisticRegression> {
-        fit_within_budget(data, self.max_train_rows, |x, y, n_features, n_classes| {
-            self.fit_rows(x, y, n_features, n_classes)
-        })
-    }
-}
-
-impl Recorded for FittedLogisticRegression {
-    fn record_mut(&mut self) -> &mut FitRecord {
-        &mut self.record
-    }
-}
+baseline_learner!(LogisticRegression => FittedLogisticRegression);
 
 impl Classifier for FittedLogisticRegression {
     fn name(&self) -> String {

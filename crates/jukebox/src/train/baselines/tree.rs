@@ -8,10 +8,10 @@
 
 use std::time::Instant;
 
-use super::fitting::{argmax, check_rows, fit_within_budget, FitRecord, MergedRows, Recorded, DEFAULT_MAX_TRAIN_ROWS};
-use crate::prepare::{DataFingerprint, PreparedData};
+use super::fitting::{argmax, baseline_learner, check_rows, FitRecord, MergedRows, DEFAULT_MAX_TRAIN_ROWS};
+use crate::prepare::DataFingerprint;
 use crate::train::error::Result;
-use crate::train::learner::{Classifier, Learner};
+use crate::train::learner::Classifier;
 
 /// A CART decision tree with Gini impurity; scikit-learn's `DecisionTreeClassifier(max_depth)`.
 #[derive(Clone, Debug, PartialEq)]
@@ -19,7 +19,7 @@ pub struct DecisionTree {
     /// `None` grows the tree until leaves are pure (scikit-learn's default).
     pub max_depth: Option<usize>,
     /// Fit on at most this many training rows, a stratified subsample when there are more
-    /// ([`TrainingRows`]); `None` fits every row. Used by [`Learner::fit`], not by `fit_rows`.
+    /// (`TrainingRows`); `None` fits every row. Used by `Learner::fit`, not by `fit_rows`.
     pub max_train_rows: Option<usize>,
 }
 
@@ -267,22 +267,7 @@ impl DecisionTree {
     }
 }
 
-impl Learner for DecisionTree {
-    type Fitted = FittedDecisionTree;
-    /// Fits on the training split, or on a stratified subsample of it when it has more than
-    /// `max_train_rows` rows (the subsample's selection is part of the fit time).
-    fn fit(&self, data: &PreparedData) -> Result<FittedDecisionTree> {
-        fit_within_budget(data, self.max_train_rows, |x, y, n_features, n_classes| {
-            self.fit_rows(x, y, n_features, n_classes)
-        })
-    }
-}
-
-impl Recorded for FittedDecisionTree {
-    fn record_mut(&mut self) -> &mut FitRecord {
-        &mut self.record
-    }
-}
+baseline_learner!(DecisionTree => FittedDecisionTree);
 
 impl Classifier for FittedDecisionTree {
     fn name(&self) -> String {
