@@ -36,12 +36,12 @@ pub struct LoadedModel {
     /// Every input and output has a dynamic first dimension: requests can be stacked along it
     /// (dynamic batching) or cut into slices of rows.
     pub(super) batchable: bool,
-    /// Requests waiting to run merged ([`Batching`]).
+    /// Requests waiting to run merged ([`Batching`](super::config::Batching)).
     batch_queue: batch::BatchQueue,
 }
 
 impl LoadedModel {
-    /// Requests of this model version answered from a call merged with others ([`Batching`]).
+    /// Requests of this model version answered from a call merged with others ([`Batching`](super::config::Batching)).
     pub fn merged_requests(&self) -> u64 {
         self.batch_queue.merged_requests()
     }
