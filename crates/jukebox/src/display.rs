@@ -312,7 +312,10 @@ pub fn text_of_html(html: &str) -> String {
         let closing = rest[start + 1..].starts_with('/');
         match (name, closing) {
             ("td" | "th", true) => text.push_str("  "),
-            ("tr" | "p" | "div" | "li" | "caption" | "pre" | "h1" | "h2" | "h3" | "h4" | "h5" | "h6", true)
+            (
+                "tr" | "p" | "div" | "li" | "caption" | "pre" | "summary" | "h1" | "h2" | "h3" | "h4" | "h5" | "h6",
+                true,
+            )
             | ("br", _) => {
                 // A row's trailing cell separator is not text.
                 let trimmed = text.trim_end_matches(' ').len();

@@ -277,5 +277,8 @@ mod tests {
         let Cell::Folded { table: folded, .. } = &shown.rows[1][7] else { panic!("the last cell folds: {shown:?}") };
         assert!(folded.rows.contains(&vec![Cell::from("epochs"), Cell::from("30")]), "{folded:?}");
         assert!(html.contains("a&lt;b") && !html.contains("a<b"));
+        // The text alternative opens the folded fields under their summary.
+        let text = table.to_text();
+        assert!(text.contains("3 fields\nversion id  2\nepochs  30"), "{text}");
     }
 }
