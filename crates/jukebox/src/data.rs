@@ -493,6 +493,8 @@ fn finish_merge(plan: LazyFrame, context: impl FnOnce() -> String) -> Result<Cha
     }
     let countries = CountryIndex::first_seen(&frame)?;
     let frame = countries.add_index_column(frame)?;
+    // The tables read and joined are freed; give them back (see crate::memory).
+    crate::memory::release_freed_memory();
     Ok(ChartData { frame, countries })
 }
 

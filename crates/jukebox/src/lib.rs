@@ -31,6 +31,7 @@ pub mod explore;
 pub mod export;
 pub mod katib;
 pub mod linfa;
+mod memory;
 pub mod prepare;
 pub mod refine;
 pub mod registry;

@@ -109,6 +109,7 @@ impl AccuracyCeiling {
             .map_err(polars_err("counting (input, country) pairs of all rows"))?;
         let all_rows = rows.iter().map(|r| r.rows).sum();
         rows.push(ceiling_of_pairs("all", all_rows, &all_pairs, features)?);
+        crate::memory::release_freed_memory();
         Ok(AccuracyCeiling { rows, n_classes })
     }
 }

@@ -116,11 +116,13 @@ impl SplitOptions {
     }
 }
 
-/// The rows of each split, unscaled, in the order the matrices of [`PreparedData`] hold them: the
-/// song ([`SONG`]), its country ([`TARGET`]), the chart day when the data has one, and the model's
-/// features. The other columns of the merged data (names, artists, albums, chart positions) stay
-/// in `ChartData`: on the full upstream file a copy of them per split cost about 400 MB per
-/// prepared dataset, and a notebook comparing two splits holds two.
+/// The rows of each split, unscaled, in the order the matrices of
+/// [`PreparedData`](super::PreparedData) hold them: the song ([`SONG`](super::SONG)), its country
+/// ([`TARGET`](super::TARGET)), the chart day when the data has one, and the model's features as
+/// `f32` (the precision the model reads; the scaler was fitted on the values as they were). The
+/// other columns of the merged data (names, artists, albums, chart positions) stay in `ChartData`:
+/// on the full upstream file a copy of them per split cost about 400 MB per prepared dataset, and
+/// a notebook comparing two splits holds two.
 #[derive(Clone)]
 pub struct Splits {
     pub train: DataFrame,
