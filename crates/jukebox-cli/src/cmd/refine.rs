@@ -29,8 +29,8 @@ pub struct Args {
     /// Folder holding song_properties.parquet and song_rankings.parquet (default: JUKEBOX_DATA_DIR, the cache, or a download).
     #[arg(long, alias = "data", value_name = "DIR")]
     data_dir: Option<PathBuf>,
-    /// The grid: `quick` (8 runs), `class` (36 runs), JSON such as
-    /// '{"epochs":[10],"hidden_layers":[[64,64]],"learning_rate":[0.001],"batch_size":[64]}', or @FILE holding JSON.
+    /// The grid: `quick` (8 runs), `class` (54 runs), JSON such as
+    /// `{"epochs":[10],"hidden_layers":[[64,64]],"learning_rate":[0.001],"batch_size":[64]}`, or @FILE holding JSON.
     #[arg(long, default_value = "quick")]
     grid: String,
     /// Split the sweep trains and is scored on: grouped (whole songs per split), stratified, ordered or latest-dates.
@@ -61,7 +61,7 @@ pub struct Args {
     /// the cluster, instead of running it here.
     #[arg(long)]
     katib: bool,
-    /// The Experiment's name (default: jukebox-<grid> for a named grid, else jukebox-sweep).
+    /// The Experiment's name (default: `jukebox-<grid>` for a named grid, else `jukebox-sweep`).
     #[arg(long, requires = "katib", value_name = "NAME")]
     experiment_name: Option<String>,
     /// The Experiment's namespace (default: none, so `oc apply -n` or the current project decides).

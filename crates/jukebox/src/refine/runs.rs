@@ -85,7 +85,7 @@ pub(super) fn settings(l: &NeuralNetwork) -> String {
     format!("{}, lr {}, batch {}, {} epochs", l.hidden_layers_name(), l.learning_rate, l.batch_size, l.epochs)
 }
 
-/// The runs of a [`Grid`] on one split.
+/// The runs of a [`Grid`](super::grid::Grid) on one split.
 #[derive(Clone, Debug)]
 pub struct Sweep {
     pub runs: Vec<Run>,

@@ -33,7 +33,7 @@
 //! **Row budget.** Data without that much repetition could still keep a cell busy for most of a
 //! minute. So both learners fit on at most [`DEFAULT_MAX_TRAIN_ROWS`] distinct rows by default
 //! (`max_train_rows`; `None` fits every row): past that, a *stratified* random subsample of that
-//! many rows ([`TrainingRows`], the sweep's: every class keeps its share of the rows, drawn with
+//! many rows ([`TrainingRows`](super::rows::TrainingRows), the sweep's: every class keeps its share of the rows, drawn with
 //! the split's seed), and the fitted model's name says so, e.g. "logistic regression (trained on
 //! 100,000 of 879,956 rows)", so the comparison table states it ([`budgeted_rows`]).
 //!
