@@ -54,11 +54,7 @@ pub fn download_repository(uri: &str, model: &str, into: &Path) -> Result<Downlo
         std::fs::rename(&staging, target).map_err(|source| StorageError::Io { path: target.to_path_buf(), source })
     };
     if staging.join(MODEL_FILE).is_file() {
-        let name = prefix.trim_matches('/').rsplit('/').filter(|s| !s.is_empty()).nth(1);
-        let (name, version) = match (name, version) {
-            (Some(name), Some(version)) => (name, version),
-            _ => (model, 1),
-        };
+        let (name, version) = version_folder_for(prefix, model);
         let model_dir = repository.join(name);
         std::fs::create_dir_all(&model_dir).map_err(|source| StorageError::Io { path: model_dir.clone(), source })?;
         move_to(&model_dir.join(version.to_string()))?;
@@ -70,7 +66,32 @@ pub fn download_repository(uri: &str, model: &str, into: &Path) -> Result<Downlo
     Ok(DownloadedRepository { dir: repository, report })
 }
 
+/// Where a single version folder stored under `prefix` lands in the repository: `<name>/<N>` from
+/// the prefix's last two parts when the last is an integer (`models/jukebox/2` -> `jukebox`, 2),
+/// else `<model>/1`.
+fn version_folder_for<'a>(prefix: &'a str, model: &'a str) -> (&'a str, u64) {
+    let name = prefix.trim_matches('/').rsplit('/').filter(|s| !s.is_empty()).nth(1);
+    match (name, version_folder_of(prefix)) {
+        (Some(name), Some(version)) => (name, version),
+        _ => (model, 1),
+    }
+}
+
 /// `uri` without its `?endpoint=...` query: what a message names.
 pub fn location_without_query(uri: &str) -> &str {
     uri.split('?').next().unwrap_or(uri)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_version_folder_is_named_by_its_prefix_or_the_model() {
+        assert_eq!(version_folder_for("models/jukebox/2", "m"), ("jukebox", 2));
+        assert_eq!(version_folder_for("models/jukebox/2/", "m"), ("jukebox", 2));
+        assert_eq!(version_folder_for("exports/latest/", "m"), ("m", 1));
+        assert_eq!(version_folder_for("7", "m"), ("m", 1), "a number without a name above it");
+        assert_eq!(location_without_query("s3://b/k?endpoint=http://x"), "s3://b/k");
+    }
 }
