@@ -1,13 +1,14 @@
 //! The refinement stage on the shared sample: the grouped split keeps songs whole and every
 //! country present, a sweep chooses by validation score only and is reproducible, the run log
-//! round-trips, and a chosen run's metrics carry its settings.
+//! round-trips, a chosen run's metrics carry its settings, and the whole stage in one call
+//! (`Refinement::run`, what `jukebox refine` runs) records, exports and checks the chosen run.
 
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 use jukebox::prepare::{PrepareError, PreparedData, SplitOptions, SplitStrategy, SONG};
-use jukebox::refine::{Grid, RefineError, RunLog, RunRecord, SongOverlap};
+use jukebox::refine::{Grid, RefineError, Refinement, RunLog, RunRecord, SongOverlap};
 use polars::prelude::*;
 
 fn grouped(seed: u64) -> PreparedData {
@@ -254,4 +255,37 @@ fn the_run_log_appends_and_names_a_bad_line() {
     std::fs::write(&log.path, format!("{}\nnot json\n", serde_json::to_string(&record(1, true)).unwrap())).unwrap();
     let error = log.load().unwrap_err().to_string();
     assert!(error.contains("runs.jsonl, line 2"), "{error}");
+}
+
+#[test]
+fn the_refinement_records_every_run_and_exports_the_chosen_one() {
+    let models = tempfile::tempdir().unwrap();
+    let refinement = Refinement {
+        data_dir: Some(common::sample_dir()),
+        grid: SMALL_GRID.parse().unwrap(),
+        split: SplitStrategy::Grouped,
+        seed: 42,
+        compare_epochs: None,
+        model_repository: Some(models.path().to_path_buf()),
+        version_folder: 2,
+    };
+    let mut shown: Vec<String> = Vec::new();
+    let refined = refinement.run(&mut |text| shown.push(text)).unwrap();
+    let best = refined.sweep.best();
+    assert!(refined.sweep.is_complete());
+    assert!(shown.iter().any(|text| text.starts_with(&format!("chosen: run {} (", best.number))), "{shown:#?}");
+
+    // Every run is in the log, the chosen one marked; the chosen run is exported as version 2
+    // (ONNX Runtime agreeing with the network, or run() would have failed).
+    let records = RunLog::beside(models.path()).load().unwrap();
+    assert_eq!(records.len(), refined.sweep.runs.len());
+    let chosen: Vec<usize> = records.iter().filter(|r| r.chosen).map(|r| r.run).collect();
+    assert_eq!(chosen, [best.number]);
+    let exported = refined.exported.as_ref().expect("a model repository gets the chosen run");
+    assert!(exported.version_dir.ends_with("2") && exported.model_path.is_file(), "{exported:?}");
+    assert!(refined.description().starts_with(&format!("sweep run {} ({})", best.number, best.settings())));
+
+    // Without a model repository nothing is written.
+    let dry = Refinement { model_repository: None, ..refinement };
+    assert!(dry.run(&mut |_| {}).unwrap().exported.is_none());
 }
