@@ -447,60 +447,6 @@ pub fn escape(text: &str) -> String {
     jukebox_protocol::html::escape(text)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn html_escapes_and_colours() {
-        let t = Table::new(vec!["name".into(), "r".into()], vec![vec!["<b>&".into(), 0.5.into()]]).with_colour_scale(
-            ColourScale::BLUES,
-            0.0,
-            1.0,
-            1,
-        );
-        let html = t.to_html();
-        assert!(html.contains("&lt;b&gt;&amp;"));
-        assert!(html.contains("background:#"));
-        assert!(html.contains(">0.5000<"));
-        assert_eq!(t.number(0, "r"), Some(0.5));
-    }
-
-    #[test]
-    fn numbers_are_plain_decimals_inside_the_readable_range() {
-        let cases = [
-            (193_620.351, "193620.35"),
-            (0.342, "0.3420"),
-            (-6.1234567, "-6.1235"),
-            (120.007, "120.0070"),
-            (0.00352, "0.00352"),
-            (0.001, "0.001"),
-            (0.0001, "0.0001"),
-            (9_999_999.5, "9999999.50"),
-            (19_699.0, "19699"),
-            (-0.0, "0"),
-            (7.2168e-5, "7.22e-5"),
-            (1.2e8 + 0.5, "1.2e8"),
-            (-3.0e-7, "-3e-7"),
-            (f64::INFINITY, "inf"),
-        ];
-        for (value, written) in cases {
-            assert_eq!(format_number(value), written, "{value:e}");
-        }
-        // Every size inside the range reads as a plain decimal.
-        let mut v = PLAIN_NUMBER_MIN;
-        while v < PLAIN_NUMBER_MAX {
-            for sign in [1.0, -1.0] {
-                let text = format_number(sign * v * 1.2345);
-                if v * 1.2345 < PLAIN_NUMBER_MAX {
-                    assert!(!text.contains('e'), "{} written as {text}", sign * v * 1.2345);
-                }
-            }
-            v *= 3.1;
-        }
-    }
-}
-
 /// A column a table was asked about but does not have ([`Table::sort_by`]).
 #[derive(Debug, thiserror::Error)]
 #[error("the table has no column `{column}`; its columns are: {available}")]
@@ -560,6 +506,60 @@ impl Table {
             None => format!("sorted by {column}{}", if descending { " (largest first)" } else { "" }),
         });
         Ok(self)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn html_escapes_and_colours() {
+        let t = Table::new(vec!["name".into(), "r".into()], vec![vec!["<b>&".into(), 0.5.into()]]).with_colour_scale(
+            ColourScale::BLUES,
+            0.0,
+            1.0,
+            1,
+        );
+        let html = t.to_html();
+        assert!(html.contains("&lt;b&gt;&amp;"));
+        assert!(html.contains("background:#"));
+        assert!(html.contains(">0.5000<"));
+        assert_eq!(t.number(0, "r"), Some(0.5));
+    }
+
+    #[test]
+    fn numbers_are_plain_decimals_inside_the_readable_range() {
+        let cases = [
+            (193_620.351, "193620.35"),
+            (0.342, "0.3420"),
+            (-6.1234567, "-6.1235"),
+            (120.007, "120.0070"),
+            (0.00352, "0.00352"),
+            (0.001, "0.001"),
+            (0.0001, "0.0001"),
+            (9_999_999.5, "9999999.50"),
+            (19_699.0, "19699"),
+            (-0.0, "0"),
+            (7.2168e-5, "7.22e-5"),
+            (1.2e8 + 0.5, "1.2e8"),
+            (-3.0e-7, "-3e-7"),
+            (f64::INFINITY, "inf"),
+        ];
+        for (value, written) in cases {
+            assert_eq!(format_number(value), written, "{value:e}");
+        }
+        // Every size inside the range reads as a plain decimal.
+        let mut v = PLAIN_NUMBER_MIN;
+        while v < PLAIN_NUMBER_MAX {
+            for sign in [1.0, -1.0] {
+                let text = format_number(sign * v * 1.2345);
+                if v * 1.2345 < PLAIN_NUMBER_MAX {
+                    assert!(!text.contains('e'), "{} written as {text}", sign * v * 1.2345);
+                }
+            }
+            v *= 3.1;
+        }
     }
 }
 
