@@ -156,7 +156,6 @@ pub fn run_registry_peer(python: &Path, mode: &str, url: &str, spec: &serde_json
 /// 16384])`, whose constant takes 1 GB once folded at load; returns the file's size. For the
 /// model server's guard and the runtime's loading without constant folding.
 pub fn write_constant_bomb(path: &Path) -> u64 {
-    std::fs::create_dir_all(path.parent().expect("a file path")).unwrap();
     let script = r#"
 import sys, onnx
 from onnx import helper as h, TensorProto as T
@@ -169,10 +168,18 @@ model = h.make_model(graph, opset_imports=[h.make_opsetid("", 17)])
 model.ir_version = 8
 onnx.save(model, sys.argv[1])
 "#;
-    let out = Command::new(python()).args(["-c", script]).arg(path).output().expect("cannot run Python");
+    write_with_python(script, path, &[], "the bomb")
+}
+
+/// Runs the Python `script` (the workspace venv's, with the `onnx` package) with `path` and then
+/// `args` as its arguments, to write a model file to `path` (its folder is created first);
+/// returns the file's size. `what` names the file in the failure message.
+pub fn write_with_python(script: &str, path: &Path, args: &[&str], what: &str) -> u64 {
+    std::fs::create_dir_all(path.parent().expect("a file path")).unwrap();
+    let out = Command::new(python()).args(["-c", script]).arg(path).args(args).output().expect("cannot run Python");
     assert!(
         out.status.success(),
-        "writing the bomb failed (pip install onnx?): {}",
+        "writing {what} failed (pip install onnx?): {}",
         String::from_utf8_lossy(&out.stderr)
     );
     std::fs::metadata(path).unwrap().len()

@@ -4,7 +4,6 @@
 #![allow(dead_code)]
 
 use std::path::Path;
-use std::process::Command;
 
 /// Where the `Range` node of [`write_range_model`] takes its `limit` from.
 #[derive(Debug, Clone, Copy)]
@@ -18,7 +17,6 @@ pub enum RangeLimit {
 
 /// Writes the model to `path` (creating its folder); returns the file's size in bytes.
 pub fn write_range_model(path: &Path, limit: RangeLimit) -> u64 {
-    std::fs::create_dir_all(path.parent().expect("a file path")).unwrap();
     let script = r#"
 import sys, onnx
 from onnx import helper as h, TensorProto as T
@@ -43,16 +41,5 @@ onnx.save(model, sys.argv[1])
         RangeLimit::Request => "request",
         RangeLimit::Constant => "constant",
     };
-    let out = Command::new(jukebox_testkit::python())
-        .args(["-c", script])
-        .arg(path)
-        .arg(which)
-        .output()
-        .expect("cannot run Python");
-    assert!(
-        out.status.success(),
-        "writing the Range model failed (pip install onnx?): {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    std::fs::metadata(path).unwrap().len()
+    jukebox_testkit::write_with_python(script, path, &[which], "the Range model")
 }
