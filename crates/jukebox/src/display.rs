@@ -281,6 +281,24 @@ pub trait ToHtml {
     }
 }
 
+/// `ToHtml` for types a notebook shows as their table: `shown_as_table!(Sweep, Comparison);` makes
+/// each type's HTML its inherent `table()`'s, and its text that table's plain layout, so a type
+/// that builds a [`Table`] writes no rendering of its own.
+macro_rules! shown_as_table {
+    ($($type:ty),+ $(,)?) => {$(
+        impl $crate::display::ToHtml for $type {
+            fn to_html(&self) -> String {
+                $crate::display::ToHtml::to_html(&self.table())
+            }
+
+            fn to_text(&self) -> String {
+                $crate::display::ToHtml::to_text(&self.table())
+            }
+        }
+    )+};
+}
+pub(crate) use shown_as_table;
+
 /// Shows a value as a cell's result in Jupyter: evcxr calls `evcxr_display` on a cell's last value
 /// when the method resolves, which this trait makes it do for every [`ToHtml`] value, with its
 /// `text/plain` alternative beside the `text/html`.

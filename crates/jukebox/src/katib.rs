@@ -36,7 +36,7 @@
 use serde_json::{json, Value};
 
 use crate::data::workshop_features;
-use crate::display::{Cell, Code, Table, ToHtml};
+use crate::display::{Cell, Code, Table};
 use crate::prepare::SplitStrategy;
 use crate::refine::Grid;
 
@@ -361,11 +361,7 @@ impl KatibExperiment {
     }
 }
 
-impl ToHtml for KatibExperiment {
-    fn to_html(&self) -> String {
-        self.table().to_html()
-    }
-}
+crate::display::shown_as_table!(KatibExperiment);
 
 /// `value` unchanged if the shell Katib's collector starts the command with (`sh -c`, words
 /// joined by spaces) reads it as one word meaning itself.

@@ -41,7 +41,7 @@ use std::io::Read;
 use std::path::{Component, Path, PathBuf};
 use std::time::Duration;
 
-use crate::display::{Cell, Table, ToHtml};
+use crate::display::{Cell, Table};
 use jukebox_protocol::env;
 use jukebox_protocol::model_folder::{ModelFolderError, S3Location, VersionFolder, BUCKET_MODELS_DIR, MODEL_FILE};
 use md5::{Digest, Md5};
@@ -292,16 +292,7 @@ impl TransferReport {
     }
 }
 
-/// The object table in Jupyter; the report's own lines as text.
-impl ToHtml for TransferReport {
-    fn to_html(&self) -> String {
-        self.table().to_html()
-    }
-
-    fn to_text(&self) -> String {
-        self.to_string()
-    }
-}
+crate::display::shown_as_table!(TransferReport);
 
 impl fmt::Display for TransferReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

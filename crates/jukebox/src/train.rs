@@ -515,8 +515,4 @@ impl Comparison {
     }
 }
 
-impl ToHtml for Comparison {
-    fn to_html(&self) -> String {
-        self.table().to_html()
-    }
-}
+crate::display::shown_as_table!(Comparison);

@@ -7,7 +7,7 @@
 
 use super::error::{RefineError, Result};
 use super::sweep::workers;
-use crate::display::{Cell, Table, ToHtml};
+use crate::display::{Cell, Table};
 use crate::evaluate::ClassificationReport;
 use crate::prepare::PreparedData;
 use crate::train::{
@@ -189,11 +189,7 @@ impl SplitComparison {
     }
 }
 
-impl ToHtml for SplitComparison {
-    fn to_html(&self) -> String {
-        self.table().to_html()
-    }
-}
+crate::display::shown_as_table!(SplitComparison);
 
 #[cfg(test)]
 mod tests {

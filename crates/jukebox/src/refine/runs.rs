@@ -10,7 +10,7 @@
 use super::error::Result;
 use super::log::RunRecord;
 use super::plan::duration;
-use crate::display::{Cell, Plot, Table, ToHtml};
+use crate::display::{Cell, Plot, Table};
 use crate::evaluate::{ClassificationReport, Metrics};
 use crate::prepare::PreparedData;
 use crate::train::chart::{EpochChart, Line, Panel};
@@ -294,8 +294,4 @@ impl Sweep {
     }
 }
 
-impl ToHtml for Sweep {
-    fn to_html(&self) -> String {
-        self.table().to_html()
-    }
-}
+crate::display::shown_as_table!(Sweep);
