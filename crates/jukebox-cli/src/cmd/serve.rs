@@ -147,8 +147,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
 /// Downloads `uri` into a repository under `into` (the layout is
 /// [`jukebox::storage::repository`]'s) and says what came.
 fn download_s3(uri: &str, model: &str, into: &Path) -> anyhow::Result<PathBuf> {
-    let downloaded =
-        download_repository(uri, model, into).with_context(|| format!("downloading {}", location_without_query(uri)))?;
+    let downloaded = download_repository(uri, model, into)
+        .with_context(|| format!("downloading {}", location_without_query(uri)))?;
     let report = &downloaded.report;
     eprintln!(
         "# downloaded {} files ({} bytes) from {}",
