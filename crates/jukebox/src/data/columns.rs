@@ -6,7 +6,7 @@
 //! one edit and a typo is a compile error instead of a "column not found" at run time. The audio
 //! features the model reads are listed once as well, in the model folder contract
 //! ([`WORKSHOP_FEATURES`](jukebox_protocol::model_folder::WORKSHOP_FEATURES), re-exported as
-//! [`crate::data::FEATURES`]).
+//! `jukebox::data::FEATURES`).
 
 /// A song's Spotify identifier: the key joining chart entries to song properties.
 pub const SPOTIFY_ID: &str = "spotify_id";
@@ -42,5 +42,5 @@ pub const ALBUM_NAME: &str = "album_name";
 pub const ALBUM_RELEASE_DATE: &str = "album_release_date";
 /// When a song was first seen (song_properties; older copies call it [`SNAPSHOT_DATE`]).
 pub const EVENT_TIMESTAMP: &str = "event_timestamp";
-/// The merged table's number of each country code ([`crate::data::CountryIndex`]).
+/// The merged table's number of each country code (`jukebox::data::CountryIndex`).
 pub const COUNTRY_INDEX: &str = "country_index";

@@ -31,7 +31,7 @@ pub struct CeilingRow {
 }
 
 /// The best accuracy any model could reach on each split with the chosen features
-/// ([`PreparedData::accuracy_ceiling`]).
+/// (`PreparedData::accuracy_ceiling`).
 #[derive(Clone, Debug, PartialEq)]
 pub struct AccuracyCeiling {
     pub rows: Vec<CeilingRow>,

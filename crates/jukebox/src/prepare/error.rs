@@ -1,7 +1,7 @@
 //! What can go wrong while preparing the data, and the one check every step starts with.
 //!
-//! Every step of the preparation ([`super::encode`], [`super::split`], [`super::ceiling`], the
-//! matrices in [`super`]) reports a [`PrepareError`] that names the column, class or file at
+//! Every step of the preparation (`prepare::encode`, `prepare::split`, `prepare::ceiling`, the
+//! matrices in `prepare`) reports a [`PrepareError`] that names the column, class or file at
 //! fault. This module depends on no other step, so each of them can use it without importing
 //! another.
 

@@ -1,7 +1,7 @@
 //! Step 2 of the preparation: which rows are train, validation and test.
 //!
 //! [`SplitOptions`] says how ([`SplitStrategy`]: a seeded stratified draw, the latest chart days,
-//! the data's own order, or whole songs) and [`split_rows`] does it with polars expressions:
+//! the data's own order, or whole songs) and `split_rows` does it with polars expressions:
 //! a seeded permutation of the rows (a `ChaCha8` shuffle, so the same seed gives the same split on
 //! every machine) orders the rows within each class, the first `test_fraction` of each class is
 //! held out as test, then `validation_fraction` of the rest as validation. The result, [`Splits`],
@@ -81,7 +81,7 @@ impl std::str::FromStr for SplitStrategy {
     }
 }
 
-/// How [`PreparedData::new`] splits the rows.
+/// How `PreparedData::new` splits the rows.
 #[derive(Clone, Debug, PartialEq)]
 pub struct SplitOptions {
     /// Share of all rows held out as test (0.2).
@@ -116,11 +116,10 @@ impl SplitOptions {
     }
 }
 
-/// The rows of each split, unscaled, in the order the matrices of
-/// [`PreparedData`](super::PreparedData) hold them: the song ([`SONG`](super::SONG)), its country
-/// ([`TARGET`](super::TARGET)), the chart day when the data has one, and the model's features as
-/// `f32` (the precision the model reads; the scaler was fitted on the values as they were). The
-/// other columns of the merged data (names, artists, albums, chart positions) stay in `ChartData`:
+/// The rows of each split, unscaled, in the order the matrices of `PreparedData` hold them: the
+/// song (`prepare::SONG`), its country (`prepare::TARGET`), the chart day when the data has one,
+/// and the model's features as `f32` (the precision the model reads; the scaler was fitted on the
+/// values as they were). The other columns of the merged data (names, artists, albums, chart positions) stay in `ChartData`:
 /// on the full upstream file a copy of them per split cost about 400 MB per prepared dataset, and
 /// a notebook comparing two splits holds two.
 #[derive(Clone)]
