@@ -184,7 +184,7 @@ impl<'de> Visitor<'de> for RequestVisitor<'_, '_> {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
         while let Some(key) = map.next_key::<Str<'de>>()? {
             if key.0 == "inputs" {
-                map.next_value_seed(EachInput(|index| InputSeed { scan: self.0, index }))?;
+                map.next_value_seed(EachInput(|index| InputVisitor { scan: self.0, index }))?;
             } else {
                 map.next_value::<IgnoredAny>()?;
             }
@@ -193,49 +193,53 @@ impl<'de> Visitor<'de> for RequestVisitor<'_, '_> {
     }
 }
 
-/// The request's `inputs` list, each input read by the seed `seed(index)` makes (`index`: its
-/// place in the list, for refusals that cannot name it); their values in order. One reader of
-/// the list for the scan (values `()`, nothing stored) and the decoder (`tensors`).
+/// The request's `inputs` list, each input (a JSON object) read by the visitor `visitor(index)`
+/// makes (`index`: its place in the list, for refusals that cannot name it); their values in
+/// order. One reader of the list for the scan (values `()`, nothing stored) and the decoder
+/// (`tensors`).
 pub struct EachInput<F>(pub F);
 
-impl<'de, S: DeserializeSeed<'de>, F: FnMut(usize) -> S> DeserializeSeed<'de> for EachInput<F> {
-    type Value = Vec<S::Value>;
+impl<'de, V: Visitor<'de>, F: FnMut(usize) -> V> DeserializeSeed<'de> for EachInput<F> {
+    type Value = Vec<V::Value>;
 
-    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Vec<S::Value>, D::Error> {
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Vec<V::Value>, D::Error> {
         deserializer.deserialize_seq(self)
     }
 }
 
-impl<'de, S: DeserializeSeed<'de>, F: FnMut(usize) -> S> Visitor<'de> for EachInput<F> {
-    type Value = Vec<S::Value>;
+impl<'de, V: Visitor<'de>, F: FnMut(usize) -> V> Visitor<'de> for EachInput<F> {
+    type Value = Vec<V::Value>;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("a list of input tensors")
     }
 
-    fn visit_seq<A: SeqAccess<'de>>(mut self, mut seq: A) -> Result<Vec<S::Value>, A::Error> {
+    fn visit_seq<A: SeqAccess<'de>>(mut self, mut seq: A) -> Result<Vec<V::Value>, A::Error> {
         let mut values = Vec::with_capacity(seq.size_hint().unwrap_or(16).min(64));
-        while let Some(value) = seq.next_element_seed((self.0)(values.len()))? {
+        while let Some(value) = seq.next_element_seed(InputObject((self.0)(values.len())))? {
             values.push(value);
         }
         Ok(values)
     }
 }
 
-struct InputSeed<'s, 'a> {
+/// One element of [`EachInput`]: a JSON object, handed to its visitor.
+struct InputObject<V>(V);
+
+impl<'de, V: Visitor<'de>> DeserializeSeed<'de> for InputObject<V> {
+    type Value = V::Value;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<V::Value, D::Error> {
+        deserializer.deserialize_map(self.0)
+    }
+}
+
+struct InputVisitor<'s, 'a> {
     scan: &'s Scan<'a>,
     index: usize,
 }
 
-impl<'de> DeserializeSeed<'de> for InputSeed<'_, '_> {
-    type Value = ();
-
-    fn deserialize<D: de::Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
-        deserializer.deserialize_map(self)
-    }
-}
-
-impl<'de> Visitor<'de> for InputSeed<'_, '_> {
+impl<'de> Visitor<'de> for InputVisitor<'_, '_> {
     type Value = ();
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

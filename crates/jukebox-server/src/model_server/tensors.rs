@@ -115,7 +115,7 @@ impl<'de> Visitor<'de> for RequestVisitor<'_> {
                 }
                 "inputs" => {
                     once(&mut seen_inputs, "inputs")?;
-                    request.inputs = map.next_value_seed(EachInput(|index| InputSeed { reading: self.0, index }))?;
+                    request.inputs = map.next_value_seed(EachInput(|index| InputVisitor { reading: self.0, index }))?;
                 }
                 "outputs" => {
                     once(&mut seen_outputs, "outputs")?;
@@ -141,21 +141,13 @@ fn once<E: de::Error>(seen: &mut bool, field: &'static str) -> Result<(), E> {
     Ok(())
 }
 
-struct InputSeed<'b> {
+struct InputVisitor<'b> {
     reading: &'b Reading<'b>,
     /// Its place among the request's inputs (for refusals that cannot name it).
     index: usize,
 }
 
-impl<'de> DeserializeSeed<'de> for InputSeed<'_> {
-    type Value = Input<'de>;
-
-    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Input<'de>, D::Error> {
-        deserializer.deserialize_map(self)
-    }
-}
-
-impl<'de> Visitor<'de> for InputSeed<'_> {
+impl<'de> Visitor<'de> for InputVisitor<'_> {
     type Value = Input<'de>;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
