@@ -299,6 +299,24 @@ macro_rules! shown_as_table {
 }
 pub(crate) use shown_as_table;
 
+/// `ToHtml` for a type that is several outputs shown in turn (a report, then the record it made):
+/// `shown_in_turn!(SavedModel: upload, registered);` makes its HTML, and its text, those of the
+/// named fields one after another.
+macro_rules! shown_in_turn {
+    ($type:ty: $($field:ident),+ $(,)?) => {
+        impl $crate::display::ToHtml for $type {
+            fn to_html(&self) -> String {
+                [$($crate::display::ToHtml::to_html(&self.$field)),+].join("\n")
+            }
+
+            fn to_text(&self) -> String {
+                [$($crate::display::ToHtml::to_text(&self.$field)),+].join("\n")
+            }
+        }
+    };
+}
+pub(crate) use shown_in_turn;
+
 /// Shows a value as a cell's result in Jupyter: evcxr calls `evcxr_display` on a cell's last value
 /// when the method resolves, which this trait makes it do for every [`ToHtml`] value, with its
 /// `text/plain` alternative beside the `text/html`.

@@ -40,7 +40,7 @@ use std::time::Instant;
 use jukebox_nn::{EpochProgress, FitOptions, History, Network, Samples, Summary};
 use plotters::style::RGBColor;
 
-use crate::display::{Cell, Plot, Table, ToHtml};
+use crate::display::{Cell, Plot, Table};
 use crate::evaluate::{ClassificationReport, TrainingInfo};
 use crate::prepare::{DataFingerprint, PreparedData};
 
@@ -205,11 +205,7 @@ pub struct NetworkSummary {
     pub settings: Table,
 }
 
-impl ToHtml for NetworkSummary {
-    fn to_html(&self) -> String {
-        format!("{}{}", self.layers.to_html(), self.settings.to_html())
-    }
-}
+crate::display::shown_in_turn!(NetworkSummary: layers, settings);
 
 impl std::fmt::Display for NetworkSummary {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

@@ -22,11 +22,7 @@ pub struct SavedModel {
     pub registered: RegisteredVersion,
 }
 
-impl ToHtml for SavedModel {
-    fn to_html(&self) -> String {
-        format!("{}\n{}", self.upload.to_html(), self.registered.to_html())
-    }
-}
+crate::display::shown_in_turn!(SavedModel: upload, registered);
 
 /// What one registration created: the (found or new) model, the new version and its artifact.
 #[derive(Debug, Clone, PartialEq)]
