@@ -532,6 +532,34 @@ macro_rules! loaders {
 }
 loaders!(Dataset, "loads it");
 loaders!(ChartData, "loads and merges it in one step");
+loaders!(SongTable, "loads its song table");
+
+/// The song table alone, for a stage that looks songs up by name (notebook 5's last step) and
+/// needs none of the chart entries: on the full data, loading the whole [`Dataset`] for that held
+/// ~1.1 M chart entries in memory beside the prepared splits.
+#[derive(Clone)]
+pub struct SongTable {
+    /// One row per song, as [`Dataset::properties`].
+    pub properties: DataFrame,
+    /// Where the table was read from (a folder or the Kaggle CSV).
+    pub source: PathBuf,
+}
+
+impl SongTable {
+    /// `song_properties.parquet` of `dir`, checked as [`Dataset::from_files`] checks it; from a
+    /// folder holding only the Kaggle CSV, the songs it lists (the CSV holds both tables at once).
+    pub fn from_dir(dir: &Path) -> Result<SongTable> {
+        let path = dir.join(PROPERTIES_FILE);
+        if !path.exists() && dir.join(KAGGLE_CSV_FILE).exists() {
+            let dataset = Dataset::from_dir(dir)?;
+            return Ok(SongTable { properties: dataset.properties, source: dataset.source });
+        }
+        let properties = read_parquet(&path)?;
+        check_columns(&properties, &path, &PROPERTY_COLUMNS)?;
+        check_no_empty_feature(&properties, &path)?;
+        Ok(SongTable { properties, source: dir.to_path_buf() })
+    }
+}
 
 /// The two raw tables, checked: every required column is present with a usable type.
 #[derive(Clone)]

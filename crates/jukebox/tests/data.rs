@@ -4,7 +4,7 @@ use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::path::Path;
 
-use jukebox::data::{ChartData, DataError, DataLocator, Dataset, PROPERTIES_FILE, RANKINGS_FILE};
+use jukebox::data::{ChartData, DataError, DataLocator, Dataset, SongTable, PROPERTIES_FILE, RANKINGS_FILE};
 use jukebox_testkit::sample_data_dir as sample_dir;
 use polars::prelude::*;
 
@@ -34,6 +34,9 @@ fn sample_merges_into_19699_rows_with_72_countries() {
     for feature in jukebox::data::FEATURES {
         assert_eq!(merged.frame.column(feature).unwrap().null_count(), 0, "{feature}");
     }
+    // The song table alone is the same table, read without the chart entries.
+    let songs = SongTable::from_dir(&sample_dir()).unwrap();
+    assert!(songs.properties.equals_missing(&data.properties), "SongTable and Dataset read different songs");
 }
 
 #[test]
@@ -142,6 +145,7 @@ fn missing_column_is_named_with_its_file() {
     let dir = tempfile::tempdir().unwrap();
     copy_sample_with(dir.path(), |p| p.drop(cols(["danceability"])));
     let message = error_of_both(dir.path());
+    assert_eq!(message, error_text(SongTable::from_dir(dir.path())), "the song table alone is checked the same way");
     assert!(message.contains(PROPERTIES_FILE), "{message}");
     assert!(message.contains("required column `danceability` is missing"), "{message}");
 }
