@@ -13,17 +13,29 @@
 //! into the [`ChartData`] every later stage works on, with the country codes numbered in
 //! first-seen order by a [`CountryIndex`]. [`ChartData::load`] does both in one step and reads
 //! only what the merged table keeps (`benches/data_pipeline.rs` measures it beside pandas).
+//! [`SongTable`] is the song table alone, for looking songs up by name.
+//!
+//! Parts: `columns` (every column name, one constant each), `files` (the file names and where
+//! they are published), `download` (an atomic download with progress), `error` ([`DataError`]).
 
 use std::fs::File;
-use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
 use polars::prelude::*;
 
 pub mod columns;
+mod download;
+mod error;
+mod files;
 use columns::{
     ALBUM_NAME, ALBUM_RELEASE_DATE, ARTISTS, COUNTRY, COUNTRY_INDEX, DAILY_MOVEMENT, DAILY_RANK, EVENT_TIMESTAMP,
     IS_EXPLICIT, NAME, POPULARITY, SNAPSHOT_DATE, SPOTIFY_ID, TIME_SIGNATURE, WEEKLY_MOVEMENT,
+};
+pub use download::{download_atomically, DownloadProgress};
+use error::polars_err;
+pub use error::{DataError, Result};
+pub use files::{
+    rankings_path, KAGGLE_CSV_FILE, PROPERTIES_FILE, RANKINGS_FILE, RANKINGS_SAMPLE_FILE, UPSTREAM_BASE_URL,
 };
 
 /// The 13 audio features the model reads, in the order its inputs are declared (the model
@@ -39,55 +51,6 @@ pub fn workshop_features() -> Vec<String> {
 fn explicit_dir(data_dir: &str) -> Option<&Path> {
     let trimmed = data_dir.trim();
     (!trimmed.is_empty()).then(|| Path::new(trimmed))
-}
-
-/// File names of the two tables, as the upstream workshop publishes them.
-pub const PROPERTIES_FILE: &str = "song_properties.parquet";
-pub const RANKINGS_FILE: &str = "song_rankings.parquet";
-/// The smaller rankings sample the upstream workshop also publishes; used when the full file is absent.
-pub const RANKINGS_SAMPLE_FILE: &str = "song_rankings_sample.parquet";
-/// The raw Kaggle export ("Top Spotify Songs in 73 Countries"), one row per chart entry.
-pub const KAGGLE_CSV_FILE: &str = "universal_top_spotify_songs.csv";
-/// Where the upstream workshop publishes the two parquet files.
-pub const UPSTREAM_BASE_URL: &str = "https://github.com/rhoai-mlops/jukebox/raw/refs/heads/main/99-data_prep";
-
-/// Why data could not be found or loaded. Every variant names the file and, where it applies,
-/// the column at fault.
-#[derive(Debug, thiserror::Error)]
-pub enum DataError {
-    #[error("data file not found: {path}")]
-    MissingFile { path: PathBuf },
-    #[error("{file}: required column `{column}` is missing (columns present: {present})")]
-    MissingColumn { file: PathBuf, column: String, present: String },
-    #[error("{file}: column `{column}` has type {found}, expected {expected}")]
-    WrongType { file: PathBuf, column: String, expected: &'static str, found: String },
-    #[error("{file}: not a readable {format} file: {reason}")]
-    Unreadable { file: PathBuf, format: &'static str, reason: String },
-    #[error(
-        "no chart data found and it could not be downloaded.\n  tried: {tried}\n  download from \
-         {url} failed: {reason}\n  Point jukebox at the data: pass a folder holding \
-         {PROPERTIES_FILE} and {RANKINGS_FILE} (or {KAGGLE_CSV_FILE}), or set JUKEBOX_DATA_DIR."
-    )]
-    NoData { tried: String, url: String, reason: String },
-    #[error("download of {url} failed: {reason}")]
-    Download { url: String, reason: String },
-    #[error("{context}: {source}")]
-    Polars { context: String, source: PolarsError },
-    #[error("{path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
-    /// A feature column holds no value at all: every row would be dropped as incomplete.
-    #[error(
-        "{file}: column `{column}` is null in all {rows} rows, so no song has every feature and no row would be \
-         left: the data needs a value of `{column}` for the songs (check how the file was exported)"
-    )]
-    EmptyFeature { file: PathBuf, column: String, rows: usize },
-}
-
-pub type Result<T, E = DataError> = std::result::Result<T, E>;
-
-fn polars_err(context: impl Into<String>) -> impl FnOnce(PolarsError) -> DataError {
-    let context = context.into();
-    move |source| DataError::Polars { context, source }
 }
 
 /// Finds the folder that holds the chart data, in this order of precedence:
@@ -154,140 +117,6 @@ impl DataLocator {
 
 fn holds_data(dir: &Path) -> bool {
     (dir.join(PROPERTIES_FILE).is_file() && rankings_path(dir).is_file()) || dir.join(KAGGLE_CSV_FILE).is_file()
-}
-
-/// The rankings file in `dir`: the full `song_rankings.parquet`, else the sample.
-pub fn rankings_path(dir: &Path) -> PathBuf {
-    let full = dir.join(RANKINGS_FILE);
-    let sample = dir.join(RANKINGS_SAMPLE_FILE);
-    if !full.exists() && sample.exists() {
-        sample
-    } else {
-        full
-    }
-}
-
-/// Downloads `url` to `dest`, showing its progress ([`DownloadProgress`]). The bytes go to a
-/// `.part` file that is renamed into place only once complete, so an interrupted download is never
-/// mistaken for data.
-pub fn download_atomically(url: &str, dest: &Path) -> Result<()> {
-    let fail = |reason: String| DataError::Download { url: url.to_string(), reason };
-    let io = |path: &Path| {
-        let path = path.to_path_buf();
-        move |source| DataError::Io { path, source }
-    };
-    if let Some(parent) = dest.parent() {
-        std::fs::create_dir_all(parent).map_err(io(parent))?;
-    }
-    let response = ureq::get(url).call().map_err(|e| fail(e.to_string()))?;
-    let expected_len: Option<u64> =
-        response.headers().get("content-length").and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok());
-    let name = dest.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let mut progress = DownloadProgress::start(&name, expected_len);
-    let part = dest.with_extension("parquet.part");
-    let result = (|| -> Result<u64> {
-        let mut out = File::create(&part).map_err(io(&part))?;
-        let mut body = response.into_body().into_reader();
-        let mut buffer = vec![0u8; 64 * 1024];
-        let mut written = 0u64;
-        loop {
-            let n = body.read(&mut buffer).map_err(|e| fail(e.to_string()))?;
-            if n == 0 {
-                break;
-            }
-            out.write_all(&buffer[..n]).map_err(io(&part))?;
-            written += n as u64;
-            progress.advance(written);
-        }
-        if let Some(len) = expected_len {
-            if written != len {
-                return Err(fail(format!("connection closed after {written} of {len} bytes")));
-            }
-        }
-        out.sync_all().map_err(io(&part))?;
-        Ok(written)
-    })();
-    progress.finish(result.as_ref().ok().copied());
-    match result {
-        Ok(_) => std::fs::rename(&part, dest).map_err(io(dest)),
-        Err(err) => {
-            let _ = std::fs::remove_file(&part);
-            Err(err)
-        }
-    }
-}
-
-/// How a download shows its progress: a bar in a terminal (on stderr); in Jupyter through the
-/// Rust kernel, one output redrawn in place ([`crate::display::LiveDisplay`]) that ends as a
-/// summary line; elsewhere (logs, other kernels) only that summary line, on stdout.
-pub struct DownloadProgress {
-    name: String,
-    expected: Option<u64>,
-    started: std::time::Instant,
-    bar: Option<indicatif::ProgressBar>,
-    live: Option<crate::display::LiveDisplay>,
-}
-
-impl DownloadProgress {
-    pub fn start(name: &str, expected: Option<u64>) -> DownloadProgress {
-        use std::io::IsTerminal;
-        let (bar, live) = if std::io::stderr().is_terminal() {
-            let bar = match expected {
-                Some(len) => indicatif::ProgressBar::new(len),
-                None => indicatif::ProgressBar::new_spinner(),
-            };
-            bar.set_message(name.to_string());
-            (Some(bar), None)
-        } else {
-            (None, crate::display::LiveDisplay::start())
-        };
-        DownloadProgress { name: name.to_string(), expected, started: std::time::Instant::now(), bar, live }
-    }
-
-    /// `written` bytes are in.
-    pub fn advance(&mut self, written: u64) {
-        if let Some(bar) = &self.bar {
-            bar.set_position(written);
-        }
-        if let Some(live) = self.live.as_mut().filter(|live| live.redraw_due()) {
-            let (text, html) = Self::render(&self.name, written, self.expected, self.started.elapsed().as_secs_f64());
-            live.show(&text, &html);
-        }
-    }
-
-    /// Ends the progress: the summary line of a complete download (`Some(bytes)`), or of one that
-    /// failed (its error follows as the function's result).
-    pub fn finish(mut self, written: Option<u64>) {
-        if let Some(bar) = self.bar.take() {
-            bar.finish_and_clear();
-        }
-        let seconds = self.started.elapsed().as_secs_f64();
-        let line = match written {
-            Some(bytes) => format!("Downloaded {}: {} in {seconds:.1} s", self.name, megabytes(bytes)),
-            None => format!("Download of {} failed after {seconds:.1} s", self.name),
-        };
-        match self.live.as_mut() {
-            Some(live) => live.show(&line, &format!("<pre style=\"margin:0\">{}</pre>", crate::display::escape(&line))),
-            None => println!("{line}"),
-        }
-    }
-
-    /// The live output while `written` bytes of `expected` are in after `seconds`: text and HTML.
-    pub fn render(name: &str, written: u64, expected: Option<u64>, seconds: f64) -> (String, String) {
-        let rate = if seconds > 0.0 { written as f64 / seconds } else { 0.0 };
-        let of = expected.map(|len| format!(" of {}", megabytes(len))).unwrap_or_default();
-        let text = format!("Downloading {name}: {}{of} ({}/s)", megabytes(written), megabytes(rate as u64));
-        let bar = match expected {
-            Some(len) => format!("<progress max=\"{len}\" value=\"{written}\" style=\"width:240px\"></progress> "),
-            None => String::new(),
-        };
-        let html = format!("<div>{bar}{}</div>", crate::display::escape(&text));
-        (text, html)
-    }
-}
-
-fn megabytes(bytes: u64) -> String {
-    format!("{:.1} MB", bytes as f64 / 1e6)
 }
 
 /// The kind of values a column must hold; any physical type of that kind is accepted.
