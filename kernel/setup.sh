@@ -121,6 +121,12 @@ if [[ ! -x "$evcxr_bin" || "$(cat "$evcxr_root/built" 2>/dev/null)" != "$evcxr_w
     done
     (cd "$src" && patch --quiet -p1 <"$evcxr_patch")
     printf '\n[patch.crates-io]\nevcxr = { path = "../evcxr-%s" }\n' "$EVCXR_VERSION" >>"$src/evcxr_jupyter-$EVCXR_VERSION/Cargo.toml"
+    # rust-analyzer's assists, diagnostics and structural search come with its `ide` crate, and
+    # evcxr never calls them (it asks for types, completions and hovers): built unoptimised,
+    # they take 13 s of compiling instead of 83 s, and the cold install about 40 s less.
+    for crate in ra_ap_ide_assists ra_ap_ide_diagnostics ra_ap_ide_ssr; do
+      printf '\n[profile.release.package.%s]\nopt-level = 0\n' "$crate"
+    done >>"$src/evcxr_jupyter-$EVCXR_VERSION/Cargo.toml"
     # The published lock file, with only evcxr's entry moved to the patched path.
     (cd "$src/evcxr_jupyter-$EVCXR_VERSION" && cargo metadata --format-version 1 >/dev/null)
     export CARGO_TARGET_DIR="$JUKEBOX_CACHE/evcxr-target" JUKEBOX_BUILD_LABEL=evcxr
