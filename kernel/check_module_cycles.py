@@ -61,7 +61,7 @@ def pairs(root: str) -> list:
             if found is not None and found != module:
                 edges.add(((crate, module), (crate, found)))
     name = lambda m: "::".join(m[1]) or f"{m[0]} (crate root)"
-    return sorted(f"{m[0]}: {name(a)} <-> {name(b)}" for a, b in edges if (b, a) in edges and a < b for m in [a])
+    return sorted(f"{a[0]}: {name(a)} <-> {name(b)}" for a, b in edges if (b, a) in edges and a < b)
 
 
 def main() -> int:
